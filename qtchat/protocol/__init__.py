@@ -1,0 +1,43 @@
+"""qtchat's wire protocol, with no I/O: feed it bytes, get events; give it events, get bytes.
+
+Nothing in this package imports Qt (a test checks it). See docs/PROTOCOL.md.
+"""
+
+from .connection import NEED_DATA, PEER_CLOSED, Connection, Role, State, encode_event, negotiate_version
+from .errors import ErrorCode, ProtocolError
+from .events import (
+    DEFAULT_ROOM,
+    MAX_CID_LENGTH,
+    PROTOCOL_VERSION,
+    SUPPORTED_VERSIONS,
+    Bye,
+    ClientEvent,
+    Error,
+    Event,
+    Hello,
+    Joined,
+    Left,
+    Message,
+    Ping,
+    Pong,
+    RoomInfo,
+    SendableEvent,
+    SendMessage,
+    ServerEvent,
+    UnknownEvent,
+    UserList,
+    UsersRequest,
+    Welcome,
+    check_text,
+)
+from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
+from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
+
+__all__ = [
+    "DEFAULT_MAX_FRAME", "DEFAULT_ROOM", "MAX_CID_LENGTH", "MAX_NAME_LENGTH", "NEED_DATA", "PEER_CLOSED",
+    "PROTOCOL_VERSION", "RESERVED_NAMES", "SUPPORTED_VERSIONS", "Bye", "ClientEvent", "Connection", "Error",
+    "ErrorCode", "Event", "FrameDecoder", "Hello", "Joined", "Left", "Message", "Ping", "Pong",
+    "ProtocolError", "Role", "RoomInfo", "SendMessage", "SendableEvent", "ServerEvent", "State",
+    "UnknownEvent", "UserList", "UsersRequest", "Welcome", "check_text", "decode_frame", "encode_event",
+    "encode_frame", "name_key", "negotiate_version", "validate_name",
+]

@@ -1,0 +1,54 @@
+"""The protocol's one error family and its machine-readable codes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable error codes, sent on the wire as their string value.
+
+    A client must treat an unknown code like ``internal`` (show the human message).
+    """
+
+    # framing and decoding
+    FRAME_TOO_LARGE = "frame_too_large"
+    BAD_UTF8 = "bad_utf8"
+    BAD_JSON = "bad_json"
+    BAD_FRAME = "bad_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    # handshake
+    BAD_VERSION = "bad_version"
+    NAME_INVALID = "name_invalid"
+    NAME_RESERVED = "name_reserved"
+    NAME_TAKEN = "name_taken"
+    SERVER_FULL = "server_full"
+    HANDSHAKE_REQUIRED = "handshake_required"
+    HANDSHAKE_TIMEOUT = "handshake_timeout"
+    ALREADY_LOGGED_IN = "already_logged_in"
+    # session
+    BAD_TEXT = "bad_text"
+    NO_SUCH_ROOM = "no_such_room"
+    PING_TIMEOUT = "ping_timeout"
+    TOO_MANY_ERRORS = "too_many_errors"
+    INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    """Something in the byte stream or an event broke the protocol.
+
+    ``fatal`` says whether the connection can go on: after a fatal error the
+    sender replies with an ``error`` event and closes; after a non-fatal one
+    (a single malformed frame, say) it replies and keeps reading.
+    ``ref`` is the client message id the error refers to, when there is one.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, fatal: bool = False, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+        self.ref = ref
+
+    def __repr__(self) -> str:
+        return f"ProtocolError({self.code.value!r}, {self.message!r}, fatal={self.fatal})"

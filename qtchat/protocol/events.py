@@ -1,0 +1,438 @@
+"""Protocol events: what travels in a frame, as frozen dataclasses.
+
+Every frame is one JSON object with a ``"type"`` string. Each event class knows
+its wire type, how to turn itself into a JSON-ready dict (``to_wire``) and how
+to check and build itself from a decoded dict (``from_wire``), raising
+ProtocolError for anything that does not fit. Unknown fields are ignored, so a
+later version can add fields without breaking version 1 peers.
+
+Some wire types exist in both directions with different fields ("msg" from a
+client is a SendMessage, from the server a Message; "users" from a client is a
+request, from the server a list); ``CLIENT_EVENTS`` and ``SERVER_EVENTS`` map
+wire types to classes for each direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .errors import ErrorCode, ProtocolError
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+DEFAULT_ROOM = "lobby"
+MAX_CID_LENGTH = 64
+MAX_SHORT_TEXT = 200  # reasons, tokens, client strings
+
+_C0_ALLOWED = frozenset("\t\n")
+
+Wire = dict[str, Any]
+
+
+def _bad(message: str, ref: str | None = None) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_FRAME, message, ref=ref)
+
+
+def _check_unicode(value: str, key: str) -> str:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError(ErrorCode.BAD_UTF8, f"Field {key!r} holds a lone surrogate.") from None
+    return value
+
+
+def _str(d: Mapping[str, Any], key: str, *, max_len: int = MAX_SHORT_TEXT, default: str | None = None) -> str:
+    value = d.get(key, default)
+    if not isinstance(value, str):
+        if value is None:
+            raise _bad(f"Field {key!r} is missing.")
+        raise _bad(f"Field {key!r} must be a string.")
+    if len(value) > max_len:
+        raise _bad(f"Field {key!r} is longer than {max_len} characters.")
+    return _check_unicode(value, key)
+
+
+def _opt_str(d: Mapping[str, Any], key: str, *, max_len: int = MAX_SHORT_TEXT) -> str | None:
+    if d.get(key) is None:
+        return None
+    return _str(d, key, max_len=max_len)
+
+
+def _int(d: Mapping[str, Any], key: str, *, default: int | None = None) -> int:
+    value = d.get(key, default)
+    # bool is an int subclass in Python, not on the wire
+    if not isinstance(value, int) or isinstance(value, bool):
+        if value is None:
+            raise _bad(f"Field {key!r} is missing.")
+        raise _bad(f"Field {key!r} must be an integer.")
+    return value
+
+
+def _bool(d: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = d.get(key, default)
+    if not isinstance(value, bool):
+        raise _bad(f"Field {key!r} must be true or false.")
+    return value
+
+
+def _str_list(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = d.get(key)
+    if not isinstance(value, list):
+        raise _bad(f"Field {key!r} must be a list of strings.")
+    for item in value:
+        if not isinstance(item, str):
+            raise _bad(f"Field {key!r} must be a list of strings.")
+        _check_unicode(item, key)
+    return tuple(value)
+
+
+def check_text(text: str, ref: str | None = None) -> None:
+    """A chat text must have something visible and no C0 control but tab and newline."""
+    if not text.strip():
+        raise ProtocolError(ErrorCode.BAD_TEXT, "The message is empty.", ref=ref)
+    if not text.isprintable():
+        for ch in text:
+            if ch < " " and ch not in _C0_ALLOWED:
+                raise ProtocolError(
+                    ErrorCode.BAD_TEXT,
+                    f"The message contains the control character U+{ord(ch):04X}.",
+                    ref=ref,
+                )
+
+
+# --------------------------------------------------------------------- both ways
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Either side checks that the other is alive; the answer is a Pong with the same token."""
+
+    TYPE: ClassVar[str] = "ping"
+    token: str = ""
+
+    def to_wire(self) -> Wire:
+        return {"type": "ping", "token": self.token}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Ping:
+        return cls(_str(d, "token", default=""))
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    TYPE: ClassVar[str] = "pong"
+    token: str = ""
+
+    def to_wire(self) -> Wire:
+        return {"type": "pong", "token": self.token}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Pong:
+        return cls(_str(d, "token", default=""))
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    """The sender is about to close the connection, on purpose."""
+
+    TYPE: ClassVar[str] = "bye"
+    reason: str = ""
+
+    def to_wire(self) -> Wire:
+        return {"type": "bye", "reason": self.reason}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Bye:
+        return cls(_str(d, "reason", default=""))
+
+
+# ------------------------------------------------------------- client to server
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The first frame a client sends: who it is and which protocol versions it speaks."""
+
+    TYPE: ClassVar[str] = "hello"
+    user: str
+    version: int = PROTOCOL_VERSION
+    min_version: int | None = None
+    client: str = ""
+
+    def to_wire(self) -> Wire:
+        d: Wire = {"type": "hello", "version": self.version, "user": self.user}
+        if self.min_version is not None:
+            d["min_version"] = self.min_version
+        if self.client:
+            d["client"] = self.client
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Hello:
+        version = _int(d, "version")
+        min_version = _int(d, "min_version", default=version)
+        return cls(
+            user=_str(d, "user", max_len=1000),
+            version=version,
+            min_version=min_version,
+            client=_str(d, "client", default=""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    """A client's chat message to a room. ``cid`` is the client's own id for it."""
+
+    TYPE: ClassVar[str] = "msg"
+    text: str
+    room: str = DEFAULT_ROOM
+    cid: str | None = None
+
+    def to_wire(self) -> Wire:
+        d: Wire = {"type": "msg", "room": self.room, "text": self.text}
+        if self.cid is not None:
+            d["cid"] = self.cid
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> SendMessage:
+        cid = _opt_str(d, "cid", max_len=MAX_CID_LENGTH)
+        text = d.get("text")
+        if not isinstance(text, str):
+            raise _bad("Field 'text' must be a string.", ref=cid)
+        try:
+            _check_unicode(text, "text")
+        except ProtocolError as exc:
+            exc.ref = cid
+            raise
+        check_text(text, cid)
+        return cls(text=text, room=_str(d, "room", max_len=100, default=DEFAULT_ROOM), cid=cid)
+
+
+@dataclass(frozen=True, slots=True)
+class UsersRequest:
+    """Ask for the full user list of a room."""
+
+    TYPE: ClassVar[str] = "users"
+    room: str = DEFAULT_ROOM
+
+    def to_wire(self) -> Wire:
+        return {"type": "users", "room": self.room}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> UsersRequest:
+        return cls(_str(d, "room", max_len=100, default=DEFAULT_ROOM))
+
+
+# ------------------------------------------------------------- server to client
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    name: str
+    topic: str = ""
+
+    def to_wire(self) -> Wire:
+        return {"name": self.name, "topic": self.topic}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> RoomInfo:
+        if not isinstance(d, dict):
+            raise _bad("A room must be an object.")
+        return cls(_str(d, "name", max_len=100), _str(d, "topic", max_len=1000, default=""))
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """The server accepted the hello. The full user list of each room follows as ``users`` frames."""
+
+    TYPE: ClassVar[str] = "welcome"
+    user: str
+    version: int = PROTOCOL_VERSION
+    server: str = ""
+    name: str = ""
+    rooms: tuple[RoomInfo, ...] = (RoomInfo(DEFAULT_ROOM),)
+    max_frame: int = 65536
+    ping_interval: float = 30.0
+    motd: str = ""
+
+    def to_wire(self) -> Wire:
+        return {
+            "type": "welcome",
+            "version": self.version,
+            "server": self.server,
+            "name": self.name,
+            "user": self.user,
+            "rooms": [r.to_wire() for r in self.rooms],
+            "max_frame": self.max_frame,
+            "ping_interval": self.ping_interval,
+            "motd": self.motd,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Welcome:
+        rooms = d.get("rooms")
+        if not isinstance(rooms, list):
+            raise _bad("Field 'rooms' must be a list.")
+        interval = d.get("ping_interval", 30.0)
+        if not isinstance(interval, (int, float)) or isinstance(interval, bool):
+            raise _bad("Field 'ping_interval' must be a number.")
+        return cls(
+            user=_str(d, "user"),
+            version=_int(d, "version"),
+            server=_str(d, "server", default=""),
+            name=_str(d, "name", default=""),
+            rooms=tuple(RoomInfo.from_wire(r) for r in rooms),
+            max_frame=_int(d, "max_frame", default=65536),
+            ping_interval=float(interval),
+            motd=_str(d, "motd", max_len=10_000, default=""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A chat message as the server relays it, to every member of the room including its sender.
+
+    ``id`` is unique and increasing across server restarts; ``ts`` is the
+    server's time in milliseconds since the Unix epoch; ``cid`` is the sender's
+    client message id, so the sender can take its own copy as the acknowledgement.
+    """
+
+    TYPE: ClassVar[str] = "msg"
+    id: int
+    ts: int
+    sender: str
+    text: str
+    room: str = DEFAULT_ROOM
+    cid: str | None = None
+
+    def to_wire(self) -> Wire:
+        d: Wire = {
+            "type": "msg", "id": self.id, "ts": self.ts, "room": self.room,
+            "from": self.sender, "text": self.text,
+        }
+        if self.cid is not None:
+            d["cid"] = self.cid
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Message:
+        return cls(
+            id=_int(d, "id"),
+            ts=_int(d, "ts"),
+            sender=_str(d, "from"),
+            text=_str(d, "text", max_len=1 << 30),
+            room=_str(d, "room", default=DEFAULT_ROOM),
+            cid=_opt_str(d, "cid", max_len=MAX_CID_LENGTH),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    TYPE: ClassVar[str] = "joined"
+    user: str
+    ts: int
+    room: str = DEFAULT_ROOM
+
+    def to_wire(self) -> Wire:
+        return {"type": "joined", "room": self.room, "user": self.user, "ts": self.ts}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Joined:
+        return cls(user=_str(d, "user"), ts=_int(d, "ts"), room=_str(d, "room", default=DEFAULT_ROOM))
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """A user left the room; ``reason`` is free text such as "quit", "timeout" or "kicked: spam"."""
+
+    TYPE: ClassVar[str] = "left"
+    user: str
+    ts: int
+    room: str = DEFAULT_ROOM
+    reason: str = ""
+
+    def to_wire(self) -> Wire:
+        return {"type": "left", "room": self.room, "user": self.user, "ts": self.ts, "reason": self.reason}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Left:
+        return cls(
+            user=_str(d, "user"), ts=_int(d, "ts"), room=_str(d, "room", default=DEFAULT_ROOM),
+            reason=_str(d, "reason", default=""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UserList:
+    """Users in a room. A long list comes in several frames: all but the last have ``more`` true."""
+
+    TYPE: ClassVar[str] = "users"
+    users: tuple[str, ...]
+    room: str = DEFAULT_ROOM
+    more: bool = False
+
+    def to_wire(self) -> Wire:
+        return {"type": "users", "room": self.room, "users": list(self.users), "more": self.more}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> UserList:
+        return cls(
+            users=_str_list(d, "users"), room=_str(d, "room", default=DEFAULT_ROOM),
+            more=_bool(d, "more", False),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """The server's answer to something wrong. ``fatal`` means it closes the connection next."""
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    fatal: bool = False
+    ref: str | None = None
+
+    def to_wire(self) -> Wire:
+        d: Wire = {"type": "error", "code": self.code, "message": self.message, "fatal": self.fatal}
+        if self.ref is not None:
+            d["ref"] = self.ref
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Error:
+        return cls(
+            code=_str(d, "code"), message=_str(d, "message", max_len=10_000),
+            fatal=_bool(d, "fatal", False), ref=_opt_str(d, "ref", max_len=MAX_CID_LENGTH),
+        )
+
+    @classmethod
+    def from_exception(cls, exc: ProtocolError) -> Error:
+        return cls(exc.code.value, exc.message, exc.fatal, exc.ref)
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """A server frame of a type this version does not know: clients ignore it."""
+
+    type: str
+    data: Mapping[str, Any]
+
+
+ClientEvent = Hello | SendMessage | UsersRequest | Ping | Pong | Bye
+ServerEvent = Welcome | Message | Joined | Left | UserList | Error | Ping | Pong | Bye | UnknownEvent
+Event = ClientEvent | ServerEvent
+SendableEvent = (
+    Hello | SendMessage | UsersRequest | Ping | Pong | Bye | Welcome | Message | Joined | Left | UserList | Error
+)
+
+CLIENT_EVENTS: dict[str, Any] = {
+    c.TYPE: c for c in (Hello, SendMessage, UsersRequest, Ping, Pong, Bye)
+}
+SERVER_EVENTS: dict[str, Any] = {
+    c.TYPE: c for c in (Welcome, Message, Joined, Left, UserList, Error, Ping, Pong, Bye)
+}
+

@@ -1,0 +1,562 @@
+"""The chat server core: a QObject on QTcpServer, driven by the Qt event loop, no threads.
+
+It runs the same under ``qtchat-server`` (headless), under the admin window and
+inside the desktop client's "host on this computer" mode. It imports QtCore and
+QtNetwork only.
+
+Hot path, for room fan-out: a chat message is decoded once, encoded once, and
+appended to its room's pending batch; once per event-loop pass (a zero-time
+QTimer) each room joins its batch into one buffer and writes that same buffer
+to every member. Writes to each client are therefore coalesced per pass, and no
+per-recipient Python work is done per message.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import cast
+
+from PySide6.QtCore import QByteArray, QObject, QTimer, Signal
+from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer, QTcpSocket
+
+from qtchat import __version__
+from qtchat.protocol import (
+    DEFAULT_MAX_FRAME,
+    DEFAULT_ROOM,
+    NEED_DATA,
+    PEER_CLOSED,
+    Bye,
+    Connection,
+    Error,
+    ErrorCode,
+    Hello,
+    Joined,
+    Left,
+    Message,
+    Ping,
+    Pong,
+    ProtocolError,
+    Role,
+    RoomInfo,
+    SendableEvent,
+    SendMessage,
+    UserList,
+    UsersRequest,
+    Welcome,
+    encode_event,
+    validate_name,
+)
+
+log = logging.getLogger("qtchat.server")
+
+
+@dataclass
+class ServerConfig:
+    """Everything the command line can set. Times are in seconds, sizes in bytes."""
+
+    host: str = "127.0.0.1"
+    port: int = 4321
+    name: str = "qtchat"
+    motd: str = ""
+    max_clients: int = 10_000
+    max_frame: int = DEFAULT_MAX_FRAME
+    max_output: int = 8 * 1024 * 1024
+    handshake_timeout: float = 10.0
+    ping_interval: float = 30.0
+    ping_timeout: float = 30.0
+    close_timeout: float = 5.0
+    listen_backlog: int = 4096
+
+
+class MessageIds:
+    """Message ids: microseconds since the Unix epoch, bumped to stay strictly increasing.
+
+    Unique across restarts as long as the clock does not go back by more than
+    the ids ran ahead of it; the durable store will seed ``last`` from the
+    highest stored id. Every id fits in JavaScript's 2**53.
+    """
+
+    __slots__ = ("last",)
+
+    def __init__(self, last: int = 0) -> None:
+        self.last = last
+
+    def next(self) -> int:
+        now = time.time_ns() // 1000
+        self.last = now if now > self.last else self.last + 1
+        return self.last
+
+
+class Session:
+    """One TCP connection and, once logged in, one user."""
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "closing_since",
+        "conn",
+        "connected_at",
+        "connected_wall",
+        "detached",
+        "key",
+        "last_seen",
+        "msgs_in",
+        "name",
+        "peer",
+        "pinged",
+        "rooms",
+        "socket",
+    )
+
+    def __init__(self, socket: QTcpSocket, conn: Connection, peer: str, now: float) -> None:
+        self.socket = socket
+        self.conn = conn
+        self.peer = peer
+        self.name: str | None = None
+        self.key: str | None = None
+        self.rooms: list[Room] = []
+        self.connected_at = now
+        self.connected_wall = time.time()
+        self.last_seen = now
+        self.pinged = False
+        self.closing_since: float | None = None
+        self.detached = False
+        self.msgs_in = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    def __repr__(self) -> str:
+        return f"<Session {self.name or '?'} {self.peer}>"
+
+
+class Room:
+    """A room: its members and the frames waiting for this pass's flush.
+
+    A member that joins during a pass gets only the part of the pending batch
+    queued after it joined (``joiners`` keeps its offset), so nobody sees a
+    message from before they arrived, and nobody misses one.
+    """
+
+    __slots__ = ("joiners", "members", "name", "names", "pending", "pending_len", "topic")
+
+    def __init__(self, name: str, topic: str = "") -> None:
+        self.name = name
+        self.topic = topic
+        self.members: set[Session] = set()
+        self.names: dict[str, str] = {}  # name key -> display name, in join order
+        self.pending: list[bytes] = []
+        self.pending_len = 0
+        self.joiners: dict[Session, int] = {}
+
+    def info(self) -> RoomInfo:
+        return RoomInfo(self.name, self.topic)
+
+
+class ChatServer(QObject):
+    """The chat server.
+
+    Signals:
+        user_joined(name, peer): a user completed the handshake.
+        user_left(name, reason): a logged-in user is gone.
+        message_posted(Message): a chat message was accepted and relayed.
+        client_error(peer, text): a client broke the protocol or its connection failed.
+        stopped(): shutdown() finished; every connection is closed.
+    """
+
+    user_joined = Signal(str, str)
+    user_left = Signal(str, str)
+    message_posted = Signal(object)
+    client_error = Signal(str, str)
+    stopped = Signal()
+
+    def __init__(self, config: ServerConfig | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.config = config or ServerConfig()
+        self.ids = MessageIds()
+        self.sessions: set[Session] = set()
+        self.users: dict[str, Session] = {}  # name key -> session
+        self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
+        self._tcp = QTcpServer(self)
+        self._tcp.newConnection.connect(self._on_new_connection)
+        self._tcp.acceptError.connect(self._on_accept_error)
+        self._dirty: list[Room] = []
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(0)
+        self._flush_timer.timeout.connect(self.flush)
+        self._sweep_timer = QTimer(self)
+        self._sweep_timer.timeout.connect(self._sweep)
+        self._ping_tokens = itertools.count(1)
+        self._stopping = False
+        self._stop_deadline = QTimer(self)
+        self._stop_deadline.setSingleShot(True)
+        self._stop_deadline.timeout.connect(self._abort_all)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def listen(self) -> None:
+        """Start accepting connections; raises OSError when the address cannot be used."""
+        cfg = self.config
+        self._tcp.setListenBacklogSize(cfg.listen_backlog)
+        self._tcp.setMaxPendingConnections(max(cfg.listen_backlog, 30))
+        if not self._tcp.listen(_host_address(cfg.host), cfg.port):
+            raise OSError(f"cannot listen on {cfg.host}:{cfg.port}: {self._tcp.errorString()}")
+        shortest = min(cfg.handshake_timeout, cfg.ping_interval, cfg.ping_timeout, cfg.close_timeout)
+        self._sweep_timer.start(max(20, min(1000, int(shortest * 1000 / 4))))
+        log.info("listening on %s:%d (protocol 1, max %d clients)", cfg.host, self.port, cfg.max_clients)
+
+    @property
+    def port(self) -> int:
+        return int(self._tcp.serverPort())
+
+    @property
+    def is_listening(self) -> bool:
+        return bool(self._tcp.isListening())
+
+    def pause_accepting(self) -> None:
+        self._tcp.pauseAccepting()
+
+    def resume_accepting(self) -> None:
+        self._tcp.resumeAccepting()
+
+    def shutdown(self, reason: str = "server shutting down") -> None:
+        """Tell every client ``bye``, close every connection, then emit ``stopped``."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._tcp.close()
+        self.flush()
+        log.info("shutting down: %s (%d connections)", reason, len(self.sessions))
+        for session in list(self.sessions):
+            self._drop(session, f"server shutdown: {reason}", farewell=Bye(reason))
+        if self.sessions:
+            self._stop_deadline.start(int(self.config.close_timeout * 1000))
+        else:
+            self._finish_stop()
+
+    def _abort_all(self) -> None:
+        for session in list(self.sessions):
+            session.socket.abort()
+        self._finish_stop()
+
+    def _finish_stop(self) -> None:
+        self._stop_deadline.stop()
+        self._sweep_timer.stop()
+        log.info("stopped")
+        self.stopped.emit()
+
+    # ------------------------------------------------------------ connections
+
+    def _on_accept_error(self, error: QAbstractSocket.SocketError) -> None:
+        # out of file descriptors, typically: keep serving who is connected
+        log.error("cannot accept a connection: %s", self._tcp.errorString())
+
+    def _on_new_connection(self) -> None:
+        now = time.monotonic()
+        cfg = self.config
+        while self._tcp.hasPendingConnections():
+            sock = self._tcp.nextPendingConnection()
+            if sock is None:
+                break
+            peer = _peer_name(sock)
+            conn = Connection(Role.SERVER, max_frame=cfg.max_frame)
+            session = Session(sock, conn, peer, now)
+            self.sessions.add(session)
+            sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
+            sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
+            sock.readyRead.connect(partial(self._on_ready_read, session))
+            sock.disconnected.connect(partial(self._on_disconnected, session))
+            log.debug("connection from %s", peer)
+            if len(self.sessions) > cfg.max_clients:
+                log.warning("refused %s: server full (%d clients)", peer, cfg.max_clients)
+                self._drop(
+                    session, "server full",
+                    ProtocolError(ErrorCode.SERVER_FULL, f"The server is full ({cfg.max_clients} users).",
+                                  fatal=True),
+                )
+
+    def _on_disconnected(self, session: Session) -> None:
+        if session not in self.sessions:
+            return
+        self._detach(session, "connection closed")
+        self.sessions.discard(session)
+        session.socket.deleteLater()
+        log.debug("closed %s", session.peer)
+        if self._stopping and not self.sessions:
+            self._finish_stop()
+
+    def _on_ready_read(self, session: Session) -> None:
+        data = cast(bytes, session.socket.readAll().data())
+        if session.detached:
+            return  # closing: whatever it says now is not acted upon
+        session.bytes_in += len(data)
+        session.last_seen = time.monotonic()
+        session.pinged = False
+        conn = session.conn
+        conn.receive_data(data)
+        while not session.detached:
+            try:
+                event = conn.next_event()
+            except ProtocolError as exc:
+                self._protocol_error(session, exc)
+                continue
+            if event is NEED_DATA or event is PEER_CLOSED:
+                break
+            if isinstance(event, SendMessage):
+                self._post(session, event)
+            elif isinstance(event, Ping):
+                self._send(session, Pong(event.token))
+            elif isinstance(event, Pong):
+                pass  # any traffic counts as a sign of life
+            elif isinstance(event, Hello):
+                self._login(session, event)
+            elif isinstance(event, UsersRequest):
+                room = self._member_room(session, event.room, None)
+                if room is not None:
+                    self._send_user_list(session, room)
+            elif isinstance(event, Bye):
+                self._drop(session, f"quit: {event.reason}" if event.reason else "quit")
+
+    def _protocol_error(self, session: Session, exc: ProtocolError) -> None:
+        self.client_error.emit(session.peer, f"{exc.code.value}: {exc.message}")
+        if exc.fatal:
+            log.info("dropping %s: %s (%s)", session.name or session.peer, exc.message, exc.code.value)
+            self._drop(session, f"protocol error: {exc.code.value}", exc)
+        else:
+            log.debug("%s: %s", session.peer, exc.message)
+            self._send(session, Error.from_exception(exc))
+
+    # ------------------------------------------------------------ handshake
+
+    def _login(self, session: Session, hello: Hello) -> None:
+        cfg = self.config
+        try:
+            name, key = validate_name(hello.user)
+            if key in self.users:
+                raise ProtocolError(
+                    ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.", fatal=True
+                )
+        except ProtocolError as exc:
+            self._protocol_error(session, exc)
+            return
+        session.name, session.key = name, key
+        self.users[key] = session
+        lobby = self.rooms[DEFAULT_ROOM]
+        self._send(
+            session,
+            Welcome(
+                user=name, version=session.conn.version or 1, server=f"qtchat-server {__version__}",
+                name=cfg.name, rooms=(lobby.info(),), max_frame=cfg.max_frame,
+                ping_interval=cfg.ping_interval, motd=cfg.motd,
+            ),
+        )
+        self._join(session, lobby)
+        log.info("%s joined from %s", name, session.peer)
+        self.user_joined.emit(name, session.peer)
+
+    def _join(self, session: Session, room: Room) -> None:
+        assert session.name is not None and session.key is not None
+        self._queue(room, encode_event(Joined(session.name, _now_ms(), room.name)))
+        room.names[session.key] = session.name
+        room.joiners[session] = room.pending_len
+        session.rooms.append(room)
+        self._send_user_list(session, room)
+
+    def _send_user_list(self, session: Session, room: Room) -> None:
+        budget = self.config.max_frame // 2
+        chunk: list[str] = []
+        size = 0
+        for name in room.names.values():
+            cost = len(name.encode("utf-8")) + 4
+            if chunk and size + cost > budget:
+                self._send(session, UserList(tuple(chunk), room.name, more=True))
+                chunk, size = [], 0
+            chunk.append(name)
+            size += cost
+        self._send(session, UserList(tuple(chunk), room.name, more=False))
+
+    # ------------------------------------------------------------ chat
+
+    def _member_room(self, session: Session, name: str, ref: str | None) -> Room | None:
+        room = self.rooms.get(name)
+        if room is None or (session not in room.members and session not in room.joiners):
+            self._send(session, Error(ErrorCode.NO_SUCH_ROOM.value, f"You are not in a room {name!r}.", ref=ref))
+            return None
+        return room
+
+    def _post(self, session: Session, event: SendMessage) -> None:
+        if session.name is None:
+            return
+        room = self._member_room(session, event.room, event.cid)
+        if room is None:
+            return
+        msg = Message(
+            id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, room=room.name,
+            cid=event.cid,
+        )
+        session.msgs_in += 1
+        self._queue(room, encode_event(msg))
+        self.message_posted.emit(msg)
+
+    def broadcast_notice(self, frame_event: SendableEvent, rooms: Iterable[str] | None = None) -> None:
+        """Send one event to every member of the given rooms (all rooms by default)."""
+        frame = encode_event(frame_event)
+        for room in self.rooms.values():
+            if rooms is None or room.name in rooms:
+                self._queue(room, frame)
+
+    def _queue(self, room: Room, frame: bytes) -> None:
+        if not room.pending:
+            self._dirty.append(room)
+            if not self._flush_timer.isActive():
+                self._flush_timer.start()
+        room.pending.append(frame)
+        room.pending_len += len(frame)
+
+    def flush(self) -> None:
+        """Write each dirty room's batch, as one shared buffer, to all its members."""
+        limit = self.config.max_output
+        dirty, self._dirty = self._dirty, []
+        slow: list[Session] = []
+        for room in dirty:
+            data = b"".join(room.pending)
+            room.pending.clear()
+            room.pending_len = 0
+            size = len(data)
+            shared = QByteArray(data)
+            for member in room.members:
+                sock = member.socket
+                sock.write(shared)
+                member.bytes_out += size
+                if sock.bytesToWrite() > limit:
+                    slow.append(member)
+            if room.joiners:
+                for member, offset in room.joiners.items():
+                    if offset < size:
+                        member.socket.write(data[offset:])
+                        member.bytes_out += size - offset
+                    room.members.add(member)
+                room.joiners.clear()
+        for member in slow:
+            if not member.detached:
+                log.warning("dropping %s: %d bytes unsent (client not reading)", member.name,
+                            member.socket.bytesToWrite())
+                self._drop(member, "not reading (send queue full)", graceful=False)
+
+    # ------------------------------------------------------------ per-client output
+
+    def _send(self, session: Session, event: SendableEvent) -> None:
+        if session.socket.state() != QAbstractSocket.SocketState.ConnectedState:
+            return
+        data = session.conn.send(event)
+        session.bytes_out += len(data)
+        session.socket.write(data)
+
+    # ------------------------------------------------------------ leaving
+
+    def _detach(self, session: Session, reason: str) -> None:
+        """Take a session out of the chat (rooms, name); its socket may still be closing."""
+        if session.detached:
+            return
+        session.detached = True
+        if session.key is not None and self.users.get(session.key) is session:
+            del self.users[session.key]
+            for room in session.rooms:
+                room.members.discard(session)
+                room.joiners.pop(session, None)
+                room.names.pop(session.key, None)
+                assert session.name is not None
+                self._queue(room, encode_event(Left(session.name, _now_ms(), room.name, reason)))
+            session.rooms.clear()
+            log.info("%s left (%s)", session.name, reason)
+            self.user_left.emit(session.name, reason)
+
+    def _drop(
+        self, session: Session, reason: str, error: ProtocolError | None = None, *,
+        farewell: SendableEvent | None = None, graceful: bool = True,
+    ) -> None:
+        """Close a session: send the error or farewell first when graceful, then close the socket."""
+        if session.closing_since is not None:
+            return
+        self._detach(session, reason)
+        session.closing_since = time.monotonic()
+        sock = session.socket
+        if graceful:
+            if error is not None:
+                self._send(session, Error.from_exception(error))
+            if farewell is not None:
+                self._send(session, farewell)
+            sock.disconnectFromHost()  # after the queued bytes are out; the sweep aborts stragglers
+        else:
+            sock.abort()
+
+    def kick(self, name_key: str, reason: str) -> bool:
+        session = self.users.get(name_key)
+        if session is None:
+            return False
+        self._drop(session, f"kicked: {reason}", farewell=Bye(f"kicked: {reason}"))
+        return True
+
+    # ------------------------------------------------------------ timers
+
+    def _sweep(self) -> None:
+        """Handshake timeouts, keepalive pings, dead peers, and sockets stuck closing."""
+        now = time.monotonic()
+        cfg = self.config
+        for session in list(self.sessions):
+            if session.closing_since is not None:
+                if now - session.closing_since > cfg.close_timeout:
+                    session.socket.abort()
+                continue
+            if session.name is None:
+                if now - session.connected_at > cfg.handshake_timeout:
+                    self._drop(session, "handshake timeout", ProtocolError(
+                        ErrorCode.HANDSHAKE_TIMEOUT,
+                        f"No hello within {cfg.handshake_timeout:g} seconds.", fatal=True))
+                continue
+            idle = now - session.last_seen
+            if idle > cfg.ping_interval + cfg.ping_timeout:
+                self._drop(session, "ping timeout", ProtocolError(
+                    ErrorCode.PING_TIMEOUT, f"No answer for {idle:.0f} seconds.", fatal=True), graceful=False)
+            elif idle > cfg.ping_interval and not session.pinged:
+                session.pinged = True
+                self._send(session, Ping(f"k{next(self._ping_tokens)}"))
+
+    # ------------------------------------------------------------ queries
+
+    def user_names(self, room: str = DEFAULT_ROOM) -> list[str]:
+        r = self.rooms.get(room)
+        return list(r.names.values()) if r else []
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _peer_name(sock: QTcpSocket) -> str:
+    text = sock.peerAddress().toString()
+    if text.startswith("::ffff:"):  # an IPv4 client of a dual-stack socket
+        text = text[7:]
+    port = sock.peerPort()
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def _host_address(host: str) -> QHostAddress:
+    special = {
+        "localhost": QHostAddress.SpecialAddress.LocalHost,
+        "*": QHostAddress.SpecialAddress.Any,
+        "any": QHostAddress.SpecialAddress.Any,
+        "0.0.0.0": QHostAddress.SpecialAddress.AnyIPv4,
+        "::": QHostAddress.SpecialAddress.AnyIPv6,
+    }
+    if host.lower() in special:
+        return QHostAddress(special[host.lower()])
+    addr = QHostAddress()
+    if not addr.setAddress(host):
+        raise OSError(f"{host!r} is not an IP address (use an address such as 127.0.0.1, 0.0.0.0 or ::)")
+    return addr

@@ -1,0 +1,59 @@
+"""Test setup: Qt offscreen, enough file descriptors, and a live server fixture."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before anything imports Qt
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from qtchat.sysutil import raise_open_file_limit
+
+raise_open_file_limit(8192)
+
+
+@pytest.fixture
+def make_server(qtbot):
+    """Factory: a ChatServer listening on 127.0.0.1, a free port, with the given config fields."""
+    from qtchat.server import ChatServer, ServerConfig
+
+    servers: list[ChatServer] = []
+
+    def make(**overrides: Any) -> ChatServer:
+        config = ServerConfig(host="127.0.0.1", port=0, **overrides)
+        server = ChatServer(config)
+        server.listen()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.shutdown("test over")
+        qtbot.waitUntil(lambda s=server: not s.sessions, timeout=5000)
+        server.deleteLater()
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()
+
+
+@pytest.fixture
+def connect(qtbot, server) -> Iterator[Callable[..., object]]:
+    """Factory: a RawClient connected to ``server`` (pass port= for another server)."""
+    from tests.helpers import RawClient
+
+    clients: list[RawClient] = []
+
+    def make(port: int | None = None) -> RawClient:
+        client = RawClient(port if port is not None else server.port, qtbot)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

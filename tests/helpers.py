@@ -1,0 +1,134 @@
+"""A plain-socket test client that speaks through qtchat.protocol while pytest-qt drives the server.
+
+The server runs on the test's own Qt event loop, so the client never blocks:
+its socket is non-blocking and every wait goes through ``qtbot.waitUntil``,
+which keeps the loop (and so the server) running.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from qtchat.protocol import (
+    NEED_DATA,
+    PEER_CLOSED,
+    Connection,
+    Error,
+    Hello,
+    ProtocolError,
+    Role,
+    SendableEvent,
+    SendMessage,
+    UserList,
+    Welcome,
+)
+
+
+class RawClient:
+    def __init__(self, port: int, qtbot: Any, rcvbuf: int | None = None) -> None:
+        self.qtbot = qtbot
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.setblocking(False)
+        self.conn = Connection(Role.CLIENT, max_frame=1 << 20)
+        self.events: list[Any] = []
+        self.errors: list[ProtocolError] = []
+        self.closed = False
+        self.received = 0
+
+    # ------------------------------------------------------------ sending
+
+    def send_raw(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                sent = self.sock.send(view)
+            except BlockingIOError:
+                self.qtbot.wait(1)  # let the server read
+                self.pump()
+                continue
+            view = view[sent:]
+
+    def send(self, event: SendableEvent) -> None:
+        self.send_raw(self.conn.send(event))
+
+    def say(self, text: str, cid: str | None = None, room: str = "lobby") -> None:
+        self.send(SendMessage(text=text, room=room, cid=cid))
+
+    # ------------------------------------------------------------ receiving
+
+    def pump(self) -> None:
+        """Read whatever has arrived, without blocking, and decode it into self.events."""
+        while not self.closed:
+            try:
+                data = self.sock.recv(1 << 20)
+            except BlockingIOError:
+                break
+            except ConnectionError:
+                data = b""
+            self.received += len(data)
+            self.conn.receive_data(data)
+            if not data:
+                self.closed = True
+        while True:
+            try:
+                event = self.conn.next_event()
+            except ProtocolError as exc:
+                self.errors.append(exc)
+                if exc.fatal:
+                    break
+                continue
+            if event is NEED_DATA or event is PEER_CLOSED:
+                break
+            self.events.append(event)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        def check() -> bool:
+            self.pump()
+            return predicate()
+
+        self.qtbot.waitUntil(check, timeout=int(timeout * 1000))
+
+    def wait_event(self, kind: type, timeout: float = 5.0, **fields: Any) -> Any:
+        """Wait for (and return) the first event of ``kind`` whose attributes match ``fields``."""
+        found: list[Any] = []
+
+        def match() -> bool:
+            for ev in self.events:
+                if isinstance(ev, kind) and all(getattr(ev, k) == v for k, v in fields.items()):
+                    found.append(ev)
+                    return True
+            return False
+
+        self.wait_for(match, timeout)
+        return found[0]
+
+    def of(self, kind: type) -> list[Any]:
+        self.pump()
+        return [ev for ev in self.events if isinstance(ev, kind)]
+
+    def wait_closed(self, timeout: float = 5.0) -> None:
+        self.wait_for(lambda: self.closed, timeout)
+
+    # ------------------------------------------------------------ handshake
+
+    def login(self, name: str, **hello: Any) -> Welcome:
+        self.send(Hello(user=name, **hello))
+        welcome: Welcome = self.wait_event(Welcome)
+        self.wait_for(lambda: any(isinstance(e, UserList) and not e.more for e in self.events))
+        return welcome
+
+    def refused(self, name: str, **hello: Any) -> Error:
+        """Send a hello that must be refused; return the error, after the server closed."""
+        self.send(Hello(user=name, **hello))
+        error: Error = self.wait_event(Error)
+        self.wait_closed()
+        return error
+
+    def close(self) -> None:
+        self.sock.close()
+        self.closed = True

@@ -29,6 +29,9 @@ from .events import (
     UsersRequest,
     Welcome,
     check_text,
+    encode_name,
+    encode_user_lists,
+    names_per_frame,
 )
 from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
 from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
@@ -39,5 +42,5 @@ __all__ = [
     "ErrorCode", "Event", "FrameDecoder", "Hello", "Joined", "Left", "Message", "Ping", "Pong",
     "ProtocolError", "Role", "RoomInfo", "SendMessage", "SendableEvent", "ServerEvent", "State",
     "UnknownEvent", "UserList", "UsersRequest", "Welcome", "check_text", "decode_frame", "encode_event",
-    "encode_frame", "name_key", "negotiate_version", "validate_name",
+    "encode_frame", "encode_name", "encode_user_lists", "name_key", "names_per_frame", "negotiate_version", "validate_name",
 ]

@@ -14,6 +14,7 @@ wire types to classes for each direction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -436,3 +437,37 @@ SERVER_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Welcome, Message, Joined, Left, UserList, Error, Ping, Pong, Bye)
 }
 
+
+
+# ----------------------------------------------------------------- fast paths
+# The server sends a room's whole user list to every user who joins it; with
+# thousands of members that is its busiest encoding job. These build the same
+# bytes as encode_frame(UserList(...).to_wire()) from names encoded once each.
+
+MAX_ENCODED_NAME = 32 * 4 + 3  # 32 code points of up to 4 UTF-8 bytes, two quotes, a comma
+
+
+def encode_name(name: str) -> bytes:
+    """A name as a JSON string, for ``encode_user_lists``."""
+    return _json_str(name)
+
+
+def encode_user_lists(room: str, encoded_names: list[bytes], per_frame: int) -> list[bytes]:
+    """The ``users`` frames for a room: ``per_frame`` names each, all but the last marked ``more``."""
+    head = b'{"type":"users","room":' + _json_str(room) + b',"users":['
+    frames = []
+    count = len(encoded_names)
+    for start in range(0, max(count, 1), per_frame):
+        more = start + per_frame < count
+        body = b",".join(encoded_names[start : start + per_frame])
+        frames.append(head + body + (b'],"more":true}\n' if more else b'],"more":false}\n'))
+    return frames
+
+
+def names_per_frame(max_frame: int) -> int:
+    """How many names fit in one ``users`` frame of at most half the frame limit, whatever the names."""
+    return max(1, (max_frame // 2 - 64) // MAX_ENCODED_NAME)
+
+
+def _json_str(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).encode("utf-8")

@@ -16,13 +16,13 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import cast
 
-from PySide6.QtCore import QByteArray, QObject, QTimer, Signal
-from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer, QTcpSocket
+from PySide6.QtCore import QByteArray, QIODevice, QObject, QTimer, Signal
+from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer
 
 from qtchat import __version__
 from qtchat.protocol import (
@@ -45,10 +45,12 @@ from qtchat.protocol import (
     RoomInfo,
     SendableEvent,
     SendMessage,
-    UserList,
     UsersRequest,
     Welcome,
     encode_event,
+    encode_name,
+    encode_user_lists,
+    names_per_frame,
     validate_name,
 )
 
@@ -70,6 +72,7 @@ class ServerConfig:
     ping_interval: float = 30.0
     ping_timeout: float = 30.0
     close_timeout: float = 5.0
+    notice_delay: float = 0.05  # joins/leaves wait at most this long to be sent together
     listen_backlog: int = 4096
 
 
@@ -113,7 +116,7 @@ class Session:
         "socket",
     )
 
-    def __init__(self, socket: QTcpSocket, conn: Connection, peer: str, now: float) -> None:
+    def __init__(self, socket: QAbstractSocket, conn: Connection, peer: str, now: float) -> None:
         self.socket = socket
         self.conn = conn
         self.peer = peer
@@ -142,19 +145,47 @@ class Room:
     message from before they arrived, and nobody misses one.
     """
 
-    __slots__ = ("joiners", "members", "name", "names", "pending", "pending_len", "topic")
+    __slots__ = ("encoded_names", "joiners", "members", "name", "names", "pending", "pending_len", "topic")
 
     def __init__(self, name: str, topic: str = "") -> None:
         self.name = name
         self.topic = topic
         self.members: set[Session] = set()
         self.names: dict[str, str] = {}  # name key -> display name, in join order
+        self.encoded_names: dict[str, bytes] = {}  # name key -> the name as a JSON string
         self.pending: list[bytes] = []
         self.pending_len = 0
         self.joiners: dict[Session, int] = {}
 
     def info(self) -> RoomInfo:
         return RoomInfo(self.name, self.topic)
+
+
+class _Listener(QTcpServer):
+    """A QTcpServer that hands each new connection over as an unbuffered TCP socket.
+
+    Memory per idle client is what limits how many a server holds. A buffered
+    QAbstractSocket keeps the last chunk of its read buffer (16 KiB) and of its write
+    buffer (32 KiB for any write under 4 KiB) allocated for the rest of its life.
+    Unbuffered, ``readAll()`` reads straight from the kernel and ``write()`` sends
+    straight to it, Qt buffering only what the kernel did not take at once; the
+    server drains every read anyway, and its writes are already one buffer per
+    client per event-loop pass. QAbstractSocket itself cannot be opened unbuffered, so
+    the socket is a QAbstractSocket of type TcpSocket, which is what QAbstractSocket is.
+    """
+
+    def __init__(self, on_socket: Callable[[QAbstractSocket], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self._on_socket = on_socket
+
+    def incomingConnection(self, handle: int) -> None:
+        sock = QAbstractSocket(QAbstractSocket.SocketType.TcpSocket, self)
+        mode = QIODevice.OpenModeFlag.ReadWrite | QIODevice.OpenModeFlag.Unbuffered
+        if sock.setSocketDescriptor(handle, QAbstractSocket.SocketState.ConnectedState, mode):
+            self._on_socket(sock)
+        else:
+            log.error("cannot take a new connection: %s", sock.errorString())
+            sock.deleteLater()
 
 
 class ChatServer(QObject):
@@ -181,14 +212,17 @@ class ChatServer(QObject):
         self.sessions: set[Session] = set()
         self.users: dict[str, Session] = {}  # name key -> session
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
-        self._tcp = QTcpServer(self)
-        self._tcp.newConnection.connect(self._on_new_connection)
+        self._tcp = _Listener(self._on_new_connection, self)
         self._tcp.acceptError.connect(self._on_accept_error)
         self._dirty: list[Room] = []
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(0)
         self._flush_timer.timeout.connect(self.flush)
+        self._notice_timer = QTimer(self)
+        self._notice_timer.setSingleShot(True)
+        self._notice_timer.setInterval(int(self.config.notice_delay * 1000))
+        self._notice_timer.timeout.connect(self.flush)
         self._sweep_timer = QTimer(self)
         self._sweep_timer.timeout.connect(self._sweep)
         self._ping_tokens = itertools.count(1)
@@ -203,7 +237,6 @@ class ChatServer(QObject):
         """Start accepting connections; raises OSError when the address cannot be used."""
         cfg = self.config
         self._tcp.setListenBacklogSize(cfg.listen_backlog)
-        self._tcp.setMaxPendingConnections(max(cfg.listen_backlog, 30))
         if not self._tcp.listen(_host_address(cfg.host), cfg.port):
             raise OSError(f"cannot listen on {cfg.host}:{cfg.port}: {self._tcp.errorString()}")
         shortest = min(cfg.handshake_timeout, cfg.ping_interval, cfg.ping_timeout, cfg.close_timeout)
@@ -256,29 +289,22 @@ class ChatServer(QObject):
         # out of file descriptors, typically: keep serving who is connected
         log.error("cannot accept a connection: %s", self._tcp.errorString())
 
-    def _on_new_connection(self) -> None:
-        now = time.monotonic()
+    def _on_new_connection(self, sock: QAbstractSocket) -> None:
         cfg = self.config
-        while self._tcp.hasPendingConnections():
-            sock = self._tcp.nextPendingConnection()
-            if sock is None:
-                break
-            peer = _peer_name(sock)
-            conn = Connection(Role.SERVER, max_frame=cfg.max_frame)
-            session = Session(sock, conn, peer, now)
-            self.sessions.add(session)
-            sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
-            sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
-            sock.readyRead.connect(partial(self._on_ready_read, session))
-            sock.disconnected.connect(partial(self._on_disconnected, session))
-            log.debug("connection from %s", peer)
-            if len(self.sessions) > cfg.max_clients:
-                log.warning("refused %s: server full (%d clients)", peer, cfg.max_clients)
-                self._drop(
-                    session, "server full",
-                    ProtocolError(ErrorCode.SERVER_FULL, f"The server is full ({cfg.max_clients} users).",
-                                  fatal=True),
-                )
+        peer = _peer_name(sock)
+        session = Session(sock, Connection(Role.SERVER, max_frame=cfg.max_frame), peer, time.monotonic())
+        self.sessions.add(session)
+        sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
+        sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
+        sock.readyRead.connect(partial(self._on_ready_read, session))
+        sock.disconnected.connect(partial(self._on_disconnected, session))
+        log.debug("connection from %s", peer)
+        if len(self.sessions) > cfg.max_clients:
+            log.warning("refused %s: server full (%d clients)", peer, cfg.max_clients)
+            self._drop(
+                session, "server full",
+                ProtocolError(ErrorCode.SERVER_FULL, f"The server is full ({cfg.max_clients} users).", fatal=True),
+            )
 
     def _on_disconnected(self, session: Session) -> None:
         if session not in self.sessions:
@@ -291,9 +317,19 @@ class ChatServer(QObject):
             self._finish_stop()
 
     def _on_ready_read(self, session: Session) -> None:
-        data = cast(bytes, session.socket.readAll().data())
-        if session.detached:
-            return  # closing: whatever it says now is not acted upon
+        sock = session.socket
+        data = cast(bytes, sock.readAll().data())
+        if sock.state() == QAbstractSocket.SocketState.UnconnectedState:
+            # an unbuffered socket reports the peer's close (or a reset) only by this
+            # state after the read, never with disconnected(): act on what came first
+            if data and not session.detached:
+                self._handle_data(session, data)
+            self._on_disconnected(session)
+            return
+        if not session.detached:  # a closing session's last words are not acted upon
+            self._handle_data(session, data)
+
+    def _handle_data(self, session: Session, data: bytes) -> None:
         session.bytes_in += len(data)
         session.last_seen = time.monotonic()
         session.pinged = False
@@ -361,24 +397,19 @@ class ChatServer(QObject):
 
     def _join(self, session: Session, room: Room) -> None:
         assert session.name is not None and session.key is not None
-        self._queue(room, encode_event(Joined(session.name, _now_ms(), room.name)))
+        self._queue(room, encode_event(Joined(session.name, _now_ms(), room.name)), urgent=False)
         room.names[session.key] = session.name
+        room.encoded_names[session.key] = encode_name(session.name)
         room.joiners[session] = room.pending_len
         session.rooms.append(room)
         self._send_user_list(session, room)
 
     def _send_user_list(self, session: Session, room: Room) -> None:
-        budget = self.config.max_frame // 2
-        chunk: list[str] = []
-        size = 0
-        for name in room.names.values():
-            cost = len(name.encode("utf-8")) + 4
-            if chunk and size + cost > budget:
-                self._send(session, UserList(tuple(chunk), room.name, more=True))
-                chunk, size = [], 0
-            chunk.append(name)
-            size += cost
-        self._send(session, UserList(tuple(chunk), room.name, more=False))
+        frames = encode_user_lists(
+            room.name, list(room.encoded_names.values()), names_per_frame(self.config.max_frame)
+        )
+        for frame in frames:
+            self._write(session, frame)
 
     # ------------------------------------------------------------ chat
 
@@ -410,16 +441,26 @@ class ChatServer(QObject):
             if rooms is None or room.name in rooms:
                 self._queue(room, frame)
 
-    def _queue(self, room: Room, frame: bytes) -> None:
+    def _queue(self, room: Room, frame: bytes, *, urgent: bool = True) -> None:
+        """Add a frame to the room's batch; chat goes out this pass, notices within notice_delay.
+
+        Joins and leaves of a crowd (thousands connecting after a restart) would
+        otherwise cost one write per member per event-loop pass for each few
+        notices; holding notice-only batches briefly lets them go out together.
+        """
         if not room.pending:
             self._dirty.append(room)
-            if not self._flush_timer.isActive():
-                self._flush_timer.start()
         room.pending.append(frame)
         room.pending_len += len(frame)
+        if urgent:
+            if not self._flush_timer.isActive():
+                self._flush_timer.start()
+        elif not self._flush_timer.isActive() and not self._notice_timer.isActive():
+            self._notice_timer.start()
 
     def flush(self) -> None:
         """Write each dirty room's batch, as one shared buffer, to all its members."""
+        self._notice_timer.stop()
         limit = self.config.max_output
         dirty, self._dirty = self._dirty, []
         slow: list[Session] = []
@@ -451,11 +492,12 @@ class ChatServer(QObject):
     # ------------------------------------------------------------ per-client output
 
     def _send(self, session: Session, event: SendableEvent) -> None:
-        if session.socket.state() != QAbstractSocket.SocketState.ConnectedState:
-            return
-        data = session.conn.send(event)
-        session.bytes_out += len(data)
-        session.socket.write(data)
+        self._write(session, session.conn.send(event))
+
+    def _write(self, session: Session, data: bytes) -> None:
+        if session.socket.state() == QAbstractSocket.SocketState.ConnectedState:
+            session.bytes_out += len(data)
+            session.socket.write(data)
 
     # ------------------------------------------------------------ leaving
 
@@ -471,7 +513,8 @@ class ChatServer(QObject):
                 room.joiners.pop(session, None)
                 room.names.pop(session.key, None)
                 assert session.name is not None
-                self._queue(room, encode_event(Left(session.name, _now_ms(), room.name, reason)))
+                room.encoded_names.pop(session.key, None)
+                self._queue(room, encode_event(Left(session.name, _now_ms(), room.name, reason)), urgent=False)
             session.rooms.clear()
             log.info("%s left (%s)", session.name, reason)
             self.user_left.emit(session.name, reason)
@@ -509,6 +552,9 @@ class ChatServer(QObject):
         now = time.monotonic()
         cfg = self.config
         for session in list(self.sessions):
+            if session.socket.state() == QAbstractSocket.SocketState.UnconnectedState:
+                self._on_disconnected(session)  # closed without a signal (see _on_ready_read)
+                continue
             if session.closing_since is not None:
                 if now - session.closing_since > cfg.close_timeout:
                     session.socket.abort()
@@ -538,7 +584,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _peer_name(sock: QTcpSocket) -> str:
+def _peer_name(sock: QAbstractSocket) -> str:
     text = sock.peerAddress().toString()
     if text.startswith("::ffff:"):  # an IPv4 client of a dual-stack socket
         text = text[7:]

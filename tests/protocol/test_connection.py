@@ -226,3 +226,24 @@ def test_protocol_package_never_imports_qt():
     code = "import sys, qtchat.protocol; print(any(m.startswith(('PySide6', 'shiboken')) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@given(st.lists(st.text(min_size=1, max_size=32), max_size=40), st.integers(1, 10))
+def test_fast_user_list_frames_equal_the_event_encoding(names, per_frame):
+    from qtchat.protocol import encode_frame, encode_name, encode_user_lists
+
+    frames = encode_user_lists("lobby", [encode_name(n) for n in names], per_frame)
+    chunks = [names[i : i + per_frame] for i in range(0, len(names), per_frame)] or [[]]
+    expected = [
+        encode_frame(UserList(tuple(c), "lobby", more=i < len(chunks) - 1).to_wire()) for i, c in enumerate(chunks)
+    ]
+    assert frames == expected
+
+
+def test_names_per_frame_keeps_worst_case_names_under_the_limit():
+    from qtchat.protocol import encode_name, encode_user_lists, names_per_frame
+
+    worst = ['"' * 16 + "\U0001f600" * 16] * 1000
+    for max_frame in (1024, 4096, 65536):
+        frames = encode_user_lists("lobby", [encode_name(n) for n in worst], names_per_frame(max_frame))
+        assert all(len(f) <= max_frame for f in frames)

@@ -356,3 +356,32 @@ def test_thread_count_does_not_grow_with_clients(server, connect, qtbot):
     for i, c in enumerate(clients):
         c.login(f"t{i}")
     assert threads() <= before
+
+
+def test_core_signals_report_joins_messages_leaves_and_errors(server, connect, qtbot):
+    alice = connect()
+    with qtbot.waitSignal(server.user_joined, timeout=3000) as joined:
+        alice.login("alice")
+    assert joined.args[0] == "alice" and joined.args[1].startswith("127.0.0.1:")
+    with qtbot.waitSignal(server.message_posted, timeout=3000) as posted:
+        alice.say("signal me", cid="s1")
+    assert isinstance(posted.args[0], Message) and posted.args[0].text == "signal me"
+    with qtbot.waitSignal(server.client_error, timeout=3000) as error:
+        alice.send_raw(b"{oops\n")
+    assert "bad_json" in error.args[1]
+    with qtbot.waitSignal(server.user_left, timeout=3000) as left:
+        alice.close()
+    assert left.args[0] == "alice"
+
+
+def test_shutdown_emits_stopped_after_telling_everyone(make_server, connect, qtbot):
+    server = make_server()
+    clients = [connect(server.port) for _ in range(3)]
+    for i, c in enumerate(clients):
+        c.login(f"s{i}")
+    with qtbot.waitSignal(server.stopped, timeout=5000):
+        server.shutdown("maintenance")
+    for c in clients:
+        c.wait_closed()
+        assert c.of(Bye)[0].reason == "maintenance"
+    assert not server.is_listening

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -55,6 +56,9 @@ from qtchat.protocol import (
 )
 
 log = logging.getLogger("qtchat.server")
+
+RECENT_CIDS_PER_USER = 256
+RECENT_CID_USERS = 10_000
 
 
 @dataclass
@@ -212,6 +216,8 @@ class ChatServer(QObject):
         self.sessions: set[Session] = set()
         self.users: dict[str, Session] = {}  # name key -> session
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
+        # name key -> cid -> frame: recent messages per user, so a resend is not relayed twice
+        self._recent_cids: OrderedDict[str, OrderedDict[str, bytes]] = OrderedDict()
         self._tcp = _Listener(self._on_new_connection, self)
         self._tcp.acceptError.connect(self._on_accept_error)
         self._dirty: list[Room] = []
@@ -425,13 +431,36 @@ class ChatServer(QObject):
         room = self._member_room(session, event.room, event.cid)
         if room is None:
             return
+        cid, key = event.cid, session.key
+        assert key is not None
+        if cid is not None:
+            seen = self._recent_cids.get(key)
+            if seen is not None and cid in seen:
+                # a resend after a reconnect: acknowledge again, relay nothing
+                self._write(session, seen[cid])
+                return
         msg = Message(
-            id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, room=room.name,
-            cid=event.cid,
+            id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, room=room.name, cid=cid,
         )
         session.msgs_in += 1
-        self._queue(room, encode_event(msg))
+        frame = encode_event(msg)
+        self._queue(room, frame)
+        if cid is not None:
+            self._remember_cid(key, cid, frame)
         self.message_posted.emit(msg)
+
+    def _remember_cid(self, key: str, cid: str, frame: bytes) -> None:
+        recent = self._recent_cids
+        seen = recent.get(key)
+        if seen is None:
+            seen = recent[key] = OrderedDict()
+            if len(recent) > RECENT_CID_USERS:
+                recent.popitem(last=False)
+        else:
+            recent.move_to_end(key)
+        seen[cid] = frame
+        if len(seen) > RECENT_CIDS_PER_USER:
+            seen.popitem(last=False)
 
     def broadcast_notice(self, frame_event: SendableEvent, rooms: Iterable[str] | None = None) -> None:
         """Send one event to every member of the given rooms (all rooms by default)."""

@@ -385,3 +385,22 @@ def test_shutdown_emits_stopped_after_telling_everyone(make_server, connect, qtb
         c.wait_closed()
         assert c.of(Bye)[0].reason == "maintenance"
     assert not server.is_listening
+
+
+def test_resent_cid_after_reconnect_is_acknowledged_not_relayed_twice(server, connect):
+    bob = connect()
+    bob.login("bob")
+    first = connect()
+    first.login("alice")
+    first.say("only once", cid="dup-1")
+    original = first.wait_event(Message, cid="dup-1")
+    first.close()
+    bob.wait_event(Left, user="alice")
+    again = connect()
+    again.login("alice")
+    again.say("only once", cid="dup-1")  # the client never saw its ack, so it resends
+    again.say("next", cid="dup-2")
+    ack = again.wait_event(Message, cid="dup-1")
+    assert ack.id == original.id
+    bob.wait_event(Message, cid="dup-2")
+    assert [m.text for m in bob.of(Message)] == ["only once", "next"]

@@ -24,7 +24,7 @@ def make_server(qtbot):
     servers: list[ChatServer] = []
 
     def make(**overrides: Any) -> ChatServer:
-        config = ServerConfig(host="127.0.0.1", port=0, **overrides)
+        config = ServerConfig(**{"host": "127.0.0.1", "port": 0, **overrides})
         server = ChatServer(config)
         server.listen()
         servers.append(server)

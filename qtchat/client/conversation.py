@@ -1,0 +1,123 @@
+"""The conversation as the user sees it, built from a ChatClient's signals (no widgets).
+
+``Conversation`` turns protocol events into a MessageLog (chat lines, system
+notices, errors) and a UserListModel, matches acknowledgements to pending
+lines, and ranks what arrives: a mention of you is ``mentioned``, ordinary
+traffic is only ``activity``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from PySide6.QtCore import QObject, Signal
+
+from qtchat.protocol import Message, Welcome
+
+from .models import ChatLine, MessageLog, UserListModel
+from .session import ChatClient
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Conversation(QObject):
+    """Signals:
+    mentioned(ChatLine): someone else's message names you.
+    activity(): someone else's message that does not.
+    """
+
+    mentioned = Signal(object)
+    activity = Signal()
+
+    def __init__(self, client: ChatClient, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.log = MessageLog(self)
+        self.users = UserListModel(self)
+        self._mention: re.Pattern[str] | None = None
+        self._logins = 0
+        c = client
+        c.logged_in.connect(self._on_logged_in)
+        c.login_failed.connect(lambda code, text: self.error(text))
+        c.connection_lost.connect(lambda reason: self.error(f"Connection lost: {reason}"))
+        c.reconnect_scheduled.connect(lambda s: self.notice(f"Reconnecting in {s:.1f} s\N{HORIZONTAL ELLIPSIS}"))
+        c.message_received.connect(self._on_message)
+        c.message_failed.connect(self._on_failed)
+        c.users_reset.connect(self.users.reset)
+        c.user_joined.connect(self._on_joined)
+        c.user_left.connect(self._on_left)
+        c.server_error.connect(lambda code, text: self.error(text))
+
+    # ------------------------------------------------------------ what the user does
+
+    def send(self, text: str) -> ChatLine | None:
+        """Send a message; it shows at once as pending. Returns None (and logs why) if refused."""
+        try:
+            cid = self.client.send_text(text)
+        except ValueError as exc:
+            self.error(f"Not sent: {exc}")
+            return None
+        sender = self.client.me or self.client.user
+        return self.log.append(ChatLine("msg", text, _now_ms(), sender=sender, own=True, pending=True, cid=cid))
+
+    def notice(self, text: str) -> None:
+        self.log.append(ChatLine("notice", text, _now_ms()))
+
+    def error(self, text: str) -> None:
+        self.log.append(ChatLine("error", text, _now_ms()))
+
+    def is_mention(self, text: str) -> bool:
+        return self._mention is not None and self._mention.search(text) is not None
+
+    # ------------------------------------------------------------ what the server says
+
+    def _on_logged_in(self, welcome: Welcome) -> None:
+        self._logins += 1
+        self._mention = re.compile(rf"(?<!\w){re.escape(welcome.user)}(?!\w)", re.IGNORECASE)
+        c = self.client
+        if self._logins == 1:
+            where = f"{welcome.name} ({c.host}:{c.port})" if welcome.name else f"{c.host}:{c.port}"
+            self.notice(f"Connected to {where} as {welcome.user}.")
+            if welcome.motd:
+                self.notice(welcome.motd)
+        else:
+            self.notice("Reconnected.")
+        if c.pending:
+            self.notice(f"Sending {len(c.pending)} queued message(s).")
+
+    def _on_message(self, msg: Message) -> None:
+        if msg.sender == self.client.me and msg.cid is not None:
+            line = self.log.by_cid(msg.cid)
+            if line is not None:
+                line.pending = False
+                line.id, line.ts = msg.id, msg.ts
+                self.log.changed(line)
+                return
+        own = msg.sender == self.client.me
+        mention = not own and self.is_mention(msg.text)
+        line = self.log.append(
+            ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid)
+        )
+        if mention:
+            self.mentioned.emit(line)
+        elif not own:
+            self.activity.emit()
+
+    def _on_failed(self, cid: str, code: str, text: str) -> None:
+        line = self.log.by_cid(cid)
+        if line is not None:
+            line.pending, line.failed = False, True
+            self.log.changed(line)
+        self.error(f"Not sent: {text}")
+
+    def _on_joined(self, name: str) -> None:
+        self.users.add(name)
+        if name != self.client.me:
+            self.notice(f"{name} joined")
+
+    def _on_left(self, name: str, reason: str) -> None:
+        self.users.remove(name)
+        self.notice(f"{name} left ({reason})" if reason else f"{name} left")

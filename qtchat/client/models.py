@@ -1,0 +1,158 @@
+"""Qt item models for the client: the conversation log and the user list (no widgets)."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(slots=True, eq=False)
+class ChatLine:
+    """One line of the conversation as the view shows it.
+
+    ``kind`` is "msg" for chat, "notice" for system notices (joins, leaves,
+    connection state) and "error" for problems the user should see.
+    """
+
+    kind: str
+    text: str
+    ts: int  # milliseconds since the epoch
+    sender: str = ""
+    own: bool = False
+    pending: bool = False
+    failed: bool = False
+    mention: bool = False
+    id: int | None = None
+    cid: str | None = None
+    row: int = -1
+    layout: Any = field(default=None, repr=False)  # the view's cache (width, height, text layout)
+
+
+class MessageLog(QAbstractListModel):
+    """The conversation: an append-mostly list of ChatLine.
+
+    Appends are gathered and inserted once per event-loop pass, so a burst of
+    thousands of messages costs the views one rowsInserted, not thousands.
+    """
+
+    LineRole = int(Qt.ItemDataRole.UserRole) + 1
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.lines: list[ChatLine] = []
+        self._incoming: list[ChatLine] = []
+        self._by_cid: dict[str, ChatLine] = {}
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self.flush)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.lines)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.lines):
+            return None
+        line = self.lines[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{line.sender}: {line.text}" if line.sender else line.text
+        if role == self.LineRole:
+            return line
+        return None
+
+    def append(self, line: ChatLine) -> ChatLine:
+        self._incoming.append(line)
+        if line.cid is not None:
+            self._by_cid[line.cid] = line
+        if not self._timer.isActive():
+            self._timer.start()
+        return line
+
+    def flush(self) -> None:
+        """Insert the lines appended since the last pass (done automatically)."""
+        if not self._incoming:
+            return
+        incoming, self._incoming = self._incoming, []
+        first = len(self.lines)
+        for i, line in enumerate(incoming):
+            line.row = first + i
+        self.beginInsertRows(QModelIndex(), first, first + len(incoming) - 1)
+        self.lines.extend(incoming)
+        self.endInsertRows()
+
+    def by_cid(self, cid: str) -> ChatLine | None:
+        return self._by_cid.get(cid)
+
+    def changed(self, line: ChatLine) -> None:
+        """Tell the views a line changed (acknowledged, failed)."""
+        if line.cid is not None and not line.pending:
+            self._by_cid.pop(line.cid, None)
+        line.layout = None
+        if line.row >= 0:
+            index = self.index(line.row)
+            self.dataChanged.emit(index, index)
+
+
+class UserListModel(QAbstractListModel):
+    """The users in the room, sorted case-insensitively.
+
+    Signals:
+        count_changed(int)
+    """
+
+    count_changed = Signal(int)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.names: list[str] = []
+        self._keys: list[str] = []
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.names)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if index.isValid() and role == Qt.ItemDataRole.DisplayRole and 0 <= index.row() < len(self.names):
+            return self.names[index.row()]
+        return None
+
+    def reset(self, names: list[str]) -> None:
+        self.beginResetModel()
+        pairs = sorted((n.casefold(), n) for n in set(names))
+        self._keys = [k for k, _ in pairs]
+        self.names = [n for _, n in pairs]
+        self.endResetModel()
+        self.count_changed.emit(len(self.names))
+
+    def add(self, name: str) -> None:
+        key = name.casefold()
+        row = bisect.bisect_left(self._keys, key)
+        if row < len(self.names) and self.names[row] == name:
+            return
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._keys.insert(row, key)
+        self.names.insert(row, name)
+        self.endInsertRows()
+        self.count_changed.emit(len(self.names))
+
+    def remove(self, name: str) -> None:
+        key = name.casefold()
+        row = bisect.bisect_left(self._keys, key)
+        while row < len(self.names) and self._keys[row] == key:
+            if self.names[row] == name:
+                self.beginRemoveRows(QModelIndex(), row, row)
+                del self._keys[row]
+                del self.names[row]
+                self.endRemoveRows()
+                self.count_changed.emit(len(self.names))
+                return
+            row += 1
+
+    def completions(self, prefix: str) -> list[str]:
+        """Names starting with ``prefix`` (case-insensitively), in list order."""
+        key = prefix.casefold()
+        return [n for k, n in zip(self._keys, self.names, strict=True) if k.startswith(key)]

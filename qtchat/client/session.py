@@ -1,0 +1,393 @@
+"""The client's connection: connect, log in, reconnect with backoff, keep an outbox, measure latency.
+
+``ChatClient`` is a QObject around one QTcpSocket at a time and the sans-I/O
+protocol Connection; it holds no widgets and no presentation. Everything it
+learns it reports through signals.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import secrets
+import time
+from collections import OrderedDict, deque
+from typing import cast
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtNetwork import QAbstractSocket, QTcpSocket
+
+from qtchat import __version__
+from qtchat.protocol import (
+    DEFAULT_ROOM,
+    NEED_DATA,
+    PEER_CLOSED,
+    Bye,
+    Connection,
+    Error,
+    Hello,
+    Joined,
+    Left,
+    Message,
+    Ping,
+    Pong,
+    ProtocolError,
+    Role,
+    SendMessage,
+    UserList,
+    Welcome,
+    check_text,
+)
+
+log = logging.getLogger("qtchat.client")
+
+# error codes after which trying the same login again cannot help
+_FINAL_LOGIN_ERRORS = frozenset({"name_invalid", "name_reserved", "bad_version"})
+
+
+class ClientState(enum.StrEnum):
+    OFFLINE = "offline"  # not connected and not trying
+    CONNECTING = "connecting"  # a connection or login is under way
+    ONLINE = "online"  # logged in
+    WAITING = "waiting"  # lost the connection; the next attempt is scheduled
+
+
+class ChatClient(QObject):
+    """One user's connection to one server.
+
+    Signals:
+        state_changed(state): a ClientState value.
+        logged_in(Welcome): the server accepted us (again, after a reconnect).
+        login_failed(code, text): the first login was refused or the server could not be
+            reached; no retry follows. ``code`` is the protocol's error code or "network".
+        connection_lost(reason): an established connection dropped; a reconnect follows.
+        reconnect_scheduled(seconds): the next attempt is this far away.
+        message_received(Message): a chat message, own ones included, each id once.
+        message_acked(cid, Message): the server accepted one of our messages.
+        message_failed(cid, code, text): the server refused one of our messages.
+        users_reset(list): the full user list, after each login.
+        user_joined(name), user_left(name, reason).
+        server_error(code, text): a non-fatal error not tied to a message.
+        pending_changed(count): messages waiting for their acknowledgement.
+        latency_changed(ms): round trip of the last ping.
+        closed(): quit() finished.
+    """
+
+    state_changed = Signal(str)
+    logged_in = Signal(object)
+    login_failed = Signal(str, str)
+    connection_lost = Signal(str)
+    reconnect_scheduled = Signal(float)
+    message_received = Signal(object)
+    message_acked = Signal(str, object)
+    message_failed = Signal(str, str, str)
+    users_reset = Signal(list)
+    user_joined = Signal(str)
+    user_left = Signal(str, str)
+    server_error = Signal(str, str)
+    pending_changed = Signal(int)
+    latency_changed = Signal(int)
+    closed = Signal()
+
+    PING_INTERVAL = 10.0  # seconds between our latency pings
+    DEAD_AFTER = 35.0  # no byte from the server for this long: the connection is dead
+    BACKOFF_BASE = 0.5
+    BACKOFF_CAP = 30.0
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = ClientState.OFFLINE
+        self.host = ""
+        self.port = 0
+        self.user = ""  # the name we ask for
+        self.me = ""  # the name the server gave us
+        self.welcome: Welcome | None = None
+        self.users: list[str] = []
+        self.latency_ms: int | None = None
+        self._socket: QTcpSocket | None = None
+        self._conn = Connection(Role.CLIENT)
+        self._ever_online = False
+        self._quitting = False
+        self._attempt = 0
+        self._fatal: Error | None = None
+        self._bye: str | None = None
+        self._outbox: OrderedDict[str, SendMessage] = OrderedDict()
+        self._seen_ids: set[int] = set()
+        self._seen_order: deque[int] = deque()
+        self._collecting: list[str] | None = None
+        self._cid_prefix = secrets.token_hex(4)
+        self._cid_counter = 0
+        self._last_rx = 0.0
+        self._ping_sent: dict[str, float] = {}
+        self._reconnect_timer = QTimer(self)
+        self._reconnect_timer.setSingleShot(True)
+        self._reconnect_timer.timeout.connect(self._open)
+        self._ping_timer = QTimer(self)
+        self._ping_timer.timeout.connect(self._on_ping_timer)
+        self._quit_timer = QTimer(self)
+        self._quit_timer.setSingleShot(True)
+        self._quit_timer.timeout.connect(self._abort_quit)
+
+    # ------------------------------------------------------------ public API
+
+    def connect_to(self, host: str, port: int, user: str) -> None:
+        """Connect and log in; on success the client stays connected, reconnecting as needed."""
+        self._close_socket()
+        self.host, self.port, self.user = host, port, user
+        self._ever_online = False
+        self._quitting = False
+        self._attempt = 0
+        self._open()
+
+    def send_text(self, text: str, room: str = DEFAULT_ROOM) -> str:
+        """Queue a chat message and send it as soon as we are online; returns its cid.
+
+        Raises ValueError (with a sentence for the user) for text the server would refuse.
+        """
+        try:
+            check_text(text)
+        except ProtocolError as exc:
+            raise ValueError(exc.message) from None
+        limit = self.welcome.max_frame if self.welcome else 65536
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size + 200 > limit:
+            raise ValueError(f"The message is too long: {size:,} bytes; this server takes about {limit - 200:,}.")
+        self._cid_counter += 1
+        cid = f"{self._cid_prefix}-{self._cid_counter}"
+        event = SendMessage(text=text, room=room, cid=cid)
+        self._outbox[cid] = event
+        if self.state is ClientState.ONLINE:
+            self._write(self._conn.send(event))
+        self.pending_changed.emit(len(self._outbox))
+        return cid
+
+    @property
+    def pending(self) -> list[SendMessage]:
+        return list(self._outbox.values())
+
+    def quit(self, reason: str = "quit") -> None:
+        """Say bye and close; emits closed() when done (within a second at most)."""
+        self._quitting = True
+        self._reconnect_timer.stop()
+        self._ping_timer.stop()
+        sock = self._socket
+        if sock is not None and sock.state() == QAbstractSocket.SocketState.ConnectedState:
+            sock.write(self._conn.send(Bye(reason)))
+            sock.disconnectFromHost()
+            if sock.state() != QAbstractSocket.SocketState.UnconnectedState:
+                self._quit_timer.start(1000)
+                return
+        self._finish_quit()
+
+    def reconnect_now(self) -> None:
+        """Skip the wait before the next attempt."""
+        if self.state is ClientState.WAITING:
+            self._reconnect_timer.stop()
+            self._open()
+
+    # ------------------------------------------------------------ connection
+
+    def _set_state(self, state: ClientState) -> None:
+        if state is not self.state:
+            self.state = state
+            self.state_changed.emit(state.value)
+
+    def _open(self) -> None:
+        self._close_socket()
+        self._conn = Connection(Role.CLIENT, max_frame=1 << 20)
+        self._fatal = None
+        self._bye = None
+        sock = QTcpSocket(self)
+        sock.connected.connect(self._on_connected)
+        sock.readyRead.connect(self._on_ready_read)
+        sock.disconnected.connect(self._on_socket_gone)
+        sock.errorOccurred.connect(self._on_socket_gone)
+        self._socket = sock
+        self._set_state(ClientState.CONNECTING)
+        sock.connectToHost(self.host, self.port)
+
+    def _close_socket(self) -> None:
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            for signal in (sock.connected, sock.readyRead, sock.disconnected, sock.errorOccurred):
+                signal.disconnect()
+            sock.abort()
+            sock.deleteLater()
+
+    def _write(self, data: bytes) -> None:
+        if self._socket is not None:
+            self._socket.write(data)
+
+    def _on_connected(self) -> None:
+        sock = self._socket
+        if sock is None:
+            return
+        sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
+        sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
+        self._last_rx = time.monotonic()
+        self._write(self._conn.send(Hello(user=self.user, client=f"qtchat {__version__}")))
+
+    def _on_ready_read(self) -> None:
+        sock = self._socket
+        if sock is None:
+            return
+        self._last_rx = time.monotonic()
+        self._conn.receive_data(cast(bytes, sock.readAll().data()))
+        while self._socket is sock:
+            try:
+                event = self._conn.next_event()
+            except ProtocolError as exc:
+                log.warning("bad data from the server: %s", exc.message)
+                if exc.fatal:
+                    sock.abort()
+                    return
+                continue
+            if event is NEED_DATA or event is PEER_CLOSED:
+                return
+            self._dispatch(event)
+
+    def _dispatch(self, event: object) -> None:
+        if isinstance(event, Message):
+            self._on_message(event)
+        elif isinstance(event, Joined):
+            if event.user not in self.users:
+                self.users.append(event.user)
+            self.user_joined.emit(event.user)
+        elif isinstance(event, Left):
+            if event.user in self.users:
+                self.users.remove(event.user)
+            self.user_left.emit(event.user, event.reason)
+        elif isinstance(event, Welcome):
+            self._on_welcome(event)
+        elif isinstance(event, UserList):
+            if self._collecting is None:
+                self._collecting = []
+            self._collecting.extend(event.users)
+            if not event.more:
+                self.users = list(dict.fromkeys(self._collecting))
+                self._collecting = None
+                self.users_reset.emit(list(self.users))
+        elif isinstance(event, Ping):
+            self._write(self._conn.send(Pong(event.token)))
+        elif isinstance(event, Pong):
+            sent = self._ping_sent.pop(event.token, None)
+            if sent is not None:
+                self.latency_ms = round((time.monotonic() - sent) * 1000)
+                self.latency_changed.emit(self.latency_ms)
+        elif isinstance(event, Error):
+            self._on_error(event)
+        elif isinstance(event, Bye):
+            self._bye = event.reason
+
+    def _on_welcome(self, welcome: Welcome) -> None:
+        self.welcome = welcome
+        self.me = welcome.user
+        self._attempt = 0
+        self._ever_online = True
+        self._collecting = []
+        self._set_state(ClientState.ONLINE)
+        self._ping_timer.start(int(self.PING_INTERVAL * 1000))
+        self.logged_in.emit(welcome)
+        for event in self._outbox.values():  # what was typed offline, or never acknowledged
+            self._write(self._conn.send(event))
+        self._send_ping()
+
+    def _on_message(self, msg: Message) -> None:
+        if msg.id in self._seen_ids:
+            return  # already shown (a resend's repeated acknowledgement)
+        self._seen_ids.add(msg.id)
+        self._seen_order.append(msg.id)
+        if len(self._seen_order) > 10_000:
+            self._seen_ids.discard(self._seen_order.popleft())
+        if msg.cid is not None and msg.sender == self.me and msg.cid in self._outbox:
+            del self._outbox[msg.cid]
+            self.message_acked.emit(msg.cid, msg)
+            self.pending_changed.emit(len(self._outbox))
+        self.message_received.emit(msg)
+
+    def _on_error(self, error: Error) -> None:
+        if error.fatal:
+            self._fatal = error
+        elif error.ref is not None and error.ref in self._outbox:
+            del self._outbox[error.ref]
+            self.message_failed.emit(error.ref, error.code, error.message)
+            self.pending_changed.emit(len(self._outbox))
+        else:
+            self.server_error.emit(error.code, error.message)
+
+    def _on_socket_gone(self, *args: object) -> None:
+        sock = self._socket
+        if sock is None or self.sender() is not sock:
+            return
+        reason = self._loss_reason(sock)
+        self._close_socket()
+        self._ping_timer.stop()
+        self._ping_sent.clear()
+        if self._quitting:
+            self._finish_quit()
+            return
+        fatal = self._fatal
+        final = fatal is not None and (
+            fatal.code in _FINAL_LOGIN_ERRORS or (fatal.code == "name_taken" and not self._ever_online)
+        )
+        kicked = self._bye is not None and self._bye.startswith("kicked")
+        if final or kicked or not self._ever_online:
+            self._set_state(ClientState.OFFLINE)
+            code = fatal.code if fatal is not None else ("kicked" if kicked else "network")
+            self.login_failed.emit(code, reason)
+            return
+        if self.state is ClientState.ONLINE:
+            self.connection_lost.emit(reason)
+        self._schedule_reconnect()
+
+    def _loss_reason(self, sock: QTcpSocket) -> str:
+        if self._fatal is not None:
+            return self._fatal.message
+        if self._bye:
+            return f"The server closed the connection: {self._bye}"
+        error = sock.error()
+        if error == QAbstractSocket.SocketError.RemoteHostClosedError:
+            return "The server closed the connection."
+        if error == QAbstractSocket.SocketError.ConnectionRefusedError:
+            return f"Nothing is listening at {self.host}:{self.port}."
+        if error == QAbstractSocket.SocketError.HostNotFoundError:
+            return f"The host {self.host!r} was not found."
+        text = sock.errorString()
+        return text if text and text != "Unknown error" else "The connection was lost."
+
+    def _schedule_reconnect(self) -> None:
+        delay = min(self.BACKOFF_CAP, self.BACKOFF_BASE * 2**self._attempt) * random.uniform(0.5, 1.0)
+        self._attempt += 1
+        self._set_state(ClientState.WAITING)
+        self.reconnect_scheduled.emit(delay)
+        self._reconnect_timer.start(int(delay * 1000))
+
+    # ------------------------------------------------------------ liveness
+
+    def _send_ping(self) -> None:
+        token = f"p{time.monotonic_ns()}"
+        self._ping_sent = {token: time.monotonic()}
+        self._write(self._conn.send(Ping(token)))
+
+    def _on_ping_timer(self) -> None:
+        if self._socket is None:
+            return
+        if time.monotonic() - self._last_rx > self.DEAD_AFTER:
+            log.info("no data from the server for %.0f s: reconnecting", self.DEAD_AFTER)
+            self._socket.abort()
+            return
+        self._send_ping()
+
+    def _abort_quit(self) -> None:
+        if self._socket is not None:
+            self._socket.abort()
+        self._finish_quit()
+
+    def _finish_quit(self) -> None:
+        self._quit_timer.stop()
+        self._close_socket()
+        self._set_state(ClientState.OFFLINE)
+        if self._quitting:
+            self._quitting = False
+            self.closed.emit()

@@ -1,0 +1,63 @@
+"""What the client remembers between runs, in QSettings (the platform's own store)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings
+
+MAX_RECENT = 10
+
+
+class ClientSettings:
+    def __init__(self) -> None:
+        self._s = QSettings()
+
+    def _str(self, key: str, default: str = "") -> str:
+        value = self._s.value(key, default)
+        return value if isinstance(value, str) else default
+
+    @property
+    def host(self) -> str:
+        return self._str("connection/host", "127.0.0.1")
+
+    @property
+    def port(self) -> int:
+        value = str(self._s.value("connection/port", 4321))  # ini files give back strings
+        return int(value) if value.isdigit() and 0 < int(value) < 65536 else 4321
+
+    @property
+    def user(self) -> str:
+        return self._str("connection/user")
+
+    @property
+    def hosting(self) -> bool:
+        return self._str("connection/hosting", "false") == "true"
+
+    @property
+    def recent(self) -> list[str]:
+        value = self._s.value("connection/recent", [])
+        if isinstance(value, str):
+            return [value]
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    def remember(self, host: str, port: int, user: str, hosting: bool) -> None:
+        self._s.setValue("connection/host", host)
+        self._s.setValue("connection/port", port)
+        self._s.setValue("connection/user", user)
+        self._s.setValue("connection/hosting", "true" if hosting else "false")
+        if not hosting:
+            entry = f"{host}:{port}"
+            self._s.setValue("connection/recent", [entry, *[r for r in self.recent if r != entry]][:MAX_RECENT])
+
+    @property
+    def has_server(self) -> bool:
+        return bool(self.user) and self._s.contains("connection/host")
+
+    def geometry(self, key: str) -> QByteArray | None:
+        value = self._s.value(f"window/{key}")
+        return value if isinstance(value, QByteArray) else None
+
+    def set_geometry(self, key: str, value: QByteArray) -> None:
+        self._s.setValue(f"window/{key}", value)
+
+    def sync(self) -> None:
+        self._s.sync()

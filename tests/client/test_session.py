@@ -1,0 +1,127 @@
+"""The client core against a real server: login, chat, failures, reconnect with an outbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from qtchat.client import ChatClient, ClientState, Conversation
+from qtchat.protocol import Left, Message
+
+
+@pytest.fixture
+def client(qtbot):
+    c = ChatClient()
+    c.BACKOFF_BASE = 0.05  # reconnect quickly in tests
+    yield c
+    c.quit()
+    c.deleteLater()
+
+
+def login(qtbot, client: ChatClient, port: int, user: str) -> None:
+    with qtbot.waitSignal(client.logged_in, timeout=5000):
+        client.connect_to("127.0.0.1", port, user)
+    qtbot.waitUntil(lambda: user in client.users)
+
+
+def test_login_chat_and_user_list(server, connect, client, qtbot):
+    bob = connect()
+    bob.login("bob")
+    login(qtbot, client, server.port, "alice")
+    assert client.state is ClientState.ONLINE
+    assert client.me == "alice"
+    assert set(client.users) == {"alice", "bob"}
+    with qtbot.waitSignal(client.message_acked, timeout=3000) as acked:
+        cid = client.send_text("hi ~ bob\n\U0001f600")
+    assert acked.args[0] == cid
+    assert bob.wait_event(Message, cid=cid).text == "hi ~ bob\n\U0001f600"
+    with qtbot.waitSignal(client.message_received, timeout=3000) as got:
+        bob.say("hello alice")
+    assert got.args[0].sender == "bob"
+    with qtbot.waitSignal(client.user_left, timeout=3000) as left:
+        bob.close()
+    assert left.args[0] == "bob"
+    assert client.users == ["alice"]
+
+
+def test_taken_name_fails_without_retry(server, connect, client, qtbot):
+    connect().login("alice")
+    with qtbot.waitSignal(client.login_failed, timeout=5000) as failed:
+        client.connect_to("127.0.0.1", server.port, "ALICE")
+    assert failed.args[0] == "name_taken"
+    assert "already in use" in failed.args[1]
+    assert client.state is ClientState.OFFLINE
+    qtbot.wait(300)
+    assert client.state is ClientState.OFFLINE  # no reconnect loop
+
+
+def test_nothing_listening_is_a_clear_failure(client, qtbot):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with qtbot.waitSignal(client.login_failed, timeout=5000) as failed:
+        client.connect_to("127.0.0.1", port, "alice")
+    assert failed.args[0] == "network"
+    assert f"127.0.0.1:{port}" in failed.args[1]
+
+
+def test_invalid_text_is_refused_locally(server, client, qtbot):
+    login(qtbot, client, server.port, "alice")
+    with pytest.raises(ValueError, match="empty"):
+        client.send_text("   ")
+    with pytest.raises(ValueError, match="too long"):
+        client.send_text("x" * 70000)
+
+
+def test_reconnect_after_server_restart_delivers_queued_messages_once(make_server, connect, client, qtbot):
+    first = make_server()
+    port = first.port
+    login(qtbot, client, port, "alice")
+    unacked = client.send_text("sent just before the crash")
+    with qtbot.waitSignal(client.connection_lost, timeout=5000):
+        first.shutdown("restart")
+    queued = [client.send_text(f"typed offline {i}") for i in range(3)]
+    assert len(client.pending) >= 3
+    second = make_server(port=port)
+    observer = connect(second.port)
+    observer.login("observer")
+    qtbot.waitUntil(lambda: client.state is ClientState.ONLINE, timeout=10000)
+    qtbot.waitUntil(lambda: not client.pending, timeout=5000)
+    observer.wait_for(lambda: len(observer.of(Message)) >= 3)
+    qtbot.wait(200)
+    texts = [m.text for m in observer.of(Message)]
+    expected = [f"typed offline {i}" for i in range(3)]
+    assert [t for t in texts if t.startswith("typed")] == expected
+    assert texts.count("sent just before the crash") <= 1
+    assert unacked not in [p.cid for p in client.pending] and queued
+
+
+def test_quit_says_bye(server, connect, client, qtbot):
+    bob = connect()
+    bob.login("bob")
+    login(qtbot, client, server.port, "alice")
+    with qtbot.waitSignal(client.closed, timeout=3000):
+        client.quit()
+    left = bob.wait_event(Left, user="alice")
+    assert left.reason.startswith("quit")
+
+
+def test_conversation_ranks_mentions_above_activity(server, connect, client, qtbot):
+    conv = Conversation(client)
+    bob = connect()
+    bob.login("bob")
+    login(qtbot, client, server.port, "alice")
+    with qtbot.waitSignal(conv.activity, timeout=3000):
+        bob.say("malice is not a mention")
+    with qtbot.waitSignal(conv.mentioned, timeout=3000) as mention:
+        bob.say("hey @Alice, look")
+    assert mention.args[0].mention and mention.args[0].sender == "bob"
+    line = conv.send("my own")
+    assert line is not None and line.pending
+    qtbot.waitUntil(lambda: not line.pending, timeout=3000)
+    assert line.id is not None
+    conv.log.flush()
+    kinds = [(ln.kind, ln.sender) for ln in conv.log.lines]
+    assert ("msg", "bob") in kinds
+    assert [ln.text for ln in conv.log.lines if ln.own] == ["my own"]  # the ack updated the pending line

@@ -16,6 +16,17 @@ from qtchat.sysutil import raise_open_file_limit
 raise_open_file_limit(8192)
 
 
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path):
+    """QSettings in a temporary folder: tests never read or write the user's real settings."""
+    from PySide6.QtCore import QCoreApplication, QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    QCoreApplication.setOrganizationName("qtchat-tests")
+    QCoreApplication.setApplicationName("qtchat")
+
+
 @pytest.fixture
 def make_server(qtbot):
     """Factory: a ChatServer listening on 127.0.0.1, a free port, with the given config fields."""

@@ -120,4 +120,8 @@ class Conversation(QObject):
 
     def _on_left(self, name: str, reason: str) -> None:
         self.users.remove(name)
+        if reason.startswith("quit: "):
+            reason = reason[6:]  # their own words
+        elif reason == "quit":
+            reason = ""
         self.notice(f"{name} left ({reason})" if reason else f"{name} left")

@@ -166,7 +166,7 @@ class ChatClient(QObject):
     def pending(self) -> list[SendMessage]:
         return list(self._outbox.values())
 
-    def quit(self, reason: str = "quit") -> None:
+    def quit(self, reason: str = "") -> None:
         """Say bye and close; emits closed() when done (within a second at most)."""
         self._quitting = True
         self._reconnect_timer.stop()

@@ -235,6 +235,16 @@ class ChatServer(QObject):
         self._stop_deadline = QTimer(self)
         self._stop_deadline.setSingleShot(True)
         self._stop_deadline.timeout.connect(self._abort_all)
+        sessions = self.sessions
+
+        def forget_sockets() -> None:
+            # deleted without shutdown(): the sockets, our children, are deleted next and
+            # would report their disconnects to this object, which no longer exists
+            for session in sessions:
+                session.socket.readyRead.disconnect()
+                session.socket.disconnected.disconnect()
+
+        self.destroyed.connect(forget_sockets)
 
     # ------------------------------------------------------------ lifecycle
 

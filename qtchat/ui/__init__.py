@@ -1,0 +1,1 @@
+"""The widgets: the only package that imports QtWidgets."""

@@ -1,0 +1,435 @@
+"""The message view: a virtualised list over MessageLog, painted by MessageDelegate.
+
+QListView with rows of different heights lays out every row again whenever rows
+are inserted, which at 100,000 rows and thousands of inserts a second cannot
+keep up. ChatView keeps the height of each row and their running sum, appends
+to both when rows arrive, and paints only the rows in sight, so inserting and
+scrolling cost the same at 100 rows or 1,000,000.
+
+User text is laid out with QTextLayout as plain text: it is never parsed as
+markup, so ``<b>x</b>`` shows exactly those characters.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import time
+import zlib
+from collections import OrderedDict
+
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QPointF, QRect, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QDesktopServices,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QResizeEvent,
+    QTextCharFormat,
+    QTextLayout,
+    QTextOption,
+)
+from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QToolButton, QWidget
+
+from qtchat.client.models import ChatLine, MessageLog
+
+URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}'\""
+PAD_X = 8
+PAD_Y = 2
+NICK_CHARS = 12
+
+
+def find_urls(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, url) of each link in ``text``; trailing punctuation is not part of a link."""
+    found = []
+    for m in URL_RE.finditer(text):
+        url = m.group(0).rstrip(_TRAILING)
+        if url.count("(") > url.count(")") and m.group(0)[len(url) : len(url) + 1] == ")":
+            url += ")"  # wikipedia-style links with parentheses
+        if len(url) > 4:
+            found.append((m.start(), m.start() + len(url), url))
+    return found
+
+
+def utf16_ranges(text: str, urls: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The same ranges in UTF-16 code units, as Qt counts them (an emoji is two there, one here)."""
+    if text.isascii():
+        return urls
+
+    def at(i: int) -> int:
+        return len(text[:i].encode("utf-16-le")) // 2
+
+    return [(at(start), at(end), url) for start, end, url in urls]
+
+
+def nick_color(name: str, dark: bool) -> QColor:
+    """A stable colour per user, readable on the current background."""
+    hue = zlib.crc32(name.casefold().encode("utf-8")) % 360
+    return QColor.fromHsl(hue, 170, 175 if dark else 95)
+
+
+class MessageDelegate:
+    """Measures and paints ChatLines: ``time  nick  text``, the text wrapped in its own column."""
+
+    def __init__(self, font: QFont, palette: QPalette) -> None:
+        self._layouts: OrderedDict[int, tuple[int, str, QTextLayout]] = OrderedDict()
+        self.set_style(font, palette)
+
+    def set_style(self, font: QFont, palette: QPalette) -> None:
+        self.font = QFont(font)
+        self.bold = QFont(font)
+        self.bold.setBold(True)
+        self.italic = QFont(font)
+        self.italic.setItalic(True)
+        self.palette = palette
+        self.fm = QFontMetrics(self.font)
+        self.line_h = self.fm.lineSpacing()
+        self.time_w = self.fm.horizontalAdvance("00:00") + PAD_X
+        self.nick_w = self.fm.averageCharWidth() * NICK_CHARS
+        base = palette.color(QPalette.ColorRole.Base)
+        self.dark = base.lightness() < 128
+        text = palette.color(QPalette.ColorRole.Text)
+        self.dim = QColor(text)
+        self.dim.setAlpha(140)
+        self.error = QColor("#ff6b6b") if self.dark else QColor("#c62828")
+        self.link = palette.color(QPalette.ColorRole.Link)
+        self.own_bg = palette.color(QPalette.ColorRole.AlternateBase)
+        self.mention_bg = QColor(palette.color(QPalette.ColorRole.Highlight))
+        self.mention_bg.setAlpha(45)
+        self.mention_bar = palette.color(QPalette.ColorRole.Highlight)
+        self._layouts.clear()
+
+    @property
+    def text_x(self) -> int:
+        return PAD_X + self.time_w + self.nick_w + PAD_X
+
+    def text_width(self, width: int) -> int:
+        return max(40, width - self.text_x - PAD_X)
+
+    def height(self, line: ChatLine, width: int) -> int:
+        avail = self.text_width(width)
+        cached = line.layout
+        if cached is not None and cached[0] == avail:
+            return int(cached[1])
+        text = line.text
+        if "\n" not in text and self.fm.horizontalAdvance(text) <= avail:
+            h = self.line_h + 2 * PAD_Y
+        else:
+            h = self._layout(line, avail).lineCount() * self.line_h + 2 * PAD_Y
+        line.layout = (avail, h)
+        return h
+
+    def _layout(self, line: ChatLine, avail: int) -> QTextLayout:
+        key = id(line)
+        hit = self._layouts.get(key)
+        if hit is not None and hit[0] == avail and hit[1] is line.text:
+            return hit[2]
+        # QTextLayout breaks lines at U+2028, not at "\n"; same length, so offsets stay valid
+        layout = QTextLayout(line.text.replace("\n", "\u2028"), self.italic if line.kind == "notice" else self.font)
+        option = QTextOption()
+        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        layout.setTextOption(option)
+        ranges = []
+        for start, end, _ in utf16_ranges(line.text, find_urls(line.text)):
+            fr = QTextLayout.FormatRange()
+            fr.start, fr.length = start, end - start
+            fmt = QTextCharFormat()
+            fmt.setForeground(self.link)
+            fmt.setFontUnderline(True)
+            fr.format = fmt
+            ranges.append(fr)
+        layout.setFormats(ranges)
+        layout.beginLayout()
+        y = 0.0
+        while True:
+            tl = layout.createLine()
+            if not tl.isValid():
+                break
+            tl.setLineWidth(avail)
+            tl.setPosition(QPointF(0, y))
+            y += self.line_h
+        layout.endLayout()
+        self._layouts[key] = (avail, line.text, layout)
+        if len(self._layouts) > 400:
+            self._layouts.popitem(last=False)
+        return layout
+
+    def paint(self, p: QPainter, line: ChatLine, top: int, width: int) -> None:
+        h = self.height(line, width)
+        avail = self.text_width(width)
+        if line.mention:
+            p.fillRect(QRect(0, top, width, h), self.mention_bg)
+            p.fillRect(QRect(0, top, 3, h), self.mention_bar)
+        elif line.own:
+            p.fillRect(QRect(0, top, width, h), self.own_bg)
+        y_text = top + PAD_Y + self.fm.ascent()
+        # time column
+        p.setFont(self.font)
+        p.setPen(self.dim)
+        stamp = "\N{HORIZONTAL ELLIPSIS}" if line.pending else time.strftime("%H:%M", time.localtime(line.ts / 1000))
+        p.drawText(PAD_X, y_text, stamp)
+        # nick column, right-aligned and elided
+        nick_rect = QRect(PAD_X + self.time_w, top + PAD_Y, self.nick_w, self.line_h)
+        if line.kind == "msg":
+            p.setFont(self.bold if line.own else self.font)
+            p.setPen(nick_color(line.sender, self.dark))
+            nick = QFontMetrics(p.font()).elidedText(line.sender, Qt.TextElideMode.ElideRight, self.nick_w)
+        else:
+            p.setPen(self.error if line.kind == "error" else self.dim)
+            nick = "!" if line.kind == "error" else "\N{BULLET}"
+        p.drawText(nick_rect, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), nick)
+        # text column
+        if line.failed or line.kind == "error":
+            p.setPen(self.error)
+        elif line.pending or line.kind == "notice":
+            p.setPen(self.dim)
+        else:
+            p.setPen(self.palette.color(QPalette.ColorRole.Text))
+        layout = self._layout(line, avail)
+        layout.draw(p, QPointF(self.text_x, top + PAD_Y))
+
+    def link_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> str | None:
+        urls = find_urls(line.text)
+        if not urls:
+            return None
+        layout = self._layout(line, self.text_width(width))
+        x, y = pos.x() - self.text_x, pos.y() - top - PAD_Y
+        for i in range(layout.lineCount()):
+            tl = layout.lineAt(i)
+            if tl.y() <= y < tl.y() + self.line_h and 0 <= x <= tl.naturalTextWidth():
+                offset = tl.xToCursor(x)
+                for start, end, url in utf16_ranges(line.text, urls):
+                    if start <= offset < end:
+                        return url if "://" in url else f"https://{url}"
+        return None
+
+
+class ChatView(QAbstractScrollArea):
+    """The scrolling conversation.
+
+    Signals:
+        link_activated(str): a link was clicked (it is also opened).
+        unseen_changed(int): messages arrived while scrolled up; 0 once back at the bottom.
+    """
+
+    link_activated = Signal(str)
+    unseen_changed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.viewport().setMouseTracking(True)
+        self.viewport().setAutoFillBackground(False)
+        self.delegate = MessageDelegate(self.font(), self.palette())
+        self.model: MessageLog | None = None
+        self._tops: list[int] = []
+        self._heights: list[int] = []
+        self._total = 0
+        self._width = 0
+        self._unseen = 0
+        self.open_links = True
+        self.new_button = QToolButton(self.viewport())
+        self.new_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.new_button.setAutoRaise(False)
+        self.new_button.hide()
+        self.new_button.clicked.connect(self.scroll_to_bottom)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
+        self._relayout_timer = QTimer(self)
+        self._relayout_timer.setSingleShot(True)
+        self._relayout_timer.setInterval(30)
+        self._relayout_timer.timeout.connect(self._relayout)
+
+    # ------------------------------------------------------------ model
+
+    def set_model(self, model: MessageLog) -> None:
+        self.model = model
+        model.rowsInserted.connect(self._on_rows_inserted)
+        model.dataChanged.connect(self._on_data_changed)
+        model.modelReset.connect(self._relayout)
+        self._relayout()
+
+    @property
+    def at_bottom(self) -> bool:
+        bar = self.verticalScrollBar()
+        return bar.value() >= bar.maximum() - 2
+
+    @property
+    def unseen(self) -> int:
+        return self._unseen
+
+    def scroll_to_bottom(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _width_now(self) -> int:
+        return self.viewport().width()
+
+    def _relayout(self) -> None:
+        """Measure every row again (after a resize or a reset)."""
+        if self.model is None:
+            return
+        stick = self.at_bottom
+        width = self._width = self._width_now()
+        height = self.delegate.height
+        heights = [height(line, width) for line in self.model.lines]
+        tops = [0] * len(heights)
+        y = 0
+        for i, h in enumerate(heights):
+            tops[i] = y
+            y += h
+        self._heights, self._tops, self._total = heights, tops, y
+        self._update_scrollbar(stick)
+        self.viewport().update()
+
+    def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
+        if self.model is None:
+            return
+        if first != len(self._heights):  # not an append: measure everything
+            self._relayout()
+            return
+        stick = self.at_bottom
+        width = self._width
+        height = self.delegate.height
+        y = self._total
+        lines = self.model.lines
+        for row in range(first, last + 1):
+            h = height(lines[row], width)
+            self._tops.append(y)
+            self._heights.append(h)
+            y += h
+        self._total = y
+        self._update_scrollbar(stick)
+        if not stick:
+            self._set_unseen(self._unseen + sum(1 for r in range(first, last + 1) if lines[r].kind == "msg"))
+        self.viewport().update()
+
+    def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: object = None) -> None:
+        if self.model is None:
+            return
+        stick = self.at_bottom
+        for row in range(top_left.row(), bottom_right.row() + 1):
+            if row >= len(self._heights):
+                continue
+            h = self.delegate.height(self.model.lines[row], self._width)
+            delta = h - self._heights[row]
+            if delta:
+                self._heights[row] = h
+                for r in range(row + 1, len(self._tops)):
+                    self._tops[r] += delta
+                self._total += delta
+        self._update_scrollbar(stick)
+        self.viewport().update()
+
+    def _update_scrollbar(self, stick: bool) -> None:
+        bar = self.verticalScrollBar()
+        page = self.viewport().height()
+        bar.setRange(0, max(0, self._total - page))
+        bar.setPageStep(page)
+        bar.setSingleStep(self.delegate.line_h * 3)
+        if stick:
+            bar.setValue(bar.maximum())
+
+    def _set_unseen(self, count: int) -> None:
+        if count == self._unseen:
+            return
+        self._unseen = count
+        if count:
+            self.new_button.setText(f"\N{DOWNWARDS ARROW} {count} new message{'s' if count != 1 else ''}")
+            self.new_button.adjustSize()
+            self._place_button()
+            self.new_button.show()
+        else:
+            self.new_button.hide()
+        self.unseen_changed.emit(count)
+
+    def _place_button(self) -> None:
+        vp = self.viewport()
+        b = self.new_button
+        b.move(vp.width() - b.width() - 16, vp.height() - b.height() - 10)
+
+    def _on_scrolled(self, value: int) -> None:
+        if self.at_bottom:
+            self._set_unseen(0)
+        self.viewport().update()
+
+    # ------------------------------------------------------------ painting and events
+
+    def row_at(self, y: int) -> int:
+        """The row under viewport y, or -1."""
+        y += self.verticalScrollBar().value()
+        row = bisect.bisect_right(self._tops, y) - 1
+        return row if 0 <= row < len(self._tops) and y < self._total else -1
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self.viewport())
+        p.fillRect(self.viewport().rect(), self.palette().color(QPalette.ColorRole.Base))
+        if self.model is None or not self._tops:
+            p.end()
+            return
+        offset = self.verticalScrollBar().value()
+        bottom = offset + self.viewport().height()
+        row = max(0, bisect.bisect_right(self._tops, offset) - 1)
+        lines, tops, width = self.model.lines, self._tops, self._width
+        paint = self.delegate.paint
+        while row < len(tops) and tops[row] < bottom:
+            paint(p, lines[row], tops[row] - offset, width)
+            row += 1
+        p.end()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place_button()
+        if self._width_now() != self._width:
+            self._relayout_timer.start()
+        else:
+            self._update_scrollbar(self.at_bottom)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() not in (QEvent.Type.FontChange, QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
+            return
+        self.delegate.set_style(self.font(), self.palette())
+        if self.model is not None:
+            for line in self.model.lines:
+                line.layout = None
+            self._relayout_timer.start()
+
+    def _link_under(self, pos: QPoint) -> str | None:
+        row = self.row_at(pos.y())
+        if row < 0 or self.model is None:
+            return None
+        top = self._tops[row] - self.verticalScrollBar().value()
+        return self.delegate.link_at(self.model.lines[row], top, self._width, pos)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        link = self._link_under(event.position().toPoint())
+        self.viewport().setCursor(Qt.CursorShape.PointingHandCursor if link else Qt.CursorShape.ArrowCursor)
+        self.viewport().setToolTip(link or "")
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            link = self._link_under(event.position().toPoint())
+            if link:
+                self.link_activated.emit(link)
+                if self.open_links:
+                    QDesktopServices.openUrl(QUrl(link))
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        row = self.row_at(event.pos().y())
+        if row < 0 or self.model is None:
+            return
+        line = self.model.lines[row]
+        menu = QMenu(self)
+        menu.addAction("Copy message", lambda: QGuiApplication.clipboard().setText(line.text))
+        link = self._link_under(event.pos())
+        if link:
+            menu.addAction("Copy link", lambda: QGuiApplication.clipboard().setText(link))
+        menu.exec(event.globalPos())

@@ -1,0 +1,105 @@
+"""The message input: Enter sends, Shift+Enter breaks the line, Up/Down recall, Tab completes names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QFontMetrics, QKeyEvent, QTextCursor
+from PySide6.QtWidgets import QPlainTextEdit, QWidget
+
+
+class MessageInput(QPlainTextEdit):
+    """Signals:
+    submitted(str): the user pressed Enter on non-empty text (the field is cleared).
+    """
+
+    submitted = Signal(str)
+    MAX_LINES = 6
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTabChangesFocus(False)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.setPlaceholderText("Message (Enter sends, Shift+Enter for a new line)")
+        self.setAccessibleName("Message")
+        self.history: list[str] = []
+        self._history_pos = 0
+        self._draft = ""
+        self.complete_names: Callable[[str], list[str]] = lambda prefix: []
+        self._completion: tuple[int, str, list[str], int] | None = None  # start, prefix, matches, index
+        self.document().contentsChanged.connect(self._fit_height)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        fm = QFontMetrics(self.font())
+        lines = max(1, min(self.MAX_LINES, int(self.document().size().height())))
+        margins = self.contentsMargins()
+        doc_margin = int(self.document().documentMargin() * 2)
+        self.setFixedHeight(lines * fm.lineSpacing() + doc_margin + margins.top() + margins.bottom() + 4)
+
+    def event(self, e: QEvent) -> bool:
+        # Tab must reach keyPressEvent (completion), not move the focus
+        if e.type() == QEvent.Type.KeyPress and isinstance(e, QKeyEvent) and e.key() == Qt.Key.Key_Tab:
+            self.keyPressEvent(e)
+            return True
+        return super().event(e)
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:
+        key, mods = e.key(), e.modifiers()
+        if key != Qt.Key.Key_Tab:
+            self._completion = None
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not mods & Qt.KeyboardModifier.ShiftModifier:
+            text = self.toPlainText()
+            if text.strip():
+                self.history.append(text)
+                self._history_pos = len(self.history)
+                self.clear()
+                self.submitted.emit(text)
+            return
+        if key == Qt.Key.Key_Tab and not mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier):
+            self._complete()
+            return
+        cursor = self.textCursor()
+        if key == Qt.Key.Key_Up and self.history and cursor.blockNumber() == 0 and not cursor.hasSelection():
+            self._recall(-1)
+            return
+        last_block = self.document().blockCount() - 1
+        if key == Qt.Key.Key_Down and cursor.blockNumber() == last_block and self._history_pos < len(self.history):
+            self._recall(+1)
+            return
+        super().keyPressEvent(e)
+
+    def _recall(self, step: int) -> None:
+        if self._history_pos == len(self.history):
+            self._draft = self.toPlainText()
+        self._history_pos = max(0, min(len(self.history), self._history_pos + step))
+        text = self.history[self._history_pos] if self._history_pos < len(self.history) else self._draft
+        self.setPlainText(text)
+        self.moveCursor(QTextCursor.MoveOperation.End)
+
+    def _complete(self) -> None:
+        cursor = self.textCursor()
+        text = self.toPlainText()
+        pos = cursor.position()
+        if self._completion is None:
+            start = pos
+            while start > 0 and not text[start - 1].isspace():
+                start -= 1
+            prefix = text[start:pos]
+            bare = prefix.lstrip("@")
+            matches = self.complete_names(bare) if bare else []
+            if not matches:
+                return
+            self._completion = (start, prefix, matches, 0)
+        else:
+            start, prefix, matches, index = self._completion
+            self._completion = (start, prefix, matches, (index + 1) % len(matches))
+        start, prefix, matches, index = self._completion
+        at = "@" if prefix.startswith("@") else ""
+        suffix = ": " if start == 0 and not at else " "
+        replacement = f"{at}{matches[index]}{suffix}"
+        cursor.setPosition(start)
+        cursor.setPosition(pos, QTextCursor.MoveMode.KeepAnchor)
+        cursor.insertText(replacement)
+        self.setTextCursor(cursor)

@@ -1,0 +1,215 @@
+"""The real widgets against a real server (offscreen)."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from qtchat.client import ChatClient, ClientState
+from qtchat.client.settings import ClientSettings
+from qtchat.protocol import Message
+from qtchat.ui.chat_view import find_urls
+from qtchat.ui.connect_dialog import ConnectDialog
+from qtchat.ui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot):
+    client = ChatClient()
+    client.BACKOFF_BASE = 0.05
+    w = MainWindow(client, ClientSettings())
+    w.view.open_links = False
+    qtbot.addWidget(w)
+    w.resize(900, 600)
+    w.show()
+    yield w
+    w._quitting = True  # the test's QApplication must outlive the window
+    client.quit()
+
+
+def online(qtbot, w: MainWindow, port: int, user: str = "alice") -> None:
+    with qtbot.waitSignal(w.client.logged_in, timeout=5000):
+        w.client.connect_to("127.0.0.1", port, user)
+    qtbot.waitUntil(lambda: w.conversation.users.rowCount() >= 1)
+
+
+def lines(w: MainWindow) -> list:
+    w.conversation.log.flush()
+    return w.conversation.log.lines
+
+
+def test_dialog_shows_a_taken_name_inline(server, connect, qtbot):
+    connect().login("bob")
+    client = ChatClient()
+    dialog = ConnectDialog(client, ClientSettings())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.host.setEditText("127.0.0.1")
+    dialog.port.setValue(server.port)
+    dialog.user.setText("Bob")
+    qtbot.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.error.isVisible, timeout=5000)
+    assert "already in use" in dialog.error.text()
+    assert dialog.isVisible() and dialog.connect_button.isEnabled()
+    dialog.user.setText("carol")
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        qtbot.mouseClick(dialog.connect_button, Qt.MouseButton.LeftButton)
+    assert client.state is ClientState.ONLINE
+    assert ClientSettings().user == "carol"  # remembered for next time
+    client.quit()
+
+
+def test_dialog_can_host_a_server_here(qtbot):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = ChatClient()
+    dialog = ConnectDialog(client, ClientSettings())
+    qtbot.addWidget(dialog)
+    dialog.port.setValue(port)
+    dialog.user.setText("host")
+    dialog.hosting.setChecked(True)
+    with qtbot.waitSignal(dialog.accepted, timeout=5000):
+        dialog.start()
+    assert dialog.server is not None and dialog.server.user_names() == ["host"]
+    assert f":{port}" in dialog.hint.text()
+    client.quit()
+    dialog.server.shutdown()
+
+
+def test_send_receive_and_user_list(server, connect, window, qtbot):
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    assert window.users_label.text() == "Users \N{EM DASH} 2"
+    qtbot.keyClicks(window.input, "hello bob ~ ")
+    window.input.insertPlainText("\U0001f600")  # QtTest types ASCII only
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)
+    assert window.input.toPlainText() == ""
+    assert bob.wait_event(Message, sender="alice").text == "hello bob ~ \U0001f600"
+    qtbot.waitUntil(lambda: any(ln.own and not ln.pending and ln.id for ln in lines(window)))
+    bob.say("hi alice")
+    qtbot.waitUntil(lambda: any(ln.sender == "bob" for ln in lines(window)))
+    carol = connect()
+    carol.login("carol")
+    qtbot.waitUntil(lambda: window.users_label.text() == "Users \N{EM DASH} 3")
+    assert window.conversation.users.names == ["alice", "bob", "carol"]
+    carol.close()
+    qtbot.waitUntil(lambda: window.users_label.text() == "Users \N{EM DASH} 2")
+    assert "Online" in window.state_label.text()
+
+
+def test_html_from_users_is_shown_literally(server, connect, window, qtbot):
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    bob.say("<b>x</b> <img src=y> &amp;")
+    qtbot.waitUntil(lambda: any(ln.sender == "bob" for ln in lines(window)))
+    line = next(ln for ln in lines(window) if ln.sender == "bob")
+    assert line.text == "<b>x</b> <img src=y> &amp;"
+    layout = window.view.delegate._layout(line, 600)
+    assert layout.text() == "<b>x</b> <img src=y> &amp;"  # laid out as plain characters
+    assert window.conversation.log.data(window.conversation.log.index(line.row)) == "bob: <b>x</b> <img src=y> &amp;"
+
+
+def test_shift_enter_newline_up_recalls_and_tab_completes(server, connect, window, qtbot):
+    for name in ("priya", "prakash"):
+        connect().login(name)
+    online(qtbot, window, server.port)
+    qtbot.waitUntil(lambda: window.conversation.users.rowCount() == 3)
+    box = window.input
+    qtbot.keyClicks(box, "first")
+    qtbot.keyClick(box, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(box, "second")
+    assert box.toPlainText() == "first\nsecond"
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    qtbot.keyClick(box, Qt.Key.Key_Up)
+    assert box.toPlainText() == "first\nsecond"
+    box.clear()
+    qtbot.keyClicks(box, "pr")
+    qtbot.keyClick(box, Qt.Key.Key_Tab)
+    assert box.toPlainText() == "prakash: "
+    qtbot.keyClick(box, Qt.Key.Key_Tab)
+    assert box.toPlainText() == "priya: "
+    qtbot.keyClicks(box, "and @pra")
+    qtbot.keyClick(box, Qt.Key.Key_Tab)
+    assert box.toPlainText() == "priya: and @prakash "
+    assert box.hasFocus() or True  # Tab completed instead of moving the focus
+    assert window.focusWidget() is box
+
+
+def test_reconnect_after_restart_sends_queued_messages_once(make_server, connect, window, qtbot):
+    first = make_server()
+    port = first.port
+    online(qtbot, window, port)
+    with qtbot.waitSignal(window.client.connection_lost, timeout=5000):
+        first.shutdown("restart")
+    assert any("Connection lost" in ln.text for ln in lines(window))
+    for text in ("while offline 1", "while offline 2"):
+        qtbot.keyClicks(window.input, text)
+        qtbot.keyClick(window.input, Qt.Key.Key_Return)
+    pending = [ln for ln in lines(window) if ln.own]
+    assert [ln.pending for ln in pending] == [True, True]
+    assert window.pending_label.text() == "2 unsent"
+    second = make_server(port=port)
+    watcher = connect(second.port)
+    watcher.login("watcher")
+    qtbot.waitUntil(lambda: window.client.state is ClientState.ONLINE, timeout=10000)
+    watcher.wait_for(lambda: len(watcher.of(Message)) == 2)
+    qtbot.wait(300)
+    assert [m.text for m in watcher.of(Message)] == ["while offline 1", "while offline 2"]
+    qtbot.waitUntil(lambda: not any(ln.pending for ln in lines(window)))
+    assert window.pending_label.text() == ""
+    assert any(ln.text == "Reconnected." for ln in lines(window))
+
+
+def test_autoscroll_only_at_the_bottom(server, connect, window, qtbot):
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    for i in range(80):
+        bob.say(f"message {i}")
+    qtbot.waitUntil(lambda: sum(ln.sender == "bob" for ln in lines(window)) == 80)
+    qtbot.wait(50)
+    view = window.view
+    assert view.at_bottom
+    view.verticalScrollBar().setValue(0)
+    for i in range(3):
+        bob.say(f"later {i}")
+    qtbot.waitUntil(lambda: view.unseen == 3)
+    assert view.verticalScrollBar().value() == 0
+    assert view.new_button.isVisible() and "3 new messages" in view.new_button.text()
+    qtbot.mouseClick(view.new_button, Qt.MouseButton.LeftButton)
+    assert view.at_bottom and view.unseen == 0 and not view.new_button.isVisible()
+
+
+def test_links_are_found_and_clickable(server, connect, window, qtbot):
+    assert find_urls("see https://example.org/a_(b). and www.x.org, ok") == [
+        (4, 29, "https://example.org/a_(b)"), (35, 44, "www.x.org")]
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    bob.say("\U0001f600 https://example.org/page")
+    qtbot.waitUntil(lambda: any(ln.sender == "bob" for ln in lines(window)))
+    qtbot.wait(50)
+    view = window.view
+    row = next(ln.row for ln in lines(window) if ln.sender == "bob")
+    top = view._tops[row] - view.verticalScrollBar().value()
+    x = view.delegate.text_x + view.delegate.fm.horizontalAdvance("\U0001f600 https://exa")
+    with qtbot.waitSignal(view.link_activated, timeout=2000) as clicked:
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, top + 8))
+    assert clicked.args == ["https://example.org/page"]
+
+
+def test_mention_counts_in_the_title_when_inactive(server, connect, window, qtbot):
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    with qtbot.waitSignal(window.conversation.mentioned, timeout=3000):
+        bob.say("alice: ping")
+    if not window.isActiveWindow():
+        assert window.windowTitle().startswith("(1) ")
+    line = next(ln for ln in lines(window) if ln.sender == "bob")
+    assert line.mention

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Take the README's screenshots: the connect dialog and a busy conversation.
+
+    xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshots.py [--dark]
+
+Everything is real: an in-process server, bot users on real sockets, the real widgets.
+Writes docs/screenshot-connect.png and docs/screenshot-chat.png (or -dark variants).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def pump(app: QCoreApplication, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    for role, color in {
+        QPalette.ColorRole.Window: "#202124", QPalette.ColorRole.WindowText: "#e8eaed",
+        QPalette.ColorRole.Base: "#181a1b", QPalette.ColorRole.AlternateBase: "#24272a",
+        QPalette.ColorRole.Text: "#e8eaed", QPalette.ColorRole.Button: "#2d2f31",
+        QPalette.ColorRole.ButtonText: "#e8eaed", QPalette.ColorRole.Highlight: "#8ab4f8",
+        QPalette.ColorRole.HighlightedText: "#202124", QPalette.ColorRole.Link: "#8ab4f8",
+        QPalette.ColorRole.PlaceholderText: "#9aa0a6",
+    }.items():
+        p.setColor(role, QColor(color))
+    return p
+
+
+def main() -> int:
+    dark = "--dark" in sys.argv
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
+    app = QApplication(sys.argv[:1])
+    app.setOrganizationName("qtchat-screenshots")
+    app.setApplicationName("qtchat")
+    app.setStyle("Fusion")
+    if dark:
+        app.setPalette(dark_palette())
+    from qtchat.client import ChatClient
+    from qtchat.client.settings import ClientSettings
+    from qtchat.server import ChatServer, ServerConfig
+    from qtchat.ui.app import app_icon
+    from qtchat.ui.connect_dialog import ConnectDialog
+    from qtchat.ui.main_window import MainWindow
+
+    suffix = "-dark" if dark else ""
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, name="Team room"))
+    server.listen()
+    bots: dict[str, ChatClient] = {}
+    for name in ("maria", "ken", "priya", "olu", "jonas", "sam"):
+        bot = ChatClient()
+        bot.connect_to("127.0.0.1", server.port, name)
+        bots[name] = bot
+    pump(app, 0.5)
+
+    # the connect dialog, after a refused name
+    settings = ClientSettings()
+    settings.remember("chat.example.org", 4321, "ken", False)
+    dialog_client = ChatClient()
+    dialog = ConnectDialog(dialog_client, ClientSettings())
+    dialog.setWindowIcon(app_icon())
+    dialog.host.setEditText("127.0.0.1")
+    dialog.port.setValue(server.port)
+    dialog.show()
+    dialog.start()
+    pump(app, 0.8)
+    dialog.grab().save(str(DOCS / f"screenshot-connect{suffix}.png"))
+    dialog.hide()
+
+    client = ChatClient()
+    window = MainWindow(client, ClientSettings(), app_icon())
+    window.resize(1100, 680)
+    window.show()
+    client.connect_to("127.0.0.1", server.port, "alice")
+    pump(app, 0.6)
+    script = [
+        ("sam", "anyone around?"),
+        ("maria", "Morning all! Standup in 10 minutes \u2615"),
+        ("priya", "morning \U0001f44b"),
+        ("ken", "Build #4127 is green again \U0001f389 the flaky socket test was a real race, fixed in https://example.org/qtchat/pull/88"),
+        ("priya", "Nice. Did anyone look at the crash report from the Windows beta?"),
+        ("olu", "Yes: it only happens when the laptop sleeps mid-upload. The reconnect path resends the queued messages once they're acknowledged, so nothing is lost \u2014 but the progress bar never resets. I'll take it."),
+        ("jonas", "<b>this is not bold</b> \u2014 user text is always shown exactly as typed ~ even with tildes ~"),
+        ("maria", "alice, can you share the release notes draft before lunch?"),
+        ("sam", "Two-line message:\nsecond line, indented under the text column"),
+        ("ken", "Greetings in the changelog: \u041f\u0440\u0438\u0432\u0435\u0442, \u03b3\u03b5\u03b9\u03ac \u03c3\u03bf\u03c5 and \u05e9\u05dc\u05d5\u05dd \u2014 emoji too: \U0001f680\U0001f44d\U0001f3fd"),
+        ("olu", "Reminder: the LAN party server is just `qtchat --serve`, nothing else to install"),
+        ("sam", "\U0001f44d"),
+    ]
+    for name, text in script:
+        bots[name].send_text(text)
+        pump(app, 0.05)
+    pump(app, 0.3)
+    window.conversation.send("Sure \u2014 posting it in a minute, it's at www.example.org/notes (draft)")
+    pump(app, 0.2)
+    bots["priya"].send_text("thanks alice \U0001f64f")
+    bots["jonas"].quit()
+    pump(app, 0.2)
+    window.input.setPlainText("Release notes: https://example.org/rel")
+    pump(app, 0.5)
+    window.grab().save(str(DOCS / f"screenshot-chat{suffix}.png"))
+    for bot in bots.values():
+        bot.quit()
+    client.quit()
+    server.shutdown("done")
+    pump(app, 0.5)
+    print("wrote", DOCS / f"screenshot-connect{suffix}.png", DOCS / f"screenshot-chat{suffix}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    sys.exit(main())

@@ -114,16 +114,21 @@ class MessageDelegate:
         return max(40, width - self.text_x - PAD_X)
 
     def height(self, line: ChatLine, width: int) -> int:
+        """The row's height at this view width; cached on the line with its one-line width."""
         avail = self.text_width(width)
         cached = line.layout
-        if cached is not None and cached[0] == avail:
-            return int(cached[1])
-        text = line.text
-        if "\n" not in text and self.fm.horizontalAdvance(text) <= avail:
+        if cached is not None:
+            if cached[0] == avail:
+                return int(cached[1])
+            natural = cached[2]
+        else:
+            text = line.text
+            natural = -1 if "\n" in text else self.fm.horizontalAdvance(text)
+        if 0 <= natural <= avail:
             h = self.line_h + 2 * PAD_Y
         else:
             h = self._layout(line, avail).lineCount() * self.line_h + 2 * PAD_Y
-        line.layout = (avail, h)
+        line.layout = (avail, h, natural)
         return h
 
     def _layout(self, line: ChatLine, avail: int) -> QTextLayout:
@@ -226,6 +231,8 @@ class ChatView(QAbstractScrollArea):
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # always on: a scroll bar that appears would narrow the text and re-measure every row
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.viewport().setMouseTracking(True)
         self.viewport().setAutoFillBackground(False)
         self.delegate = MessageDelegate(self.font(), self.palette())

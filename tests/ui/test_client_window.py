@@ -213,3 +213,74 @@ def test_mention_counts_in_the_title_when_inactive(server, connect, window, qtbo
         assert window.windowTitle().startswith("(1) ")
     line = next(ln for ln in lines(window) if ln.sender == "bob")
     assert line.mention
+
+
+def test_geometry_and_splitter_are_remembered(qtbot):
+    first = MainWindow(ChatClient(), ClientSettings())
+    qtbot.addWidget(first)
+    first.resize(700, 500)
+    first.show()
+    first.splitter.setSizes([450, 250])
+    sizes = first.splitter.sizes()
+    first._quitting = True
+    first.close()
+    second = MainWindow(ChatClient(), ClientSettings())
+    qtbot.addWidget(second)
+    second.show()
+    assert second.size().width() == 700 and second.size().height() == 500
+    assert second.splitter.sizes() == sizes
+
+
+def test_qtchat_command_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from qtchat import __version__
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-m", "qtchat", "--version"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and __version__ in out.stdout
+    out = subprocess.run([sys.executable, "-m", "qtchat", "--help"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0
+    for flag in ("--host", "--port", "--user", "--serve"):
+        assert flag in out.stdout
+
+
+def test_qtchat_serve_hosts_and_quits_promptly_on_sigterm(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path), HOME=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "qtchat", "--serve", "--port", str(port), "--user", "host"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                probe = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the client never started hosting")
+        probe.sendall(b'{"type":"hello","version":1,"user":"guest"}\n')
+        data = b""
+        while b'"more":false' not in data:
+            data += probe.recv(65536)
+        assert b'"host"' in data  # the client joined its own server
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert time.monotonic() - start < 3
+        probe.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

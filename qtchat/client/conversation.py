@@ -50,6 +50,7 @@ class Conversation(QObject):
         c.user_joined.connect(self._on_joined)
         c.user_left.connect(self._on_left)
         c.server_error.connect(lambda code, text: self.error(text))
+        c.notice_received.connect(lambda text: self.error(f"Notice from the server: {text}"))
 
     # ------------------------------------------------------------ what the user does
 

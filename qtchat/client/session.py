@@ -30,6 +30,7 @@ from qtchat.protocol import (
     Joined,
     Left,
     Message,
+    Notice,
     Ping,
     Pong,
     ProtocolError,
@@ -43,7 +44,7 @@ from qtchat.protocol import (
 log = logging.getLogger("qtchat.client")
 
 # error codes after which trying the same login again cannot help
-_FINAL_LOGIN_ERRORS = frozenset({"name_invalid", "name_reserved", "bad_version"})
+_FINAL_LOGIN_ERRORS = frozenset({"name_invalid", "name_reserved", "bad_version", "banned"})
 
 
 class ClientState(enum.StrEnum):
@@ -69,6 +70,7 @@ class ChatClient(QObject):
         users_reset(list): the full user list, after each login.
         user_joined(name), user_left(name, reason).
         server_error(code, text): a non-fatal error not tied to a message.
+        notice_received(text): a notice from the server's operator.
         pending_changed(count): messages waiting for their acknowledgement.
         latency_changed(ms): round trip of the last ping.
         closed(): quit() finished.
@@ -86,6 +88,7 @@ class ChatClient(QObject):
     user_joined = Signal(str)
     user_left = Signal(str, str)
     server_error = Signal(str, str)
+    notice_received = Signal(str)
     pending_changed = Signal(int)
     latency_changed = Signal(int)
     closed = Signal()
@@ -277,6 +280,8 @@ class ChatClient(QObject):
                 self.latency_changed.emit(self.latency_ms)
         elif isinstance(event, Error):
             self._on_error(event)
+        elif isinstance(event, Notice):
+            self.notice_received.emit(event.text)
         elif isinstance(event, Bye):
             self._bye = event.reason
 
@@ -331,7 +336,7 @@ class ChatClient(QObject):
         final = fatal is not None and (
             fatal.code in _FINAL_LOGIN_ERRORS or (fatal.code == "name_taken" and not self._ever_online)
         )
-        kicked = self._bye is not None and self._bye.startswith("kicked")
+        kicked = self._bye is not None and self._bye.startswith(("kicked", "banned"))
         if final or kicked or not self._ever_online:
             self._set_state(ClientState.OFFLINE)
             code = fatal.code if fatal is not None else ("kicked" if kicked else "network")

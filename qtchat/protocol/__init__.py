@@ -18,6 +18,7 @@ from .events import (
     Joined,
     Left,
     Message,
+    Notice,
     Ping,
     Pong,
     RoomInfo,
@@ -39,7 +40,7 @@ from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 __all__ = [
     "DEFAULT_MAX_FRAME", "DEFAULT_ROOM", "MAX_CID_LENGTH", "MAX_NAME_LENGTH", "NEED_DATA", "PEER_CLOSED",
     "PROTOCOL_VERSION", "RESERVED_NAMES", "SUPPORTED_VERSIONS", "Bye", "ClientEvent", "Connection", "Error",
-    "ErrorCode", "Event", "FrameDecoder", "Hello", "Joined", "Left", "Message", "Ping", "Pong",
+    "ErrorCode", "Event", "FrameDecoder", "Hello", "Joined", "Left", "Message", "Notice", "Ping", "Pong",
     "ProtocolError", "Role", "RoomInfo", "SendMessage", "SendableEvent", "ServerEvent", "State",
     "UnknownEvent", "UserList", "UsersRequest", "Welcome", "check_text", "decode_frame", "encode_event",
     "encode_frame", "encode_name", "encode_user_lists", "name_key", "names_per_frame", "negotiate_version", "validate_name",

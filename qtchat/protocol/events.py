@@ -416,6 +416,26 @@ class Error:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """A notice from the server's operator to everyone (or to you), shown apart from chat."""
+
+    TYPE: ClassVar[str] = "notice"
+    text: str
+    ts: int
+    room: str | None = None
+
+    def to_wire(self) -> Wire:
+        d: Wire = {"type": "notice", "text": self.text, "ts": self.ts}
+        if self.room is not None:
+            d["room"] = self.room
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Notice:
+        return cls(text=_str(d, "text", max_len=1 << 20), ts=_int(d, "ts"), room=_opt_str(d, "room"))
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownEvent:
     """A server frame of a type this version does not know: clients ignore it."""
 
@@ -424,17 +444,18 @@ class UnknownEvent:
 
 
 ClientEvent = Hello | SendMessage | UsersRequest | Ping | Pong | Bye
-ServerEvent = Welcome | Message | Joined | Left | UserList | Error | Ping | Pong | Bye | UnknownEvent
+ServerEvent = Welcome | Message | Joined | Left | UserList | Error | Notice | Ping | Pong | Bye | UnknownEvent
 Event = ClientEvent | ServerEvent
 SendableEvent = (
     Hello | SendMessage | UsersRequest | Ping | Pong | Bye | Welcome | Message | Joined | Left | UserList | Error
+    | Notice
 )
 
 CLIENT_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Hello, SendMessage, UsersRequest, Ping, Pong, Bye)
 }
 SERVER_EVENTS: dict[str, Any] = {
-    c.TYPE: c for c in (Welcome, Message, Joined, Left, UserList, Error, Ping, Pong, Bye)
+    c.TYPE: c for c in (Welcome, Message, Joined, Left, UserList, Error, Notice, Ping, Pong, Bye)
 }
 
 

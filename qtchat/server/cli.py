@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication
 
@@ -13,6 +16,7 @@ from qtchat import __version__
 from qtchat.protocol import DEFAULT_MAX_FRAME
 from qtchat.sysutil import QuitSignals, raise_open_file_limit
 
+from .admin import AdminChannel, channel_name
 from .core import ChatServer, ServerConfig
 
 
@@ -65,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ping a client silent for this long (default: %(default)s)")
     p.add_argument("--ping-timeout", type=_positive_float, default=d.ping_timeout, metavar="SECONDS",
                    help="drop a client still silent this long after the ping (default: %(default)s)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="where the server keeps its state (bans.json); default: the platform's app data folder")
+    p.add_argument("--admin", action="store_true",
+                   help="open the admin window (connected users, kick, ban, broadcast) while serving")
+    p.add_argument("--no-admin-channel", action="store_true",
+                   help="do not open the local admin channel used by 'qtchat-server admin ...'")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="stderr log level; 'info' logs connects, disconnects and errors, never chat text "
                         "(default: %(default)s)")
@@ -75,11 +85,21 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         host=args.host, port=args.port, name=args.name, motd=args.motd, max_clients=args.max_clients,
         max_frame=args.max_frame, max_output=args.max_output, handshake_timeout=args.handshake_timeout,
-        ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
+        ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
     )
 
 
+def default_data_dir() -> Path:
+    from PySide6.QtCore import QStandardPaths
+
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+    return Path(base or Path.home()) / "qtchat-server"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["admin"]:
+        return admin_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
@@ -87,22 +107,112 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     log = logging.getLogger("qtchat.server")
     config = config_from_args(args)
+    if config.data_dir is None:
+        config.data_dir = default_data_dir()
     limit = raise_open_file_limit(config.max_clients + 64)
     if limit < config.max_clients + 16:
         log.warning("the open-file limit is %d: at most about %d clients can connect", limit, limit - 16)
+    if args.admin:
+        from qtchat.ui.admin_window import run_admin_window
+
+        return run_admin_window(config, admin_channel=not args.no_admin_channel)
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     app.setApplicationName("qtchat-server")
     server = ChatServer(config)
     try:
         server.listen()
+        if not args.no_admin_channel:
+            AdminChannel(server, channel_name(server.port)).listen()
     except OSError as exc:
         log.error("%s", exc)
         return 2
     server.stopped.connect(app.quit)
+    # kept installed until the process ends: a second Ctrl+C while closing changes nothing
     signals = QuitSignals(lambda signum: server.shutdown("server shutting down"))
     code = app.exec()
-    signals.uninstall()
+    del signals
     return int(code)
+
+
+def build_admin_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qtchat-server admin",
+        description="Operate a running qtchat-server from this machine, as the user that runs it "
+        "(over its local admin channel).",
+    )
+    p.add_argument("--port", type=_port, default=ServerConfig().port, help="the server's port (default: %(default)s)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub.add_parser("status", help="users, connections, messages")
+    sub.add_parser("users", help="list connected users")
+    kick = sub.add_parser("kick", help="disconnect a user, telling them why")
+    kick.add_argument("name")
+    kick.add_argument("--reason", default="")
+    ban = sub.add_parser("ban", help="ban a name and/or an address (kicks who matches)")
+    ban.add_argument("name", nargs="?")
+    ban.add_argument("--address", help="an IP address to ban")
+    ban.add_argument("--minutes", type=float, help="ban for this long (default: for good)")
+    ban.add_argument("--reason", default="")
+    unban = sub.add_parser("unban", help="lift the bans on a name or an address")
+    unban.add_argument("target")
+    sub.add_parser("bans", help="list the bans")
+    for name in ("mute", "unmute"):
+        sub.add_parser(name, help=f"{name} a user").add_argument("name")
+    bc = sub.add_parser("broadcast", help="send a notice to everyone")
+    bc.add_argument("text", nargs="+")
+    sub.add_parser("pause", help="stop accepting new connections")
+    sub.add_parser("resume", help="accept new connections again")
+    limit = sub.add_parser("limit", help="change the client limit")
+    limit.add_argument("count", type=_positive_int)
+    return p
+
+
+def admin_request(args: argparse.Namespace) -> dict[str, Any]:
+    cmd = args.cmd
+    if cmd == "ban":
+        if not args.name and not args.address:
+            raise SystemExit("qtchat-server admin ban: give a name, --address, or both")
+        return {"cmd": "ban", "name": args.name, "address": args.address, "reason": args.reason,
+                "seconds": args.minutes * 60 if args.minutes else None}
+    if cmd in ("pause", "resume"):
+        return {"cmd": "accept", "on": cmd == "resume"}
+    fields = {k: v for k, v in vars(args).items() if k not in ("cmd", "port")}
+    if cmd == "broadcast":
+        fields["text"] = " ".join(args.text)
+    return {"cmd": cmd, **fields}
+
+
+def admin_main(argv: Sequence[str]) -> int:
+    """``qtchat-server admin ...``: send one command to the running server and print its answer."""
+    from PySide6.QtNetwork import QLocalSocket
+
+    from qtchat.protocol import encode_frame
+
+    args = build_admin_parser().parse_args(argv)
+    app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
+    del app
+    sock = QLocalSocket()
+    sock.connectToServer(channel_name(args.port))
+    if not sock.waitForConnected(3000):
+        print(f"qtchat-server admin: no qtchat-server of yours is running on port {args.port} "
+              f"({sock.errorString()})", file=sys.stderr)
+        return 2
+    sock.write(encode_frame(admin_request(args)))
+    sock.waitForBytesWritten(3000)
+    data = b""
+    while not data.endswith(b"\n") and sock.waitForReadyRead(5000):
+        data += bytes(sock.readAll().data())
+    sock.disconnectFromServer()
+    if not data:
+        print("qtchat-server admin: the server did not answer", file=sys.stderr)
+        return 2
+    reply = json.loads(data)
+    print(reply.get("message", ""))
+    for row in reply.get("users", []) if isinstance(reply.get("users"), list) else []:
+        print(f"  {row['name']:<32} {row['peer']:<22} idle {row['idle_s']:>7.1f} s  {row['messages']:>6} msgs"
+              f"{'  (muted)' if row.get('muted') else ''}")
+    for line in reply.get("bans", []):
+        print(f"  {line}")
+    return 0 if reply.get("ok") else 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import cast
 
 from PySide6.QtCore import QByteArray, QIODevice, QObject, QTimer, Signal
@@ -39,6 +40,7 @@ from qtchat.protocol import (
     Joined,
     Left,
     Message,
+    Notice,
     Ping,
     Pong,
     ProtocolError,
@@ -51,9 +53,12 @@ from qtchat.protocol import (
     encode_event,
     encode_name,
     encode_user_lists,
+    name_key,
     names_per_frame,
     validate_name,
 )
+
+from .bans import Ban, BanList
 
 log = logging.getLogger("qtchat.server")
 
@@ -76,6 +81,7 @@ class ServerConfig:
     ping_interval: float = 30.0
     ping_timeout: float = 30.0
     close_timeout: float = 5.0
+    data_dir: Path | None = None  # where bans.json lives; None keeps bans in memory
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
 
@@ -103,6 +109,7 @@ class Session:
     """One TCP connection and, once logged in, one user."""
 
     __slots__ = (
+        "address",
         "bytes_in",
         "bytes_out",
         "closing_since",
@@ -120,10 +127,11 @@ class Session:
         "socket",
     )
 
-    def __init__(self, socket: QAbstractSocket, conn: Connection, peer: str, now: float) -> None:
+    def __init__(self, socket: QAbstractSocket, conn: Connection, address: str, port: int, now: float) -> None:
         self.socket = socket
         self.conn = conn
-        self.peer = peer
+        self.address = address
+        self.peer = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         self.name: str | None = None
         self.key: str | None = None
         self.rooms: list[Room] = []
@@ -216,6 +224,12 @@ class ChatServer(QObject):
         self.sessions: set[Session] = set()
         self.users: dict[str, Session] = {}  # name key -> session
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
+        self.bans = BanList(self.config.data_dir / "bans.json" if self.config.data_dir else None)
+        self.muted: set[str] = set()  # name keys
+        self.started = time.time()
+        self.total_messages = 0
+        self.total_bytes_in = 0
+        self.total_bytes_out = 0
         # name key -> cid -> frame: recent messages per user, so a resend is not relayed twice
         self._recent_cids: OrderedDict[str, OrderedDict[str, bytes]] = OrderedDict()
         self._tcp = _Listener(self._on_new_connection, self)
@@ -232,6 +246,7 @@ class ChatServer(QObject):
         self._sweep_timer.timeout.connect(self._sweep)
         self._ping_tokens = itertools.count(1)
         self._stopping = False
+        self.accepting = True
         self._stop_deadline = QTimer(self)
         self._stop_deadline.setSingleShot(True)
         self._stop_deadline.timeout.connect(self._abort_all)
@@ -265,12 +280,6 @@ class ChatServer(QObject):
     @property
     def is_listening(self) -> bool:
         return bool(self._tcp.isListening())
-
-    def pause_accepting(self) -> None:
-        self._tcp.pauseAccepting()
-
-    def resume_accepting(self) -> None:
-        self._tcp.resumeAccepting()
 
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Tell every client ``bye``, close every connection, then emit ``stopped``."""
@@ -306,8 +315,10 @@ class ChatServer(QObject):
 
     def _on_new_connection(self, sock: QAbstractSocket) -> None:
         cfg = self.config
-        peer = _peer_name(sock)
-        session = Session(sock, Connection(Role.SERVER, max_frame=cfg.max_frame), peer, time.monotonic())
+        address = _peer_address(sock)
+        session = Session(sock, Connection(Role.SERVER, max_frame=cfg.max_frame), address, sock.peerPort(),
+                          time.monotonic())
+        peer = session.peer
         self.sessions.add(session)
         sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
         sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
@@ -320,6 +331,11 @@ class ChatServer(QObject):
                 session, "server full",
                 ProtocolError(ErrorCode.SERVER_FULL, f"The server is full ({cfg.max_clients} users).", fatal=True),
             )
+            return
+        ban = self.bans.match(None, address)
+        if ban is not None:
+            log.info("refused %s: banned %s", peer, ban.describe())
+            self._drop(session, "banned", _banned_error(ban))
 
     def _on_disconnected(self, session: Session) -> None:
         if session not in self.sessions:
@@ -346,6 +362,7 @@ class ChatServer(QObject):
 
     def _handle_data(self, session: Session, data: bytes) -> None:
         session.bytes_in += len(data)
+        self.total_bytes_in += len(data)
         session.last_seen = time.monotonic()
         session.pinged = False
         conn = session.conn
@@ -388,6 +405,10 @@ class ChatServer(QObject):
         cfg = self.config
         try:
             name, key = validate_name(hello.user)
+            ban = self.bans.match(key, session.address)
+            if ban is not None:
+                log.info("refused %s from %s: banned %s", name, session.peer, ban.describe())
+                raise _banned_error(ban)
             if key in self.users:
                 raise ProtocolError(
                     ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.", fatal=True
@@ -443,6 +464,9 @@ class ChatServer(QObject):
             return
         cid, key = event.cid, session.key
         assert key is not None
+        if key in self.muted:
+            self._send(session, Error(ErrorCode.MUTED.value, "You are muted on this server.", ref=cid))
+            return
         if cid is not None:
             seen = self._recent_cids.get(key)
             if seen is not None and cid in seen:
@@ -453,6 +477,7 @@ class ChatServer(QObject):
             id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, room=room.name, cid=cid,
         )
         session.msgs_in += 1
+        self.total_messages += 1
         frame = encode_event(msg)
         self._queue(room, frame)
         if cid is not None:
@@ -517,6 +542,7 @@ class ChatServer(QObject):
                 member.bytes_out += size
                 if sock.bytesToWrite() > limit:
                     slow.append(member)
+            self.total_bytes_out += size * len(room.members)
             if room.joiners:
                 for member, offset in room.joiners.items():
                     if offset < size:
@@ -538,6 +564,7 @@ class ChatServer(QObject):
     def _write(self, session: Session, data: bytes) -> None:
         if session.socket.state() == QAbstractSocket.SocketState.ConnectedState:
             session.bytes_out += len(data)
+            self.total_bytes_out += len(data)
             session.socket.write(data)
 
     # ------------------------------------------------------------ leaving
@@ -579,12 +606,77 @@ class ChatServer(QObject):
         else:
             sock.abort()
 
-    def kick(self, name_key: str, reason: str) -> bool:
-        session = self.users.get(name_key)
+    # ------------------------------------------------------------ operator actions
+    # Used by the admin window and the local admin channel; each is logged. Names are
+    # matched like logins (case and look-alikes folded). Each returns a sentence for the
+    # operator, or raises KeyError/ValueError with one.
+
+    def find_user(self, name: str) -> Session:
+        session = self.users.get(name_key(name))
         if session is None:
-            return False
-        self._drop(session, f"kicked: {reason}", farewell=Bye(f"kicked: {reason}"))
-        return True
+            raise KeyError(f"No user {name!r} is connected.")
+        return session
+
+    def kick(self, name: str, reason: str = "") -> str:
+        session = self.find_user(name)
+        why = f"kicked: {reason}" if reason else "kicked"
+        self._drop(session, why, farewell=Bye(why))
+        log.warning("admin: kicked %s (%s)%s", session.name, session.peer, f": {reason}" if reason else "")
+        return f"Kicked {session.name}."
+
+    def ban(self, name: str | None = None, address: str | None = None, seconds: float | None = None,
+            reason: str = "") -> str:
+        """Ban a name and/or an address (None seconds: for good); connected matches are kicked."""
+        ban = self.bans.add(name, address, seconds, reason)
+        log.warning("admin: banned %s", ban.describe())
+        for session in list(self.users.values()):
+            if ban.name_key == session.key or ban.address == session.address:
+                why = f"banned: {reason}" if reason else "banned"
+                self._drop(session, why, farewell=Bye(why))
+        return f"Banned {ban.describe()}."
+
+    def unban(self, target: str) -> str:
+        count = self.bans.remove(target)
+        if not count:
+            raise KeyError(f"No ban on {target!r}.")
+        log.warning("admin: lifted %d ban(s) on %s", count, target)
+        return f"Lifted {count} ban(s) on {target}."
+
+    def mute(self, name: str, on: bool = True) -> str:
+        session = self.find_user(name)
+        assert session.key is not None
+        if on:
+            self.muted.add(session.key)
+        else:
+            self.muted.discard(session.key)
+        log.warning("admin: %s %s", "muted" if on else "unmuted", session.name)
+        self._send(session, Notice(f"You have been {'muted' if on else 'unmuted'} by the operator.", _now_ms()))
+        return f"{'Muted' if on else 'Unmuted'} {session.name}."
+
+    def broadcast(self, text: str) -> str:
+        if not text.strip():
+            raise ValueError("The notice is empty.")
+        frame = encode_event(Notice(text, _now_ms()))
+        for session in self.users.values():
+            self._write(session, frame)
+        log.warning("admin: broadcast to %d users: %s", len(self.users), text[:200])
+        return f"Sent to {len(self.users)} users."
+
+    def set_accepting(self, on: bool) -> str:
+        if on:
+            self._tcp.resumeAccepting()
+        else:
+            self._tcp.pauseAccepting()
+        self.accepting = on
+        log.warning("admin: %s accepting connections", "resumed" if on else "stopped")
+        return "Accepting new connections." if on else "Not accepting new connections."
+
+    def set_max_clients(self, count: int) -> str:
+        if count < 1:
+            raise ValueError("The client limit must be at least 1.")
+        self.config.max_clients = count
+        log.warning("admin: client limit set to %d", count)
+        return f"Client limit: {count}."
 
     # ------------------------------------------------------------ timers
 
@@ -625,12 +717,15 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _peer_name(sock: QAbstractSocket) -> str:
-    text = sock.peerAddress().toString()
-    if text.startswith("::ffff:"):  # an IPv4 client of a dual-stack socket
-        text = text[7:]
-    port = sock.peerPort()
-    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+def _peer_address(sock: QAbstractSocket) -> str:
+    text = str(sock.peerAddress().toString())
+    return text[7:] if text.startswith("::ffff:") else text  # an IPv4 client of a dual-stack socket
+
+
+def _banned_error(ban: Ban) -> ProtocolError:
+    end = "" if ban.until is None else " until " + time.strftime("%Y-%m-%d %H:%M", time.localtime(ban.until))
+    why = f": {ban.reason}" if ban.reason else "."
+    return ProtocolError(ErrorCode.BANNED, f"You are banned from this server{end}{why}", fatal=True)
 
 
 def _host_address(host: str) -> QHostAddress:

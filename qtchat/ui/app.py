@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     window.show()
     code = app.exec()
-    signals.uninstall()
+    del signals  # stays installed: a second Ctrl+C while closing changes nothing
     return int(code)
 
 

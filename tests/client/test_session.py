@@ -125,3 +125,18 @@ def test_conversation_ranks_mentions_above_activity(server, connect, client, qtb
     kinds = [(ln.kind, ln.sender) for ln in conv.log.lines]
     assert ("msg", "bob") in kinds
     assert [ln.text for ln in conv.log.lines if ln.own] == ["my own"]  # the ack updated the pending line
+
+
+def test_operator_notice_kick_and_ban_reach_the_client(server, client, qtbot):
+    conv = Conversation(client)
+    login(qtbot, client, server.port, "alice")
+    with qtbot.waitSignal(client.notice_received, timeout=3000) as notice:
+        server.broadcast("maintenance at noon")
+    assert notice.args == ["maintenance at noon"]
+    conv.log.flush()
+    assert any("maintenance at noon" in ln.text for ln in conv.log.lines)
+    with qtbot.waitSignal(client.login_failed, timeout=3000) as failed:
+        server.kick("alice", "cool down")
+    assert failed.args[0] == "kicked" and "cool down" in failed.args[1]
+    qtbot.wait(200)
+    assert client.state is ClientState.OFFLINE  # a kicked client does not reconnect by itself

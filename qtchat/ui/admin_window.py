@@ -1,0 +1,559 @@
+"""``qtchat-server --admin``: the server's admin window, over the same ChatServer core as headless."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import deque
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPointF,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QCloseEvent, QPainter, QPainterPath, QPaintEvent, QPalette, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from qtchat import __version__
+from qtchat.protocol import name_key
+from qtchat.server import ChatServer, ServerConfig
+from qtchat.server.core import Session
+from qtchat.sysutil import QuitSignals
+
+Index = QModelIndex | QPersistentModelIndex
+SortRole = int(Qt.ItemDataRole.UserRole) + 1
+COLUMNS = ("Name", "Address", "Connected since", "Idle", "Messages", "Bytes in", "Bytes out", "Muted")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class UsersTableModel(QAbstractTableModel):
+    """Connected users, from the core's signals, applied in batches.
+
+    Joins and leaves are queued and applied at most four times a second (one
+    insert for all joins, a reset when many leave at once), and the live
+    columns (idle, counters) refresh once a second with one dataChanged; so
+    thousands of clients connecting at once cost the view a few updates.
+    """
+
+    def __init__(self, server: ChatServer, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.server = server
+        self.rows: list[Session] = []
+        self._joined: list[str] = []
+        self._left = False
+        server.user_joined.connect(self._on_joined)
+        server.user_left.connect(self._on_left)
+        self._apply_timer = QTimer(self)
+        self._apply_timer.setSingleShot(True)
+        self._apply_timer.setInterval(250)
+        self._apply_timer.timeout.connect(self.apply)
+        self._refresh = QTimer(self)
+        self._refresh.timeout.connect(self._refresh_live)
+        self._refresh.start(1000)
+
+    def _on_joined(self, name: str, peer: str) -> None:
+        self._joined.append(name)
+        if not self._apply_timer.isActive():
+            self._apply_timer.start()
+
+    def _on_left(self, name: str, reason: str) -> None:
+        self._left = True
+        if not self._apply_timer.isActive():
+            self._apply_timer.start()
+
+    def apply(self) -> None:
+        """Apply queued joins and leaves now (done automatically)."""
+        joined, self._joined = self._joined, []
+        if self._left:
+            self._left = False
+            live = {s for s in self.server.users.values()}
+            gone = [r for r, s in enumerate(self.rows) if s not in live]
+            if len(gone) > 50:
+                self.beginResetModel()
+                self.rows = [s for s in self.rows if s in live]
+                self.endResetModel()
+            else:
+                for row in reversed(gone):
+                    self.beginRemoveRows(QModelIndex(), row, row)
+                    del self.rows[row]
+                    self.endRemoveRows()
+        present = set(self.rows)
+        new = []
+        for name in joined:
+            session = self.server.users.get(name_key(name))
+            if session is not None and session not in present:
+                new.append(session)
+                present.add(session)
+        if new:
+            first = len(self.rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            self.rows.extend(new)
+            self.endInsertRows()
+
+    def _refresh_live(self) -> None:
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 3), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def session(self, row: int) -> Session:
+        return self.rows[row]
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+            return None
+        s = self.rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.TextAlignmentRole and col >= 3:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role not in (Qt.ItemDataRole.DisplayRole, SortRole):
+            return None
+        sort = role == SortRole
+        if col == 0:
+            return (s.name or "").casefold() if sort else s.name
+        if col == 1:
+            return s.peer
+        if col == 2:
+            return s.connected_wall if sort else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.connected_wall))
+        if col == 3:
+            idle = time.monotonic() - s.last_seen
+            return idle if sort else (f"{idle:.0f} s" if idle < 120 else f"{idle / 60:.0f} min")
+        if col == 4:
+            return s.msgs_in
+        if col == 5:
+            return s.bytes_in if sort else human_bytes(s.bytes_in)
+        if col == 6:
+            return s.bytes_out if sort else human_bytes(s.bytes_out)
+        muted = s.key in self.server.muted
+        return int(muted) if sort else ("muted" if muted else "")
+
+
+class RateChart(QWidget):
+    """Messages per second over the last minutes, as a line."""
+
+    SAMPLES = 300
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.samples: deque[float] = deque([0.0] * self.SAMPLES, maxlen=self.SAMPLES)
+        self.setMinimumSize(240, 56)
+        self.setToolTip("Messages per second, last 5 minutes")
+
+    def add(self, value: float) -> None:
+        self.samples.append(value)
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        pal = self.palette()
+        rect = self.rect().adjusted(1, 1, -1, -1)
+        p.fillRect(rect, pal.color(QPalette.ColorRole.Base))
+        p.setPen(QPen(pal.color(QPalette.ColorRole.Mid)))
+        p.drawRect(rect)
+        top = max(1.0, *self.samples)
+        w, h = rect.width(), rect.height() - 14
+        path = QPainterPath()
+        for i, v in enumerate(self.samples):
+            pt = QPointF(rect.left() + i * w / (self.SAMPLES - 1), rect.bottom() - 2 - v / top * (h - 4))
+            if i == 0:
+                path.moveTo(pt)
+            else:
+                path.lineTo(pt)
+        p.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 1.5))
+        p.drawPath(path)
+        p.setPen(pal.color(QPalette.ColorRole.Text))
+        p.drawText(rect.adjusted(4, 1, -4, 0), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop),
+                   f"msgs/s, 5 min (peak {top:.0f})")
+        p.end()
+
+
+class LogBridge(QObject):
+    """A logging handler's records, handed to the window in batches (plain text only).
+
+    Signals:
+        records(list): [(levelno, line), ...] since the last batch.
+    """
+
+    records = Signal(list)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pending: list[tuple[int, str]] = []
+        self._fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+        bridge = self
+
+        class Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                bridge._pending.append((record.levelno, bridge._fmt.format(record)))
+
+        self.handler = Handler()
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._flush)
+        self._timer.start(200)
+
+    def _flush(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self.records.emit(batch)
+
+
+class BanDialog(QDialog):
+    DURATIONS = (("10 minutes", 600), ("1 hour", 3600), ("1 day", 86400), ("1 week", 604800), ("for good", None))
+
+    def __init__(self, name: str, address: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Ban {name}")
+        self.by_name = QCheckBox(f"the name {name}")
+        self.by_name.setChecked(True)
+        self.by_address = QCheckBox(f"the address {address}")
+        self.duration = QComboBox()
+        for label, _ in self.DURATIONS:
+            self.duration.addItem(label)
+        self.duration.setCurrentIndex(2)
+        self.reason = QLineEdit()
+        self.reason.setPlaceholderText("shown to the user")
+        form = QFormLayout(self)
+        form.addRow("Ban:", self.by_name)
+        form.addRow("", self.by_address)
+        form.addRow("For:", self.duration)
+        form.addRow("Reason:", self.reason)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Ban")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    @property
+    def seconds(self) -> int | None:
+        return self.DURATIONS[self.duration.currentIndex()][1]
+
+
+class AdminWindow(QMainWindow):
+    """Connected users with actions, server-wide actions, live figures and the log."""
+
+    def __init__(self, server: ChatServer, confirm: bool = True) -> None:
+        super().__init__()
+        self.server = server
+        self.confirm = confirm  # tests turn the confirmation dialogs off
+        self._closing = False
+        self.setWindowTitle(f"qtchat-server {__version__} \N{EM DASH} port {server.port}")
+
+        # header: figures and chart
+        self.clients_label, self.rate_label, self.bytes_label, self.uptime_label = (QLabel() for _ in range(4))
+        header = QHBoxLayout()
+        for label in (self.clients_label, self.rate_label, self.bytes_label, self.uptime_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            header.addWidget(label)
+        header.addStretch(1)
+        self.chart = RateChart()
+        header.addWidget(self.chart)
+
+        # users
+        self.model = UsersTableModel(server, self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SortRole)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter by name or address")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        for col, width in enumerate((150, 150, 150, 60, 80, 80, 80)):
+            self.table.setColumnWidth(col, width)
+        self.kick_button = QPushButton("&Kick\N{HORIZONTAL ELLIPSIS}")
+        self.ban_button = QPushButton("&Ban\N{HORIZONTAL ELLIPSIS}")
+        self.mute_button = QPushButton("&Mute")
+        self.kick_button.clicked.connect(self.kick_selected)
+        self.ban_button.clicked.connect(self.ban_selected)
+        self.mute_button.clicked.connect(self.toggle_mute_selected)
+        self.broadcast_button = QPushButton("B&roadcast\N{HORIZONTAL ELLIPSIS}")
+        self.broadcast_button.clicked.connect(self.ask_broadcast)
+        self.accept_button = QPushButton("&Stop accepting")
+        self.accept_button.setCheckable(True)
+        self.accept_button.toggled.connect(self._on_accept_toggled)
+        self.limit = QSpinBox()
+        self.limit.setRange(1, 1_000_000)
+        self.limit.setValue(server.config.max_clients)
+        self.limit.setPrefix("limit ")
+        self.limit.setKeyboardTracking(False)
+        self.limit.valueChanged.connect(self._on_limit)
+        actions = QHBoxLayout()
+        for w in (self.kick_button, self.ban_button, self.mute_button):
+            actions.addWidget(w)
+        actions.addStretch(1)
+        for w2 in (self.broadcast_button, self.accept_button, self.limit):
+            actions.addWidget(w2)
+        users = QWidget()
+        users_layout = QVBoxLayout(users)
+        users_layout.setContentsMargins(0, 0, 0, 0)
+        users_layout.addWidget(self.filter)
+        users_layout.addWidget(self.table, 1)
+        users_layout.addLayout(actions)
+
+        # log
+        self.level = QComboBox()
+        for name in ("Debug", "Info", "Warning", "Error"):
+            self.level.addItem(name, getattr(logging, name.upper()))
+        self.level.setCurrentIndex(1)
+        self.level.currentIndexChanged.connect(self._rebuild_log)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self._records: deque[tuple[int, str]] = deque(maxlen=5000)
+        log_box = QWidget()
+        log_layout = QVBoxLayout(log_box)
+        log_layout.setContentsMargins(0, 0, 0, 0)
+        log_top = QHBoxLayout()
+        log_top.addWidget(QLabel("Log"))
+        log_top.addStretch(1)
+        log_top.addWidget(QLabel("Level:"))
+        log_top.addWidget(self.level)
+        log_layout.addLayout(log_top)
+        log_layout.addWidget(self.log_view, 1)
+        self.bridge = LogBridge(self)
+        self.bridge.records.connect(self._on_records)
+        logging.getLogger("qtchat").addHandler(self.bridge.handler)
+        if logging.getLogger("qtchat").getEffectiveLevel() > logging.DEBUG:
+            logging.getLogger("qtchat").setLevel(logging.DEBUG)
+            for h in logging.getLogger().handlers:  # stderr keeps its own level
+                if h.level == logging.NOTSET:
+                    h.setLevel(logging.INFO)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(users)
+        splitter.addWidget(log_box)
+        splitter.setSizes([420, 200])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addLayout(header)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+        self.resize(1000, 700)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.model.modelReset.connect(self._update_buttons)
+
+        self._last = (time.monotonic(), server.total_messages, server.total_bytes_in, server.total_bytes_out)
+        self._stats_timer = QTimer(self)
+        self._stats_timer.timeout.connect(self._update_stats)
+        self._stats_timer.start(1000)
+        self._update_stats()
+        self._update_buttons()
+        server.stopped.connect(self._on_stopped)
+
+    # ------------------------------------------------------------ figures
+
+    def _update_stats(self) -> None:
+        s = self.server
+        now = time.monotonic()
+        t0, m0, i0, o0 = self._last
+        dt = max(1e-3, now - t0)
+        rate = (s.total_messages - m0) / dt
+        self._last = (now, s.total_messages, s.total_bytes_in, s.total_bytes_out)
+        self.chart.add(rate)
+        up = int(time.time() - s.started)
+        self.clients_label.setText(f"Clients: {len(s.users)} / {s.config.max_clients}")
+        self.rate_label.setText(f"Messages/s: {rate:.0f}")
+        self.bytes_label.setText(
+            f"In: {human_bytes((s.total_bytes_in - i0) / dt)}/s   Out: {human_bytes((s.total_bytes_out - o0) / dt)}/s")
+        self.uptime_label.setText(f"Up: {up // 3600}:{up // 60 % 60:02d}:{up % 60:02d}")
+
+    # ------------------------------------------------------------ log
+
+    def _on_records(self, batch: list[tuple[int, str]]) -> None:
+        self._records.extend(batch)
+        level = self.level.currentData()
+        for levelno, line in batch:
+            if levelno >= level:
+                self.log_view.appendPlainText(line)
+
+    def _rebuild_log(self) -> None:
+        level = self.level.currentData()
+        self.log_view.setPlainText("\n".join(line for levelno, line in self._records if levelno >= level))
+        self.log_view.moveCursor(self.log_view.textCursor().MoveOperation.End)
+
+    # ------------------------------------------------------------ actions
+
+    def selected(self) -> Session | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        row = self.proxy.mapToSource(rows[0]).row()
+        return self.model.session(row) if 0 <= row < len(self.model.rows) else None
+
+    def _update_buttons(self) -> None:
+        session = self.selected()
+        for b in (self.kick_button, self.ban_button, self.mute_button):
+            b.setEnabled(session is not None)
+        if session is not None:
+            self.mute_button.setText("Un&mute" if session.key in self.server.muted else "&Mute")
+
+    def _report(self, action: Any) -> None:
+        try:
+            message = action()
+        except (KeyError, ValueError) as exc:
+            message = str(exc.args[0]) if exc.args else str(exc)
+        self.statusBar().showMessage(message, 8000)
+        self.model.apply()
+        self._update_buttons()
+
+    def kick_selected(self, reason: str | None = None) -> None:
+        session = self.selected()
+        if session is None or session.name is None:
+            return
+        name = session.name
+        if reason is None or reason is False:
+            text, ok = QInputDialog.getText(self, "Kick", f"Kick {name}? Reason (shown to them):")
+            if not ok:
+                return
+            reason = text
+        self._report(lambda: self.server.kick(name, str(reason)))
+
+    def ban_selected(self) -> None:
+        session = self.selected()
+        if session is None or session.name is None:
+            return
+        dialog = BanDialog(session.name, session.address, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        name = session.name if dialog.by_name.isChecked() else None
+        address = session.address if dialog.by_address.isChecked() else None
+        self._report(lambda: self.server.ban(name, address, dialog.seconds, dialog.reason.text()))
+
+    def toggle_mute_selected(self) -> None:
+        session = self.selected()
+        if session is None or session.name is None:
+            return
+        on = session.key not in self.server.muted
+        name = session.name
+        if self.confirm and QMessageBox.question(self, "Mute" if on else "Unmute",
+                                                 f"{'Mute' if on else 'Unmute'} {name}?") \
+                != QMessageBox.StandardButton.Yes:
+            return
+        self._report(lambda: self.server.mute(name, on))
+
+    def ask_broadcast(self, text: str | None = None) -> None:
+        if text is None or text is False:
+            value, ok = QInputDialog.getMultiLineText(self, "Broadcast", "Notice to every connected user:")
+            if not ok or not value.strip():
+                return
+            text = value
+        self._report(lambda: self.server.broadcast(str(text)))
+
+    def _on_accept_toggled(self, stopped: bool) -> None:
+        self.accept_button.setText("&Start accepting" if stopped else "&Stop accepting")
+        self._report(lambda: self.server.set_accepting(not stopped))
+
+    def _on_limit(self, value: int) -> None:
+        self._report(lambda: self.server.set_max_clients(value))
+
+    # ------------------------------------------------------------ closing
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._closing:
+            event.accept()
+            return
+        count = len(self.server.users)
+        if self.confirm and QMessageBox.question(
+            self, "Stop the server?",
+            f"Closing this window stops the server; {count} user(s) are connected and will be told 'bye'.",
+        ) != QMessageBox.StandardButton.Yes:
+            event.ignore()
+            return
+        self.stop()
+        event.ignore()  # closes when the server has stopped
+
+    def stop(self) -> None:
+        self._closing = True
+        logging.getLogger("qtchat").removeHandler(self.bridge.handler)
+        self.server.shutdown("server shutting down")
+
+    def _on_stopped(self) -> None:
+        self._closing = True
+        self.close()
+
+
+def run_admin_window(config: ServerConfig, admin_channel: bool = True) -> int:
+    from qtchat.server.admin import AdminChannel, channel_name
+    from qtchat.ui.app import app_icon
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("qtchat-server")
+    app.setWindowIcon(app_icon())
+    server = ChatServer(config)
+    try:
+        server.listen()
+        if admin_channel:
+            AdminChannel(server, channel_name(server.port)).listen()
+    except OSError as exc:
+        QMessageBox.critical(None, "qtchat-server", str(exc))
+        return 2
+    window = AdminWindow(server)
+    window.show()
+    server.stopped.connect(app.quit)
+
+    def on_signal(signum: int) -> None:
+        window.stop()  # from a terminal: no question asked
+
+    signals = QuitSignals(on_signal)
+    code = app.exec()
+    del signals
+    return int(code)

@@ -1,0 +1,90 @@
+"""Operator actions on the server core: kick, ban (kept across restarts), mute, broadcast, limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from qtchat.protocol import Bye, Error, Left, Message, Notice, Welcome
+from qtchat.server import ChatServer
+
+
+def test_kick_tells_the_client_why_and_the_others_see_it(server, connect):
+    alice, bob = connect(), connect()
+    alice.login("alice")
+    bob.login("bob")
+    assert server.kick("ALICE", "flooding") == "Kicked alice."
+    alice.wait_closed()
+    assert alice.of(Bye)[0].reason == "kicked: flooding"
+    assert bob.wait_event(Left, user="alice").reason == "kicked: flooding"
+    with pytest.raises(KeyError):
+        server.kick("nobody-here")
+
+
+def test_ban_by_name_refuses_the_reconnect_and_survives_a_restart(make_server, connect, tmp_path):
+    server = make_server(data_dir=tmp_path)
+    alice = connect(server.port)
+    alice.login("alice")
+    server.ban(name="alice", seconds=3600, reason="spam")
+    alice.wait_closed()
+    error = connect(server.port).refused("Alice")
+    assert error.code == "banned" and "spam" in error.message
+    assert connect(server.port).login("bob").user == "bob"  # others are fine
+    restarted = make_server(data_dir=tmp_path)
+    assert connect(restarted.port).refused("alice").code == "banned"
+    assert "Lifted 1" in restarted.unban("ALICE")
+    assert connect(restarted.port).login("alice").user == "alice"
+
+
+def test_ban_by_address_refuses_at_connect(server, connect):
+    server.ban(address="127.0.0.1", reason="")
+    client = connect()
+    client.wait_closed()
+    assert client.of(Error)[0].code == "banned"
+    server.unban("127.0.0.1")
+    assert connect().login("carol")
+
+
+def test_expired_ban_lets_the_user_back(server, connect, qtbot):
+    server.ban(name="dave", seconds=0.2)
+    assert connect().refused("dave").code == "banned"
+    qtbot.wait(300)
+    assert connect().login("dave")
+
+
+def test_mute_refuses_messages_until_unmuted(server, connect):
+    alice, bob = connect(), connect()
+    alice.login("alice")
+    bob.login("bob")
+    server.mute("alice")
+    assert "muted" in alice.wait_event(Notice).text
+    alice.say("can you hear me", cid="m1")
+    error = alice.wait_event(Error, ref="m1")
+    assert error.code == "muted" and not error.fatal
+    server.mute("alice", on=False)
+    alice.say("now?", cid="m2")
+    assert bob.wait_event(Message, cid="m2").text == "now?"
+    assert [m.text for m in bob.of(Message)] == ["now?"]
+
+
+def test_broadcast_reaches_everyone(server, connect):
+    clients = [connect() for _ in range(5)]
+    for i, c in enumerate(clients):
+        c.login(f"u{i}")
+    assert server.broadcast("restart at 18:00 <b>sharp</b>") == "Sent to 5 users."
+    for c in clients:
+        assert c.wait_event(Notice).text == "restart at 18:00 <b>sharp</b>"
+    with pytest.raises(ValueError):
+        server.broadcast("   ")
+
+
+def test_stop_accepting_and_client_limit(server: ChatServer, connect, qtbot):
+    server.set_accepting(False)
+    waiting = connect()
+    waiting.send_raw(b'{"type":"hello","version":1,"user":"late"}\n')
+    qtbot.wait(200)
+    waiting.pump()
+    assert not waiting.of(Welcome)
+    server.set_accepting(True)
+    waiting.wait_event(Welcome)
+    server.set_max_clients(1)
+    assert connect().refused("another").code == "server_full"

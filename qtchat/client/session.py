@@ -94,6 +94,8 @@ class ChatClient(QObject):
     closed = Signal()
 
     PING_INTERVAL = 10.0  # seconds between our latency pings
+    LOGIN_TIMEOUT = 15.0  # connected, but no welcome this long after our hello: give up on this attempt
+    STABLE_AFTER = 30.0  # online this long: the next loss starts the backoff from the beginning
     DEAD_AFTER = 35.0  # no byte from the server for this long: the connection is dead
     BACKOFF_BASE = 0.5
     BACKOFF_CAP = 30.0
@@ -122,12 +124,16 @@ class ChatClient(QObject):
         self._cid_prefix = secrets.token_hex(4)
         self._cid_counter = 0
         self._last_rx = 0.0
+        self._online_since = 0.0
         self._ping_sent: dict[str, float] = {}
         self._reconnect_timer = QTimer(self)
         self._reconnect_timer.setSingleShot(True)
         self._reconnect_timer.timeout.connect(self._open)
         self._ping_timer = QTimer(self)
         self._ping_timer.timeout.connect(self._on_ping_timer)
+        self._login_timer = QTimer(self)
+        self._login_timer.setSingleShot(True)
+        self._login_timer.timeout.connect(self._on_login_timeout)
         self._quit_timer = QTimer(self)
         self._quit_timer.setSingleShot(True)
         self._quit_timer.timeout.connect(self._abort_quit)
@@ -137,6 +143,13 @@ class ChatClient(QObject):
     def connect_to(self, host: str, port: int, user: str) -> None:
         """Connect and log in; on success the client stays connected, reconnecting as needed."""
         self._close_socket()
+        if (host, port) != (self.host, self.port) and self._outbox:
+            log.info("dropping %d unsent message(s) meant for %s:%d", len(self._outbox), self.host, self.port)
+            self._outbox.clear()
+            self.pending_changed.emit(0)
+        if (host, port) != (self.host, self.port):
+            self._seen_ids.clear()
+            self._seen_order.clear()
         self.host, self.port, self.user = host, port, user
         self._ever_online = False
         self._quitting = False
@@ -230,6 +243,7 @@ class ChatClient(QObject):
         sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
         self._last_rx = time.monotonic()
         self._write(self._conn.send(Hello(user=self.user, client=f"qtchat {__version__}")))
+        self._login_timer.start(int(self.LOGIN_TIMEOUT * 1000))
 
     def _on_ready_read(self) -> None:
         sock = self._socket
@@ -275,6 +289,8 @@ class ChatClient(QObject):
             self._write(self._conn.send(Pong(event.token)))
         elif isinstance(event, Pong):
             sent = self._ping_sent.pop(event.token, None)
+            if time.monotonic() - self._online_since > self.STABLE_AFTER:
+                self._attempt = 0  # a connection that lasts: the next loss starts the backoff afresh
             if sent is not None:
                 self.latency_ms = round((time.monotonic() - sent) * 1000)
                 self.latency_changed.emit(self.latency_ms)
@@ -286,9 +302,12 @@ class ChatClient(QObject):
             self._bye = event.reason
 
     def _on_welcome(self, welcome: Welcome) -> None:
+        self._login_timer.stop()
         self.welcome = welcome
         self.me = welcome.user
-        self._attempt = 0
+        # relayed frames are a little larger than the largest a client may send
+        self._conn.max_frame = max(1 << 20, welcome.max_frame + 4096)
+        self._online_since = time.monotonic()
         self._ever_online = True
         self._collecting = []
         self._set_state(ClientState.ONLINE)
@@ -325,6 +344,7 @@ class ChatClient(QObject):
         sock = self._socket
         if sock is None or self.sender() is not sock:
             return
+        self._login_timer.stop()
         reason = self._loss_reason(sock)
         self._close_socket()
         self._ping_timer.stop()
@@ -383,6 +403,11 @@ class ChatClient(QObject):
             self._socket.abort()
             return
         self._send_ping()
+
+    def _on_login_timeout(self) -> None:
+        if self._socket is not None and self.state is not ClientState.ONLINE:
+            self._fatal = Error("timeout", f"The server at {self.host}:{self.port} did not answer the login.", True)
+            self._socket.abort()
 
     def _abort_quit(self) -> None:
         if self._socket is not None:

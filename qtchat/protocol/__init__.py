@@ -30,6 +30,7 @@ from .events import (
     UsersRequest,
     Welcome,
     check_text,
+    clean_line,
     encode_name,
     encode_user_lists,
     names_per_frame,
@@ -42,6 +43,6 @@ __all__ = [
     "PROTOCOL_VERSION", "RESERVED_NAMES", "SUPPORTED_VERSIONS", "Bye", "ClientEvent", "Connection", "Error",
     "ErrorCode", "Event", "FrameDecoder", "Hello", "Joined", "Left", "Message", "Notice", "Ping", "Pong",
     "ProtocolError", "Role", "RoomInfo", "SendMessage", "SendableEvent", "ServerEvent", "State",
-    "UnknownEvent", "UserList", "UsersRequest", "Welcome", "check_text", "decode_frame", "encode_event",
+    "UnknownEvent", "UserList", "UsersRequest", "Welcome", "check_text", "clean_line", "decode_frame", "encode_event",
     "encode_frame", "encode_name", "encode_user_lists", "name_key", "names_per_frame", "negotiate_version", "validate_name",
 ]

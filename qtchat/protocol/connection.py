@@ -173,7 +173,10 @@ class Connection:
             if self.our_role is Role.CLIENT and isinstance(kind, str):
                 return UnknownEvent(kind, d)
             raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r}.")
-        event: Event = cls.from_wire(d)
+        try:
+            event: Event = cls.from_wire(d)
+        except (ValueError, TypeError, OverflowError) as exc:  # a field no check above foresaw
+            raise ProtocolError(ErrorCode.BAD_FRAME, f"A field of this {kind!r} frame is unusable: {exc}.") from None
         if self.state is State.HANDSHAKE:
             return self._handshake_event(event)
         if isinstance(event, (Hello, Welcome)):

@@ -15,6 +15,7 @@ wire types to classes for each direction.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -63,7 +64,9 @@ def _opt_str(d: Mapping[str, Any], key: str, *, max_len: int = MAX_SHORT_TEXT) -
 
 
 def _int(d: Mapping[str, Any], key: str, *, default: int | None = None) -> int:
-    value = d.get(key, default)
+    value = d.get(key)
+    if value is None:  # absent, or null: the same on the wire
+        value = default
     # bool is an int subclass in Python, not on the wire
     if not isinstance(value, int) or isinstance(value, bool):
         if value is None:
@@ -90,18 +93,31 @@ def _str_list(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+_FORBIDDEN_IN_TEXT = frozenset({"Cc", "Zl", "Zp"})
+
+
 def check_text(text: str, ref: str | None = None) -> None:
-    """A chat text must have something visible and no C0 control but tab and newline."""
+    """A chat text must have something visible and no control character (C0, DEL, C1) but tab and
+    line feed, and no line or paragraph separator (U+2028, U+2029): lines end with a line feed."""
     if not text.strip():
         raise ProtocolError(ErrorCode.BAD_TEXT, "The message is empty.", ref=ref)
     if not text.isprintable():
         for ch in text:
-            if ch < " " and ch not in _C0_ALLOWED:
+            if not ch.isprintable() and ch not in _C0_ALLOWED and unicodedata.category(ch) in _FORBIDDEN_IN_TEXT:
                 raise ProtocolError(
                     ErrorCode.BAD_TEXT,
                     f"The message contains the control character U+{ord(ch):04X}.",
                     ref=ref,
                 )
+
+
+def clean_line(text: str) -> str:
+    """Free text for one line (a bye or kick reason): control characters and line breaks become spaces."""
+    if text.isprintable():
+        return text
+    return "".join(
+        " " if not ch.isprintable() and unicodedata.category(ch) in _FORBIDDEN_IN_TEXT else ch for ch in text
+    )
 
 
 # --------------------------------------------------------------------- both ways
@@ -201,16 +217,16 @@ class SendMessage:
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> SendMessage:
         cid = _opt_str(d, "cid", max_len=MAX_CID_LENGTH)
-        text = d.get("text")
-        if not isinstance(text, str):
-            raise _bad("Field 'text' must be a string.", ref=cid)
         try:
+            text = d.get("text")
+            if not isinstance(text, str):
+                raise _bad("Field 'text' must be a string.")
             _check_unicode(text, "text")
+            check_text(text)
+            return cls(text=text, room=_str(d, "room", max_len=100, default=DEFAULT_ROOM), cid=cid)
         except ProtocolError as exc:
-            exc.ref = cid
+            exc.ref = cid  # every error about a message names it
             raise
-        check_text(text, cid)
-        return cls(text=text, room=_str(d, "room", max_len=100, default=DEFAULT_ROOM), cid=cid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,8 +295,8 @@ class Welcome:
         if not isinstance(rooms, list):
             raise _bad("Field 'rooms' must be a list.")
         interval = d.get("ping_interval", 30.0)
-        if not isinstance(interval, (int, float)) or isinstance(interval, bool):
-            raise _bad("Field 'ping_interval' must be a number.")
+        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not 0 < interval < 1e6:
+            raise _bad("Field 'ping_interval' must be a number of seconds.")
         return cls(
             user=_str(d, "user"),
             version=_int(d, "version"),

@@ -6,7 +6,8 @@ character inside strings, so a line feed can only ever end a frame: messages
 holding newlines, ``~`` or emoji need no escaping of ours.
 
 ``FrameDecoder`` is fed whatever the transport delivered (any split, any merge)
-and hands back whole frames. It never holds more than ``max_frame`` bytes of an
+and hands back whole frames. It never holds more than ``max_frame`` bytes (plus
+the carriage return of a CRLF line end) of an
 unfinished frame: a longer one raises a fatal ProtocolError at once.
 """
 
@@ -79,8 +80,9 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         if self._overflow or not data:
             return
+        # an unfinished line may hold one byte more than the limit: the "\r" of a "\r\n"
         if b"\n" not in data:
-            if len(self._partial) + len(data) > self.max_frame:
+            if len(self._partial) + len(data) > self.max_frame + 1:
                 self._overflow = True
                 self._partial.clear()
             else:
@@ -102,7 +104,7 @@ class FrameDecoder:
                 return
             if line:
                 frames.append(line)
-        if len(tail) > limit:
+        if len(tail) > limit + 1:
             self._overflow = True
             return
         self._partial += tail

@@ -27,6 +27,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _frame_size(text: str) -> int:
+    value = _positive_int(text)
+    if not 1024 <= value <= 16 * 1024 * 1024:
+        raise argparse.ArgumentTypeError(f"must be from 1024 to 16777216 bytes, not {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -57,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motd", default=d.motd, help="message of the day sent to every user on login")
     p.add_argument("--max-clients", type=_positive_int, default=d.max_clients, metavar="N",
                    help="most connections at once; more are refused with 'server_full' (default: %(default)s)")
-    p.add_argument("--max-frame", type=_positive_int, default=DEFAULT_MAX_FRAME, metavar="BYTES",
+    p.add_argument("--max-frame", type=_frame_size, default=DEFAULT_MAX_FRAME, metavar="BYTES",
                    help="largest frame a client may send; larger ones are an error and a disconnect "
                         "(default: %(default)s)")
     p.add_argument("--max-output", type=_positive_int, default=d.max_output, metavar="BYTES",

@@ -50,6 +50,7 @@ from qtchat.protocol import (
     SendMessage,
     UsersRequest,
     Welcome,
+    clean_line,
     encode_event,
     encode_name,
     encode_user_lists,
@@ -62,8 +63,8 @@ from .bans import Ban, BanList
 
 log = logging.getLogger("qtchat.server")
 
-RECENT_CIDS_PER_USER = 256
-RECENT_CID_USERS = 10_000
+RECENT_CIDS_PER_USER = 64
+RECENT_CID_USERS = 5_000
 
 
 @dataclass
@@ -230,8 +231,9 @@ class ChatServer(QObject):
         self.total_messages = 0
         self.total_bytes_in = 0
         self.total_bytes_out = 0
-        # name key -> cid -> frame: recent messages per user, so a resend is not relayed twice
-        self._recent_cids: OrderedDict[str, OrderedDict[str, bytes]] = OrderedDict()
+        # name key -> cid -> (id, ts, room, hash of text): each user's recent messages, so that a
+        # resend after a reconnect is acknowledged again instead of relayed twice (small and bounded)
+        self._recent_cids: OrderedDict[str, OrderedDict[str, tuple[int, int, str, int]]] = OrderedDict()
         self._tcp = _Listener(self._on_new_connection, self)
         self._tcp.acceptError.connect(self._on_accept_error)
         self._dirty: list[Room] = []
@@ -246,6 +248,7 @@ class ChatServer(QObject):
         self._sweep_timer.timeout.connect(self._sweep)
         self._ping_tokens = itertools.count(1)
         self._stopping = False
+        self._stopped = False
         self.accepting = True
         self._stop_deadline = QTimer(self)
         self._stop_deadline.setSingleShot(True)
@@ -302,6 +305,9 @@ class ChatServer(QObject):
         self._finish_stop()
 
     def _finish_stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop_deadline.stop()
         self._sweep_timer.stop()
         log.info("stopped")
@@ -388,7 +394,8 @@ class ChatServer(QObject):
                 if room is not None:
                     self._send_user_list(session, room)
             elif isinstance(event, Bye):
-                self._drop(session, f"quit: {event.reason}" if event.reason else "quit")
+                reason = clean_line(event.reason).strip()
+                self._drop(session, f"quit: {reason}" if reason else "quit")
 
     def _protocol_error(self, session: Session, exc: ProtocolError) -> None:
         self.client_error.emit(session.peer, f"{exc.code.value}: {exc.message}")
@@ -469,9 +476,12 @@ class ChatServer(QObject):
             return
         if cid is not None:
             seen = self._recent_cids.get(key)
-            if seen is not None and cid in seen:
+            earlier = seen.get(cid) if seen is not None else None
+            if earlier is not None and earlier[2] == room.name and earlier[3] == hash(event.text):
                 # a resend after a reconnect: acknowledge again, relay nothing
-                self._write(session, seen[cid])
+                ack = Message(id=earlier[0], ts=earlier[1], sender=session.name, text=event.text, room=room.name,
+                              cid=cid)
+                self._write(session, encode_event(ack))
                 return
         msg = Message(
             id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, room=room.name, cid=cid,
@@ -481,10 +491,10 @@ class ChatServer(QObject):
         frame = encode_event(msg)
         self._queue(room, frame)
         if cid is not None:
-            self._remember_cid(key, cid, frame)
+            self._remember_cid(key, cid, (msg.id, msg.ts, room.name, hash(msg.text)))
         self.message_posted.emit(msg)
 
-    def _remember_cid(self, key: str, cid: str, frame: bytes) -> None:
+    def _remember_cid(self, key: str, cid: str, entry: tuple[int, int, str, int]) -> None:
         recent = self._recent_cids
         seen = recent.get(key)
         if seen is None:
@@ -493,7 +503,7 @@ class ChatServer(QObject):
                 recent.popitem(last=False)
         else:
             recent.move_to_end(key)
-        seen[cid] = frame
+        seen[cid] = entry
         if len(seen) > RECENT_CIDS_PER_USER:
             seen.popitem(last=False)
 
@@ -562,10 +572,17 @@ class ChatServer(QObject):
         self._write(session, session.conn.send(event))
 
     def _write(self, session: Session, data: bytes) -> None:
-        if session.socket.state() == QAbstractSocket.SocketState.ConnectedState:
+        sock = session.socket
+        if sock.state() == QAbstractSocket.SocketState.ConnectedState:
             session.bytes_out += len(data)
             self.total_bytes_out += len(data)
-            session.socket.write(data)
+            sock.write(data)
+            # replies to one client (pongs, user lists) count against its output cap too,
+            # or a client that asks and never reads would grow the server without bound
+            if sock.bytesToWrite() > self.config.max_output and session.closing_since is None:
+                log.warning("dropping %s: %d bytes unsent (client not reading)", session.name or session.peer,
+                            sock.bytesToWrite())
+                self._drop(session, "not reading (send queue full)", graceful=False)
 
     # ------------------------------------------------------------ leaving
 
@@ -584,7 +601,7 @@ class ChatServer(QObject):
                 room.encoded_names.pop(session.key, None)
                 self._queue(room, encode_event(Left(session.name, _now_ms(), room.name, reason)), urgent=False)
             session.rooms.clear()
-            log.info("%s left (%s)", session.name, reason)
+            log.info("%s left (%r)", session.name, reason)
             self.user_left.emit(session.name, reason)
 
     def _drop(

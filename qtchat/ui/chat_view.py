@@ -90,6 +90,7 @@ class MessageDelegate:
         self.italic.setItalic(True)
         self.palette = palette
         self.fm = QFontMetrics(self.font)
+        self.fm_italic = QFontMetrics(self.italic)
         self.line_h = self.fm.lineSpacing()
         self.time_w = self.fm.horizontalAdvance("00:00") + PAD_X
         self.nick_w = self.fm.averageCharWidth() * NICK_CHARS
@@ -123,7 +124,9 @@ class MessageDelegate:
             natural = cached[2]
         else:
             text = line.text
-            natural = -1 if "\n" in text else self.fm.horizontalAdvance(text)
+            breaks = "\n" in text or "\u2028" in text or "\u2029" in text
+            fm = self.fm_italic if line.kind == "notice" else self.fm
+            natural = -1 if breaks else fm.horizontalAdvance(text)
         if 0 <= natural <= avail:
             h = self.line_h + 2 * PAD_Y
         else:
@@ -169,6 +172,7 @@ class MessageDelegate:
     def paint(self, p: QPainter, line: ChatLine, top: int, width: int) -> None:
         h = self.height(line, width)
         avail = self.text_width(width)
+        p.setClipRect(QRect(0, top, width, h))  # nothing a message holds can draw over its neighbours
         if line.mention:
             p.fillRect(QRect(0, top, width, h), self.mention_bg)
             p.fillRect(QRect(0, top, 3, h), self.mention_bar)
@@ -199,6 +203,7 @@ class MessageDelegate:
             p.setPen(self.palette.color(QPalette.ColorRole.Text))
         layout = self._layout(line, avail)
         layout.draw(p, QPointF(self.text_x, top + PAD_Y))
+        p.setClipping(False)
 
     def link_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> str | None:
         urls = find_urls(line.text)

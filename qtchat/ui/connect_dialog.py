@@ -97,6 +97,9 @@ class ConnectDialog(QDialog):
 
     def _on_hosting(self, on: bool) -> None:
         self.host.setEnabled(not on)
+        if not on and self.server is not None:
+            self.server.shutdown("the host stopped hosting")
+            self.server = None
         if on:
             self.hint.setText(f"qtchat will run a server on port {self.port.value()} of this computer; "
                               "the address others should use is shown once it runs.")
@@ -126,6 +129,9 @@ class ConnectDialog(QDialog):
         port = self.port.value()
         self.error.hide()
         if self.hosting.isChecked():
+            if self.server is not None and self.server.port != port:
+                self.server.shutdown("moved to another port")
+                self.server = None
             if self.server is None:
                 try:
                     self.server = start_local_server(port)

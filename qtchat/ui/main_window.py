@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (
@@ -208,7 +210,8 @@ class MainWindow(QMainWindow):
         self._update_title()
         QApplication.alert(self)
         if self.tray is not None and QSystemTrayIcon.supportsMessages():
-            self.tray.showMessage(f"{line.sender} mentioned you", line.text[:200],
+            # notification daemons read a little HTML in these strings: escape it
+            self.tray.showMessage(html.escape(f"{line.sender} mentioned you"), html.escape(line.text[:200]),
                                   QSystemTrayIcon.MessageIcon.Information, 8000)
 
     def _on_activity(self) -> None:

@@ -140,3 +140,34 @@ def test_operator_notice_kick_and_ban_reach_the_client(server, client, qtbot):
     assert failed.args[0] == "kicked" and "cool down" in failed.args[1]
     qtbot.wait(200)
     assert client.state is ClientState.OFFLINE  # a kicked client does not reconnect by itself
+
+
+def test_a_server_that_never_answers_the_login_times_out(client, qtbot):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    client.LOGIN_TIMEOUT = 0.3
+    try:
+        with qtbot.waitSignal(client.login_failed, timeout=5000) as failed:
+            client.connect_to("127.0.0.1", silent.getsockname()[1], "alice")
+        assert failed.args[0] == "timeout" and "did not answer" in failed.args[1]
+    finally:
+        silent.close()
+
+
+def test_messages_typed_for_one_server_are_not_sent_to_another(make_server, connect, client, qtbot):
+    first = make_server()
+    login(qtbot, client, first.port, "alice")
+    with qtbot.waitSignal(client.connection_lost, timeout=5000):
+        first.shutdown("gone")
+    client.send_text("meant for the first server")
+    assert client.pending
+    other = make_server()
+    watcher = connect(other.port)
+    watcher.login("watcher")
+    login(qtbot, client, other.port, "alice")
+    assert not client.pending
+    qtbot.wait(200)
+    assert not watcher.of(Message)

@@ -247,3 +247,52 @@ def test_names_per_frame_keeps_worst_case_names_under_the_limit():
     for max_frame in (1024, 4096, 65536):
         frames = encode_user_lists("lobby", [encode_name(n) for n in worst], names_per_frame(max_frame))
         assert all(len(f) <= max_frame for f in frames)
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("tab\tand\nnewline", True), ("zero\u200dwidth joiner \U0001f469\u200d\U0001f4bb", True),
+     ("no\u00a0break space", True), ("rtl \u202eoverride", True),
+     ("del\x7f", False), ("c1\x85", False), ("line\u2028sep", False), ("para\u2029sep", False), ("esc\x1b[31m", False)],
+)
+def test_message_text_rules(text, ok):
+    from qtchat.protocol import check_text
+
+    if ok:
+        check_text(text)
+    else:
+        with pytest.raises(ProtocolError) as info:
+            check_text(text)
+        assert info.value.code is ErrorCode.BAD_TEXT
+
+
+def test_errors_about_a_message_carry_its_cid():
+    client, server = pair()
+    server.receive_data(client.send(Hello("a")))
+    events(server)
+    server.send(Welcome(user="a"))
+    for frame in (b'{"type":"msg","text":"hi","room":5,"cid":"c1"}', b'{"type":"msg","text":"hi","room":"\\ud800","cid":"c1"}',
+                  b'{"type":"msg","text":7,"cid":"c1"}'):
+        server.receive_data(frame + b"\n")
+        with pytest.raises(ProtocolError) as info:
+            server.next_event()
+        assert info.value.ref == "c1" and not info.value.fatal
+
+
+def test_null_min_version_means_absent_and_huge_numbers_are_bad_frames():
+    _, server = pair()
+    server.receive_data(b'{"type":"hello","version":1,"min_version":null,"user":"a"}\n')
+    assert events(server)[0].min_version == 1
+    client = Connection(Role.CLIENT)
+    client.send(Hello("a"))
+    client.receive_data(b'{"type":"welcome","version":1,"user":"a","rooms":[],"ping_interval":' + b"9" * 400 + b"}\n")
+    with pytest.raises(ProtocolError) as info:
+        client.next_event()
+    assert info.value.code is ErrorCode.BAD_FRAME
+
+
+def test_clean_line_removes_controls_but_keeps_text():
+    from qtchat.protocol import clean_line
+
+    assert clean_line("dinner \x1b[31m\nnow\x00") == "dinner  [31m now "
+    assert clean_line("caf\u00e9 \U0001f600") == "caf\u00e9 \U0001f600"

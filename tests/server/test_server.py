@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -404,3 +405,38 @@ def test_resent_cid_after_reconnect_is_acknowledged_not_relayed_twice(server, co
     assert ack.id == original.id
     bob.wait_event(Message, cid="dup-2")
     assert [m.text for m in bob.of(Message)] == ["only once", "next"]
+
+
+def test_client_asking_for_replies_without_reading_is_cut_off(make_server, connect, qtbot):
+    server = make_server(max_output=128 * 1024)
+    others = connect(server.port)
+    others.login("other")
+    greedy = RawClient(server.port, qtbot, rcvbuf=4096)
+    greedy.send(Hello(user="greedy"))
+    others.wait_event(Joined, user="greedy")
+    request = b'{"type":"users","room":"lobby"}\n' * 2000
+    for _ in range(40):
+        with contextlib.suppress(BlockingIOError, ConnectionError):
+            greedy.sock.send(request)
+        qtbot.wait(5)
+        others.pump()
+        if any(isinstance(e, Left) and e.user == "greedy" for e in others.events):
+            break
+    left = others.wait_event(Left, user="greedy")
+    assert "not reading" in left.reason
+    greedy.close()
+
+
+def test_a_reused_cid_with_other_text_is_a_new_message(server, connect):
+    bob = connect()
+    bob.login("bob")
+    first = connect()
+    first.login("alice")
+    first.say("hello", cid="1")
+    first.wait_event(Message, cid="1")
+    first.close()
+    bob.wait_event(Left, user="alice")
+    second = connect()  # someone else, later, with a client that also starts at cid 1
+    second.login("Alice")
+    second.say("a different message", cid="1")
+    assert bob.wait_event(Message, text="a different message").sender == "Alice"

@@ -283,3 +283,14 @@ def test_qtchat_serve_hosts_and_quits_promptly_on_sigterm(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_row_height_matches_what_is_drawn(window):
+    from qtchat.client import ChatLine
+
+    delegate = window.view.delegate
+    for line in (ChatLine("msg", "a\u2028b\u2028c\u2028d", 0, sender="x"),
+                 ChatLine("notice", "word " * 60, 0), ChatLine("msg", "one\ntwo\nthree", 0, sender="y")):
+        height = delegate.height(line, 500)
+        drawn = delegate._layout(line, delegate.text_width(500)).lineCount() * delegate.line_h
+        assert height >= drawn, line.text

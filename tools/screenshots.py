@@ -4,7 +4,7 @@
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshots.py [--dark]
 
 Everything is real: an in-process server, bot users on real sockets, the real widgets.
-Writes docs/screenshot-connect.png and docs/screenshot-chat.png (or -dark variants).
+Writes docs/screenshot-connect.png, docs/screenshot-chat.png and docs/screenshot-admin.png (or -dark variants).
 """
 
 from __future__ import annotations
@@ -116,12 +116,40 @@ def main() -> int:
     window.input.setPlainText("Release notes: https://example.org/rel")
     pump(app, 0.5)
     window.grab().save(str(DOCS / f"screenshot-chat{suffix}.png"))
+    # the admin window over the same server
+    import logging
+
+    from qtchat.ui.admin_window import AdminWindow
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    admin = AdminWindow(server, confirm=False)
+    admin.resize(1100, 640)
+    admin.show()
+    for name in ("eve", "mallory"):
+        extra = ChatClient()
+        extra.connect_to("127.0.0.1", server.port, name)
+        bots[name] = extra
+    pump(app, 0.5)
+    for i in range(40):
+        bots["ken"].send_text(f"status update {i}")
+        for _ in range(i % 7):
+            bots["maria"].send_text("ok \U0001f44d")
+        pump(app, 0.1)
+    server.mute("mallory")
+    server.broadcast("Maintenance tonight at 22:00, expect a short disconnect.")
+    server.kick("eve", "testing the kick button")
+    pump(app, 1.3)
+    admin.model.apply()
+    admin.table.selectRow(2)
+    pump(app, 0.3)
+    admin.grab().save(str(DOCS / f"screenshot-admin{suffix}.png"))
+    admin._closing = True
     for bot in bots.values():
         bot.quit()
     client.quit()
     server.shutdown("done")
     pump(app, 0.5)
-    print("wrote", DOCS / f"screenshot-connect{suffix}.png", DOCS / f"screenshot-chat{suffix}.png")
+    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "admin")))
     return 0
 
 

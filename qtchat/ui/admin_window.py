@@ -75,7 +75,7 @@ class UsersTableModel(QAbstractTableModel):
     def __init__(self, server: ChatServer, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.server = server
-        self.rows: list[Session] = []
+        self.rows: list[Session] = list(server.users.values())  # who is here already
         self._joined: list[str] = []
         self._left = False
         server.user_joined.connect(self._on_joined)
@@ -288,6 +288,7 @@ class AdminWindow(QMainWindow):
         # header: figures and chart
         self.clients_label, self.rate_label, self.bytes_label, self.uptime_label = (QLabel() for _ in range(4))
         header = QHBoxLayout()
+        header.setSpacing(24)
         for label in (self.clients_label, self.rate_label, self.bytes_label, self.uptime_label):
             label.setTextFormat(Qt.TextFormat.PlainText)
             header.addWidget(label)

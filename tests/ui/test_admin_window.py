@@ -90,3 +90,12 @@ def test_closing_stops_the_server_and_says_bye(admin, server, connect, qtbot):
     alice.wait_closed()
     assert alice.of(Bye)
     assert not server.is_listening
+
+
+def test_users_already_connected_are_listed_when_the_window_opens(server, connect, qtbot):
+    early = connect()
+    early.login("early")
+    window = AdminWindow(server, confirm=False)
+    qtbot.addWidget(window)
+    assert [window.proxy.index(r, 0).data() for r in range(window.proxy.rowCount())] == ["early"]
+    window._closing = True

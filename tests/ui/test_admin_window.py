@@ -99,3 +99,52 @@ def test_users_already_connected_are_listed_when_the_window_opens(server, connec
     qtbot.addWidget(window)
     assert [window.proxy.index(r, 0).data() for r in range(window.proxy.rowCount())] == ["early"]
     window._closing = True
+
+
+def test_ban_from_the_window_refuses_the_reconnect(admin, connect, monkeypatch):
+    from PySide6.QtWidgets import QDialog
+
+    from qtchat.ui.admin_window import BanDialog
+
+    def accept(self: BanDialog) -> int:
+        self.reason.setText("spam")
+        return int(QDialog.DialogCode.Accepted)
+
+    monkeypatch.setattr(BanDialog, "exec", accept)
+    mallory = connect()
+    mallory.login("mallory")
+    select(admin, "mallory")
+    admin.ban_selected()
+    mallory.wait_closed()
+    assert mallory.of(Bye)[0].reason == "banned: spam"
+    error = connect().refused("mallory")
+    assert error.code == "banned" and "spam" in error.message
+
+
+def test_server_admin_flag_runs_the_window_and_the_channel(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "qtchat.server", "--admin", "--port", "0", "--data-dir",
+                             str(tmp_path)], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        port = None
+        deadline = time.monotonic() + 20
+        while port is None and time.monotonic() < deadline:
+            match = re.search(r"listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline())
+            port = int(match.group(1)) if match else None
+        assert port, "no listening line"
+        out = subprocess.run([sys.executable, "-m", "qtchat.server", "admin", "--port", str(port), "status"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and "0 users" in out.stdout
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

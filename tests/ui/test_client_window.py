@@ -270,6 +270,7 @@ def test_qtchat_serve_hosts_and_quits_promptly_on_sigterm(tmp_path):
                 time.sleep(0.1)
         else:
             raise AssertionError("the client never started hosting")
+        probe.settimeout(10)
         probe.sendall(b'{"type":"hello","version":1,"user":"guest"}\n')
         data = b""
         while b'"host"' not in data:  # in the user list, or joining just after us

@@ -10,3 +10,11 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 APP_NAME = "qtchat"
+
+
+def about_text(program: str) -> str:
+    """What the About dialogs say; the version is the package's, from its metadata."""
+    from PySide6 import __version__ as pyside
+
+    return (f"{program} {__version__}\nA cross-platform chat suite on Qt 6.\n"
+            f"Protocol version 1. PySide6 {pyside}.\nMIT licence.")

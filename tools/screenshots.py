@@ -56,8 +56,8 @@ def main() -> int:
     from qtchat.client import ChatClient
     from qtchat.client.settings import ClientSettings
     from qtchat.server import ChatServer, ServerConfig
-    from qtchat.ui.app import app_icon
     from qtchat.ui.connect_dialog import ConnectDialog
+    from qtchat.ui.icon import app_icon
     from qtchat.ui.main_window import MainWindow
 
     suffix = "-dark" if dark else ""

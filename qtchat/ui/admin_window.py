@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from qtchat import __version__
+from qtchat import __version__, about_text
 from qtchat.protocol import name_key
 from qtchat.server import ChatServer, ServerConfig
 from qtchat.server.core import Session
@@ -398,6 +398,15 @@ class AdminWindow(QMainWindow):
         self._update_stats()
         self._update_buttons()
         server.stopped.connect(self._on_stopped)
+        about = self.menuBar().addMenu("&Help").addAction("&About qtchat-server")
+        about.triggered.connect(self._about)
+
+    def _about(self) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("About qtchat-server")
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setText(about_text("qtchat-server"))
+        box.exec()
 
     # ------------------------------------------------------------ figures
 
@@ -533,7 +542,7 @@ class AdminWindow(QMainWindow):
 
 def run_admin_window(config: ServerConfig, admin_channel: bool = True) -> int:
     from qtchat.server.admin import AdminChannel, channel_name
-    from qtchat.ui.app import app_icon
+    from qtchat.ui.icon import app_icon
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPixmap
 from PySide6.QtWidgets import QApplication, QDialog
 
 from qtchat import __version__
@@ -17,6 +16,7 @@ from qtchat.client.settings import ClientSettings
 from qtchat.sysutil import QuitSignals
 
 from .connect_dialog import ConnectDialog
+from .icon import app_icon
 from .main_window import MainWindow
 
 
@@ -32,37 +32,100 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="username; with it, qtchat connects straight away")
     p.add_argument("--serve", action="store_true",
                    help="host a server on this computer (on --port) and join it")
+    p.add_argument("--self-test", action="store_true",
+                   help="connect to --host/--port, send one message, wait for its acknowledgement and exit "
+                        "0 (1 on failure); for checking an installation or a bundle")
+    p.add_argument("--install-desktop-entry", action="store_true",
+                   help="Linux: add qtchat to your desktop's application menu (for this user) and exit")
     return p
 
 
-def app_icon() -> QIcon:
-    """The application icon: a speech bubble, drawn so it needs no file."""
-    icon = QIcon()
-    for size in (16, 24, 32, 48, 64, 128, 256):
-        pm = QPixmap(size, size)
-        pm.fill(Qt.GlobalColor.transparent)
-        p = QPainter(pm)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        s = size / 64
-        path = QPainterPath()
-        path.addRoundedRect(QRectF(4 * s, 6 * s, 56 * s, 40 * s), 12 * s, 12 * s)
-        tail = QPainterPath()
-        tail.moveTo(QPointF(16 * s, 44 * s))
-        tail.lineTo(QPointF(12 * s, 58 * s))
-        tail.lineTo(QPointF(30 * s, 44 * s))
-        path = path.united(tail)
-        p.fillPath(path, QColor("#1e88e5"))
-        p.setBrush(QColor("white"))
-        p.setPen(Qt.PenStyle.NoPen)
-        for x in (20, 32, 44):
-            p.drawEllipse(QPointF(x * s, 26 * s), 4 * s, 4 * s)
-        p.end()
-        icon.addPixmap(pm)
-    return icon
+def self_test(host: str, port: int, user: str, timeout: float = 15.0) -> int:
+    """Log in, show the real window, send a message and wait for its acknowledgement."""
+    import tempfile
+    import time
+
+    from PySide6.QtCore import QSettings, QTimer
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp(prefix="qtchat-"))
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    client = ChatClient()
+    window = MainWindow(client, ClientSettings(), app_icon())
+    window.show()
+    result: dict[str, Any] = {"code": 1, "text": f"no answer from {host}:{port} within {timeout:g} s"}
+    started = time.perf_counter()
+    token = f"self-test {time.time_ns()}"
+
+    def done(code: int, text: str) -> None:
+        result.update(code=code, text=text)
+        window._quitting = True
+        client.quit()
+        app.quit()
+
+    client.logged_in.connect(lambda welcome: window.conversation.send(token))
+    client.message_acked.connect(
+        lambda cid, msg: done(0, f"ok: logged in as {client.me}, message {msg.id} acknowledged in "
+                                 f"{(time.perf_counter() - started) * 1000:.0f} ms"))
+    client.login_failed.connect(lambda code, text: done(1, f"login failed ({code}): {text}"))
+    QTimer.singleShot(int(timeout * 1000), app.quit)
+    client.connect_to(host, port, user)
+    app.exec()
+    print(f"qtchat self-test: {result['text']}", file=sys.stdout if result["code"] == 0 else sys.stderr)
+    return int(result["code"])
+
+
+def install_desktop_entry() -> int:
+    """Write the .desktop file and icons into the user's XDG data folder, pointing at this program."""
+    import shutil
+    from pathlib import Path
+
+    from PySide6.QtCore import QStandardPaths
+
+    from qtchat.assets import resource, resource_dir
+
+    if not sys.platform.startswith("linux"):
+        print("qtchat: desktop entries are a Linux (freedesktop) feature; nothing to do here", file=sys.stderr)
+        return 1
+    folder = resource_dir()
+    if folder is None:
+        print("qtchat: the resource files are missing from this installation", file=sys.stderr)
+        return 1
+    if getattr(sys, "frozen", False):
+        command = f'"{sys.executable}"'
+    elif shutil.which("qtchat"):
+        command = f'"{shutil.which("qtchat")}"'
+    else:
+        command = f'"{sys.executable}" -m qtchat'
+    data = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation))
+    entry = data / "applications" / "qtchat.desktop"
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    text = (folder / "qtchat.desktop").read_text(encoding="utf-8")
+    entry.write_text(text.replace("Exec=qtchat", f"Exec={command}"), encoding="utf-8")
+    written = [entry]
+    for size in (16, 24, 32, 48, 64, 128, 256, 512):
+        png = resource(f"qtchat-{size}.png")
+        if png is not None:
+            target = data / "icons" / "hicolor" / f"{size}x{size}" / "apps" / "qtchat.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(png, target)
+            written.append(target)
+    svg = resource("qtchat.svg")
+    if svg is not None:
+        target = data / "icons" / "hicolor" / "scalable" / "apps" / "qtchat.svg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(svg, target)
+        written.append(target)
+    print(f"qtchat: installed {entry} (runs {command}) and {len(written) - 1} icons")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.install_desktop_entry:
+        return install_desktop_entry()
+    if args.self_test:
+        return self_test(args.host or "127.0.0.1", args.port or 4321, args.user or "self-test")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setOrganizationName("qtchat")

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from qtchat import __version__
+from qtchat import about_text
 from qtchat.client import ChatClient, ChatLine, ClientState, Conversation
 from qtchat.client.host import join_addresses
 from qtchat.client.settings import ClientSettings
@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
         box = QMessageBox(self)
         box.setWindowTitle("About qtchat")
         box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setText(f"qtchat {__version__}\nA cross-platform chat suite on Qt 6.\nProtocol version 1.")
+        box.setText(about_text("qtchat"))
         box.exec()
 
     # ------------------------------------------------------------ hosting

@@ -296,3 +296,46 @@ def test_row_height_matches_what_is_drawn(window):
         height = delegate.height(line, 500)
         drawn = delegate._layout(line, delegate.text_width(500)).lineCount() * delegate.line_h
         assert height >= drawn, line.text
+
+
+def test_self_test_flag_exchanges_a_message_with_a_real_server(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.server.test_cli import Proc
+
+    server = Proc("--data-dir", str(tmp_path / "data"))
+    try:
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        out = subprocess.run([sys.executable, "-m", "qtchat", "--self-test", "--port", str(server.port)],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "acknowledged" in out.stdout
+    finally:
+        server.stop()
+    out = subprocess.run([sys.executable, "-m", "qtchat", "--self-test", "--port", str(server.port)],
+                         capture_output=True, text=True, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"), timeout=60)
+    assert out.returncode == 1 and "login failed" in out.stderr
+
+
+def test_install_desktop_entry_writes_the_entry_and_icons(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, "-m", "qtchat", "--install-desktop-entry"], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    entry = (tmp_path / "applications" / "qtchat.desktop").read_text()
+    assert "Icon=qtchat" in entry and "Exec=" in entry and "Exec=qtchat\n" not in entry
+    assert (tmp_path / "icons" / "hicolor" / "48x48" / "apps" / "qtchat.png").exists()
+    assert (tmp_path / "icons" / "hicolor" / "scalable" / "apps" / "qtchat.svg").exists()
+
+
+def test_about_text_has_the_package_version():
+    from qtchat import __version__, about_text
+
+    assert __version__ != "0+unknown"
+    assert about_text("qtchat").startswith(f"qtchat {__version__}\n")

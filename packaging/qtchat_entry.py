@@ -1,0 +1,7 @@
+"""The bundle's ``qtchat`` executable."""
+
+import sys
+
+from qtchat.ui.app import main
+
+sys.exit(main())

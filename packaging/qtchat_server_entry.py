@@ -1,0 +1,7 @@
+"""The bundle's ``qtchat-server`` executable."""
+
+import sys
+
+from qtchat.server.cli import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Smoke-test a built bundle: both programs answer --version, the bundled server starts, the bundled
+client connects to it offscreen, exchanges a message and exits 0, and the server stops on SIGTERM.
+
+    python tools/smoke_bundle.py dist/qtchat
+
+Prints the bundle's size and the client's cold start-to-acknowledged time (for BENCHMARKS.md).
+Exits non-zero on any failure, so a broken bundle cannot land.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def fail(text: str) -> int:
+    print(f"smoke: FAILED: {text}", file=sys.stderr)
+    return 1
+
+
+def main() -> int:
+    bundle = Path(sys.argv[1] if len(sys.argv) > 1 else "dist/qtchat").resolve()
+    exe = ".exe" if os.name == "nt" else ""
+    client, server = bundle / f"qtchat{exe}", bundle / f"qtchat-server{exe}"
+    for program in (client, server):
+        if not program.exists():
+            return fail(f"{program} is missing")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    for program in (client, server):
+        out = subprocess.run([str(program), "--version"], capture_output=True, text=True, env=env, timeout=60)
+        if out.returncode != 0 or "0." not in out.stdout:
+            return fail(f"{program.name} --version: {out.returncode} {out.stdout!r} {out.stderr[-500:]!r}")
+        print(f"smoke: {out.stdout.strip()}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data_dir = tempfile.mkdtemp(prefix="qtchat-smoke-")
+    proc = subprocess.Popen([str(server), "--port", str(port), "--data-dir", data_dir],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    return fail(f"the bundled server did not start: {proc.stderr.read()[-1000:] if proc.stderr else ''}")
+                time.sleep(0.1)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            out = subprocess.run([str(client), "--self-test", "--host", "127.0.0.1", "--port", str(port),
+                                  "--user", f"smoke{len(times)}"], capture_output=True, text=True, env=env, timeout=60)
+            times.append(time.perf_counter() - start)
+            if out.returncode != 0:
+                return fail(f"bundled client self-test exited {out.returncode}: {out.stdout} {out.stderr[-1500:]}")
+        print(f"smoke: {out.stdout.strip()}")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(20)
+        if code != 0:
+            return fail(f"the bundled server exited {code} on SIGTERM")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file() and not f.is_symlink())
+    times.sort()
+    print(f"smoke: ok; bundle {size / 1e6:.0f} MB in {sum(1 for _ in bundle.rglob('*'))} files; client start to "
+          f"acknowledged message (median of 3, first cold): {times[1]:.2f} s, first {times[0]:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

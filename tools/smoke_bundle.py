@@ -54,7 +54,7 @@ def main() -> int:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     return fail(f"the bundled server did not start: {proc.stderr.read()[-1000:] if proc.stderr else ''}")
                 time.sleep(0.1)
-        times = []
+        times: list[float] = []
         for _ in range(3):
             start = time.perf_counter()
             out = subprocess.run([str(client), "--self-test", "--host", "127.0.0.1", "--port", str(port),

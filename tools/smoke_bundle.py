@@ -63,6 +63,8 @@ def main() -> int:
             if out.returncode != 0:
                 return fail(f"bundled client self-test exited {out.returncode}: {out.stdout} {out.stderr[-1500:]}")
         print(f"smoke: {out.stdout.strip()}")
+        if str(bundle) not in out.stdout:
+            return fail("the bundled client did not find its resources inside the bundle")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(20)
         if code != 0:

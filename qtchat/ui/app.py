@@ -71,7 +71,13 @@ def self_test(host: str, port: int, user: str, timeout: float = 15.0) -> int:
     QTimer.singleShot(int(timeout * 1000), app.quit)
     client.connect_to(host, port, user)
     app.exec()
-    print(f"qtchat self-test: {result['text']}", file=sys.stdout if result["code"] == 0 else sys.stderr)
+    from qtchat.assets import resource_dir
+
+    folder = resource_dir()
+    if folder is None and result["code"] == 0:
+        result.update(code=1, text="the resource files (icons, desktop entry) are missing")
+    print(f"qtchat self-test: {result['text']}; resources: {folder}",
+          file=sys.stdout if result["code"] == 0 else sys.stderr)
     return int(result["code"])
 
 

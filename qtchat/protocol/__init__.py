@@ -15,6 +15,8 @@ from .events import (
     Error,
     Event,
     Hello,
+    History,
+    HistoryRequest,
     Joined,
     Left,
     Message,
@@ -41,7 +43,7 @@ from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 __all__ = [
     "DEFAULT_MAX_FRAME", "DEFAULT_ROOM", "MAX_CID_LENGTH", "MAX_NAME_LENGTH", "NEED_DATA", "PEER_CLOSED",
     "PROTOCOL_VERSION", "RESERVED_NAMES", "SUPPORTED_VERSIONS", "Bye", "ClientEvent", "Connection", "Error",
-    "ErrorCode", "Event", "FrameDecoder", "Hello", "Joined", "Left", "Message", "Notice", "Ping", "Pong",
+    "ErrorCode", "Event", "FrameDecoder", "Hello", "History", "HistoryRequest", "Joined", "Left", "Message", "Notice", "Ping", "Pong",
     "ProtocolError", "Role", "RoomInfo", "SendMessage", "SendableEvent", "ServerEvent", "State",
     "UnknownEvent", "UserList", "UsersRequest", "Welcome", "check_text", "clean_line", "decode_frame", "encode_event",
     "encode_frame", "encode_name", "encode_user_lists", "name_key", "names_per_frame", "negotiate_version", "validate_name",

@@ -244,6 +244,40 @@ class UsersRequest:
         return cls(_str(d, "room", max_len=100, default=DEFAULT_ROOM))
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """Ask for stored messages of a room: the newest ``limit`` before ``before`` (default: the newest),
+    or the oldest ``limit`` after ``after`` (to catch up after a reconnect)."""
+
+    TYPE: ClassVar[str] = "history"
+    room: str = DEFAULT_ROOM
+    before: int | None = None
+    after: int | None = None
+    limit: int = 50
+
+    def to_wire(self) -> Wire:
+        d: Wire = {"type": "history", "room": self.room, "limit": self.limit}
+        if self.before is not None:
+            d["before"] = self.before
+        if self.after is not None:
+            d["after"] = self.after
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> HistoryRequest:
+        before = d.get("before")
+        after = d.get("after")
+        if before is not None:
+            before = _int(d, "before")
+        if after is not None:
+            after = _int(d, "after")
+        if before is not None and after is not None:
+            raise _bad("Give 'before' or 'after', not both.")
+        limit = _int(d, "limit", default=50)
+        return cls(room=_str(d, "room", max_len=100, default=DEFAULT_ROOM), before=before, after=after,
+                   limit=max(1, min(limit, 500)))
+
+
 # ------------------------------------------------------------- server to client
 
 
@@ -345,6 +379,50 @@ class Message:
             room=_str(d, "room", default=DEFAULT_ROOM),
             cid=_opt_str(d, "cid", max_len=MAX_CID_LENGTH),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A page of stored messages of a room, oldest first, answering a ``history`` request.
+
+    ``more`` says whether more messages lie beyond this page in the requested direction.
+    """
+
+    TYPE: ClassVar[str] = "history"
+    messages: tuple[Message, ...]
+    room: str = DEFAULT_ROOM
+    before: int | None = None
+    after: int | None = None
+    more: bool = False
+
+    def to_wire(self) -> Wire:
+        msgs = []
+        for m in self.messages:
+            entry: Wire = {"id": m.id, "ts": m.ts, "from": m.sender, "text": m.text}
+            if m.cid is not None:
+                entry["cid"] = m.cid
+            msgs.append(entry)
+        d: Wire = {"type": "history", "room": self.room, "messages": msgs, "more": self.more}
+        if self.before is not None:
+            d["before"] = self.before
+        if self.after is not None:
+            d["after"] = self.after
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> History:
+        room = _str(d, "room", default=DEFAULT_ROOM)
+        raw = d.get("messages")
+        if not isinstance(raw, list):
+            raise _bad("Field 'messages' must be a list.")
+        msgs = []
+        for entry in raw:
+            if not isinstance(entry, dict):
+                raise _bad("A history message must be an object.")
+            msgs.append(Message.from_wire({**entry, "room": room}))
+        before = _int(d, "before") if d.get("before") is not None else None
+        after = _int(d, "after") if d.get("after") is not None else None
+        return cls(messages=tuple(msgs), room=room, before=before, after=after, more=_bool(d, "more", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,19 +537,21 @@ class UnknownEvent:
     data: Mapping[str, Any]
 
 
-ClientEvent = Hello | SendMessage | UsersRequest | Ping | Pong | Bye
-ServerEvent = Welcome | Message | Joined | Left | UserList | Error | Notice | Ping | Pong | Bye | UnknownEvent
+ClientEvent = Hello | SendMessage | UsersRequest | HistoryRequest | Ping | Pong | Bye
+ServerEvent = (
+    Welcome | Message | History | Joined | Left | UserList | Error | Notice | Ping | Pong | Bye | UnknownEvent
+)
 Event = ClientEvent | ServerEvent
 SendableEvent = (
-    Hello | SendMessage | UsersRequest | Ping | Pong | Bye | Welcome | Message | Joined | Left | UserList | Error
-    | Notice
+    Hello | SendMessage | UsersRequest | HistoryRequest | Ping | Pong | Bye | Welcome | Message | History
+    | Joined | Left | UserList | Error | Notice
 )
 
 CLIENT_EVENTS: dict[str, Any] = {
-    c.TYPE: c for c in (Hello, SendMessage, UsersRequest, Ping, Pong, Bye)
+    c.TYPE: c for c in (Hello, SendMessage, UsersRequest, HistoryRequest, Ping, Pong, Bye)
 }
 SERVER_EVENTS: dict[str, Any] = {
-    c.TYPE: c for c in (Welcome, Message, Joined, Left, UserList, Error, Notice, Ping, Pong, Bye)
+    c.TYPE: c for c in (Welcome, Message, History, Joined, Left, UserList, Error, Notice, Ping, Pong, Bye)
 }
 
 

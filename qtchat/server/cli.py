@@ -77,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ping-timeout", type=_positive_float, default=d.ping_timeout, metavar="SECONDS",
                    help="drop a client still silent this long after the ping (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, metavar="DIR",
-                   help="where the server keeps its state (bans.json); default: the platform's app data folder")
+                   help="where the server keeps its state (messages.db, the history; bans.json); "
+                        "default: the platform's data folder")
+    p.add_argument("--keep-days", type=_positive_float, metavar="DAYS",
+                   help="history retention: forget messages older than this (default: keep)")
+    p.add_argument("--keep-messages", type=_positive_int, metavar="N",
+                   help="history retention: keep at most N messages per room (default: keep all)")
     p.add_argument("--admin", action="store_true",
                    help="open the admin window (connected users, kick, ban, broadcast) while serving")
     p.add_argument("--no-admin-channel", action="store_true",
@@ -93,6 +98,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host, port=args.port, name=args.name, motd=args.motd, max_clients=args.max_clients,
         max_frame=args.max_frame, max_output=args.max_output, handshake_timeout=args.handshake_timeout,
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
+        keep_days=args.keep_days, keep_messages=args.keep_messages,
     )
 
 

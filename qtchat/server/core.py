@@ -37,6 +37,8 @@ from qtchat.protocol import (
     Error,
     ErrorCode,
     Hello,
+    History,
+    HistoryRequest,
     Joined,
     Left,
     Message,
@@ -60,6 +62,7 @@ from qtchat.protocol import (
 )
 
 from .bans import Ban, BanList
+from .store import MessageStore
 
 log = logging.getLogger("qtchat.server")
 
@@ -82,7 +85,10 @@ class ServerConfig:
     ping_interval: float = 30.0
     ping_timeout: float = 30.0
     close_timeout: float = 5.0
-    data_dir: Path | None = None  # where bans.json lives; None keeps bans in memory
+    data_dir: Path | None = None  # where bans.json and messages.db live; None keeps both in memory
+    keep_days: float | None = None  # history retention: drop messages older than this
+    keep_messages: int | None = None  # history retention: keep at most this many per room
+    history_page: int = 50
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
 
@@ -221,11 +227,23 @@ class ChatServer(QObject):
     def __init__(self, config: ServerConfig | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.config = config or ServerConfig()
-        self.ids = MessageIds()
         self.sessions: set[Session] = set()
         self.users: dict[str, Session] = {}  # name key -> session
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
         self.bans = BanList(self.config.data_dir / "bans.json" if self.config.data_dir else None)
+        cfg = self.config
+        self.store = MessageStore(
+            cfg.data_dir / "messages.db" if cfg.data_dir else None, keep_days=cfg.keep_days,
+            # a history kept in memory only is bounded whatever the settings say
+            keep_per_room=cfg.keep_messages if cfg.data_dir or cfg.keep_messages else 20_000,
+        )
+        self.ids = MessageIds(self.store.max_id())
+        # accepted this pass, stored at the flush before anyone sees them: (row, session)
+        self._unstored: list[tuple[tuple[int, str, int, str, str, str | None, str], Session]] = []
+        self._prune_timer = QTimer(self)
+        self._prune_timer.timeout.connect(self._prune)
+        self._prune_timer.start(10 * 60 * 1000)
+        self._prune()
         self.muted: set[str] = set()  # name keys
         self.started = time.time()
         self.total_messages = 0
@@ -308,6 +326,7 @@ class ChatServer(QObject):
         if self._stopped:
             return
         self._stopped = True
+        self.store.close()
         self._stop_deadline.stop()
         self._sweep_timer.stop()
         log.info("stopped")
@@ -389,6 +408,8 @@ class ChatServer(QObject):
                 pass  # any traffic counts as a sign of life
             elif isinstance(event, Hello):
                 self._login(session, event)
+            elif isinstance(event, HistoryRequest):
+                self._send_history(session, event)
             elif isinstance(event, UsersRequest):
                 room = self._member_room(session, event.room, None)
                 if room is not None:
@@ -425,6 +446,9 @@ class ChatServer(QObject):
             return
         session.name, session.key = name, key
         self.users[key] = session
+        if key not in self._recent_cids:  # resends after a server restart are recognised too
+            for cid, mid, ts, room_name, text in self.store.recent_cids(key, RECENT_CIDS_PER_USER):
+                self._remember_cid(key, cid, (mid, ts, room_name, hash(text)))
         lobby = self.rooms[DEFAULT_ROOM]
         self._send(
             session,
@@ -488,11 +512,57 @@ class ChatServer(QObject):
         )
         session.msgs_in += 1
         self.total_messages += 1
+        self._unstored.append(((msg.id, room.name, msg.ts, session.name, key, cid, msg.text), session))
         frame = encode_event(msg)
         self._queue(room, frame)
         if cid is not None:
             self._remember_cid(key, cid, (msg.id, msg.ts, room.name, hash(msg.text)))
         self.message_posted.emit(msg)
+
+    def _store_pass(self) -> None:
+        unstored, self._unstored = self._unstored, []
+        try:
+            self.store.append([row for row, _ in unstored])
+        except Exception as exc:  # a full or broken disk: refuse this pass's messages, keep serving
+            log.critical("cannot store %d messages: %s; they were not sent", len(unstored), exc)
+            for room in self.rooms.values():
+                room.pending.clear()  # the pass's frames, messages with them, are not sent
+                room.pending_len = 0
+            for row, session in unstored:
+                self._recent_cids.get(row[4], OrderedDict()).pop(row[5] or "", None)
+                self._send(session, Error(ErrorCode.INTERNAL.value,
+                                          "The server could not store your message, so it was not sent.",
+                                          ref=row[5]))
+
+    def _prune(self) -> None:
+        try:
+            deleted = self.store.prune()
+        except Exception as exc:
+            log.error("history retention: %s", exc)
+            return
+        if deleted:
+            log.info("history retention removed %d messages", deleted)
+
+    def _send_history(self, session: Session, request: HistoryRequest) -> None:
+        room = self._member_room(session, request.room, None)
+        if room is None:
+            return
+        self.flush()  # what was accepted this pass is part of the history too
+        rows, more = self.store.page(room.name, before=request.before, after=request.after, limit=request.limit)
+        budget = self.config.max_frame
+        msgs: list[Message] = []
+        size = 0
+        ordered = rows if request.after is not None else list(reversed(rows))  # the side to keep first
+        for r in ordered:
+            cost = len(r.text.encode("utf-8")) + len(r.sender) + 80
+            if msgs and size + cost > budget:
+                more = True
+                break
+            msgs.append(Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=r.room, cid=r.cid))
+            size += cost
+        if request.after is None:
+            msgs.reverse()
+        self._send(session, History(tuple(msgs), room.name, before=request.before, after=request.after, more=more))
 
     def _remember_cid(self, key: str, cid: str, entry: tuple[int, int, str, int]) -> None:
         recent = self._recent_cids
@@ -535,8 +605,12 @@ class ChatServer(QObject):
             self._notice_timer.start(int(min(1.0, self.config.notice_delay * scale) * 1000))
 
     def flush(self) -> None:
-        """Write each dirty room's batch, as one shared buffer, to all its members."""
+        """Store this pass's messages (one transaction), then write each dirty room's batch, as one
+        shared buffer, to all its members: nobody sees, and no sender is acknowledged for, a message
+        that is not on disk."""
         self._notice_timer.stop()
+        if self._unstored:
+            self._store_pass()
         limit = self.config.max_output
         dirty, self._dirty = self._dirty, []
         slow: list[Session] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -29,7 +30,7 @@ def all_history(client: RawClient, room: str = "lobby") -> list[Message]:
     while True:
         count = len(client.of(History))
         client.send(HistoryRequest(room, before=before, limit=500))
-        client.wait_for(lambda: len(client.of(History)) > count, timeout=10)
+        client.wait_for(lambda count=count: len(client.of(History)) > count, timeout=10)
         page = client.of(History)[-1]
         got = list(page.messages) + got
         if not page.more:
@@ -135,16 +136,12 @@ def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path):
     writers = [Writer(proc.port, f"w{i}") for i in range(3)]
     for w in writers:
         w.sock.settimeout(0.05)
-    sent = 0
     killed = False
     for round_ in range(400):
         for w in writers:
-            try:
+            with contextlib.suppress(OSError):
                 w.sock.sendall(w.conn.send(SendMessage(f"{w.name}-{round_}", cid=f"{w.name}-{round_}")))
-            except OSError:
-                pass
             w.read()
-        sent += 1
         if round_ == 250:
             os.kill(proc.proc.pid, signal.SIGKILL)
             killed = True

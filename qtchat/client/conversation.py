@@ -13,7 +13,7 @@ import time
 
 from PySide6.QtCore import QObject, Signal
 
-from qtchat.protocol import Message, Welcome
+from qtchat.protocol import History, Message, Welcome
 
 from .models import ChatLine, MessageLog, UserListModel
 from .session import ChatClient
@@ -51,6 +51,9 @@ class Conversation(QObject):
         c.user_left.connect(self._on_left)
         c.server_error.connect(lambda code, text: self.error(text))
         c.notice_received.connect(lambda text: self.error(f"Notice from the server: {text}"))
+        c.history_received.connect(self._on_history)
+        self.has_older = False
+        self._loading_older = False
 
     # ------------------------------------------------------------ what the user does
 
@@ -69,6 +72,26 @@ class Conversation(QObject):
 
     def error(self, text: str) -> None:
         self.log.append(ChatLine("error", text, _now_ms()))
+
+    def load_older(self) -> bool:
+        """Ask for the page before the oldest message shown; False when there is none to ask for."""
+        if not self.has_older or self._loading_older:
+            return False
+        oldest = next((ln.id for ln in self.log.lines if ln.id is not None), None)
+        if oldest is None:
+            return False
+        self._loading_older = True
+        self.client.request_older(oldest)
+        return True
+
+    def _on_history(self, page: History) -> None:
+        self._loading_older = False
+        self.has_older = page.more
+        me = self.client.me
+        self.log.prepend([
+            ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid)
+            for m in page.messages
+        ])
 
     def is_mention(self, text: str) -> bool:
         return self._mention is not None and self._mention.search(text) is not None

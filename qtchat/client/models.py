@@ -85,6 +85,17 @@ class MessageLog(QAbstractListModel):
         self.lines.extend(incoming)
         self.endInsertRows()
 
+    def prepend(self, lines: list[ChatLine]) -> None:
+        """Insert older lines at the top (a history page)."""
+        if not lines:
+            return
+        self.flush()
+        self.beginInsertRows(QModelIndex(), 0, len(lines) - 1)
+        self.lines[0:0] = lines
+        for i, line in enumerate(self.lines):
+            line.row = i
+        self.endInsertRows()
+
     def by_cid(self, cid: str) -> ChatLine | None:
         return self._by_cid.get(cid)
 

@@ -27,6 +27,8 @@ from qtchat.protocol import (
     Connection,
     Error,
     Hello,
+    History,
+    HistoryRequest,
     Joined,
     Left,
     Message,
@@ -71,6 +73,9 @@ class ChatClient(QObject):
         user_joined(name), user_left(name, reason).
         server_error(code, text): a non-fatal error not tied to a message.
         notice_received(text): a notice from the server's operator.
+        history_received(History): a page of older messages (the latest page after the first login,
+            or one asked for with request_older), messages already shown left out. Messages missed
+            while disconnected arrive as message_received instead, in order.
         pending_changed(count): messages waiting for their acknowledgement.
         latency_changed(ms): round trip of the last ping.
         closed(): quit() finished.
@@ -89,6 +94,7 @@ class ChatClient(QObject):
     user_left = Signal(str, str)
     server_error = Signal(str, str)
     notice_received = Signal(str)
+    history_received = Signal(object)
     pending_changed = Signal(int)
     latency_changed = Signal(int)
     closed = Signal()
@@ -119,6 +125,7 @@ class ChatClient(QObject):
         self._bye: str | None = None
         self._outbox: OrderedDict[str, SendMessage] = OrderedDict()
         self._seen_ids: set[int] = set()
+        self.last_id = 0  # the newest message id seen: a reconnect asks for everything after it
         self._seen_order: deque[int] = deque()
         self._collecting: list[str] | None = None
         self._cid_prefix = secrets.token_hex(4)
@@ -150,6 +157,7 @@ class ChatClient(QObject):
         if (host, port) != (self.host, self.port):
             self._seen_ids.clear()
             self._seen_order.clear()
+            self.last_id = 0
         self.host, self.port, self.user = host, port, user
         self._ever_online = False
         self._quitting = False
@@ -296,6 +304,8 @@ class ChatClient(QObject):
                 self.latency_changed.emit(self.latency_ms)
         elif isinstance(event, Error):
             self._on_error(event)
+        elif isinstance(event, History):
+            self._on_history(event)
         elif isinstance(event, Notice):
             self.notice_received.emit(event.text)
         elif isinstance(event, Bye):
@@ -313,17 +323,44 @@ class ChatClient(QObject):
         self._set_state(ClientState.ONLINE)
         self._ping_timer.start(int(self.PING_INTERVAL * 1000))
         self.logged_in.emit(welcome)
+        # history first: a page to start with, or everything missed while away (which may
+        # acknowledge messages of ours that were stored before the connection dropped)
+        if self.last_id:
+            self._write(self._conn.send(HistoryRequest(after=self.last_id, limit=200)))
+        else:
+            self._write(self._conn.send(HistoryRequest(limit=50)))
         for event in self._outbox.values():  # what was typed offline, or never acknowledged
             self._write(self._conn.send(event))
         self._send_ping()
 
-    def _on_message(self, msg: Message) -> None:
-        if msg.id in self._seen_ids:
-            return  # already shown (a resend's repeated acknowledgement)
-        self._seen_ids.add(msg.id)
-        self._seen_order.append(msg.id)
+    def request_older(self, before: int, limit: int = 50) -> None:
+        """Ask for the page of messages before id ``before``; it arrives as history_received."""
+        if self.state is ClientState.ONLINE:
+            self._write(self._conn.send(HistoryRequest(before=before, limit=limit)))
+
+    def _on_history(self, page: History) -> None:
+        if page.after is not None:  # catching up after a reconnect: these are simply messages
+            for msg in page.messages:
+                self._on_message(msg)
+            if page.more and page.messages:
+                self._write(self._conn.send(HistoryRequest(after=page.messages[-1].id, limit=200)))
+            return
+        fresh = tuple(m for m in page.messages if m.id not in self._seen_ids)
+        for m in fresh:
+            self._remember_id(m.id)
+        self.history_received.emit(History(fresh, page.room, before=page.before, more=page.more))
+
+    def _remember_id(self, mid: int) -> None:
+        self._seen_ids.add(mid)
+        self._seen_order.append(mid)
         if len(self._seen_order) > 10_000:
             self._seen_ids.discard(self._seen_order.popleft())
+        self.last_id = max(self.last_id, mid)
+
+    def _on_message(self, msg: Message) -> None:
+        if msg.id in self._seen_ids:
+            return  # already shown (a resend's repeated acknowledgement, or history seen live)
+        self._remember_id(msg.id)
         if msg.cid is not None and msg.sender == self.me and msg.cid in self._outbox:
             del self._outbox[msg.cid]
             self.message_acked.emit(msg.cid, msg)

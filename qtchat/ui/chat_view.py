@@ -227,10 +227,12 @@ class ChatView(QAbstractScrollArea):
     Signals:
         link_activated(str): a link was clicked (it is also opened).
         unseen_changed(int): messages arrived while scrolled up; 0 once back at the bottom.
+        near_top(): scrolled to within a screen of the oldest line (time to load older ones).
     """
 
     link_activated = Signal(str)
     unseen_changed = Signal(int)
+    near_top = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -304,7 +306,10 @@ class ChatView(QAbstractScrollArea):
     def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
         if self.model is None:
             return
-        if first != len(self._heights):  # not an append: measure everything
+        if first == 0 and self._heights:  # older lines at the top: keep what the reader sees in place
+            self._prepend(last + 1)
+            return
+        if first != len(self._heights):  # neither: measure everything
             self._relayout()
             return
         stick = self.at_bottom
@@ -321,6 +326,27 @@ class ChatView(QAbstractScrollArea):
         self._update_scrollbar(stick)
         if not stick:
             self._set_unseen(self._unseen + sum(1 for r in range(first, last + 1) if lines[r].kind == "msg"))
+        self.viewport().update()
+
+    def _prepend(self, count: int) -> None:
+        assert self.model is not None
+        bar = self.verticalScrollBar()
+        stick = self.at_bottom
+        value = bar.value()
+        width, height = self._width, self.delegate.height
+        new = [height(line, width) for line in self.model.lines[:count]]
+        added = sum(new)
+        tops = []
+        y = 0
+        for h in new:
+            tops.append(y)
+            y += h
+        self._tops = tops + [t + added for t in self._tops]
+        self._heights = new + self._heights
+        self._total += added
+        self._update_scrollbar(stick)
+        if not stick:
+            bar.setValue(value + added)
         self.viewport().update()
 
     def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: object = None) -> None:
@@ -370,6 +396,8 @@ class ChatView(QAbstractScrollArea):
     def _on_scrolled(self, value: int) -> None:
         if self.at_bottom:
             self._set_unseen(0)
+        if value < self.viewport().height() and self.verticalScrollBar().maximum() > 0:
+            self.near_top.emit()
         self.viewport().update()
 
     # ------------------------------------------------------------ painting and events

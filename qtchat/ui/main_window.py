@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.view = ChatView()
         self.view.set_model(self.conversation.log)
         self.view.setAccessibleName("Messages")
+        self.view.near_top.connect(self.conversation.load_older)
         self.input = MessageInput()
         self.input.complete_names = self.conversation.users.completions
         self.input.submitted.connect(self._on_submitted)

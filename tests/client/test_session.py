@@ -171,3 +171,52 @@ def test_messages_typed_for_one_server_are_not_sent_to_another(make_server, conn
     assert not client.pending
     qtbot.wait(200)
     assert not watcher.of(Message)
+
+
+def lines_of(conv: Conversation) -> list:
+    conv.log.flush()
+    return [ln for ln in conv.log.lines if ln.kind == "msg"]
+
+
+def test_history_page_on_login_and_older_pages_on_demand(server, connect, client, qtbot):
+    bob = connect()
+    bob.login("bob")
+    for i in range(120):
+        bob.say(f"old {i}")
+    bob.wait_for(lambda: len(bob.of(Message)) == 120)
+    conv = Conversation(client)
+    login(qtbot, client, server.port, "alice")
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == 50)
+    assert [ln.text for ln in lines_of(conv)] == [f"old {i}" for i in range(70, 120)]
+    assert conv.has_older
+    assert conv.load_older()
+    assert not conv.load_older()  # one request at a time
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == 100)
+    assert conv.load_older()
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == 120)
+    assert [ln.text for ln in lines_of(conv)] == [f"old {i}" for i in range(120)]
+    assert not conv.has_older and not conv.load_older()
+
+
+def test_reconnect_resumes_after_the_last_message_seen(make_server, connect, client, qtbot, tmp_path):
+    first = make_server(data_dir=tmp_path)
+    port = first.port
+    conv = Conversation(client)
+    login(qtbot, client, port, "alice")
+    bob = connect(port)
+    bob.login("bob")
+    bob.say("while you were here")
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == 1)
+    with qtbot.waitSignal(client.connection_lost, timeout=5000):
+        first.shutdown("restart")
+    client.BACKOFF_BASE = 1.0  # give the others time to talk while alice is away
+    second = make_server(data_dir=tmp_path, port=port)
+    carol = connect(second.port)
+    carol.login("carol")
+    for i in range(3):
+        carol.say(f"while you were away {i}")
+    carol.wait_for(lambda: len(carol.of(Message)) == 3)
+    qtbot.waitUntil(lambda: client.state is ClientState.ONLINE, timeout=10000)
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == 4, timeout=5000)
+    qtbot.wait(200)
+    assert [ln.text for ln in lines_of(conv)] == ["while you were here"] + [f"while you were away {i}" for i in range(3)]

@@ -30,7 +30,11 @@ def all_history(client: RawClient, room: str = "lobby") -> list[Message]:
     while True:
         count = len(client.of(History))
         client.send(HistoryRequest(room, before=before, limit=500))
-        client.wait_for(lambda count=count: len(client.of(History)) > count, timeout=10)
+
+        def arrived(count: int = count) -> bool:
+            return len(client.of(History)) > count
+
+        client.wait_for(arrived, timeout=10)
         page = client.of(History)[-1]
         got = list(page.messages) + got
         if not page.more:

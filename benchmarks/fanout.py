@@ -94,12 +94,18 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], logfile: Path) -> N
     raise RuntimeError("server did not start listening")
 
 
+OPTIONS = {"history": True}  # --no-history turns the server's durable history off
+
+
 def start_qtchat(clients: int) -> Server:
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="qtchat-bench-", suffix=".log")[1])
+    # history on disk in a fresh folder each run (SQLite, synchronous=FULL), unless --no-history
+    history = (["--data-dir", tempfile.mkdtemp(prefix="qtchat-bench-data-")] if OPTIONS["history"]
+               else ["--no-history"])
     proc = subprocess.Popen(
         [sys.executable, "-m", "qtchat.server", "--port", str(port), "--log-level", "warning",
-         "--max-clients", str(clients + 100), "--max-output", str(64 << 20)],
+         "--max-clients", str(clients + 100), "--max-output", str(64 << 20), *history],
         stderr=log.open("wb"), cwd=REPO,
     )
     wait_listening(port, proc, log)
@@ -336,6 +342,8 @@ async def fanout(server: Server, clients: int, senders: int, messages: int, size
         "deliveries_per_s": round(to_others / elapsed) if not pending and lost == 0 else None,
         "lat_p50_ms": q(0.5), "lat_p99_ms": q(0.99), "complete": not pending,
         "server_cpu_s": round(server_cpu, 2), "loadgen_cpu_s": round(gen_cpu, 2),
+        "acked_per_s": round(senders * messages / elapsed) if echo and not pending else None,
+        "history": OPTIONS["history"] if proto == "qtchat" else None,
     }
 
 
@@ -388,7 +396,11 @@ def main() -> int:
     ap.add_argument("--idle", default="1000,10000", help="idle client counts")
     ap.add_argument("--repeat", type=int, default=1, help="throughput runs per server (alternating)")
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--no-history", action="store_true", help="run qtchat-server without its durable history")
+    ap.add_argument("--history-cost", action="store_true",
+                    help="throughput with history on and off, alternating --repeat times, and the ratio")
     a = ap.parse_args()
+    OPTIONS["history"] = not a.no_history
     raise_fd_limit()
     scenarios = set(a.scenarios.split(","))
     kinds = ["qtchat", "irc"] if a.ngircd else ["qtchat"]
@@ -428,6 +440,20 @@ def main() -> int:
             print(json.dumps(ref), flush=True)
             results.append(ref)
 
+    if a.history_cost:
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(a.repeat):
+            for on in (True, False):
+                OPTIONS["history"] = on
+                run("qtchat", a.clients, lambda s: fanout(s, a.clients, a.senders, a.messages, a.size, 0, a.timeout))
+                results[-1]["history"] = on
+                rates[on].append(float(results[-1].get("deliveries_per_s") or 0))
+        OPTIONS["history"] = not a.no_history
+        on_best, off_best = max(rates[True]), max(rates[False])
+        print(json.dumps({"summary": "history cost", "with_history_per_s": rates[True],
+                          "without_history_per_s": rates[False],
+                          "cost_of_best": round(1 - on_best / off_best, 3) if off_best else None}))
+        scenarios.discard("throughput")
     if "throughput" in scenarios:
         for _ in range(a.repeat):
             for kind in kinds:

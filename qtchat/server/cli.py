@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="history retention: forget messages older than this (default: keep)")
     p.add_argument("--keep-messages", type=_positive_int, metavar="N",
                    help="history retention: keep at most N messages per room (default: keep all)")
+    p.add_argument("--no-history", action="store_true",
+                   help="keep no message history (nothing is written to disk; history requests get nothing)")
     p.add_argument("--admin", action="store_true",
                    help="open the admin window (connected users, kick, ban, broadcast) while serving")
     p.add_argument("--no-admin-channel", action="store_true",
@@ -98,7 +100,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host, port=args.port, name=args.name, motd=args.motd, max_clients=args.max_clients,
         max_frame=args.max_frame, max_output=args.max_output, handshake_timeout=args.handshake_timeout,
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
-        keep_days=args.keep_days, keep_messages=args.keep_messages,
+        keep_days=args.keep_days, keep_messages=args.keep_messages, history=not args.no_history,
     )
 
 

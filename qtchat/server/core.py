@@ -88,7 +88,7 @@ class ServerConfig:
     data_dir: Path | None = None  # where bans.json and messages.db live; None keeps both in memory
     keep_days: float | None = None  # history retention: drop messages older than this
     keep_messages: int | None = None  # history retention: keep at most this many per room
-    history_page: int = 50
+    history: bool = True  # False: keep no history at all (history requests get empty pages)
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
 
@@ -512,7 +512,8 @@ class ChatServer(QObject):
         )
         session.msgs_in += 1
         self.total_messages += 1
-        self._unstored.append(((msg.id, room.name, msg.ts, session.name, key, cid, msg.text), session))
+        if self.config.history:
+            self._unstored.append(((msg.id, room.name, msg.ts, session.name, key, cid, msg.text), session))
         frame = encode_event(msg)
         self._queue(room, frame)
         if cid is not None:

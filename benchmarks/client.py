@@ -36,7 +36,7 @@ def start_server() -> tuple[subprocess.Popen[bytes], int]:
     log = Path(tempfile.mkstemp(prefix="qtchat-client-bench-", suffix=".log")[1])
     proc = subprocess.Popen(
         [sys.executable, "-m", "qtchat.server", "--port", str(port), "--log-level", "warning",
-         "--max-output", str(256 << 20)],
+         "--max-output", str(256 << 20), "--data-dir", tempfile.mkdtemp(prefix="qtchat-client-bench-")],
         stderr=log.open("wb"), cwd=REPO,
     )
     wait_listening(port, proc, log)

@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +23,16 @@ SERVER = [sys.executable, "-m", "qtchat.server"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SERVER, *args], capture_output=True, text=True, timeout=60)
+    data = ["--data-dir", tempfile.mkdtemp(prefix="qtchat-test-")] if args[:1] != ("admin",) else []
+    return subprocess.run([*SERVER, *args, *data], capture_output=True, text=True, timeout=60)
 
 
 class Proc:
     """A qtchat-server process on a free port, found from its log line."""
 
     def __init__(self, *args: str) -> None:
+        if "--data-dir" not in args:  # never the user's own history and bans
+            args = (*args, "--data-dir", tempfile.mkdtemp(prefix="qtchat-test-"))
         self.proc = subprocess.Popen(
             [*SERVER, "--port", "0", *args], stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),

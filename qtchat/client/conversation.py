@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from qtchat.protocol import History, Message, Welcome
 
@@ -41,9 +41,9 @@ class Conversation(QObject):
         self._logins = 0
         c = client
         c.logged_in.connect(self._on_logged_in)
-        c.login_failed.connect(lambda code, text: self.error(text))
-        c.connection_lost.connect(lambda reason: self.error(f"Connection lost: {reason}"))
-        c.reconnect_scheduled.connect(lambda s: self.notice(f"Reconnecting in {s:.1f} s\N{HORIZONTAL ELLIPSIS}"))
+        c.login_failed.connect(self._on_login_failed)
+        c.connection_lost.connect(
+            lambda reason: self.error(f"Connection lost: {reason} Reconnecting\N{HORIZONTAL ELLIPSIS}"))
         c.message_received.connect(self._on_message)
         c.message_failed.connect(self._on_failed)
         c.users_reset.connect(self.users.reset)
@@ -54,6 +54,11 @@ class Conversation(QObject):
         c.history_received.connect(self._on_history)
         self.has_older = False
         self._loading_older = False
+        self._pending_presence: dict[str, list[str]] = {}
+        self._presence_timer = QTimer(self)
+        self._presence_timer.setSingleShot(True)
+        self._presence_timer.setInterval(1500)
+        self._presence_timer.timeout.connect(self._flush_presence)
 
     # ------------------------------------------------------------ what the user does
 
@@ -98,8 +103,13 @@ class Conversation(QObject):
 
     # ------------------------------------------------------------ what the server says
 
+    def _on_login_failed(self, code: str, text: str) -> None:
+        if self._logins:  # a refused first login is the connect dialog's to show
+            self.error(text)
+
     def _on_logged_in(self, welcome: Welcome) -> None:
         self._logins += 1
+        self.users.me = welcome.user
         self._mention = re.compile(rf"(?<!\w){re.escape(welcome.user)}(?!\w)", re.IGNORECASE)
         c = self.client
         if self._logins == 1:
@@ -140,7 +150,7 @@ class Conversation(QObject):
     def _on_joined(self, name: str) -> None:
         self.users.add(name)
         if name != self.client.me:
-            self.notice(f"{name} joined")
+            self._presence("joined", name)
 
     def _on_left(self, name: str, reason: str) -> None:
         self.users.remove(name)
@@ -148,4 +158,19 @@ class Conversation(QObject):
             reason = reason[6:]  # their own words
         elif reason == "quit":
             reason = ""
-        self.notice(f"{name} left ({reason})" if reason else f"{name} left")
+        self._presence("left", f"{name} ({reason})" if reason else name)
+
+    def _presence(self, kind: str, who: str) -> None:
+        """Joins and leaves within a second or two become one line, so a crowd does not bury the chat."""
+        self._pending_presence.setdefault(kind, []).append(who)
+        if not self._presence_timer.isActive():
+            self._presence_timer.start()
+
+    def _flush_presence(self) -> None:
+        for kind in ("joined", "left"):
+            names = self._pending_presence.pop(kind, [])
+            if len(names) == 1:
+                self.notice(f"{names[0]} {kind}")
+            elif names:
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                self.notice(f"{len(names)} people {kind}: {shown}")

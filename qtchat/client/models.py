@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QFont
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -126,9 +127,18 @@ class UserListModel(QAbstractListModel):
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.names)
 
+    me = ""  # your own name, shown in bold
+
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if index.isValid() and role == Qt.ItemDataRole.DisplayRole and 0 <= index.row() < len(self.names):
-            return self.names[index.row()]
+        if not index.isValid() or not 0 <= index.row() < len(self.names):
+            return None
+        name = self.names[index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return name
+        if role == Qt.ItemDataRole.FontRole and name == self.me:
+            font = QFont()
+            font.setBold(True)
+            return font
         return None
 
     def reset(self, names: list[str]) -> None:

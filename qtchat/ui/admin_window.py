@@ -160,7 +160,10 @@ class UsersTableModel(QAbstractTableModel):
         if col == 1:
             return s.peer
         if col == 2:
-            return s.connected_wall if sort else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.connected_wall))
+            if sort:
+                return s.connected_wall
+            today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", time.localtime(s.connected_wall))
+            return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", time.localtime(s.connected_wall))
         if col == 3:
             idle = time.monotonic() - s.last_seen
             return idle if sort else (f"{idle:.0f} s" if idle < 120 else f"{idle / 60:.0f} min")
@@ -314,10 +317,13 @@ class AdminWindow(QMainWindow):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        self.table.setWordWrap(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        for col, width in enumerate((150, 150, 150, 60, 80, 80, 80)):
-            self.table.setColumnWidth(col, width)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col, width in enumerate((150, 160, 130, 60, 80, 80, 80, 60)):
+            if col:
+                self.table.setColumnWidth(col, width)
         self.kick_button = QPushButton("&Kick\N{HORIZONTAL ELLIPSIS}")
         self.ban_button = QPushButton("&Ban\N{HORIZONTAL ELLIPSIS}")
         self.mute_button = QPushButton("&Mute")
@@ -381,7 +387,7 @@ class AdminWindow(QMainWindow):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(users)
         splitter.addWidget(log_box)
-        splitter.setSizes([420, 200])
+        splitter.setSizes([500, 140])
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addLayout(header)

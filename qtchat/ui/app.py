@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtWidgets import QApplication
 
 from qtchat import __version__
 from qtchat.client import ChatClient
@@ -15,7 +15,6 @@ from qtchat.client.host import start_local_server
 from qtchat.client.settings import ClientSettings
 from qtchat.sysutil import QuitSignals
 
-from .connect_dialog import ConnectDialog
 from .icon import app_icon
 from .main_window import MainWindow
 
@@ -149,17 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signals = QuitSignals(on_signal)
 
     def ask(error: str | None = None) -> bool:
-        dialog = ConnectDialog(client, settings)
-        dialog.setWindowIcon(icon)
-        if error:
-            dialog.show_error(error)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            if dialog.server is not None:
-                dialog.server.shutdown("cancelled")
-            return False
-        if dialog.server is not None:
-            window.set_server(dialog.server)
-        return True
+        return window.open_connect_dialog(error)
 
     direct = bool(args.user or args.host or args.serve) or settings.has_server
     if direct:

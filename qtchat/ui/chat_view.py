@@ -72,7 +72,10 @@ def utf16_ranges(text: str, urls: list[tuple[int, int, str]]) -> list[tuple[int,
 def nick_color(name: str, dark: bool) -> QColor:
     """A stable colour per user, readable on the current background."""
     hue = zlib.crc32(name.casefold().encode("utf-8")) % 360
-    return QColor.fromHsl(hue, 170, 175 if dark else 95)
+    if dark:
+        return QColor.fromHsl(hue, 170, 175)
+    # yellows and greens look much lighter than blues at one lightness: darker there keeps >= 4.5:1 on white
+    return QColor.fromHsl(hue, 170, 62 if 35 <= hue <= 190 else 95)
 
 
 class MessageDelegate:
@@ -450,9 +453,15 @@ class ChatView(QAbstractScrollArea):
         return self.delegate.link_at(self.model.lines[row], top, self._width, pos)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        link = self._link_under(event.position().toPoint())
+        pos = event.position().toPoint()
+        link = self._link_under(pos)
         self.viewport().setCursor(Qt.CursorShape.PointingHandCursor if link else Qt.CursorShape.ArrowCursor)
-        self.viewport().setToolTip(link or "")
+        tip = link or ""
+        row = self.row_at(pos.y())
+        if not tip and row >= 0 and self.model is not None and pos.x() < self.delegate.text_x:
+            line = self.model.lines[row]
+            tip = line.sender  # the whole name, where the column shortens it
+        self.viewport().setToolTip(tip)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:

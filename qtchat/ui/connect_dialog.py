@@ -86,6 +86,9 @@ class ConnectDialog(QDialog):
         client.logged_in.connect(self._on_logged_in)
         client.login_failed.connect(self._on_failed)
         self._on_hosting(self.hosting.isChecked())
+        self.port.valueChanged.connect(lambda _: self._on_hosting(self.hosting.isChecked()))
+        for changed in (self.host.currentTextChanged, self.user.textChanged, self.hosting.toggled):
+            changed.connect(lambda *_: self.error.hide())  # an old error is not about the new values
         (self.user if self.host.currentText() else self.host).setFocus()
 
     def _on_host_text(self, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import time
 
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
@@ -88,7 +89,9 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 0)
         self.splitter.setSizes([760, 200])
-        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setCollapsible(0, False)  # the user list may be dragged shut in a narrow window
+        self.user_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.user_list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setCentralWidget(self.splitter)
         self.setTabOrder(self.input, self.view)
         self.setTabOrder(self.view, self.user_list)
@@ -105,6 +108,9 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.pending_label)
         bar.addPermanentWidget(self.latency_label)
 
+        self._retry_at = 0.0
+        self._countdown = QTimer(self)
+        self._countdown.timeout.connect(self._tick_countdown)
         self._build_menus()
         self.tray: QSystemTrayIcon | None = None
         if QSystemTrayIcon.isSystemTrayAvailable() and icon is not None:
@@ -131,9 +137,13 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         chat = self.menuBar().addMenu("&Chat")
+        connect_action = QAction("&Connect to\N{HORIZONTAL ELLIPSIS}", self)
+        connect_action.setShortcut(QKeySequence("Ctrl+N"))
+        connect_action.triggered.connect(lambda: self.open_connect_dialog())  # noqa: PLW0108 (not the bool)
+        chat.addAction(connect_action)
         self.reconnect_action = QAction("&Reconnect now", self)
         self.reconnect_action.setShortcut(QKeySequence("Ctrl+R"))
-        self.reconnect_action.triggered.connect(self.client.reconnect_now)
+        self.reconnect_action.triggered.connect(self._reconnect)
         chat.addAction(self.reconnect_action)
         chat.addSeparator()
         quit_action = QAction("&Quit", self)
@@ -145,6 +155,29 @@ class MainWindow(QMainWindow):
         about = QAction("&About qtchat", self)
         about.triggered.connect(self._about)
         help_menu.addAction(about)
+
+    def open_connect_dialog(self, error: str | None = None) -> bool:
+        """Ask where to connect (or whether to host); True once logged in."""
+        from .connect_dialog import ConnectDialog
+
+        dialog = ConnectDialog(self.client, self.settings, self if self.isVisible() else None)
+        dialog.setWindowIcon(self.windowIcon())
+        if error:
+            dialog.show_error(error)
+        if dialog.exec() != ConnectDialog.DialogCode.Accepted:
+            if dialog.server is not None and dialog.server is not self.server:
+                dialog.server.shutdown("cancelled")
+            return False
+        if dialog.server is not None:
+            self.set_server(dialog.server)
+        return True
+
+    def _reconnect(self) -> None:
+        c = self.client
+        if c.state is ClientState.WAITING:
+            c.reconnect_now()
+        elif c.state is ClientState.OFFLINE and c.host:
+            c.connect_to(c.host, c.port, c.user)
 
     def _about(self) -> None:
         box = QMessageBox(self)
@@ -158,13 +191,17 @@ class MainWindow(QMainWindow):
     def set_server(self, server: ChatServer | None) -> None:
         """Own a server hosted in this process; its address shows in the status bar."""
         self.server = server
+        if server is not None:
+            server.stopped.connect(self._show_server)
         self._show_server()
 
     def _show_server(self) -> None:
         c = self.client
-        if self.server is not None:
+        if self.server is not None and self.server.is_listening:
             where = ", ".join(join_addresses(self.server))
             self.server_label.setText(f"Hosting \N{EM DASH} others join at {where}")
+        elif self.server is not None:
+            self.server_label.setText("Hosting stopped")
         elif c.welcome is not None:
             name = f"{c.welcome.name} " if c.welcome.name else ""
             self.server_label.setText(f"{name}{c.host}:{c.port} as {c.me}")
@@ -177,9 +214,12 @@ class MainWindow(QMainWindow):
         s = ClientState(state)
         self.state_label.setText(STATE_TEXT[s])
         self.state_label.setStyleSheet(f"color: {STATE_COLOR[s]};")
-        self.reconnect_action.setEnabled(s is ClientState.WAITING)
+        self.reconnect_action.setEnabled(s is ClientState.WAITING or (s is ClientState.OFFLINE and bool(self.client.host)))
+        self.user_list.setEnabled(s is ClientState.ONLINE)  # a list from before the loss is not who is here
         if s is not ClientState.ONLINE:
             self.latency_label.setText("")
+        if s is not ClientState.WAITING:
+            self._countdown.stop()
         self._show_server()
 
     def _on_logged_in(self, welcome: object) -> None:
@@ -187,7 +227,13 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _on_reconnect_scheduled(self, seconds: float) -> None:
-        self.state_label.setText(f"{STATE_TEXT[ClientState.WAITING]} in {seconds:.0f} s")
+        self._retry_at = time.monotonic() + seconds
+        self._tick_countdown()
+        self._countdown.start(1000)
+
+    def _tick_countdown(self) -> None:
+        left = max(0, round(self._retry_at - time.monotonic()))
+        self.state_label.setText(f"{STATE_TEXT[ClientState.WAITING]} in {left} s (Ctrl+R: now)")
 
     def _on_pending(self, count: int) -> None:
         self.pending_label.setText(f"{count} unsent" if count else "")

@@ -21,7 +21,8 @@ class MessageInput(QPlainTextEdit):
         super().__init__(parent)
         self.setTabChangesFocus(False)
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
-        self.setPlaceholderText("Message (Enter sends, Shift+Enter for a new line)")
+        self.setPlaceholderText("Message\N{HORIZONTAL ELLIPSIS}")
+        self.setToolTip("Enter sends, Shift+Enter starts a new line, Up/Down recall, Tab completes names")
         self.setAccessibleName("Message")
         self.history: list[str] = []
         self._history_pos = 0

@@ -339,3 +339,27 @@ def test_about_text_has_the_package_version():
 
     assert __version__ != "0+unknown"
     assert about_text("qtchat").startswith(f"qtchat {__version__}\n")
+
+
+def test_a_crowd_joining_is_one_line_and_a_kick_leaves_a_way_back(server, connect, window, qtbot):
+    online(qtbot, window, server.port)
+    crowd = [connect() for _ in range(7)]
+    for i, c in enumerate(crowd):
+        c.login(f"guest{i}")
+    qtbot.waitUntil(lambda: any("7 people joined" in ln.text for ln in lines(window)), timeout=5000)
+    assert not any(ln.text == "guest0 joined" for ln in lines(window))
+    assert "and 2 more" in next(ln.text for ln in lines(window) if "7 people joined" in ln.text)
+    with qtbot.waitSignal(window.client.login_failed, timeout=3000):
+        server.kick("alice", "testing")
+    assert window.reconnect_action.isEnabled()  # offline after a kick, but not stuck
+    assert not window.user_list.isEnabled()
+    window.reconnect_action.trigger()
+    qtbot.waitUntil(lambda: window.client.state is ClientState.ONLINE, timeout=5000)
+
+
+def test_a_refused_first_login_is_not_logged_in_the_conversation(server, connect, window, qtbot):
+    connect().login("alice")
+    with qtbot.waitSignal(window.client.login_failed, timeout=3000):
+        window.client.connect_to("127.0.0.1", server.port, "alice")
+    qtbot.wait(50)
+    assert not [ln for ln in lines(window) if ln.kind == "error"]

@@ -20,12 +20,15 @@ from collections import OrderedDict
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QPointF, QRect, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
+    QClipboard,
     QColor,
     QContextMenuEvent,
     QDesktopServices,
     QFont,
     QFontMetrics,
     QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
     QMouseEvent,
     QPainter,
     QPaintEvent,
@@ -67,6 +70,16 @@ def utf16_ranges(text: str, urls: list[tuple[int, int, str]]) -> list[tuple[int,
         return len(text[:i].encode("utf-16-le")) // 2
 
     return [(at(start), at(end), url) for start, end, url in urls]
+
+
+def _utf16_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+def _utf16_slice(text: str, start: int, end: int) -> str:
+    if text.isascii():
+        return text[start:end]
+    return text.encode("utf-16-le")[2 * start : 2 * end].decode("utf-16-le", errors="ignore")
 
 
 def nick_color(name: str, dark: bool) -> QColor:
@@ -172,7 +185,20 @@ class MessageDelegate:
             self._layouts.popitem(last=False)
         return layout
 
-    def paint(self, p: QPainter, line: ChatLine, top: int, width: int) -> None:
+    def cursor_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> int:
+        """The UTF-16 offset in the line's text nearest to ``pos`` (0 left of the text column)."""
+        if pos.x() < self.text_x:
+            return 0
+        layout = self._layout(line, self.text_width(width))
+        y = pos.y() - top - PAD_Y
+        for i in range(layout.lineCount()):
+            tl = layout.lineAt(i)
+            if y < tl.y() + self.line_h or i == layout.lineCount() - 1:
+                return int(tl.xToCursor(pos.x() - self.text_x))
+        return 0
+
+    def paint(self, p: QPainter, line: ChatLine, top: int, width: int,
+              selection: tuple[int, int] | None = None) -> None:
         h = self.height(line, width)
         avail = self.text_width(width)
         p.setClipRect(QRect(0, top, width, h))  # nothing a message holds can draw over its neighbours
@@ -205,7 +231,16 @@ class MessageDelegate:
         else:
             p.setPen(self.palette.color(QPalette.ColorRole.Text))
         layout = self._layout(line, avail)
-        layout.draw(p, QPointF(self.text_x, top + PAD_Y))
+        ranges = []
+        if selection is not None and selection[1] > selection[0]:
+            fr = QTextLayout.FormatRange()
+            fr.start, fr.length = selection[0], selection[1] - selection[0]
+            fmt = QTextCharFormat()
+            fmt.setBackground(self.palette.color(QPalette.ColorRole.Highlight))
+            fmt.setForeground(self.palette.color(QPalette.ColorRole.HighlightedText))
+            fr.format = fmt
+            ranges.append(fr)
+        layout.draw(p, QPointF(self.text_x, top + PAD_Y), ranges)
         p.setClipping(False)
 
     def link_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> str | None:
@@ -253,6 +288,8 @@ class ChatView(QAbstractScrollArea):
         self._width = 0
         self._unseen = 0
         self.open_links = True
+        self._anchor: tuple[int, int] | None = None  # selection: (row, UTF-16 offset) where the drag began
+        self._end: tuple[int, int] | None = None
         self.new_button = QToolButton(self.viewport())
         self.new_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.new_button.setAutoRaise(False)
@@ -422,8 +459,14 @@ class ChatView(QAbstractScrollArea):
         row = max(0, bisect.bisect_right(self._tops, offset) - 1)
         lines, tops, width = self.model.lines, self._tops, self._width
         paint = self.delegate.paint
+        span = self.selection_span()
         while row < len(tops) and tops[row] < bottom:
-            paint(p, lines[row], tops[row] - offset, width)
+            selected = None
+            if span is not None and span[0][0] <= row <= span[1][0]:
+                start = span[0][1] if row == span[0][0] else 0
+                end = span[1][1] if row == span[1][0] else _utf16_len(lines[row].text)
+                selected = (start, end)
+            paint(p, lines[row], tops[row] - offset, width, selected)
             row += 1
         p.end()
 
@@ -452,8 +495,59 @@ class ChatView(QAbstractScrollArea):
         top = self._tops[row] - self.verticalScrollBar().value()
         return self.delegate.link_at(self.model.lines[row], top, self._width, pos)
 
+    def _position(self, pos: QPoint) -> tuple[int, int] | None:
+        if self.model is None or not self._tops:
+            return None
+        y = max(0, min(pos.y(), self.viewport().height() - 1))
+        row = self.row_at(y)
+        if row < 0:
+            row = len(self._tops) - 1
+        top = self._tops[row] - self.verticalScrollBar().value()
+        return row, self.delegate.cursor_at(self.model.lines[row], top, self._width, QPoint(pos.x(), y))
+
+    def selection_span(self) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """The selection as ((row, offset), (row, offset)), first to last, or None."""
+        if self._anchor is None or self._end is None or self._anchor == self._end:
+            return None
+        return (self._anchor, self._end) if self._anchor <= self._end else (self._end, self._anchor)
+
+    def selected_text(self) -> str:
+        span = self.selection_span()
+        if span is None or self.model is None:
+            return ""
+        (r0, o0), (r1, o1) = span
+        parts = []
+        for row in range(r0, r1 + 1):
+            line = self.model.lines[row]
+            start = o0 if row == r0 else 0
+            end = o1 if row == r1 else _utf16_len(line.text)
+            text = _utf16_slice(line.text, start, end)
+            if r0 != r1 and line.sender and start == 0:
+                text = f"{line.sender}: {text}"  # whole lines copy with who said them
+            parts.append(text)
+        return "\n".join(parts)
+
+    def copy_selection(self) -> None:
+        text = self.selected_text()
+        if text:
+            QGuiApplication.clipboard().setText(text)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.matches(QKeySequence.StandardKey.Copy):
+            self.copy_selection()
+            return
+        super().keyPressEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._anchor = self._end = self._position(event.position().toPoint())
+            self.viewport().update()
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position().toPoint()
+        if event.buttons() & Qt.MouseButton.LeftButton and self._anchor is not None:
+            self._end = self._position(pos)
+            self.viewport().update()
         link = self._link_under(pos)
         self.viewport().setCursor(Qt.CursorShape.PointingHandCursor if link else Qt.CursorShape.ArrowCursor)
         tip = link or ""
@@ -465,6 +559,10 @@ class ChatView(QAbstractScrollArea):
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
+            if self.selection_span() is not None:
+                if QGuiApplication.clipboard().supportsSelection():
+                    QGuiApplication.clipboard().setText(self.selected_text(), QClipboard.Mode.Selection)
+                return  # a drag selects; it does not open links
             link = self._link_under(event.position().toPoint())
             if link:
                 self.link_activated.emit(link)
@@ -477,6 +575,8 @@ class ChatView(QAbstractScrollArea):
             return
         line = self.model.lines[row]
         menu = QMenu(self)
+        if self.selection_span() is not None:
+            menu.addAction("Copy", self.copy_selection)
         menu.addAction("Copy message", lambda: QGuiApplication.clipboard().setText(line.text))
         link = self._link_under(event.pos())
         if link:

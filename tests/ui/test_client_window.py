@@ -363,3 +363,28 @@ def test_a_refused_first_login_is_not_logged_in_the_conversation(server, connect
         window.client.connect_to("127.0.0.1", server.port, "alice")
     qtbot.wait(50)
     assert not [ln for ln in lines(window) if ln.kind == "error"]
+
+
+def test_dragging_selects_text_across_messages_and_ctrl_c_copies_it(server, connect, window, qtbot):
+    from PySide6.QtGui import QGuiApplication
+
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    bob.say("first line \U0001f600 here")
+    bob.say("second line")
+    qtbot.waitUntil(lambda: sum(ln.sender == "bob" for ln in lines(window)) == 2)
+    qtbot.wait(50)
+    view = window.view
+    rows = [ln.row for ln in lines(window) if ln.sender == "bob"]
+    offset = view.verticalScrollBar().value()
+    fm = view.delegate.fm
+    start = QPoint(view.delegate.text_x + fm.horizontalAdvance("first "), view._tops[rows[0]] - offset + 8)
+    end = QPoint(view.delegate.text_x + fm.horizontalAdvance("second"), view._tops[rows[1]] - offset + 8)
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(view.viewport(), end)
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
+    assert view.selected_text() == "line \U0001f600 here\nbob: second"
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QGuiApplication.clipboard().text() == "line \U0001f600 here\nbob: second"

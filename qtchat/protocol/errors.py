@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     BAD_TEXT = "bad_text"
     NO_SUCH_ROOM = "no_such_room"
     MUTED = "muted"
+    ROOM_INVALID = "room_invalid"
+    TOO_MANY_ROOMS = "too_many_rooms"
     PING_TIMEOUT = "ping_timeout"
     TOO_MANY_ERRORS = "too_many_errors"
     INTERNAL = "internal"

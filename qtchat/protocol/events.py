@@ -278,6 +278,64 @@ class HistoryRequest:
                    limit=max(1, min(limit, 500)))
 
 
+@dataclass(frozen=True, slots=True)
+class JoinRoom:
+    """Join a room, creating it when it does not exist yet."""
+
+    TYPE: ClassVar[str] = "join"
+    room: str
+
+    def to_wire(self) -> Wire:
+        return {"type": "join", "room": self.room}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> JoinRoom:
+        return cls(_str(d, "room", max_len=100))
+
+
+@dataclass(frozen=True, slots=True)
+class PartRoom:
+    """Leave a room (not the lobby)."""
+
+    TYPE: ClassVar[str] = "part"
+    room: str
+
+    def to_wire(self) -> Wire:
+        return {"type": "part", "room": self.room}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> PartRoom:
+        return cls(_str(d, "room", max_len=100))
+
+
+@dataclass(frozen=True, slots=True)
+class RoomsRequest:
+    """Ask for the list of rooms with their member counts."""
+
+    TYPE: ClassVar[str] = "rooms"
+
+    def to_wire(self) -> Wire:
+        return {"type": "rooms"}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> RoomsRequest:
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class SetTopic:
+    TYPE: ClassVar[str] = "topic"
+    room: str
+    topic: str
+
+    def to_wire(self) -> Wire:
+        return {"type": "topic", "room": self.room, "topic": self.topic}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> SetTopic:
+        return cls(_str(d, "room", max_len=100), clean_line(_str(d, "topic", max_len=300)))
+
+
 # ------------------------------------------------------------- server to client
 
 
@@ -285,15 +343,20 @@ class HistoryRequest:
 class RoomInfo:
     name: str
     topic: str = ""
+    members: int | None = None
 
     def to_wire(self) -> Wire:
-        return {"name": self.name, "topic": self.topic}
+        d: Wire = {"name": self.name, "topic": self.topic}
+        if self.members is not None:
+            d["members"] = self.members
+        return d
 
     @classmethod
     def from_wire(cls, d: Any) -> RoomInfo:
         if not isinstance(d, dict):
             raise _bad("A room must be an object.")
-        return cls(_str(d, "name", max_len=100), _str(d, "topic", max_len=1000, default=""))
+        members = _int(d, "members") if d.get("members") is not None else None
+        return cls(_str(d, "name", max_len=100), _str(d, "topic", max_len=1000, default=""), members)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +489,53 @@ class History:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomJoined:
+    """You are now in this room; its user list follows as ``users`` frames."""
+
+    TYPE: ClassVar[str] = "room"
+    info: RoomInfo
+
+    def to_wire(self) -> Wire:
+        return {"type": "room", **self.info.to_wire()}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> RoomJoined:
+        return cls(RoomInfo.from_wire(dict(d)))
+
+
+@dataclass(frozen=True, slots=True)
+class RoomList:
+    TYPE: ClassVar[str] = "rooms"
+    rooms: tuple[RoomInfo, ...]
+
+    def to_wire(self) -> Wire:
+        return {"type": "rooms", "rooms": [r.to_wire() for r in self.rooms]}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> RoomList:
+        rooms = d.get("rooms")
+        if not isinstance(rooms, list):
+            raise _bad("Field 'rooms' must be a list.")
+        return cls(tuple(RoomInfo.from_wire(r) for r in rooms))
+
+
+@dataclass(frozen=True, slots=True)
+class TopicChanged:
+    TYPE: ClassVar[str] = "topic"
+    room: str
+    topic: str
+    by: str
+    ts: int
+
+    def to_wire(self) -> Wire:
+        return {"type": "topic", "room": self.room, "topic": self.topic, "by": self.by, "ts": self.ts}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> TopicChanged:
+        return cls(_str(d, "room"), _str(d, "topic", max_len=1000), _str(d, "by"), _int(d, "ts"))
+
+
+@dataclass(frozen=True, slots=True)
 class Joined:
     TYPE: ClassVar[str] = "joined"
     user: str
@@ -537,21 +647,28 @@ class UnknownEvent:
     data: Mapping[str, Any]
 
 
-ClientEvent = Hello | SendMessage | UsersRequest | HistoryRequest | Ping | Pong | Bye
+ClientEvent = (
+    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | Ping | Pong
+    | Bye
+)
 ServerEvent = (
-    Welcome | Message | History | Joined | Left | UserList | Error | Notice | Ping | Pong | Bye | UnknownEvent
+    Welcome | Message | History | Joined | Left | UserList | Error | Notice | RoomJoined | RoomList | TopicChanged
+    | Ping | Pong | Bye | UnknownEvent
 )
 Event = ClientEvent | ServerEvent
 SendableEvent = (
-    Hello | SendMessage | UsersRequest | HistoryRequest | Ping | Pong | Bye | Welcome | Message | History
-    | Joined | Left | UserList | Error | Notice
+    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | Ping
+    | Pong | Bye | Welcome | Message | History | Joined | Left | UserList | Error | Notice | RoomJoined | RoomList
+    | TopicChanged
 )
 
 CLIENT_EVENTS: dict[str, Any] = {
-    c.TYPE: c for c in (Hello, SendMessage, UsersRequest, HistoryRequest, Ping, Pong, Bye)
+    c.TYPE: c for c in (Hello, SendMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
+                        Ping, Pong, Bye)
 }
 SERVER_EVENTS: dict[str, Any] = {
-    c.TYPE: c for c in (Welcome, Message, History, Joined, Left, UserList, Error, Notice, Ping, Pong, Bye)
+    c.TYPE: c for c in (Welcome, Message, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
+                        TopicChanged, Ping, Pong, Bye)
 }
 
 

@@ -40,16 +40,23 @@ from qtchat.protocol import (
     History,
     HistoryRequest,
     Joined,
+    JoinRoom,
     Left,
     Message,
     Notice,
+    PartRoom,
     Ping,
     Pong,
     ProtocolError,
     Role,
     RoomInfo,
+    RoomJoined,
+    RoomList,
+    RoomsRequest,
     SendableEvent,
     SendMessage,
+    SetTopic,
+    TopicChanged,
     UsersRequest,
     Welcome,
     clean_line,
@@ -89,6 +96,7 @@ class ServerConfig:
     keep_days: float | None = None  # history retention: drop messages older than this
     keep_messages: int | None = None  # history retention: keep at most this many per room
     history: bool = True  # False: keep no history at all (history requests get empty pages)
+    max_rooms_per_user: int = 50
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
 
@@ -410,6 +418,15 @@ class ChatServer(QObject):
                 self._login(session, event)
             elif isinstance(event, HistoryRequest):
                 self._send_history(session, event)
+            elif isinstance(event, JoinRoom):
+                self._join_room(session, event.room)
+            elif isinstance(event, PartRoom):
+                self._part_room(session, event.room)
+            elif isinstance(event, RoomsRequest):
+                self._send(session, RoomList(tuple(
+                    RoomInfo(r.name, r.topic, len(r.names)) for r in self.rooms.values())))
+            elif isinstance(event, SetTopic):
+                self._set_topic(session, event)
             elif isinstance(event, UsersRequest):
                 room = self._member_room(session, event.room, None)
                 if room is not None:
@@ -471,6 +488,56 @@ class ChatServer(QObject):
         session.rooms.append(room)
         self._send_user_list(session, room)
 
+    def _join_room(self, session: Session, raw: str) -> None:
+        if session.name is None:
+            return
+        try:
+            name, key = validate_name(raw, what="room name")
+        except ProtocolError as exc:
+            code = ErrorCode.ROOM_INVALID
+            self._send(session, Error(code.value, exc.message))
+            return
+        room = self.rooms.get(key)
+        if room is not None and (session in room.members or session in room.joiners):
+            return  # already there
+        if len(session.rooms) >= self.config.max_rooms_per_user:
+            self._send(session, Error(ErrorCode.TOO_MANY_ROOMS.value,
+                                      f"You are in {len(session.rooms)} rooms already; leave one first."))
+            return
+        if room is None:
+            room = self.rooms[key] = Room(name)
+            log.info("%s created the room %r", session.name, name)
+        self._send(session, RoomJoined(RoomInfo(room.name, room.topic, len(room.names) + 1)))
+        self._join(session, room)
+
+    def _part_room(self, session: Session, raw: str) -> None:
+        room = self._member_room(session, raw, None)
+        if room is None or session.name is None or session.key is None:
+            return
+        if room.name == DEFAULT_ROOM:
+            self._send(session, Error(ErrorCode.ROOM_INVALID.value, "Everyone stays in the lobby."))
+            return
+        self._leave(session, room, "part")
+        if not room.names:
+            del self.rooms[name_key(room.name)]  # its history stays in the store
+
+    def _leave(self, session: Session, room: Room, reason: str) -> None:
+        assert session.name is not None and session.key is not None
+        room.members.discard(session)
+        room.joiners.pop(session, None)
+        room.names.pop(session.key, None)
+        room.encoded_names.pop(session.key, None)
+        if room in session.rooms:
+            session.rooms.remove(room)
+        self._queue(room, encode_event(Left(session.name, _now_ms(), room.name, reason)), urgent=False)
+
+    def _set_topic(self, session: Session, event: SetTopic) -> None:
+        room = self._member_room(session, event.room, None)
+        if room is None or session.name is None:
+            return
+        room.topic = event.topic
+        self._queue(room, encode_event(TopicChanged(room.name, event.topic, session.name, _now_ms())))
+
     def _send_user_list(self, session: Session, room: Room) -> None:
         frames = encode_user_lists(
             room.name, list(room.encoded_names.values()), names_per_frame(self.config.max_frame)
@@ -481,7 +548,7 @@ class ChatServer(QObject):
     # ------------------------------------------------------------ chat
 
     def _member_room(self, session: Session, name: str, ref: str | None) -> Room | None:
-        room = self.rooms.get(name)
+        room = self.rooms.get(name_key(name))
         if room is None or (session not in room.members and session not in room.joiners):
             self._send(session, Error(ErrorCode.NO_SUCH_ROOM.value, f"You are not in a room {name!r}.", ref=ref))
             return None
@@ -668,14 +735,10 @@ class ChatServer(QObject):
         session.detached = True
         if session.key is not None and self.users.get(session.key) is session:
             del self.users[session.key]
-            for room in session.rooms:
-                room.members.discard(session)
-                room.joiners.pop(session, None)
-                room.names.pop(session.key, None)
-                assert session.name is not None
-                room.encoded_names.pop(session.key, None)
-                self._queue(room, encode_event(Left(session.name, _now_ms(), room.name, reason)), urgent=False)
-            session.rooms.clear()
+            for room in list(session.rooms):
+                self._leave(session, room, reason)
+                if not room.names and room.name != DEFAULT_ROOM:
+                    self.rooms.pop(name_key(room.name), None)
             log.info("%s left (%r)", session.name, reason)
             self.user_left.emit(session.name, reason)
 
@@ -801,7 +864,7 @@ class ChatServer(QObject):
     # ------------------------------------------------------------ queries
 
     def user_names(self, room: str = DEFAULT_ROOM) -> list[str]:
-        r = self.rooms.get(room)
+        r = self.rooms.get(name_key(room))
         return list(r.names.values()) if r else []
 
 

@@ -1,0 +1,94 @@
+"""Rooms on the server: join (creating), part, list, topic; messages reach exactly a room's members."""
+
+from __future__ import annotations
+
+from qtchat.protocol import (
+    Error,
+    History,
+    HistoryRequest,
+    Joined,
+    JoinRoom,
+    Left,
+    Message,
+    PartRoom,
+    RoomJoined,
+    RoomList,
+    RoomsRequest,
+    SetTopic,
+    TopicChanged,
+    UserList,
+)
+
+
+def test_rooms_reach_exactly_their_members(server, connect):
+    ann, ben, cat = connect(), connect(), connect()
+    for c, n in ((ann, "ann"), (ben, "ben"), (cat, "cat")):
+        c.login(n)
+    ann.send(JoinRoom("Dev Team"))
+    joined = ann.wait_event(RoomJoined)
+    assert joined.info.name == "Dev Team" and joined.info.members == 1
+    ann.wait_for(lambda: any(isinstance(e, UserList) and e.room == "Dev Team" for e in ann.events))
+    ben.send(JoinRoom("dev team"))  # the same room, names compare like usernames
+    assert ben.wait_event(RoomJoined).info.name == "Dev Team"
+    assert ann.wait_event(Joined, room="Dev Team").user == "ben"
+    ann.say("only for dev", cid="d1", room="dev team")
+    assert ben.wait_event(Message, cid="d1").room == "Dev Team"
+    ann.wait_event(Message, cid="d1")  # the acknowledgement
+    cat.say("am I in?", cid="c1", room="Dev Team")
+    assert cat.wait_event(Error, ref="c1").code == "no_such_room"
+    ann.say("for everyone", cid="l1")
+    assert cat.wait_event(Message, cid="l1").room == "lobby"
+    assert not [m for m in cat.of(Message) if m.room == "Dev Team"]
+
+
+def test_rooms_list_topic_part_and_cleanup(server, connect):
+    ann, ben = connect(), connect()
+    ann.login("ann")
+    ben.login("ben")
+    ann.send(JoinRoom("ops"))
+    ann.wait_event(RoomJoined)
+    ben.send(RoomsRequest())
+    rooms = {r.name: r.members for r in ben.wait_event(RoomList).rooms}
+    assert rooms == {"lobby": 2, "ops": 1}
+    ben.send(JoinRoom("ops"))
+    ben.wait_event(RoomJoined)
+    ann.send(SetTopic("ops", "deploy at 5\nmaybe"))
+    topic = ben.wait_event(TopicChanged)
+    assert topic.topic == "deploy at 5 maybe" and topic.by == "ann"
+    ben.send(PartRoom("ops"))
+    assert ann.wait_event(Left, room="ops").reason == "part"
+    ann.send(PartRoom("ops"))
+    ann.send(PartRoom("lobby"))
+    assert "lobby" in ann.wait_event(Error).message
+    ann.send(RoomsRequest())
+    ann.wait_event(RoomList)
+    assert {r.name for r in ann.of(RoomList)[-1].rooms} == {"lobby"}
+
+
+def test_bad_room_names_and_per_room_history(server, connect):
+    ann = connect()
+    ann.login("ann")
+    ann.send(JoinRoom("   "))
+    assert ann.wait_event(Error).code == "room_invalid"
+    ann.send(JoinRoom("books"))
+    ann.wait_event(RoomJoined)
+    ann.say("in books", cid="b1", room="books")
+    ann.say("in lobby", cid="l1")
+    ann.wait_event(Message, cid="l1")
+    ann.wait_event(Message, cid="b1")
+    ann.send(HistoryRequest("books"))
+    page = ann.wait_event(History)
+    assert [m.text for m in page.messages] == ["in books"] and page.room == "books"
+
+
+def test_leaving_the_server_leaves_every_room(server, connect):
+    ann, ben = connect(), connect()
+    ann.login("ann")
+    ben.login("ben")
+    for c in (ann, ben):
+        c.send(JoinRoom("music"))
+        c.wait_event(RoomJoined)
+    ann.close()
+    ben.wait_event(Left, room="music", user="ann")
+    ben.wait_event(Left, room="lobby", user="ann")
+    assert server.user_names("lobby") == ["ben"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from .errors import ErrorCode, ProtocolError
 
@@ -29,6 +30,7 @@ _SYNTAX_PREFIXES = ("#", "@", "/")
 _SPACE_RUN = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=8192)  # the server looks room names up on every message
 def name_key(name: str) -> str:
     """The comparison key of a name: equal keys mean the same name."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 import time
 
-from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QLabel,
+    QLineEdit,
     QListView,
     QMainWindow,
     QMessageBox,
@@ -72,8 +73,15 @@ class MainWindow(QMainWindow):
         self.users_label = QLabel("Users")
         self.users_label.setTextFormat(Qt.TextFormat.PlainText)
         self.users_label.setContentsMargins(6, 4, 6, 0)
+        self.user_filter = QLineEdit()
+        self.user_filter.setPlaceholderText("Find a user")
+        self.user_filter.setClearButtonEnabled(True)
+        self.user_proxy = QSortFilterProxyModel(self)
+        self.user_proxy.setSourceModel(self.conversation.users)
+        self.user_proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.user_filter.textChanged.connect(self.user_proxy.setFilterFixedString)
         self.user_list = QListView()
-        self.user_list.setModel(self.conversation.users)
+        self.user_list.setModel(self.user_proxy)
         self.user_list.setUniformItemSizes(True)
         self.user_list.setAccessibleName("Users")
         self.user_list.doubleClicked.connect(self._mention_user)
@@ -81,6 +89,7 @@ class MainWindow(QMainWindow):
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
         side_layout.addWidget(self.users_label)
+        side_layout.addWidget(self.user_filter)
         side_layout.addWidget(self.user_list, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -94,7 +103,8 @@ class MainWindow(QMainWindow):
         self.user_list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setCentralWidget(self.splitter)
         self.setTabOrder(self.input, self.view)
-        self.setTabOrder(self.view, self.user_list)
+        self.setTabOrder(self.view, self.user_filter)
+        self.setTabOrder(self.user_filter, self.user_list)
 
         self.state_label = QLabel()
         self.server_label = QLabel()
@@ -242,8 +252,8 @@ class MainWindow(QMainWindow):
         self.view.scroll_to_bottom()
         self.conversation.send(text)
 
-    def _mention_user(self, index: object) -> None:
-        name = self.conversation.users.data(index)  # type: ignore[arg-type]
+    def _mention_user(self, index: QModelIndex) -> None:
+        name = self.user_proxy.data(index)
         if name:
             self.input.insertPlainText(f"{name}: " if not self.input.toPlainText() else f"{name} ")
             self.input.setFocus()

@@ -388,3 +388,14 @@ def test_dragging_selects_text_across_messages_and_ctrl_c_copies_it(server, conn
     view.setFocus()
     qtbot.keyClick(view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     assert QGuiApplication.clipboard().text() == "line \U0001f600 here\nbob: second"
+
+
+def test_user_list_filter(server, connect, window, qtbot):
+    for name in ("anna", "annabel", "bob"):
+        connect().login(name)
+    online(qtbot, window, server.port)
+    qtbot.waitUntil(lambda: window.conversation.users.rowCount() == 4)
+    qtbot.keyClicks(window.user_filter, "ANN")
+    assert [window.user_proxy.index(r, 0).data() for r in range(window.user_proxy.rowCount())] == ["anna", "annabel"]
+    window.user_filter.clear()
+    assert window.user_proxy.rowCount() == 4

@@ -63,14 +63,25 @@ class Conversation(QObject):
     # ------------------------------------------------------------ what the user does
 
     def send(self, text: str) -> ChatLine | None:
-        """Send a message; it shows at once as pending. Returns None (and logs why) if refused."""
+        """Send a message; it shows at once as pending. Returns None (and logs why) if refused.
+
+        ``/msg NAME text`` sends a private message to NAME.
+        """
+        to = None
+        if text.startswith("/msg "):
+            parts = text[5:].lstrip().split(" ", 1)
+            if len(parts) < 2 or not parts[1].strip():
+                self.error("Usage: /msg NAME message")
+                return None
+            to, text = parts[0], parts[1]
         try:
-            cid = self.client.send_text(text)
+            cid = self.client.send_text(text, to=to)
         except ValueError as exc:
             self.error(f"Not sent: {exc}")
             return None
         sender = self.client.me or self.client.user
-        return self.log.append(ChatLine("msg", text, _now_ms(), sender=sender, own=True, pending=True, cid=cid))
+        return self.log.append(ChatLine("msg", text, _now_ms(), sender=sender, own=True, pending=True, cid=cid,
+                                        private=to))
 
     def notice(self, text: str) -> None:
         self.log.append(ChatLine("notice", text, _now_ms()))
@@ -128,12 +139,17 @@ class Conversation(QObject):
             if line is not None:
                 line.pending = False
                 line.id, line.ts = msg.id, msg.ts
+                if msg.to is not None:
+                    line.private = msg.to  # the recipient's name as the server spells it
                 self.log.changed(line)
                 return
         own = msg.sender == self.client.me
-        mention = not own and self.is_mention(msg.text)
+        private = (msg.to if own else msg.sender) if msg.to is not None else None
+        # a private message to you ranks like a mention
+        mention = not own and (private is not None or self.is_mention(msg.text))
         line = self.log.append(
-            ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid)
+            ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid,
+                     private=private)
         )
         if mention:
             self.mentioned.emit(line)

@@ -30,6 +30,7 @@ class ChatLine:
     mention: bool = False
     id: int | None = None
     cid: str | None = None
+    private: str | None = None  # a private message: the other person
     row: int = -1
     layout: Any = field(default=None, repr=False)  # the view's cache (width, height, text layout)
 

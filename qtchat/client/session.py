@@ -164,10 +164,11 @@ class ChatClient(QObject):
         self._attempt = 0
         self._open()
 
-    def send_text(self, text: str, room: str = DEFAULT_ROOM) -> str:
+    def send_text(self, text: str, room: str = DEFAULT_ROOM, to: str | None = None) -> str:
         """Queue a chat message and send it as soon as we are online; returns its cid.
 
         Raises ValueError (with a sentence for the user) for text the server would refuse.
+        With ``to``, a private message to that user instead of the room.
         """
         try:
             check_text(text)
@@ -179,7 +180,7 @@ class ChatClient(QObject):
             raise ValueError(f"The message is too long: {size:,} bytes; this server takes about {limit - 200:,}.")
         self._cid_counter += 1
         cid = f"{self._cid_prefix}-{self._cid_counter}"
-        event = SendMessage(text=text, room=room, cid=cid)
+        event = SendMessage(text=text, room=room, cid=cid, to=to)
         self._outbox[cid] = event
         if self.state is ClientState.ONLINE:
             self._write(self._conn.send(event))

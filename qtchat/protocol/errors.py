@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     BAD_TEXT = "bad_text"
     NO_SUCH_ROOM = "no_such_room"
     MUTED = "muted"
+    USER_OFFLINE = "user_offline"
     ROOM_INVALID = "room_invalid"
     TOO_MANY_ROOMS = "too_many_rooms"
     PING_TIMEOUT = "ping_timeout"

@@ -207,9 +207,14 @@ class SendMessage:
     text: str
     room: str = DEFAULT_ROOM
     cid: str | None = None
+    to: str | None = None  # a private message to this user instead of the room
 
     def to_wire(self) -> Wire:
-        d: Wire = {"type": "msg", "room": self.room, "text": self.text}
+        d: Wire = {"type": "msg", "text": self.text}
+        if self.to is not None:
+            d["to"] = self.to
+        else:
+            d["room"] = self.room
         if self.cid is not None:
             d["cid"] = self.cid
         return d
@@ -223,7 +228,8 @@ class SendMessage:
                 raise _bad("Field 'text' must be a string.")
             _check_unicode(text, "text")
             check_text(text)
-            return cls(text=text, room=_str(d, "room", max_len=100, default=DEFAULT_ROOM), cid=cid)
+            return cls(text=text, room=_str(d, "room", max_len=100, default=DEFAULT_ROOM), cid=cid,
+                       to=_opt_str(d, "to", max_len=100))
         except ProtocolError as exc:
             exc.ref = cid  # every error about a message names it
             raise
@@ -422,12 +428,16 @@ class Message:
     text: str
     room: str = DEFAULT_ROOM
     cid: str | None = None
+    to: str | None = None  # set on a private message: its recipient (and there is no room)
 
     def to_wire(self) -> Wire:
-        d: Wire = {
-            "type": "msg", "id": self.id, "ts": self.ts, "room": self.room,
-            "from": self.sender, "text": self.text,
-        }
+        d: Wire = {"type": "msg", "id": self.id, "ts": self.ts}
+        if self.to is None:
+            d["room"] = self.room
+        else:
+            d["to"] = self.to
+        d["from"] = self.sender
+        d["text"] = self.text
         if self.cid is not None:
             d["cid"] = self.cid
         return d
@@ -441,6 +451,7 @@ class Message:
             text=_str(d, "text", max_len=1 << 30),
             room=_str(d, "room", default=DEFAULT_ROOM),
             cid=_opt_str(d, "cid", max_len=MAX_CID_LENGTH),
+            to=_opt_str(d, "to"),
         )
 
 

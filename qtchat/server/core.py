@@ -557,6 +557,9 @@ class ChatServer(QObject):
     def _post(self, session: Session, event: SendMessage) -> None:
         if session.name is None:
             return
+        if event.to is not None:
+            self._private(session, event)
+            return
         room = self._member_room(session, event.room, event.cid)
         if room is None:
             return
@@ -585,6 +588,29 @@ class ChatServer(QObject):
         self._queue(room, frame)
         if cid is not None:
             self._remember_cid(key, cid, (msg.id, msg.ts, room.name, hash(msg.text)))
+        self.message_posted.emit(msg)
+
+    def _private(self, session: Session, event: SendMessage) -> None:
+        """A private message: straight to its recipient and back to its sender (not kept: no accounts yet)."""
+        assert session.name is not None and session.key is not None and event.to is not None
+        if session.key in self.muted:
+            self._send(session, Error(ErrorCode.MUTED.value, "You are muted on this server.", ref=event.cid))
+            return
+        target = self.users.get(name_key(event.to))
+        if target is None or target.name is None:
+            self._send(session, Error(
+                ErrorCode.USER_OFFLINE.value,
+                f"{event.to} is not online; private messages to people who are offline are not kept (yet).",
+                ref=event.cid))
+            return
+        msg = Message(id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, cid=event.cid,
+                      to=target.name)
+        session.msgs_in += 1
+        self.total_messages += 1
+        frame = encode_event(msg)
+        self._write(target, frame)
+        if target is not session:
+            self._write(session, frame)
         self.message_posted.emit(msg)
 
     def _store_pass(self) -> None:

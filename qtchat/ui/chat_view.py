@@ -202,7 +202,7 @@ class MessageDelegate:
         h = self.height(line, width)
         avail = self.text_width(width)
         p.setClipRect(QRect(0, top, width, h))  # nothing a message holds can draw over its neighbours
-        if line.mention:
+        if line.mention or line.private is not None:
             p.fillRect(QRect(0, top, width, h), self.mention_bg)
             p.fillRect(QRect(0, top, 3, h), self.mention_bar)
         elif line.own:
@@ -218,7 +218,11 @@ class MessageDelegate:
         if line.kind == "msg":
             p.setFont(self.bold if line.own else self.font)
             p.setPen(nick_color(line.sender, self.dark))
-            nick = QFontMetrics(p.font()).elidedText(line.sender, Qt.TextElideMode.ElideRight, self.nick_w)
+            who = line.sender
+            if line.private is not None:  # private: "→ bob" for yours, "bob →" for theirs
+                who = f"\N{RIGHTWARDS ARROW} {line.private}" if line.own else f"{line.sender} \N{RIGHTWARDS ARROW}"
+                p.setPen(self.mention_bar)
+            nick = QFontMetrics(p.font()).elidedText(who, Qt.TextElideMode.ElideRight, self.nick_w)
         else:
             p.setPen(self.error if line.kind == "error" else self.dim)
             nick = "!" if line.kind == "error" else "\N{BULLET}"

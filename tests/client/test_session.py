@@ -220,3 +220,24 @@ def test_reconnect_resumes_after_the_last_message_seen(make_server, connect, cli
     qtbot.waitUntil(lambda: len(lines_of(conv)) == 4, timeout=5000)
     qtbot.wait(200)
     assert [ln.text for ln in lines_of(conv)] == ["while you were here"] + [f"while you were away {i}" for i in range(3)]
+
+
+def test_private_messages_in_the_conversation(server, connect, client, qtbot):
+    conv = Conversation(client)
+    bob = connect()
+    bob.login("bob")
+    login(qtbot, client, server.port, "alice")
+    line = conv.send("/msg Bob just between us")
+    assert line is not None and line.private == "Bob" and line.text == "just between us"
+    got = bob.wait_event(Message, text="just between us")
+    assert got.to == "bob"
+    qtbot.waitUntil(lambda: not line.pending)
+    assert line.private == "bob"
+    from qtchat.protocol import SendMessage
+
+    with qtbot.waitSignal(conv.mentioned, timeout=3000) as mention:
+        bob.send(SendMessage("reply in private", cid="r", to="alice"))
+    assert mention.args[0].private == "bob" and mention.args[0].text == "reply in private"
+    assert conv.send("/msg bob") is None
+    conv.log.flush()
+    assert conv.log.lines[-1].text == "Usage: /msg NAME message"

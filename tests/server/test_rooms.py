@@ -92,3 +92,21 @@ def test_leaving_the_server_leaves_every_room(server, connect):
     ben.wait_event(Left, room="music", user="ann")
     ben.wait_event(Left, room="lobby", user="ann")
     assert server.user_names("lobby") == ["ben"]
+
+
+def test_private_messages_reach_only_the_two_people(server, connect):
+    from qtchat.protocol import SendMessage
+
+    ann, ben, cat = connect(), connect(), connect()
+    for c, n in ((ann, "ann"), (ben, "ben"), (cat, "cat")):
+        c.login(n)
+    ann.send(SendMessage("psst ~ ben", cid="p1", to="BEN"))
+    got = ben.wait_event(Message, cid="p1")
+    assert got.to == "ben" and got.sender == "ann" and got.text == "psst ~ ben"
+    assert ann.wait_event(Message, cid="p1").id == got.id  # the sender's acknowledgement
+    ann.say("public", cid="x")
+    cat.wait_event(Message, cid="x")
+    assert not [m for m in cat.of(Message) if m.to is not None]
+    ann.send(SendMessage("hello?", cid="p2", to="nobody"))
+    error = ann.wait_event(Error, ref="p2")
+    assert error.code == "user_offline" and "nobody" in error.message

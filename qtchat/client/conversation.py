@@ -96,9 +96,8 @@ class Conversation(QObject):
         oldest = next((ln.id for ln in self.log.lines if ln.id is not None), None)
         if oldest is None:
             return False
-        self._loading_older = True
-        self.client.request_older(oldest)
-        return True
+        self._loading_older = self.client.request_older(oldest)
+        return self._loading_older
 
     def _on_history(self, page: History) -> None:
         self._loading_older = False
@@ -119,6 +118,7 @@ class Conversation(QObject):
             self.error(text)
 
     def _on_logged_in(self, welcome: Welcome) -> None:
+        self._loading_older = False  # a request lost with the old connection is not coming back
         self._logins += 1
         self.users.me = welcome.user
         self._mention = re.compile(rf"(?<!\w){re.escape(welcome.user)}(?!\w)", re.IGNORECASE)

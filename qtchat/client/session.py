@@ -334,10 +334,13 @@ class ChatClient(QObject):
             self._write(self._conn.send(event))
         self._send_ping()
 
-    def request_older(self, before: int, limit: int = 50) -> None:
-        """Ask for the page of messages before id ``before``; it arrives as history_received."""
-        if self.state is ClientState.ONLINE:
-            self._write(self._conn.send(HistoryRequest(before=before, limit=limit)))
+    def request_older(self, before: int, limit: int = 50) -> bool:
+        """Ask for the page of messages before id ``before``; it arrives as history_received.
+        False (and nothing asked) while not online."""
+        if self.state is not ClientState.ONLINE:
+            return False
+        self._write(self._conn.send(HistoryRequest(before=before, limit=limit)))
+        return True
 
     def _on_history(self, page: History) -> None:
         if page.after is not None:  # catching up after a reconnect: these are simply messages
@@ -346,10 +349,14 @@ class ChatClient(QObject):
             if page.more and page.messages:
                 self._write(self._conn.send(HistoryRequest(after=page.messages[-1].id, limit=200)))
             return
-        fresh = tuple(m for m in page.messages if m.id not in self._seen_ids)
-        for m in fresh:
-            self._remember_id(m.id)
-        self.history_received.emit(History(fresh, page.room, before=page.before, more=page.more))
+        fresh = []
+        for m in page.messages:
+            if m.sender == self.me and m.cid is not None and m.cid in self._outbox:
+                self._on_message(m)  # stored before the connection dropped: this is its acknowledgement
+            elif m.id not in self._seen_ids:
+                self._remember_id(m.id)
+                fresh.append(m)
+        self.history_received.emit(History(tuple(fresh), page.room, before=page.before, more=page.more))
 
     def _remember_id(self, mid: int) -> None:
         self._seen_ids.add(mid)

@@ -277,6 +277,9 @@ class HistoryRequest:
             before = _int(d, "before")
         if after is not None:
             after = _int(d, "after")
+        for value in (before, after):
+            if value is not None and not 0 <= value < 1 << 63:
+                raise _bad("Message ids are from 0 to 2**63-1.")
         if before is not None and after is not None:
             raise _bad("Give 'before' or 'after', not both.")
         limit = _int(d, "limit", default=50)

@@ -172,10 +172,11 @@ class Room:
     message from before they arrived, and nobody misses one.
     """
 
-    __slots__ = ("encoded_names", "joiners", "members", "name", "names", "pending", "pending_len", "topic")
+    __slots__ = ("encoded_names", "joiners", "key", "members", "name", "names", "pending", "pending_len", "topic")
 
     def __init__(self, name: str, topic: str = "") -> None:
         self.name = name
+        self.key = name_key(name)  # rooms compare like usernames; the history is kept under this
         self.topic = topic
         self.members: set[Session] = set()
         self.names: dict[str, str] = {}  # name key -> display name, in join order
@@ -241,7 +242,7 @@ class ChatServer(QObject):
         self.bans = BanList(self.config.data_dir / "bans.json" if self.config.data_dir else None)
         cfg = self.config
         self.store = MessageStore(
-            cfg.data_dir / "messages.db" if cfg.data_dir else None, keep_days=cfg.keep_days,
+            cfg.data_dir / "messages.db" if cfg.data_dir and cfg.history else None, keep_days=cfg.keep_days,
             # a history kept in memory only is bounded whatever the settings say
             keep_per_room=cfg.keep_messages if cfg.data_dir or cfg.keep_messages else 20_000,
         )
@@ -334,6 +335,7 @@ class ChatServer(QObject):
         if self._stopped:
             return
         self._stopped = True
+        self._prune_timer.stop()
         self.store.close()
         self._stop_deadline.stop()
         self._sweep_timer.stop()
@@ -408,32 +410,39 @@ class ChatServer(QObject):
                 continue
             if event is NEED_DATA or event is PEER_CLOSED:
                 break
-            if isinstance(event, SendMessage):
-                self._post(session, event)
-            elif isinstance(event, Ping):
-                self._send(session, Pong(event.token))
-            elif isinstance(event, Pong):
-                pass  # any traffic counts as a sign of life
-            elif isinstance(event, Hello):
-                self._login(session, event)
-            elif isinstance(event, HistoryRequest):
-                self._send_history(session, event)
-            elif isinstance(event, JoinRoom):
-                self._join_room(session, event.room)
-            elif isinstance(event, PartRoom):
-                self._part_room(session, event.room)
-            elif isinstance(event, RoomsRequest):
-                self._send(session, RoomList(tuple(
-                    RoomInfo(r.name, r.topic, len(r.names)) for r in self.rooms.values())))
-            elif isinstance(event, SetTopic):
-                self._set_topic(session, event)
-            elif isinstance(event, UsersRequest):
-                room = self._member_room(session, event.room, None)
-                if room is not None:
-                    self._send_user_list(session, room)
-            elif isinstance(event, Bye):
-                reason = clean_line(event.reason).strip()
-                self._drop(session, f"quit: {reason}" if reason else "quit")
+            try:
+                self._dispatch(session, event)
+            except Exception:  # a bug of ours must not cost the other clients their server
+                log.exception("error handling %s from %s", type(event).__name__, session.peer)
+                self._send(session, Error(ErrorCode.INTERNAL.value, "The server failed to handle that frame."))
+
+    def _dispatch(self, session: Session, event: object) -> None:
+        if isinstance(event, SendMessage):
+            self._post(session, event)
+        elif isinstance(event, Ping):
+            self._send(session, Pong(event.token))
+        elif isinstance(event, Pong):
+            pass  # any traffic counts as a sign of life
+        elif isinstance(event, Hello):
+            self._login(session, event)
+        elif isinstance(event, HistoryRequest):
+            self._send_history(session, event)
+        elif isinstance(event, JoinRoom):
+            self._join_room(session, event.room)
+        elif isinstance(event, PartRoom):
+            self._part_room(session, event.room)
+        elif isinstance(event, RoomsRequest):
+            self._send(session, RoomList(tuple(
+                RoomInfo(r.name, r.topic, len(r.names)) for r in self.rooms.values())))
+        elif isinstance(event, SetTopic):
+            self._set_topic(session, event)
+        elif isinstance(event, UsersRequest):
+            room = self._member_room(session, event.room, None)
+            if room is not None:
+                self._send_user_list(session, room)
+        elif isinstance(event, Bye):
+            reason = clean_line(event.reason).strip()
+            self._drop(session, f"quit: {reason}" if reason else "quit")
 
     def _protocol_error(self, session: Session, exc: ProtocolError) -> None:
         self.client_error.emit(session.peer, f"{exc.code.value}: {exc.message}")
@@ -571,7 +580,7 @@ class ChatServer(QObject):
         if cid is not None:
             seen = self._recent_cids.get(key)
             earlier = seen.get(cid) if seen is not None else None
-            if earlier is not None and earlier[2] == room.name and earlier[3] == hash(event.text):
+            if earlier is not None and earlier[2] == room.key and earlier[3] == hash(event.text):
                 # a resend after a reconnect: acknowledge again, relay nothing
                 ack = Message(id=earlier[0], ts=earlier[1], sender=session.name, text=event.text, room=room.name,
                               cid=cid)
@@ -583,11 +592,11 @@ class ChatServer(QObject):
         session.msgs_in += 1
         self.total_messages += 1
         if self.config.history:
-            self._unstored.append(((msg.id, room.name, msg.ts, session.name, key, cid, msg.text), session))
+            self._unstored.append(((msg.id, room.key, msg.ts, session.name, key, cid, msg.text), session))
         frame = encode_event(msg)
         self._queue(room, frame)
         if cid is not None:
-            self._remember_cid(key, cid, (msg.id, msg.ts, room.name, hash(msg.text)))
+            self._remember_cid(key, cid, (msg.id, msg.ts, room.key, hash(msg.text)))
         self.message_posted.emit(msg)
 
     def _private(self, session: Session, event: SendMessage) -> None:
@@ -603,8 +612,18 @@ class ChatServer(QObject):
                 f"{event.to} is not online; private messages to people who are offline are not kept (yet).",
                 ref=event.cid))
             return
+        cid, marker = event.cid, "@" + (target.key or "")
+        if cid is not None:
+            earlier = self._recent_cids.get(session.key, OrderedDict()).get(cid)
+            if earlier is not None and earlier[2] == marker and earlier[3] == hash(event.text):
+                ack = Message(id=earlier[0], ts=earlier[1], sender=session.name, text=event.text, cid=cid,
+                              to=target.name)
+                self._write(session, encode_event(ack))  # a resend: acknowledged again, not delivered twice
+                return
         msg = Message(id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, cid=event.cid,
                       to=target.name)
+        if cid is not None:
+            self._remember_cid(session.key, cid, (msg.id, msg.ts, marker, hash(msg.text)))
         session.msgs_in += 1
         self.total_messages += 1
         frame = encode_event(msg)
@@ -641,18 +660,22 @@ class ChatServer(QObject):
         room = self._member_room(session, request.room, None)
         if room is None:
             return
+        if not self.config.history:
+            self._send(session, History((), room.name, before=request.before, after=request.after))
+            return
         self.flush()  # what was accepted this pass is part of the history too
-        rows, more = self.store.page(room.name, before=request.before, after=request.after, limit=request.limit)
-        budget = self.config.max_frame
+        rows, more = self.store.page(room.key, before=request.before, after=request.after, limit=request.limit)
+        budget = self.config.max_frame - 200
         msgs: list[Message] = []
         size = 0
         ordered = rows if request.after is not None else list(reversed(rows))  # the side to keep first
         for r in ordered:
-            cost = len(r.text.encode("utf-8")) + len(r.sender) + 80
+            msg = Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=room.name, cid=r.cid)
+            cost = len(encode_event(msg))  # the real size, escapes and all
             if msgs and size + cost > budget:
                 more = True
                 break
-            msgs.append(Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=r.room, cid=r.cid))
+            msgs.append(msg)
             size += cost
         if request.after is None:
             msgs.reverse()

@@ -186,3 +186,14 @@ def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path):
     finally:
         restarted.stop()
 
+
+
+def test_no_history_keeps_nothing(make_server, connect, tmp_path):
+    server = make_server(history=False, data_dir=tmp_path)
+    alice = connect(server.port)
+    alice.login("alice")
+    alice.say("not kept", cid="n")
+    alice.wait_event(Message, cid="n")
+    alice.send(HistoryRequest())
+    assert alice.wait_event(History).messages == ()
+    assert not (tmp_path / "messages.db").exists()

@@ -110,3 +110,59 @@ def test_private_messages_reach_only_the_two_people(server, connect):
     ann.send(SendMessage("hello?", cid="p2", to="nobody"))
     error = ann.wait_event(Error, ref="p2")
     assert error.code == "user_offline" and "nobody" in error.message
+
+
+def test_room_history_survives_the_room_emptying_under_another_spelling(server, connect):
+    ann = connect()
+    ann.login("ann")
+    ann.send(JoinRoom("Dev"))
+    ann.wait_event(RoomJoined)
+    ann.say("kept", cid="k1", room="Dev")
+    ann.wait_event(Message, cid="k1")
+    ann.send(PartRoom("Dev"))
+    ann.send(JoinRoom("dev"))
+    ann.wait_for(lambda: len(ann.of(RoomJoined)) == 2)
+    ann.send(HistoryRequest("dev"))
+    assert [m.text for m in ann.wait_event(History).messages] == ["kept"]
+
+
+def test_a_resent_private_message_is_delivered_once(server, connect):
+    from qtchat.protocol import SendMessage
+
+    ann, ben = connect(), connect()
+    ann.login("ann")
+    ben.login("ben")
+    ann.send(SendMessage("once", cid="pm1", to="ben"))
+    first = ann.wait_event(Message, cid="pm1")
+    ann.close()
+    again = connect()
+    again.login("ann")
+    again.send(SendMessage("once", cid="pm1", to="ben"))
+    assert again.wait_event(Message, cid="pm1").id == first.id
+    again.say("after", cid="z")
+    ben.wait_event(Message, cid="z")
+    assert [m.text for m in ben.of(Message) if m.to] == ["once"]
+
+
+def test_history_request_with_an_absurd_id_is_a_clear_error(server, connect):
+    ann = connect()
+    ann.login("ann")
+    ann.send_raw(b'{"type":"history","before":' + b"9" * 40 + b"}\n")
+    assert ann.wait_event(Error).code == "bad_frame"
+    ann.say("still fine", cid="ok")
+    ann.wait_event(Message, cid="ok")
+
+
+def test_history_pages_stay_under_the_frame_limit_whatever_the_text(make_server, connect):
+    server = make_server(max_frame=4096)
+    ann = connect(server.port)
+    ann.login("ann")
+    for i in range(6):
+        ann.say('"' * 1500 + str(i), cid=str(i))  # every quote doubles when encoded
+    ann.wait_for(lambda: len(ann.of(Message)) == 6)
+    ann.send(HistoryRequest(limit=6))
+    page = ann.wait_event(History)
+    assert page.more and 1 <= len(page.messages) < 6
+    from qtchat.protocol import encode_event
+
+    assert len(encode_event(page)) <= 4096

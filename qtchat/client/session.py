@@ -126,6 +126,7 @@ class ChatClient(QObject):
         self._outbox: OrderedDict[str, SendMessage] = OrderedDict()
         self._seen_ids: set[int] = set()
         self.last_id = 0  # the newest message id seen: a reconnect asks for everything after it
+        self._held: list[Message] | None = None  # live messages held while catching up
         self._seen_order: deque[int] = deque()
         self._collecting: list[str] | None = None
         self._cid_prefix = secrets.token_hex(4)
@@ -221,6 +222,7 @@ class ChatClient(QObject):
     def _open(self) -> None:
         self._close_socket()
         self._conn = Connection(Role.CLIENT, max_frame=1 << 20)
+        self._held = None
         self._fatal = None
         self._bye = None
         sock = QTcpSocket(self)
@@ -275,7 +277,10 @@ class ChatClient(QObject):
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, Message):
-            self._on_message(event)
+            if self._held is not None and event.to is None:
+                self._held.append(event)
+            else:
+                self._on_message(event)
         elif isinstance(event, Joined):
             if event.user not in self.users:
                 self.users.append(event.user)
@@ -327,6 +332,8 @@ class ChatClient(QObject):
         # history first: a page to start with, or everything missed while away (which may
         # acknowledge messages of ours that were stored before the connection dropped)
         if self.last_id:
+            # live messages wait until the missed ones are in, so the conversation stays in order
+            self._held = []
             self._write(self._conn.send(HistoryRequest(after=self.last_id, limit=200)))
         else:
             self._write(self._conn.send(HistoryRequest(limit=50)))
@@ -348,6 +355,10 @@ class ChatClient(QObject):
                 self._on_message(msg)
             if page.more and page.messages:
                 self._write(self._conn.send(HistoryRequest(after=page.messages[-1].id, limit=200)))
+                return
+            held, self._held = self._held, None
+            for msg in held or ():
+                self._on_message(msg)  # those the catch-up already brought are skipped as seen
             return
         fresh = []
         for m in page.messages:

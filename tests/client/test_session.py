@@ -241,3 +241,31 @@ def test_private_messages_in_the_conversation(server, connect, client, qtbot):
     assert conv.send("/msg bob") is None
     conv.log.flush()
     assert conv.log.lines[-1].text == "Usage: /msg NAME message"
+
+
+def test_live_messages_wait_for_the_catch_up_so_the_order_holds(make_server, connect, client, qtbot, tmp_path):
+    first = make_server(data_dir=tmp_path)
+    port = first.port
+    conv = Conversation(client)
+    login(qtbot, client, port, "alice")
+    early = connect(port)
+    early.login("early")
+    early.say("before")
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == 1)
+    with qtbot.waitSignal(client.connection_lost, timeout=5000):
+        first.shutdown("restart")
+    client.BACKOFF_BASE = 1.0
+    second = make_server(data_dir=tmp_path, port=port)
+    bob = connect(second.port)
+    bob.login("bob")
+    for i in range(300):  # more than one catch-up page
+        bob.say(f"missed {i}")
+    bob.wait_for(lambda: len(bob.of(Message)) == 300)
+
+    def chat_during_login(welcome: object) -> None:
+        bob.say("live")
+
+    client.logged_in.connect(chat_during_login)
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == 302, timeout=10000)
+    texts = [ln.text for ln in lines_of(conv)]
+    assert texts == ["before"] + [f"missed {i}" for i in range(300)] + ["live"]

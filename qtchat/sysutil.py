@@ -25,13 +25,13 @@ class QuitSignals(QObject):
         self._rsock, self._wsock = socket.socketpair()
         self._rsock.setblocking(False)
         self._wsock.setblocking(False)
-        self._old_fd = signal.set_wakeup_fd(self._wsock.fileno())
+        signal.set_wakeup_fd(self._wsock.fileno())
         self._notifier = QSocketNotifier(self._rsock.fileno(), QSocketNotifier.Type.Read, self)
         self._notifier.activated.connect(self._drain)
-        self._old: dict[int, object] = {}
+        # kept for the life of the process: a second Ctrl+C while closing changes nothing
         for signum in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
             if signum is not None:
-                self._old[signum] = signal.signal(signum, self._handle)
+                signal.signal(signum, self._handle)
 
     def _drain(self) -> None:
         try:
@@ -42,14 +42,6 @@ class QuitSignals(QObject):
 
     def _handle(self, signum: int, frame: object) -> None:
         self._on_quit(signum)
-
-    def uninstall(self) -> None:
-        for signum, handler in self._old.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
-        signal.set_wakeup_fd(self._old_fd)
-        self._notifier.setEnabled(False)
-        self._rsock.close()
-        self._wsock.close()
 
 
 def raise_open_file_limit(wanted: int) -> int:

@@ -17,7 +17,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -693,13 +693,6 @@ class ChatServer(QObject):
         seen[cid] = entry
         if len(seen) > RECENT_CIDS_PER_USER:
             seen.popitem(last=False)
-
-    def broadcast_notice(self, frame_event: SendableEvent, rooms: Iterable[str] | None = None) -> None:
-        """Send one event to every member of the given rooms (all rooms by default)."""
-        frame = encode_event(frame_event)
-        for room in self.rooms.values():
-            if rooms is None or room.name in rooms:
-                self._queue(room, frame)
 
     def _queue(self, room: Room, frame: bytes, *, urgent: bool = True) -> None:
         """Add a frame to the room's batch; chat goes out this pass, notices within notice_delay.

@@ -112,8 +112,3 @@ class MessageStore:
                     "DELETE FROM messages WHERE room = ? AND id <= (SELECT id FROM messages WHERE room = ? "
                     "ORDER BY id DESC LIMIT 1 OFFSET ?)", (room, room, self.keep_per_room)).rowcount
         return deleted
-
-    def count(self, room: str | None = None) -> int:
-        if room is None:
-            return int(self.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
-        return int(self.db.execute("SELECT COUNT(*) FROM messages WHERE room = ?", (room,)).fetchone()[0])

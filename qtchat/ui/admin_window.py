@@ -44,11 +44,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from qtchat import __version__, about_text
+from qtchat import __version__
 from qtchat.protocol import name_key
 from qtchat.server import ChatServer, ServerConfig
 from qtchat.server.core import Session
 from qtchat.sysutil import QuitSignals
+from qtchat.ui.about import show_about
 
 Index = QModelIndex | QPersistentModelIndex
 SortRole = int(Qt.ItemDataRole.UserRole) + 1
@@ -408,11 +409,7 @@ class AdminWindow(QMainWindow):
         about.triggered.connect(self._about)
 
     def _about(self) -> None:
-        box = QMessageBox(self)
-        box.setWindowTitle("About qtchat-server")
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setText(about_text("qtchat-server"))
-        box.exec()
+        show_about(self, "qtchat-server")
 
     # ------------------------------------------------------------ figures
 

@@ -13,19 +13,18 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QMainWindow,
-    QMessageBox,
     QSplitter,
     QSystemTrayIcon,
     QVBoxLayout,
     QWidget,
 )
 
-from qtchat import about_text
 from qtchat.client import ChatClient, ChatLine, ClientState, Conversation
 from qtchat.client.host import join_addresses
 from qtchat.client.settings import ClientSettings
 from qtchat.server import ChatServer
 
+from .about import show_about
 from .chat_view import ChatView
 from .message_input import MessageInput
 
@@ -190,11 +189,7 @@ class MainWindow(QMainWindow):
             c.connect_to(c.host, c.port, c.user)
 
     def _about(self) -> None:
-        box = QMessageBox(self)
-        box.setWindowTitle("About qtchat")
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setText(about_text("qtchat"))
-        box.exec()
+        show_about(self, "qtchat")
 
     # ------------------------------------------------------------ hosting
 

@@ -88,8 +88,17 @@ def main() -> int:
     window = MainWindow(client, ClientSettings(), app_icon())
     window.resize(1100, 680)
     window.show()
+    window.activateWindow()  # the active conversation counts nothing unread while the user looks at it
     client.connect_to("127.0.0.1", server.port, "alice")
     pump(app, 0.6)
+    for room, members in (("release", ("ken", "priya", "olu")), ("design", ("maria", "sam"))):
+        for name in members:
+            bots[name].join_room(room)
+        window.workspace.join(room)
+    bots["ken"].set_topic("release", "1.4 ships Friday — blockers go here")
+    pump(app, 0.3)
+    window.workspace.activate(window.workspace.lobby)
+    pump(app, 0.1)
     script = [
         ("sam", "anyone around?"),
         ("maria", "Morning all! Standup in 10 minutes \u2615"),
@@ -113,9 +122,12 @@ def main() -> int:
     bots["priya"].send_text("thanks alice \U0001f64f")
     bots["olu"].send_text("can you review my PR after standup? no rush", to="alice")
     pump(app, 0.2)
-    window.conversation.send("/msg olu sure, after lunch")
+    bots["ken"].send_text("RC2 is tagged, please smoke-test on your platform", room="release")
+    bots["priya"].send_text("macOS: all green", room="release")
+    bots["olu"].send_text("Windows installer signed ✅", room="release")
+    bots["maria"].send_text("alice, which icon set did we pick?", room="design")
     bots["jonas"].quit()
-    pump(app, 0.2)
+    pump(app, 0.3)
     window.input.setPlainText("Release notes: https://example.org/rel")
     pump(app, 0.5)
     window.grab().save(str(DOCS / f"screenshot-chat{suffix}.png"))

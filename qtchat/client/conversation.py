@@ -1,57 +1,52 @@
-"""The conversation as the user sees it, built from a ChatClient's signals (no widgets).
+"""One conversation as the user sees it: a room, or private messages with one person (no widgets).
 
-``Conversation`` turns protocol events into a MessageLog (chat lines, system
-notices, errors) and a UserListModel, matches acknowledgements to pending
-lines, and ranks what arrives: a mention of you is ``mentioned``, ordinary
-traffic is only ``activity``.
+A ``Conversation`` holds its MessageLog (chat lines, notices, errors), its
+UserListModel, its topic and its unread counts. The Workspace feeds it what
+the ChatClient reports and decides which conversation a message belongs to.
 """
 
 from __future__ import annotations
 
-import re
 import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from qtchat.protocol import History, Message, Welcome
+from qtchat.protocol import DEFAULT_ROOM, History, Message, name_key
 
 from .models import ChatLine, MessageLog, UserListModel
 from .session import ChatClient
 
+ROOM = "room"
+PRIVATE = "private"
 
-def _now_ms() -> int:
+
+def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def conversation_key(kind: str, name: str) -> str:
+    """Rooms and people live in different name spaces: "#key" for a room, "@key" for a person."""
+    return ("#" if kind == ROOM else "@") + name_key(name)
 
 
 class Conversation(QObject):
     """Signals:
-    mentioned(ChatLine): someone else's message names you.
-    activity(): someone else's message that does not.
+    changed(): the title, topic, unread count or mention count changed.
     """
 
-    mentioned = Signal(object)
-    activity = Signal()
+    changed = Signal()
 
-    def __init__(self, client: ChatClient, parent: QObject | None = None) -> None:
+    def __init__(self, client: ChatClient, kind: str, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.client = client
+        self.kind = kind
+        self.name = name  # the room's name, or the other person's
+        self.key = conversation_key(kind, name)
         self.log = MessageLog(self)
         self.users = UserListModel(self)
-        self._mention: re.Pattern[str] | None = None
-        self._logins = 0
-        c = client
-        c.logged_in.connect(self._on_logged_in)
-        c.login_failed.connect(self._on_login_failed)
-        c.connection_lost.connect(
-            lambda reason: self.error(f"Connection lost: {reason} Reconnecting\N{HORIZONTAL ELLIPSIS}"))
-        c.message_received.connect(self._on_message)
-        c.message_failed.connect(self._on_failed)
-        c.users_reset.connect(self.users.reset)
-        c.user_joined.connect(self._on_joined)
-        c.user_left.connect(self._on_left)
-        c.server_error.connect(lambda code, text: self.error(text))
-        c.notice_received.connect(lambda text: self.error(f"Notice from the server: {text}"))
-        c.history_received.connect(self._on_history)
+        self.topic = ""
+        self.unread = 0  # others' messages since the user last looked
+        self.mentions = 0  # of those, the ones naming the user (and every private one)
         self.has_older = False
         self._loading_older = False
         self._pending_presence: dict[str, list[str]] = {}
@@ -60,119 +55,121 @@ class Conversation(QObject):
         self._presence_timer.setInterval(1500)
         self._presence_timer.timeout.connect(self._flush_presence)
 
+    @property
+    def is_room(self) -> bool:
+        return self.kind == ROOM
+
+    @property
+    def is_lobby(self) -> bool:
+        return self.kind == ROOM and self.key == conversation_key(ROOM, DEFAULT_ROOM)
+
+    @property
+    def title(self) -> str:
+        return f"#{self.name}" if self.is_room else self.name
+
     # ------------------------------------------------------------ what the user does
 
     def send(self, text: str) -> ChatLine | None:
-        """Send a message; it shows at once as pending. Returns None (and logs why) if refused.
-
-        ``/msg NAME text`` sends a private message to NAME.
-        """
-        to = None
-        if text.startswith("/msg "):
-            parts = text[5:].lstrip().split(" ", 1)
-            if len(parts) < 2 or not parts[1].strip():
-                self.error("Usage: /msg NAME message")
-                return None
-            to, text = parts[0], parts[1]
+        """Send a message here; it shows at once as pending. Returns None (and logs why) if refused."""
         try:
-            cid = self.client.send_text(text, to=to)
+            if self.is_room:
+                cid = self.client.send_text(text, room=self.name)
+            else:
+                cid = self.client.send_text(text, to=self.name)
         except ValueError as exc:
             self.error(f"Not sent: {exc}")
             return None
         sender = self.client.me or self.client.user
-        return self.log.append(ChatLine("msg", text, _now_ms(), sender=sender, own=True, pending=True, cid=cid,
-                                        private=to))
+        return self.log.append(ChatLine("msg", text, now_ms(), sender=sender, own=True, pending=True, cid=cid))
 
     def notice(self, text: str) -> None:
-        self.log.append(ChatLine("notice", text, _now_ms()))
+        self.log.append(ChatLine("notice", text, now_ms()))
 
     def error(self, text: str) -> None:
-        self.log.append(ChatLine("error", text, _now_ms()))
+        self.log.append(ChatLine("error", text, now_ms()))
 
     def load_older(self) -> bool:
         """Ask for the page before the oldest message shown; False when there is none to ask for."""
-        if not self.has_older or self._loading_older:
+        if not self.has_older or self._loading_older or not self.is_room:
             return False
         oldest = next((ln.id for ln in self.log.lines if ln.id is not None), None)
         if oldest is None:
             return False
-        self._loading_older = self.client.request_older(oldest)
+        self._loading_older = self.client.request_older(oldest, room=self.name)
         return self._loading_older
 
-    def _on_history(self, page: History) -> None:
+    def mark_read(self) -> None:
+        if self.unread or self.mentions:
+            self.unread = self.mentions = 0
+            self.changed.emit()
+
+    def set_topic(self, topic: str) -> None:
+        self.topic = topic
+        self.changed.emit()
+
+    def rename(self, name: str) -> None:
+        """The server spells the name its own way (the first to create a room chose it)."""
+        if name != self.name:
+            self.name = name
+            self.changed.emit()
+
+    # ------------------------------------------------------------ what the server says
+
+    def connection_reset(self) -> None:
+        """A new connection: a request lost with the old one is not coming back."""
+        self._loading_older = False
+
+    def add_history(self, page: History) -> None:
         self._loading_older = False
         self.has_older = page.more
         me = self.client.me
         self.log.prepend([
-            ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid)
+            ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid,
+                     mention=m.sender != me and self.client.is_mention(m.text))
             for m in page.messages
         ])
 
-    def is_mention(self, text: str) -> bool:
-        return self._mention is not None and self._mention.search(text) is not None
-
-    # ------------------------------------------------------------ what the server says
-
-    def _on_login_failed(self, code: str, text: str) -> None:
-        if self._logins:  # a refused first login is the connect dialog's to show
-            self.error(text)
-
-    def _on_logged_in(self, welcome: Welcome) -> None:
-        self._loading_older = False  # a request lost with the old connection is not coming back
-        self._logins += 1
-        self.users.me = welcome.user
-        self._mention = re.compile(rf"(?<!\w){re.escape(welcome.user)}(?!\w)", re.IGNORECASE)
-        c = self.client
-        if self._logins == 1:
-            where = f"{welcome.name} ({c.host}:{c.port})" if welcome.name else f"{c.host}:{c.port}"
-            self.notice(f"Connected to {where} as {welcome.user}.")
-            if welcome.motd:
-                self.notice(welcome.motd)
-        else:
-            self.notice("Reconnected.")
-        if c.pending:
-            self.notice(f"Sending {len(c.pending)} queued message(s).")
-
-    def _on_message(self, msg: Message) -> None:
+    def add_message(self, msg: Message) -> ChatLine | None:
+        """Show a message (or mark ours as acknowledged). Returns the line when it is someone else's news."""
         if msg.sender == self.client.me and msg.cid is not None:
             line = self.log.by_cid(msg.cid)
             if line is not None:
                 line.pending = False
                 line.id, line.ts = msg.id, msg.ts
-                if msg.to is not None:
-                    line.private = msg.to  # the recipient's name as the server spells it
                 self.log.changed(line)
-                return
+                return None
         own = msg.sender == self.client.me
-        private = (msg.to if own else msg.sender) if msg.to is not None else None
         # a private message to you ranks like a mention
-        mention = not own and (private is not None or self.is_mention(msg.text))
+        mention = not own and (not self.is_room or self.client.is_mention(msg.text))
         line = self.log.append(
-            ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid,
-                     private=private)
+            ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid)
         )
-        if mention:
-            self.mentioned.emit(line)
-        elif not own:
-            self.activity.emit()
+        return None if own else line
 
-    def _on_failed(self, cid: str, code: str, text: str) -> None:
+    def count_unread(self, line: ChatLine) -> None:
+        self.unread += 1
+        self.mentions += line.mention
+        self.changed.emit()
+
+    def failed(self, cid: str, text: str) -> bool:
         line = self.log.by_cid(cid)
-        if line is not None:
-            line.pending, line.failed = False, True
-            self.log.changed(line)
+        if line is None:
+            return False
+        line.pending, line.failed = False, True
+        self.log.changed(line)
         self.error(f"Not sent: {text}")
+        return True
 
-    def _on_joined(self, name: str) -> None:
+    def user_joined(self, name: str) -> None:
         self.users.add(name)
         if name != self.client.me:
             self._presence("joined", name)
 
-    def _on_left(self, name: str, reason: str) -> None:
+    def user_left(self, name: str, reason: str) -> None:
         self.users.remove(name)
         if reason.startswith("quit: "):
             reason = reason[6:]  # their own words
-        elif reason == "quit":
+        elif reason in ("quit", "part"):
             reason = ""
         self._presence("left", f"{name} ({reason})" if reason else name)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import html
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,12 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistent
 from PySide6.QtGui import QFont
 
 Index = QModelIndex | QPersistentModelIndex
+
+
+def tooltip_text(text: str) -> str:
+    """A tooltip that shows ``text`` exactly: Qt guesses whether a tooltip is rich text, so user text
+    goes in as escaped rich text, whitespace kept."""
+    return f"<p style='white-space:pre-wrap'>{html.escape(text)}</p>" if text else ""
 
 
 @dataclass(slots=True, eq=False)
@@ -134,8 +141,10 @@ class UserListModel(QAbstractListModel):
         if not index.isValid() or not 0 <= index.row() < len(self.names):
             return None
         name = self.names[index.row()]
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+        if role == Qt.ItemDataRole.DisplayRole:
             return name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip_text(name)
         if role == Qt.ItemDataRole.FontRole and name == self.me:
             font = QFont()
             font.setBold(True)

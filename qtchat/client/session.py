@@ -10,9 +10,11 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import re
 import secrets
 import time
 from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from typing import cast
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -30,17 +32,27 @@ from qtchat.protocol import (
     History,
     HistoryRequest,
     Joined,
+    JoinRoom,
     Left,
     Message,
     Notice,
+    PartRoom,
     Ping,
     Pong,
     ProtocolError,
     Role,
+    RoomInfo,
+    RoomJoined,
+    RoomList,
+    RoomsRequest,
     SendMessage,
+    SetTopic,
+    TopicChanged,
     UserList,
     Welcome,
     check_text,
+    name_key,
+    validate_name,
 )
 
 log = logging.getLogger("qtchat.client")
@@ -56,6 +68,19 @@ class ClientState(enum.StrEnum):
     WAITING = "waiting"  # lost the connection; the next attempt is scheduled
 
 
+@dataclass(slots=True)
+class RoomState:
+    """What the client knows of one room it is in (or wants to be in after the next login)."""
+
+    name: str  # as the server spells it, once it said
+    topic: str = ""
+    users: list[str] = field(default_factory=list)
+    joined: bool = False  # confirmed on the current connection
+    last_id: int = 0  # the newest message id seen here: a reconnect asks for everything after it
+    held: list[Message] | None = None  # live messages held while catching up
+    collecting: list[str] | None = None  # a user list arriving in parts
+
+
 class ChatClient(QObject):
     """One user's connection to one server.
 
@@ -69,8 +94,13 @@ class ChatClient(QObject):
         message_received(Message): a chat message, own ones included, each id once.
         message_acked(cid, Message): the server accepted one of our messages.
         message_failed(cid, code, text): the server refused one of our messages.
-        users_reset(list): the full user list, after each login.
-        user_joined(name), user_left(name, reason).
+        room_joined(RoomInfo): we are in this room (the lobby after each login, others as joined).
+        room_left(name): we left a room (or the server refused it: see join_failed).
+        join_failed(name, text): the server refused to let us into a room.
+        room_list(list[RoomInfo]): the server's rooms, as asked for with request_rooms.
+        topic_changed(room, topic, by): a room's topic changed.
+        users_reset(room, list): a room's full user list (after each login or join).
+        user_joined(room, name), user_left(room, name, reason).
         server_error(code, text): a non-fatal error not tied to a message.
         notice_received(text): a notice from the server's operator.
         history_received(History): a page of older messages (the latest page after the first login,
@@ -89,9 +119,14 @@ class ChatClient(QObject):
     message_received = Signal(object)
     message_acked = Signal(str, object)
     message_failed = Signal(str, str, str)
-    users_reset = Signal(list)
-    user_joined = Signal(str)
-    user_left = Signal(str, str)
+    room_joined = Signal(object)
+    room_left = Signal(str)
+    join_failed = Signal(str, str)
+    room_list = Signal(list)
+    topic_changed = Signal(str, str, str)
+    users_reset = Signal(str, list)
+    user_joined = Signal(str, str)
+    user_left = Signal(str, str, str)
     server_error = Signal(str, str)
     notice_received = Signal(str)
     history_received = Signal(object)
@@ -113,8 +148,11 @@ class ChatClient(QObject):
         self.port = 0
         self.user = ""  # the name we ask for
         self.me = ""  # the name the server gave us
+        self._mention: re.Pattern[str] | None = None
         self.welcome: Welcome | None = None
-        self.users: list[str] = []
+        # the rooms we are in, by name key; the lobby always, others joined by the user and
+        # joined again after every login
+        self.rooms: dict[str, RoomState] = {name_key(DEFAULT_ROOM): RoomState(DEFAULT_ROOM)}
         self.latency_ms: int | None = None
         self._socket: QTcpSocket | None = None
         self._conn = Connection(Role.CLIENT)
@@ -125,10 +163,7 @@ class ChatClient(QObject):
         self._bye: str | None = None
         self._outbox: OrderedDict[str, SendMessage] = OrderedDict()
         self._seen_ids: set[int] = set()
-        self.last_id = 0  # the newest message id seen: a reconnect asks for everything after it
-        self._held: list[Message] | None = None  # live messages held while catching up
         self._seen_order: deque[int] = deque()
-        self._collecting: list[str] | None = None
         self._cid_prefix = secrets.token_hex(4)
         self._cid_counter = 0
         self._last_rx = 0.0
@@ -158,7 +193,8 @@ class ChatClient(QObject):
         if (host, port) != (self.host, self.port):
             self._seen_ids.clear()
             self._seen_order.clear()
-            self.last_id = 0
+            # another server: its rooms are other rooms
+            self.rooms = {name_key(DEFAULT_ROOM): RoomState(DEFAULT_ROOM)}
         self.host, self.port, self.user = host, port, user
         self._ever_online = False
         self._quitting = False
@@ -192,6 +228,61 @@ class ChatClient(QObject):
     def pending(self) -> list[SendMessage]:
         return list(self._outbox.values())
 
+    @property
+    def users(self) -> list[str]:
+        """Who is in the lobby."""
+        return self.rooms[name_key(DEFAULT_ROOM)].users
+
+    @property
+    def last_id(self) -> int:
+        """The newest room message id seen, in any room."""
+        return max(room.last_id for room in self.rooms.values())
+
+    def is_mention(self, text: str) -> bool:
+        """Does the text name us (as a word, in any case)?"""
+        return self._mention is not None and self._mention.search(text) is not None
+
+    def room(self, name: str) -> RoomState | None:
+        return self.rooms.get(name_key(name))
+
+    def join_room(self, name: str) -> str:
+        """Enter a room (creating it on the server if nobody is in it); it is joined again after every
+        login. Returns its name key; raises ValueError (a sentence for the user) for a name the server
+        would refuse."""
+        try:
+            name, key = validate_name(name, what="room name")
+        except ProtocolError as exc:
+            raise ValueError(exc.message) from None
+        if key not in self.rooms:
+            self.rooms[key] = RoomState(name)
+            if self.state is ClientState.ONLINE:
+                self._write(self._conn.send(JoinRoom(name)))
+        return key
+
+    def part_room(self, name: str) -> None:
+        """Leave a room (not the lobby: everyone stays there)."""
+        key = name_key(name)
+        room = self.rooms.get(key)
+        if room is None or key == name_key(DEFAULT_ROOM):
+            return
+        del self.rooms[key]
+        if self.state is ClientState.ONLINE and room.joined:
+            self._write(self._conn.send(PartRoom(room.name)))
+        self.room_left.emit(room.name)
+
+    def set_topic(self, room: str, topic: str) -> None:
+        """Raises ValueError (a sentence for the user) while offline."""
+        if self.state is not ClientState.ONLINE:
+            raise ValueError("Not connected.")
+        self._write(self._conn.send(SetTopic(room, topic)))
+
+    def request_rooms(self) -> bool:
+        """Ask for the server's list of rooms; it arrives as room_list. False while offline."""
+        if self.state is not ClientState.ONLINE:
+            return False
+        self._write(self._conn.send(RoomsRequest()))
+        return True
+
     def quit(self, reason: str = "") -> None:
         """Say bye and close; emits closed() when done (within a second at most)."""
         self._quitting = True
@@ -222,7 +313,8 @@ class ChatClient(QObject):
     def _open(self) -> None:
         self._close_socket()
         self._conn = Connection(Role.CLIENT, max_frame=1 << 20)
-        self._held = None
+        for room in self.rooms.values():
+            room.joined, room.held, room.collecting = False, None, None
         self._fatal = None
         self._bye = None
         sock = QTcpSocket(self)
@@ -277,28 +369,44 @@ class ChatClient(QObject):
 
     def _dispatch(self, event: object) -> None:
         if isinstance(event, Message):
-            if self._held is not None and event.to is None:
-                self._held.append(event)
-            else:
+            room = self.rooms.get(name_key(event.room)) if event.to is None else None
+            if room is not None and room.held is not None:
+                room.held.append(event)
+            elif room is not None or event.to is not None:
                 self._on_message(event)
         elif isinstance(event, Joined):
-            if event.user not in self.users:
-                self.users.append(event.user)
-            self.user_joined.emit(event.user)
+            room = self.rooms.get(name_key(event.room))
+            if room is not None:
+                if event.user not in room.users:
+                    room.users.append(event.user)
+                self.user_joined.emit(room.name, event.user)
         elif isinstance(event, Left):
-            if event.user in self.users:
-                self.users.remove(event.user)
-            self.user_left.emit(event.user, event.reason)
+            room = self.rooms.get(name_key(event.room))
+            if room is not None:
+                if event.user in room.users:
+                    room.users.remove(event.user)
+                self.user_left.emit(room.name, event.user, event.reason)
         elif isinstance(event, Welcome):
             self._on_welcome(event)
         elif isinstance(event, UserList):
-            if self._collecting is None:
-                self._collecting = []
-            self._collecting.extend(event.users)
-            if not event.more:
-                self.users = list(dict.fromkeys(self._collecting))
-                self._collecting = None
-                self.users_reset.emit(list(self.users))
+            room = self.rooms.get(name_key(event.room))
+            if room is not None:
+                if room.collecting is None:
+                    room.collecting = []
+                room.collecting.extend(event.users)
+                if not event.more:
+                    room.users = list(dict.fromkeys(room.collecting))
+                    room.collecting = None
+                    self.users_reset.emit(room.name, list(room.users))
+        elif isinstance(event, RoomJoined):
+            self._on_room_joined(event.info)
+        elif isinstance(event, TopicChanged):
+            room = self.rooms.get(name_key(event.room))
+            if room is not None:
+                room.topic = event.topic
+                self.topic_changed.emit(room.name, event.topic, event.by)
+        elif isinstance(event, RoomList):
+            self.room_list.emit(list(event.rooms))
         elif isinstance(event, Ping):
             self._write(self._conn.send(Pong(event.token)))
         elif isinstance(event, Pong):
@@ -321,42 +429,62 @@ class ChatClient(QObject):
         self._login_timer.stop()
         self.welcome = welcome
         self.me = welcome.user
+        self._mention = re.compile(rf"(?<!\w){re.escape(welcome.user)}(?!\w)", re.IGNORECASE)
         # relayed frames are a little larger than the largest a client may send
         self._conn.max_frame = max(1 << 20, welcome.max_frame + 4096)
         self._online_since = time.monotonic()
         self._ever_online = True
-        self._collecting = []
         self._set_state(ClientState.ONLINE)
         self._ping_timer.start(int(self.PING_INTERVAL * 1000))
         self.logged_in.emit(welcome)
-        # history first: a page to start with, or everything missed while away (which may
-        # acknowledge messages of ours that were stored before the connection dropped)
-        if self.last_id:
-            # live messages wait until the missed ones are in, so the conversation stays in order
-            self._held = []
-            self._write(self._conn.send(HistoryRequest(after=self.last_id, limit=200)))
-        else:
-            self._write(self._conn.send(HistoryRequest(limit=50)))
-        for event in self._outbox.values():  # what was typed offline, or never acknowledged
+        for info in welcome.rooms:
+            self._on_room_joined(info)
+        for room in self.rooms.values():
+            if not room.joined:
+                self._write(self._conn.send(JoinRoom(room.name)))
+        # what was typed offline, or never acknowledged: the server answers in order, so each
+        # room's join (and catch-up request) is ahead of its messages
+        for event in self._outbox.values():
             self._write(self._conn.send(event))
         self._send_ping()
 
-    def request_older(self, before: int, limit: int = 50) -> bool:
-        """Ask for the page of messages before id ``before``; it arrives as history_received.
+    def _on_room_joined(self, info: RoomInfo) -> None:
+        room = self.rooms.get(name_key(info.name))
+        if room is None:  # left again before the server answered: nothing to show
+            if self.state is ClientState.ONLINE:
+                self._write(self._conn.send(PartRoom(info.name)))
+            return
+        room.name, room.topic, room.joined = info.name, info.topic, True
+        self.room_joined.emit(info)
+        # history first: a page to start with, or everything missed while away (which may
+        # acknowledge messages of ours that were stored before the connection dropped)
+        if room.last_id:
+            # live messages wait until the missed ones are in, so the conversation stays in order
+            room.held = []
+            self._write(self._conn.send(HistoryRequest(room.name, after=room.last_id, limit=200)))
+        else:
+            self._write(self._conn.send(HistoryRequest(room.name, limit=50)))
+
+    def request_older(self, before: int, limit: int = 50, room: str = DEFAULT_ROOM) -> bool:
+        """Ask for the page of a room's messages before id ``before``; it arrives as history_received.
         False (and nothing asked) while not online."""
-        if self.state is not ClientState.ONLINE:
+        state = self.rooms.get(name_key(room))
+        if self.state is not ClientState.ONLINE or state is None or not state.joined:
             return False
-        self._write(self._conn.send(HistoryRequest(before=before, limit=limit)))
+        self._write(self._conn.send(HistoryRequest(state.name, before=before, limit=limit)))
         return True
 
     def _on_history(self, page: History) -> None:
+        room = self.rooms.get(name_key(page.room))
+        if room is None:
+            return  # a room left meanwhile
         if page.after is not None:  # catching up after a reconnect: these are simply messages
             for msg in page.messages:
                 self._on_message(msg)
             if page.more and page.messages:
-                self._write(self._conn.send(HistoryRequest(after=page.messages[-1].id, limit=200)))
+                self._write(self._conn.send(HistoryRequest(room.name, after=page.messages[-1].id, limit=200)))
                 return
-            held, self._held = self._held, None
+            held, room.held = room.held, None
             for msg in held or ():
                 self._on_message(msg)  # those the catch-up already brought are skipped as seen
             return
@@ -365,21 +493,22 @@ class ChatClient(QObject):
             if m.sender == self.me and m.cid is not None and m.cid in self._outbox:
                 self._on_message(m)  # stored before the connection dropped: this is its acknowledgement
             elif m.id not in self._seen_ids:
-                self._remember_id(m.id)
+                self._remember_id(m.id, room)
                 fresh.append(m)
-        self.history_received.emit(History(tuple(fresh), page.room, before=page.before, more=page.more))
+        self.history_received.emit(History(tuple(fresh), room.name, before=page.before, more=page.more))
 
-    def _remember_id(self, mid: int) -> None:
+    def _remember_id(self, mid: int, room: RoomState | None) -> None:
         self._seen_ids.add(mid)
         self._seen_order.append(mid)
         if len(self._seen_order) > 10_000:
             self._seen_ids.discard(self._seen_order.popleft())
-        self.last_id = max(self.last_id, mid)
+        if room is not None and mid > room.last_id:
+            room.last_id = mid
 
     def _on_message(self, msg: Message) -> None:
         if msg.id in self._seen_ids:
             return  # already shown (a resend's repeated acknowledgement, or history seen live)
-        self._remember_id(msg.id)
+        self._remember_id(msg.id, self.rooms.get(name_key(msg.room)) if msg.to is None else None)
         if msg.cid is not None and msg.sender == self.me and msg.cid in self._outbox:
             del self._outbox[msg.cid]
             self.message_acked.emit(msg.cid, msg)
@@ -389,6 +518,13 @@ class ChatClient(QObject):
     def _on_error(self, error: Error) -> None:
         if error.fatal:
             self._fatal = error
+        elif error.code in ("room_invalid", "too_many_rooms") and error.ref is not None:
+            room = self.rooms.pop(name_key(error.ref), None)
+            if room is not None:
+                self.join_failed.emit(room.name, error.message)
+                self.room_left.emit(room.name)
+            else:
+                self.server_error.emit(error.code, error.message)
         elif error.ref is not None and error.ref in self._outbox:
             del self._outbox[error.ref]
             self.message_failed.emit(error.ref, error.code, error.message)

@@ -52,6 +52,16 @@ class ClientSettings:
     def has_server(self) -> bool:
         return bool(self.user) and self._s.contains("connection/host")
 
+    def rooms(self, host: str, port: int) -> list[str]:
+        """The rooms to join on that server (the lobby not included)."""
+        value = self._s.value(f"rooms/{_server_key(host, port)}", [])
+        if isinstance(value, str):
+            return [value]
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    def set_rooms(self, host: str, port: int, names: list[str]) -> None:
+        self._s.setValue(f"rooms/{_server_key(host, port)}", names)
+
     def geometry(self, key: str) -> QByteArray | None:
         value = self._s.value(f"window/{key}")
         return value if isinstance(value, QByteArray) else None
@@ -61,3 +71,7 @@ class ClientSettings:
 
     def sync(self) -> None:
         self._s.sync()
+
+
+def _server_key(host: str, port: int) -> str:
+    return "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in f"{host}_{port}")

@@ -503,15 +503,14 @@ class ChatServer(QObject):
         try:
             name, key = validate_name(raw, what="room name")
         except ProtocolError as exc:
-            code = ErrorCode.ROOM_INVALID
-            self._send(session, Error(code.value, exc.message))
+            self._send(session, Error(ErrorCode.ROOM_INVALID.value, exc.message, ref=raw))
             return
         room = self.rooms.get(key)
         if room is not None and (session in room.members or session in room.joiners):
             return  # already there
         if len(session.rooms) >= self.config.max_rooms_per_user:
             self._send(session, Error(ErrorCode.TOO_MANY_ROOMS.value,
-                                      f"You are in {len(session.rooms)} rooms already; leave one first."))
+                                      f"You are in {len(session.rooms)} rooms already; leave one first.", ref=raw))
             return
         if room is None:
             room = self.rooms[key] = Room(name)

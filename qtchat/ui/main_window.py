@@ -5,28 +5,34 @@ from __future__ import annotations
 import html
 import time
 
-from PySide6.QtCore import QEvent, QModelIndex, QSortFilterProxyModel, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence, QResizeEvent, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListView,
     QMainWindow,
+    QMenu,
     QSplitter,
+    QStackedWidget,
     QSystemTrayIcon,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from qtchat.client import ChatClient, ChatLine, ClientState, Conversation
+from qtchat.client import ChatClient, ChatLine, ClientState, Conversation, Workspace
 from qtchat.client.host import join_addresses
+from qtchat.client.models import tooltip_text
 from qtchat.client.settings import ClientSettings
 from qtchat.server import ChatServer
 
 from .about import show_about
 from .chat_view import ChatView
 from .message_input import MessageInput
+from .sidebar import Sidebar
 
 STATE_TEXT = {
     ClientState.OFFLINE: "\N{BLACK CIRCLE} Offline",
@@ -42,33 +48,83 @@ STATE_COLOR = {
 }
 
 
+class ElidedLabel(QLabel):
+    """One line of plain text, shortened with an ellipsis to fit; the whole text in the tooltip."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setMinimumWidth(1)
+        self._full = ""
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(tooltip_text(text))
+        self._elide()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        one_line = " ".join(self._full.split())
+        self.setText(self.fontMetrics().elidedText(one_line, Qt.TextElideMode.ElideRight, max(0, self.width() - 4)))
+
+
 class MainWindow(QMainWindow):
     def __init__(self, client: ChatClient, settings: ClientSettings, icon: QIcon | None = None) -> None:
         super().__init__()
         self.client = client
         self.settings = settings
         self.server: ChatServer | None = None
-        self.conversation = Conversation(client, self)
-        self._unread = 0
+        self.workspace = Workspace(client, self)
+        self.views: dict[Conversation, ChatView] = {}
+        self._drafts: dict[Conversation, str] = {}
+        self._rooms_restored_for: tuple[str, int, str] | None = None
         self._quitting = False
         self.setWindowTitle("qtchat")
         if icon is not None:
             self.setWindowIcon(icon)
 
-        self.view = ChatView()
-        self.view.set_model(self.conversation.log)
-        self.view.setAccessibleName("Messages")
-        self.view.near_top.connect(self.conversation.load_older)
+        # left: the conversations
+        self.sidebar = Sidebar(self.workspace.model)
+        self.sidebar.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.sidebar.customContextMenuRequested.connect(self._sidebar_menu)
+        self.sidebar.selectionModel().currentChanged.connect(self._on_sidebar_current)
+        conversations_label = QLabel("Conversations")
+        conversations_label.setContentsMargins(6, 4, 0, 0)
+        self.join_button = QToolButton()
+        self.join_button.setText("+")
+        self.join_button.setToolTip("Join or create a room (Ctrl+J)")
+        self.join_button.setAccessibleName("Join a room")
+        self.join_button.setAutoRaise(True)
+        self.join_button.clicked.connect(self.open_room_dialog)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(conversations_label, 1)
+        header.addWidget(self.join_button)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(header)
+        left_layout.addWidget(self.sidebar, 1)
+
+        # middle: the active conversation's topic, messages and the input
+        self.topic_label = ElidedLabel()
+        self.topic_label.setContentsMargins(6, 4, 6, 2)
+        self.topic_label.setAccessibleName("Topic")
+        self.stack = QStackedWidget()
         self.input = MessageInput()
-        self.input.complete_names = self.conversation.users.completions
         self.input.submitted.connect(self._on_submitted)
         chat = QWidget()
         chat_layout = QVBoxLayout(chat)
         chat_layout.setContentsMargins(0, 0, 0, 0)
         chat_layout.setSpacing(4)
-        chat_layout.addWidget(self.view, 1)
+        chat_layout.addWidget(self.topic_label)
+        chat_layout.addWidget(self.stack, 1)
         chat_layout.addWidget(self.input)
 
+        # right: who is in it
         self.users_label = QLabel("Users")
         self.users_label.setTextFormat(Qt.TextFormat.PlainText)
         self.users_label.setContentsMargins(6, 4, 6, 0)
@@ -76,14 +132,16 @@ class MainWindow(QMainWindow):
         self.user_filter.setPlaceholderText("Find a user")
         self.user_filter.setClearButtonEnabled(True)
         self.user_proxy = QSortFilterProxyModel(self)
-        self.user_proxy.setSourceModel(self.conversation.users)
         self.user_proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.user_filter.textChanged.connect(self.user_proxy.setFilterFixedString)
         self.user_list = QListView()
         self.user_list.setModel(self.user_proxy)
         self.user_list.setUniformItemSizes(True)
         self.user_list.setAccessibleName("Users")
-        self.user_list.doubleClicked.connect(self._mention_user)
+        self.user_list.setToolTip("Double-click to talk privately")
+        self.user_list.doubleClicked.connect(self._message_user)
+        self.user_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.user_list.customContextMenuRequested.connect(self._user_menu)
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
@@ -92,17 +150,20 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.user_list, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
         self.splitter.addWidget(chat)
         self.splitter.addWidget(side)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 0)
-        self.splitter.setSizes([760, 200])
-        self.splitter.setCollapsible(0, False)  # the user list may be dragged shut in a narrow window
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([170, 640, 170])
+        self.splitter.setCollapsible(1, False)  # the side lists may be dragged shut in a narrow window
         self.user_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.user_list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setCentralWidget(self.splitter)
-        self.setTabOrder(self.input, self.view)
-        self.setTabOrder(self.view, self.user_filter)
+        self.setTabOrder(self.input, self.stack)
+        self.setTabOrder(self.stack, self.sidebar)
+        self.setTabOrder(self.sidebar, self.user_filter)
         self.setTabOrder(self.user_filter, self.user_list)
 
         self.state_label = QLabel()
@@ -135,12 +196,29 @@ class MainWindow(QMainWindow):
         c.pending_changed.connect(self._on_pending)
         c.reconnect_scheduled.connect(self._on_reconnect_scheduled)
         c.closed.connect(self._on_client_closed)
-        self.conversation.users.count_changed.connect(lambda n: self.users_label.setText(f"Users \N{EM DASH} {n}"))
-        self.conversation.mentioned.connect(self._on_mentioned)
-        self.conversation.activity.connect(self._on_activity)
+        ws = self.workspace
+        ws.conversation_added.connect(self._add_view)
+        ws.conversation_removed.connect(self._remove_view)
+        ws.activated.connect(self._on_activated)
+        ws.mentioned.connect(self._on_mentioned)
+        ws.unread_changed.connect(lambda n: self._update_title())
+        ws.rooms_changed.connect(self._save_rooms)
+        ws.set_looking(False)  # until the window is shown and active
+        for conv in ws.conversations:
+            self._add_view(conv)
+        self._on_activated(ws.active)
         self._on_state(c.state.value)
         self._restore()
         self.input.setFocus()
+
+    @property
+    def conversation(self) -> Conversation:
+        """The conversation the user looks at."""
+        return self.workspace.active
+
+    @property
+    def view(self) -> ChatView:
+        return self.views[self.workspace.active]
 
     # ------------------------------------------------------------ menus
 
@@ -154,6 +232,23 @@ class MainWindow(QMainWindow):
         self.reconnect_action.setShortcut(QKeySequence("Ctrl+R"))
         self.reconnect_action.triggered.connect(self._reconnect)
         chat.addAction(self.reconnect_action)
+        chat.addSeparator()
+        join_action = QAction("&Join a room\N{HORIZONTAL ELLIPSIS}", self)
+        join_action.setShortcut(QKeySequence("Ctrl+J"))
+        join_action.triggered.connect(self.open_room_dialog)
+        chat.addAction(join_action)
+        self.leave_action = QAction("&Leave this room", self)
+        self.leave_action.setShortcut(QKeySequence("Ctrl+W"))
+        self.leave_action.triggered.connect(lambda: self.workspace.close(self.workspace.active))
+        chat.addAction(self.leave_action)
+        previous_action = QAction("&Previous conversation", self)
+        previous_action.setShortcut(QKeySequence("Alt+Up"))
+        previous_action.triggered.connect(lambda: self._step(-1))
+        chat.addAction(previous_action)
+        next_action = QAction("Ne&xt conversation", self)
+        next_action.setShortcut(QKeySequence("Alt+Down"))
+        next_action.triggered.connect(lambda: self._step(1))
+        chat.addAction(next_action)
         chat.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence("Ctrl+Q"))
@@ -181,6 +276,14 @@ class MainWindow(QMainWindow):
             self.set_server(dialog.server)
         return True
 
+    def open_room_dialog(self) -> None:
+        from .room_dialog import RoomDialog
+
+        dialog = RoomDialog(self.client, self)
+        if dialog.exec() == RoomDialog.DialogCode.Accepted and dialog.room_name:
+            self.workspace.join(dialog.room_name)
+        dialog.deleteLater()
+
     def _reconnect(self) -> None:
         c = self.client
         if c.state is ClientState.WAITING:
@@ -190,6 +293,121 @@ class MainWindow(QMainWindow):
 
     def _about(self) -> None:
         show_about(self, "qtchat")
+
+    # ------------------------------------------------------------ conversations
+
+    def _add_view(self, conv: Conversation) -> None:
+        view = ChatView()
+        view.set_model(conv.log)
+        view.setAccessibleName(f"Messages in {conv.title}")
+        view.near_top.connect(conv.load_older)
+        self.views[conv] = view
+        self.stack.addWidget(view)
+        conv.changed.connect(lambda: self._on_conversation_changed(conv))
+        conv.users.count_changed.connect(lambda n: self._show_user_count(conv))
+
+    def _remove_view(self, conv: Conversation) -> None:
+        view = self.views.pop(conv, None)
+        self._drafts.pop(conv, None)
+        if view is not None:
+            self.stack.removeWidget(view)
+            view.deleteLater()
+
+    def _on_activated(self, conv: Conversation) -> None:
+        previous = self.stack.currentWidget()
+        for old, view in self.views.items():  # the draft stays with the conversation it was typed in
+            if view is previous and old is not conv:
+                self._drafts[old] = self.input.toPlainText()
+        self.stack.setCurrentWidget(self.views[conv])
+        self.input.setPlainText(self._drafts.pop(conv, ""))
+        self.input.moveCursor(QTextCursor.MoveOperation.End)
+        self.input.complete_names = conv.users.completions
+        self.input.setPlaceholderText(f"Message {conv.title}")
+        self.user_proxy.setSourceModel(conv.users)
+        self.sidebar.select(conv)
+        self.leave_action.setText("&Leave this room" if conv.is_room else "&Close this conversation")
+        self.leave_action.setEnabled(not conv.is_lobby)
+        self._on_conversation_changed(conv)
+        self._show_user_count(conv)
+        self._update_title()
+
+    def _on_conversation_changed(self, conv: Conversation) -> None:
+        if conv is self.workspace.active:
+            self.topic_label.set_full_text(f"{conv.title} \N{EM DASH} {conv.topic}" if conv.topic else conv.title)
+
+    def _show_user_count(self, conv: Conversation) -> None:
+        if conv is self.workspace.active:
+            self.users_label.setText(f"Users \N{EM DASH} {conv.users.rowCount()}" if conv.is_room else "People")
+
+    def _on_sidebar_current(self, current: QModelIndex, previous: QModelIndex) -> None:
+        conv = self.sidebar.conversation_at(current.row())
+        if conv is not None and conv is not self.workspace.active:
+            self.workspace.activate(conv)
+            self.input.setFocus()
+
+    def _step(self, delta: int) -> None:
+        items = self.workspace.model.items
+        row = (items.index(self.workspace.active) + delta) % len(items)
+        self.workspace.activate(items[row])
+
+    def _sidebar_menu(self, pos: QPoint) -> None:
+        conv = self.sidebar.conversation_at(self.sidebar.indexAt(pos).row())
+        if conv is None:
+            return
+        menu = QMenu(self)
+        if not conv.is_lobby:
+            leave = menu.addAction("Leave room" if conv.is_room else "Close conversation")
+            leave.triggered.connect(lambda: self.workspace.close(conv))
+        read = menu.addAction("Mark as read")
+        read.setEnabled(conv.unread > 0)
+        read.triggered.connect(conv.mark_read)
+        menu.exec(self.sidebar.viewport().mapToGlobal(pos))
+
+    def _save_rooms(self, names: list[str]) -> None:
+        c = self.client
+        if c.host:
+            self.settings.set_rooms(c.host, c.port, names)
+
+    def _restore_rooms(self) -> None:
+        """The rooms of the last session on this server are joined again at login."""
+        c = self.client
+        if self._rooms_restored_for == (c.host, c.port, c.user):
+            return
+        self._rooms_restored_for = (c.host, c.port, c.user)
+        for name in self.settings.rooms(c.host, c.port):
+            try:
+                c.join_room(name)
+            except ValueError:
+                continue  # a name this version would not take: forget it
+
+    def _user_at(self, index: QModelIndex) -> str:
+        name = self.user_proxy.data(index)
+        return name if isinstance(name, str) else ""
+
+    def _message_user(self, index: QModelIndex) -> None:
+        name = self._user_at(index)
+        if name and name != self.client.me:
+            self.workspace.open_private(name)
+            self.input.setFocus()
+
+    def _mention_user(self, index: QModelIndex) -> None:
+        name = self._user_at(index)
+        if name:
+            self.input.insertPlainText(f"{name}: " if not self.input.toPlainText() else f"{name} ")
+            self.input.setFocus()
+
+    def _user_menu(self, pos: QPoint) -> None:
+        index = self.user_list.indexAt(pos)
+        name = self._user_at(index)
+        if not name:
+            return
+        menu = QMenu(self)
+        if name != self.client.me:
+            private = menu.addAction("Message privately")
+            private.triggered.connect(lambda: self._message_user(index))
+        mention = menu.addAction("Mention")
+        mention.triggered.connect(lambda: self._mention_user(index))
+        menu.exec(self.user_list.viewport().mapToGlobal(pos))
 
     # ------------------------------------------------------------ hosting
 
@@ -221,6 +439,8 @@ class MainWindow(QMainWindow):
         self.state_label.setStyleSheet(f"color: {STATE_COLOR[s]};")
         self.reconnect_action.setEnabled(s is ClientState.WAITING or (s is ClientState.OFFLINE and bool(self.client.host)))
         self.user_list.setEnabled(s is ClientState.ONLINE)  # a list from before the loss is not who is here
+        if s is ClientState.CONNECTING:
+            self._restore_rooms()
         if s is not ClientState.ONLINE:
             self.latency_label.setText("")
         if s is not ClientState.WAITING:
@@ -245,36 +465,27 @@ class MainWindow(QMainWindow):
 
     def _on_submitted(self, text: str) -> None:
         self.view.scroll_to_bottom()
-        self.conversation.send(text)
-
-    def _mention_user(self, index: QModelIndex) -> None:
-        name = self.user_proxy.data(index)
-        if name:
-            self.input.insertPlainText(f"{name}: " if not self.input.toPlainText() else f"{name} ")
-            self.input.setFocus()
+        self.workspace.submit(text)
 
     # ------------------------------------------------------------ notifications
 
-    def _on_mentioned(self, line: ChatLine) -> None:
+    def _on_mentioned(self, conv: Conversation, line: ChatLine) -> None:
         if self.isActiveWindow():
-            return
-        self._unread += 1
-        self._update_title()
+            return  # the sidebar's badge shows it
         QApplication.alert(self)
         if self.tray is not None and QSystemTrayIcon.supportsMessages():
+            title = f"{line.sender} (private)" if not conv.is_room else f"{line.sender} in {conv.title}"
             # notification daemons read a little HTML in these strings: escape it
-            self.tray.showMessage(html.escape(f"{line.sender} mentioned you"), html.escape(line.text[:200]),
+            self.tray.showMessage(html.escape(title), html.escape(line.text[:200]),
                                   QSystemTrayIcon.MessageIcon.Information, 8000)
-
-    def _on_activity(self) -> None:
-        if not self.isActiveWindow():
-            self._unread += 1
-            self._update_title()
 
     def _update_title(self) -> None:
         me = self.client.me or self.client.user
-        base = f"qtchat \N{EM DASH} {me}" if me else "qtchat"
-        self.setWindowTitle(f"({self._unread}) {base}" if self._unread else base)
+        base = f"{self.workspace.active.title} \N{EM DASH} qtchat"
+        if me:
+            base += f" ({me})"
+        unread = self.workspace.total_unread
+        self.setWindowTitle(f"({unread}) {base}" if unread else base)
 
     def _raise(self) -> None:
         self.showNormal()
@@ -282,9 +493,10 @@ class MainWindow(QMainWindow):
         self.activateWindow()
 
     def event(self, e: QEvent) -> bool:
-        if e.type() == QEvent.Type.WindowActivate and self._unread:
-            self._unread = 0
-            self._update_title()
+        if e.type() == QEvent.Type.WindowActivate:
+            self.workspace.set_looking(True)
+        elif e.type() == QEvent.Type.WindowDeactivate:
+            self.workspace.set_looking(False)
         return super().event(e)
 
     # ------------------------------------------------------------ geometry and closing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qtchat.client import ChatClient, ClientState, Conversation
+from qtchat.client import ChatClient, ClientState, Conversation, Workspace
 from qtchat.protocol import Left, Message
 
 
@@ -39,7 +39,7 @@ def test_login_chat_and_user_list(server, connect, client, qtbot):
     assert got.args[0].sender == "bob"
     with qtbot.waitSignal(client.user_left, timeout=3000) as left:
         bob.close()
-    assert left.args[0] == "bob"
+    assert left.args[:2] == ["lobby", "bob"]
     assert client.users == ["alice"]
 
 
@@ -108,15 +108,17 @@ def test_quit_says_bye(server, connect, client, qtbot):
 
 
 def test_conversation_ranks_mentions_above_activity(server, connect, client, qtbot):
-    conv = Conversation(client)
+    ws = Workspace(client)
+    conv = ws.lobby
     bob = connect()
     bob.login("bob")
     login(qtbot, client, server.port, "alice")
-    with qtbot.waitSignal(conv.activity, timeout=3000):
+    with qtbot.waitSignal(ws.activity, timeout=3000):
         bob.say("malice is not a mention")
-    with qtbot.waitSignal(conv.mentioned, timeout=3000) as mention:
+    with qtbot.waitSignal(ws.mentioned, timeout=3000) as mention:
         bob.say("hey @Alice, look")
-    assert mention.args[0].mention and mention.args[0].sender == "bob"
+    assert mention.args[0] is conv
+    assert mention.args[1].mention and mention.args[1].sender == "bob"
     line = conv.send("my own")
     assert line is not None and line.pending
     qtbot.waitUntil(lambda: not line.pending, timeout=3000)
@@ -128,7 +130,7 @@ def test_conversation_ranks_mentions_above_activity(server, connect, client, qtb
 
 
 def test_operator_notice_kick_and_ban_reach_the_client(server, client, qtbot):
-    conv = Conversation(client)
+    conv = Workspace(client).lobby
     login(qtbot, client, server.port, "alice")
     with qtbot.waitSignal(client.notice_received, timeout=3000) as notice:
         server.broadcast("maintenance at noon")
@@ -184,7 +186,7 @@ def test_history_page_on_login_and_older_pages_on_demand(server, connect, client
     for i in range(120):
         bob.say(f"old {i}")
     bob.wait_for(lambda: len(bob.of(Message)) == 120)
-    conv = Conversation(client)
+    conv = Workspace(client).lobby
     login(qtbot, client, server.port, "alice")
     qtbot.waitUntil(lambda: len(lines_of(conv)) == 50)
     assert [ln.text for ln in lines_of(conv)] == [f"old {i}" for i in range(70, 120)]
@@ -201,7 +203,7 @@ def test_history_page_on_login_and_older_pages_on_demand(server, connect, client
 def test_reconnect_resumes_after_the_last_message_seen(make_server, connect, client, qtbot, tmp_path):
     first = make_server(data_dir=tmp_path)
     port = first.port
-    conv = Conversation(client)
+    conv = Workspace(client).lobby
     login(qtbot, client, port, "alice")
     bob = connect(port)
     bob.login("bob")
@@ -222,31 +224,39 @@ def test_reconnect_resumes_after_the_last_message_seen(make_server, connect, cli
     assert [ln.text for ln in lines_of(conv)] == ["while you were here"] + [f"while you were away {i}" for i in range(3)]
 
 
-def test_private_messages_in_the_conversation(server, connect, client, qtbot):
-    conv = Conversation(client)
+def test_private_messages_open_their_own_conversation(server, connect, client, qtbot):
+    ws = Workspace(client)
     bob = connect()
     bob.login("bob")
     login(qtbot, client, server.port, "alice")
-    line = conv.send("/msg Bob just between us")
-    assert line is not None and line.private == "Bob" and line.text == "just between us"
+    line = ws.submit("/msg Bob just between us")
+    assert line is not None and line.text == "just between us" and line.pending
+    private = ws.private("bob")
+    assert private is not None and private is not ws.lobby and not private.is_room
+    assert ws.active is ws.lobby  # /msg sends without leaving the room
     got = bob.wait_event(Message, text="just between us")
     assert got.to == "bob"
     qtbot.waitUntil(lambda: not line.pending)
-    assert line.private == "bob"
+    assert private.name == "bob"  # as the server spells it
     from qtchat.protocol import SendMessage
 
-    with qtbot.waitSignal(conv.mentioned, timeout=3000) as mention:
+    with qtbot.waitSignal(ws.mentioned, timeout=3000) as mention:
         bob.send(SendMessage("reply in private", cid="r", to="alice"))
-    assert mention.args[0].private == "bob" and mention.args[0].text == "reply in private"
-    assert conv.send("/msg bob") is None
-    conv.log.flush()
-    assert conv.log.lines[-1].text == "Usage: /msg NAME message"
+    assert mention.args[0] is private and mention.args[1].text == "reply in private"
+    assert private.unread == 1 and private.mentions == 1
+    assert not any(ln.kind == "msg" for ln in lines_of(ws.lobby))  # nothing private in the room
+    assert [ln.text for ln in lines_of(private)] == ["just between us", "reply in private"]
+    assert ws.submit("/msg bob") is None
+    ws.lobby.log.flush()
+    assert ws.lobby.log.lines[-1].text == "Usage: /msg NAME message"
+    ws.activate(private)
+    assert private.unread == 0 and private.mentions == 0
 
 
 def test_live_messages_wait_for_the_catch_up_so_the_order_holds(make_server, connect, client, qtbot, tmp_path):
     first = make_server(data_dir=tmp_path)
     port = first.port
-    conv = Conversation(client)
+    conv = Workspace(client).lobby
     login(qtbot, client, port, "alice")
     early = connect(port)
     early.login("early")

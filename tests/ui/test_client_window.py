@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from qtchat.client import ChatClient, ClientState
@@ -11,20 +10,6 @@ from qtchat.protocol import Message
 from qtchat.ui.chat_view import find_urls
 from qtchat.ui.connect_dialog import ConnectDialog
 from qtchat.ui.main_window import MainWindow
-
-
-@pytest.fixture
-def window(qtbot):
-    client = ChatClient()
-    client.BACKOFF_BASE = 0.05
-    w = MainWindow(client, ClientSettings())
-    w.view.open_links = False
-    qtbot.addWidget(w)
-    w.resize(900, 600)
-    w.show()
-    yield w
-    w._quitting = True  # the test's QApplication must outlive the window
-    client.quit()
 
 
 def online(qtbot, w: MainWindow, port: int, user: str = "alice") -> None:
@@ -206,10 +191,11 @@ def test_mention_counts_in_the_title_when_inactive(server, connect, window, qtbo
     bob = connect()
     bob.login("bob")
     online(qtbot, window, server.port)
-    with qtbot.waitSignal(window.conversation.mentioned, timeout=3000):
+    with qtbot.waitSignal(window.workspace.mentioned, timeout=3000):
         bob.say("alice: ping")
     if not window.isActiveWindow():
         assert window.windowTitle().startswith("(1) ")
+        assert window.workspace.lobby.mentions == 1
     line = next(ln for ln in lines(window) if ln.sender == "bob")
     assert line.mention
 
@@ -219,7 +205,7 @@ def test_geometry_and_splitter_are_remembered(qtbot):
     qtbot.addWidget(first)
     first.resize(700, 500)
     first.show()
-    first.splitter.setSizes([450, 250])
+    first.splitter.setSizes([150, 400, 150])
     sizes = first.splitter.sizes()
     first._quitting = True
     first.close()

@@ -1,0 +1,372 @@
+"""All of one connection's conversations: rooms and private ones, unread counts, commands (no widgets).
+
+The ``Workspace`` listens to a ChatClient and routes what it reports to the
+right Conversation: a room's messages, joins and history to that room, a
+private message to the conversation with that person (opened when the first
+one arrives). It keeps the sidebar's model, counts what the user has not seen,
+and turns the commands typed into the input (``/join``, ``/msg`` ...) into
+requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+
+from qtchat.protocol import DEFAULT_ROOM, History, Message, RoomInfo, Welcome, name_key
+
+from .conversation import PRIVATE, ROOM, Conversation, conversation_key
+from .models import ChatLine, tooltip_text
+from .session import ChatClient
+
+Index = QModelIndex | QPersistentModelIndex
+
+HELP = """Commands:
+/join ROOM  enter a room, creating it if it does not exist
+/part  leave this room (/part ROOM leaves that one)
+/topic TEXT  set this room's topic
+/msg NAME TEXT  send a private message (/query NAME opens the conversation)
+/rooms  list the server's rooms
+/help  this list
+Start a message with // to send it beginning with a single /."""
+
+
+class ConversationList(QAbstractListModel):
+    """The sidebar: rooms first (the lobby at the top, then in the order joined), then private conversations."""
+
+    ConversationRole = int(Qt.ItemDataRole.UserRole) + 1
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.items: list[Conversation] = []
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.items)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.items):
+            return None
+        conv = self.items[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return conv.title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip_text(f"{conv.title}\n{conv.topic}" if conv.topic else conv.title)
+        if role == self.ConversationRole:
+            return conv
+        return None
+
+    def add(self, conv: Conversation) -> None:
+        row = len(self.items) if not conv.is_room else sum(1 for c in self.items if c.is_room)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self.items.insert(row, conv)
+        self.endInsertRows()
+
+    def remove(self, conv: Conversation) -> None:
+        row = self.items.index(conv)
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self.items[row]
+        self.endRemoveRows()
+
+    def refresh(self, conv: Conversation) -> None:
+        if conv in self.items:
+            index = self.index(self.items.index(conv))
+            self.dataChanged.emit(index, index)
+
+
+class Workspace(QObject):
+    """Signals:
+    conversation_added(Conversation), conversation_removed(Conversation).
+    activated(Conversation): the conversation the user looks at changed.
+    mentioned(Conversation, ChatLine): someone else's message names you, or writes to you privately.
+    activity(Conversation): someone else's message that does not.
+    rooms_changed(list[str]): the rooms to join next time (the user joined or left one).
+    unread_changed(int): the total of unread messages.
+    """
+
+    conversation_added = Signal(object)
+    conversation_removed = Signal(object)
+    activated = Signal(object)
+    mentioned = Signal(object, object)
+    activity = Signal(object)
+    rooms_changed = Signal(list)
+    unread_changed = Signal(int)
+
+    def __init__(self, client: ChatClient, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.model = ConversationList(self)
+        self.by_key: dict[str, Conversation] = {}
+        self.looking = True  # the user can see the active conversation (the window is active)
+        self._logins = 0
+        self.lobby = self._add(ROOM, DEFAULT_ROOM)
+        self.active = self.lobby
+        c = client
+        c.logged_in.connect(self._on_logged_in)
+        c.login_failed.connect(self._on_login_failed)
+        c.connection_lost.connect(
+            lambda reason: self.tell_all(f"Connection lost: {reason} Reconnecting\N{HORIZONTAL ELLIPSIS}", error=True))
+        c.message_received.connect(self._on_message)
+        c.message_failed.connect(self._on_failed)
+        c.room_joined.connect(self._on_room_joined)
+        c.room_left.connect(self._on_room_left)
+        c.join_failed.connect(lambda room, text: self.active.error(f"Cannot join #{room}: {text}"))
+        c.room_list.connect(self._on_room_list)
+        c.topic_changed.connect(self._on_topic)
+        c.users_reset.connect(self._on_users_reset)
+        c.user_joined.connect(self._on_user_joined)
+        c.user_left.connect(self._on_user_left)
+        c.server_error.connect(lambda code, text: self.active.error(text))
+        c.notice_received.connect(lambda text: self.tell_all(f"Notice from the server: {text}", error=True))
+        c.history_received.connect(self._on_history)
+
+    # ------------------------------------------------------------ conversations
+
+    @property
+    def conversations(self) -> list[Conversation]:
+        return list(self.model.items)
+
+    def room(self, name: str) -> Conversation | None:
+        return self.by_key.get(conversation_key(ROOM, name))
+
+    def private(self, name: str) -> Conversation | None:
+        return self.by_key.get(conversation_key(PRIVATE, name))
+
+    def _add(self, kind: str, name: str) -> Conversation:
+        conv = Conversation(self.client, kind, name, self)
+        conv.changed.connect(lambda: self._on_changed(conv))
+        self.by_key[conv.key] = conv
+        self.model.add(conv)
+        self.conversation_added.emit(conv)
+        return conv
+
+    def _remove(self, conv: Conversation) -> None:
+        if conv is self.lobby or self.by_key.get(conv.key) is not conv:
+            return
+        if conv is self.active:
+            self.activate(self.lobby)
+        del self.by_key[conv.key]
+        self.model.remove(conv)
+        self.conversation_removed.emit(conv)
+        conv.deleteLater()
+        self.unread_changed.emit(self.total_unread)
+
+    def activate(self, conv: Conversation) -> None:
+        """The user looks at this conversation now."""
+        if conv is not self.active:
+            self.active = conv
+            self.activated.emit(conv)
+        if self.looking:
+            conv.mark_read()
+
+    def set_looking(self, looking: bool) -> None:
+        """The window became active (True) or inactive."""
+        self.looking = looking
+        if looking:
+            self.active.mark_read()
+
+    def open_private(self, name: str) -> Conversation:
+        """The conversation with this person (opened if new) and made active."""
+        conv = self.private(name) or self._add(PRIVATE, name)
+        self.activate(conv)
+        return conv
+
+    def join(self, name: str) -> Conversation | None:
+        """Enter a room: its conversation opens at once and fills when the server confirms."""
+        try:
+            self.client.join_room(name)
+        except ValueError as exc:
+            self.active.error(f"Cannot join {name!r}: {exc}")
+            return None
+        conv = self.room(name)
+        if conv is None:
+            conv = self._add(ROOM, name)
+            conv.notice(f"Joining #{name}\N{HORIZONTAL ELLIPSIS}")
+            self.rooms_changed.emit(self.room_names())
+        self.activate(conv)
+        return conv
+
+    def close(self, conv: Conversation) -> None:
+        """Leave a room, or close a private conversation (its lines are gone; the server keeps none)."""
+        if conv.is_lobby:
+            conv.error("Everyone stays in the lobby.")
+            return
+        if conv.is_room:
+            self.client.part_room(conv.name)  # room_left removes it
+        else:
+            self._remove(conv)
+
+    def room_names(self) -> list[str]:
+        """The rooms to join again next time, the lobby not included."""
+        return [c.name for c in self.model.items if c.is_room and not c.is_lobby]
+
+    @property
+    def total_unread(self) -> int:
+        return sum(c.unread for c in self.model.items)
+
+    def tell_all(self, text: str, *, error: bool = False) -> None:
+        for conv in self.model.items:
+            (conv.error if error else conv.notice)(text)
+
+    def _on_changed(self, conv: Conversation) -> None:
+        self.model.refresh(conv)
+        self.unread_changed.emit(self.total_unread)
+
+    # ------------------------------------------------------------ what the user types
+
+    def submit(self, text: str) -> ChatLine | None:
+        """Send what the user typed in the active conversation, or carry out its command."""
+        conv = self.active
+        if not text.startswith("/"):
+            return conv.send(text)
+        if text.startswith("//"):
+            return conv.send(text[1:])
+        command, _, rest = text[1:].partition(" ")
+        rest = rest.strip()
+        command = command.lower()
+        if command == "msg":
+            name, _, body = rest.partition(" ")
+            if not name or not body.strip():
+                conv.error("Usage: /msg NAME message")
+                return None
+            return (self.private(name) or self._add(PRIVATE, name)).send(body)
+        if command == "query" and rest:
+            self.open_private(rest)
+        elif command == "join" and rest:
+            self.join(rest.removeprefix("#"))
+        elif command in ("part", "leave", "close"):
+            target = self.room(rest.removeprefix("#")) if rest else conv
+            if target is None:
+                conv.error(f"You are not in a room {rest!r}.")
+            else:
+                self.close(target)
+        elif command == "topic":
+            if not conv.is_room:
+                conv.error("Private conversations have no topic.")
+            else:
+                try:
+                    self.client.set_topic(conv.name, rest)
+                except ValueError as exc:
+                    conv.error(f"Topic not set: {exc}")
+        elif command in ("rooms", "list"):
+            if not self.client.request_rooms():
+                conv.error("Not connected.")
+        elif command == "help":
+            conv.notice(HELP)
+        else:
+            conv.error(f"Unknown command {text.split(' ', 1)[0]!r}; /help lists them.")
+        return None
+
+    # ------------------------------------------------------------ what the server says
+
+    def _on_login_failed(self, code: str, text: str) -> None:
+        if self._logins:  # a refused first login is the connect dialog's to show
+            self.tell_all(text, error=True)
+
+    def _on_logged_in(self, welcome: Welcome) -> None:
+        self._logins += 1
+        for conv in self.conversations:
+            conv.connection_reset()
+            conv.users.me = welcome.user
+            if conv.is_room and self.client.room(conv.name) is None:
+                self._remove(conv)  # another server: its rooms are not ours
+        c = self.client
+        if self._logins == 1:
+            where = f"{welcome.name} ({c.host}:{c.port})" if welcome.name else f"{c.host}:{c.port}"
+            self.lobby.notice(f"Connected to {where} as {welcome.user}.")
+            if welcome.motd:
+                self.lobby.notice(welcome.motd)
+        else:
+            self.tell_all("Reconnected.")
+        if c.pending:
+            self.active.notice(f"Sending {len(c.pending)} queued message(s).")
+
+    def _on_room_joined(self, info: RoomInfo) -> None:
+        conv = self.room(info.name)
+        if conv is None:
+            conv = self._add(ROOM, info.name)
+            self.rooms_changed.emit(self.room_names())
+        conv.rename(info.name)
+        conv.set_topic(info.topic)
+
+    def _on_room_left(self, name: str) -> None:
+        conv = self.room(name)
+        if conv is not None:
+            self._remove(conv)
+            self.rooms_changed.emit(self.room_names())
+
+    def _on_room_list(self, rooms: list[RoomInfo]) -> None:
+        lines = [f"#{r.name} ({r.members or 0})" + (f": {r.topic}" if r.topic else "") for r in rooms]
+        self.active.notice("Rooms on this server:\n" + "\n".join(lines) if lines else "No rooms.")
+
+    def _on_topic(self, room: str, topic: str, by: str) -> None:
+        conv = self.room(room)
+        if conv is not None:
+            conv.set_topic(topic)
+            conv.notice(f"{by} set the topic: {topic}" if topic else f"{by} cleared the topic")
+
+    def _conversation_of(self, msg: Message) -> Conversation | None:
+        if msg.to is None:
+            return self.room(msg.room)
+        peer = msg.to if msg.sender == self.client.me else msg.sender
+        conv = self.private(peer)
+        if conv is None:
+            conv = self._add(PRIVATE, peer)
+            conv.users.me = self.client.me
+            conv.users.reset([self.client.me, peer])
+        conv.rename(peer)  # as the server spells it
+        return conv
+
+    def _on_message(self, msg: Message) -> None:
+        conv = self._conversation_of(msg)
+        if conv is None:
+            return
+        line = conv.add_message(msg)
+        if line is None:
+            return
+        if conv is not self.active or not self.looking:
+            conv.count_unread(line)
+        if line.mention:
+            self.mentioned.emit(conv, line)
+        else:
+            self.activity.emit(conv)
+
+    def _on_failed(self, cid: str, code: str, text: str) -> None:
+        if not any(conv.failed(cid, text) for conv in self.model.items):
+            self.active.error(f"Not sent: {text}")
+
+    def _on_history(self, page: History) -> None:
+        conv = self.room(page.room)
+        if conv is not None:
+            conv.add_history(page)
+
+    def _on_users_reset(self, room: str, names: list[str]) -> None:
+        conv = self.room(room)
+        if conv is not None:
+            conv.users.reset(names)
+        if name_key(room) == name_key(DEFAULT_ROOM):  # who is online: private conversations show it
+            online = {name_key(n) for n in names}
+            for conv in self.model.items:
+                if not conv.is_room:
+                    conv.users.reset([self.client.me, conv.name] if name_key(conv.name) in online else
+                                     [self.client.me])
+
+    def _on_user_joined(self, room: str, name: str) -> None:
+        conv = self.room(room)
+        if conv is not None:
+            conv.user_joined(name)
+        if name_key(room) == name_key(DEFAULT_ROOM):
+            peer = self.private(name)
+            if peer is not None:
+                peer.users.add(name)
+                peer.notice(f"{name} is online")
+
+    def _on_user_left(self, room: str, name: str, reason: str) -> None:
+        conv = self.room(room)
+        if conv is not None:
+            conv.user_left(name, reason)
+        if name_key(room) == name_key(DEFAULT_ROOM):
+            peer = self.private(name)
+            if peer is not None:
+                peer.users.remove(name)
+                peer.notice(f"{name} went offline")

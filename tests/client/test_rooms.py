@@ -1,0 +1,120 @@
+"""The client core in several rooms: joining, routing, user lists, topics, leaving, rejoining after a reconnect."""
+
+from __future__ import annotations
+
+import pytest
+
+from qtchat.client import ChatClient, ClientState, Workspace
+from qtchat.protocol import JoinRoom, Message, RoomJoined
+
+from .test_session import lines_of, login
+
+
+@pytest.fixture
+def client(qtbot):
+    c = ChatClient()
+    c.BACKOFF_BASE = 0.05
+    yield c
+    c.quit()
+    c.deleteLater()
+
+
+def texts(conv) -> list[str]:
+    return [ln.text for ln in lines_of(conv)]
+
+
+def test_rooms_get_their_own_conversations_users_and_topic(server, connect, client, qtbot):
+    ws = Workspace(client)
+    bob = connect()
+    bob.login("bob")
+    bob.send(JoinRoom("Dev Team"))
+    bob.wait_event(RoomJoined)
+    login(qtbot, client, server.port, "alice")
+    dev = ws.join("dev team")
+    assert dev is not None and ws.active is dev
+    qtbot.waitUntil(lambda: dev.users.names == ["alice", "bob"])
+    assert dev.name == "Dev Team"  # the first to create it chose the spelling
+    assert client.room("DEV TEAM") is not None
+    bob.say("in the room", room="Dev Team")
+    bob.say("in the lobby")
+    qtbot.waitUntil(lambda: texts(dev) == ["in the room"] and texts(ws.lobby) == ["in the lobby"])
+    assert ws.lobby.unread == 1 and dev.unread == 0  # the one the user looks at has nothing unread
+    line = ws.submit("mine, in the room")
+    assert line is not None
+    assert bob.wait_event(Message, text="mine, in the room").room == "Dev Team"
+    ws.submit("/topic Release on Friday")
+    qtbot.waitUntil(lambda: dev.topic == "Release on Friday")
+    assert ws.lobby.topic == ""
+    ws.activate(ws.lobby)
+    assert ws.lobby.unread == 0
+    with qtbot.waitSignal(client.room_left, timeout=3000):
+        ws.submit("/part #dev team")
+    assert ws.room("Dev Team") is None and ws.active is ws.lobby
+    bob.say("after you left", room="Dev Team")
+    bob.say("lobby again")
+    qtbot.waitUntil(lambda: texts(ws.lobby) == ["in the lobby", "lobby again"])
+    assert [c.title for c in ws.conversations] == ["#lobby"]
+
+
+def test_commands_help_and_errors(server, client, qtbot):
+    ws = Workspace(client)
+    login(qtbot, client, server.port, "alice")
+    assert ws.submit("/frobnicate") is None
+    assert ws.submit("/join #bad\x07name") is None
+    ws.submit("/part")
+    ws.submit("/help")
+    line = ws.submit("//not a command")
+    assert line is not None and line.text == "/not a command"
+    ws.lobby.log.flush()
+    shown = [ln.text for ln in ws.lobby.log.lines]
+    assert any("Unknown command '/frobnicate'" in t for t in shown)
+    assert any(t.startswith("Cannot join") for t in shown)
+    assert "Everyone stays in the lobby." in shown
+    assert any(t.startswith("Commands:") for t in shown)
+    assert [c.title for c in ws.conversations] == ["#lobby"]
+
+
+def test_a_refused_join_closes_the_room_and_says_why(make_server, client, qtbot):
+    server = make_server(max_rooms_per_user=2)  # the lobby and one more
+    ws = Workspace(client)
+    login(qtbot, client, server.port, "alice")
+    ws.join("one")
+    with qtbot.waitSignal(client.join_failed, timeout=3000) as failed:
+        ws.join("two")
+    assert failed.args[0] == "two" and "leave one first" in failed.args[1]
+    qtbot.waitUntil(lambda: ws.room("two") is None)
+    assert [c.title for c in ws.conversations] == ["#lobby", "#one"]
+
+
+def test_rooms_are_joined_again_and_caught_up_after_a_reconnect(make_server, connect, client, qtbot, tmp_path):
+    first = make_server(data_dir=tmp_path)
+    port = first.port
+    ws = Workspace(client)
+    login(qtbot, client, port, "alice")
+    dev = ws.join("dev")
+    assert dev is not None
+    bob = connect(port)
+    bob.login("bob")
+    bob.send(JoinRoom("dev"))
+    bob.wait_event(RoomJoined)
+    bob.say("seen in dev", room="dev")
+    qtbot.waitUntil(lambda: texts(dev) == ["seen in dev"])
+    with qtbot.waitSignal(client.connection_lost, timeout=5000):
+        first.shutdown("restart")
+    client.BACKOFF_BASE = 1.0
+    second = make_server(data_dir=tmp_path, port=port)
+    carol = connect(second.port)
+    carol.login("carol")
+    carol.send(JoinRoom("dev"))
+    carol.wait_event(RoomJoined)
+    for i in range(250):  # more than one catch-up page, in a room that is not the lobby
+        carol.say(f"missed {i}", room="dev")
+    carol.say("lobby news")
+    carol.wait_for(lambda: len(carol.of(Message)) == 251)
+    qtbot.waitUntil(lambda: client.state is ClientState.ONLINE, timeout=10000)
+    qtbot.waitUntil(lambda: len(lines_of(dev)) == 251, timeout=10000)
+    qtbot.wait(200)
+    assert texts(dev) == ["seen in dev"] + [f"missed {i}" for i in range(250)]
+    assert texts(ws.lobby) == ["lobby news"]
+    assert dev.users.names == ["alice", "carol"]
+    assert [c.title for c in ws.conversations] == ["#lobby", "#dev"]

@@ -75,8 +75,12 @@ def test_rooms_are_joined_again_in_the_next_session(server, connect, qtbot):
     online(qtbot, first, server.port)
     first.workspace.join("dev")
     first.workspace.join("ops")
-    qtbot.waitUntil(lambda: first.client.room("ops") is not None and first.client.room("ops").joined)
-    first.workspace.close(first.workspace.room("ops"))
+    ops = first.client.room("ops")
+    assert ops is not None
+    qtbot.waitUntil(lambda: ops.joined)
+    conv = first.workspace.room("ops")
+    assert conv is not None
+    first.workspace.close(conv)
     qtbot.waitUntil(lambda: first.workspace.room("ops") is None)
     first._quitting = True
     with qtbot.waitSignal(first.client.closed, timeout=3000):

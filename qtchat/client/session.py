@@ -548,7 +548,7 @@ class ChatClient(QObject):
         final = fatal is not None and (
             fatal.code in _FINAL_LOGIN_ERRORS or (fatal.code == "name_taken" and not self._ever_online)
         )
-        kicked = self._bye is not None and self._bye.startswith(("kicked", "banned"))
+        kicked = self._bye is not None and self._bye.startswith(("kicked", "banned", "logged in elsewhere"))
         if final or kicked or not self._ever_online:
             self._set_state(ClientState.OFFLINE)
             code = fatal.code if fatal is not None else ("kicked" if kicked else "network")

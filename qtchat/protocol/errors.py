@@ -27,10 +27,19 @@ class ErrorCode(StrEnum):
     HANDSHAKE_REQUIRED = "handshake_required"
     HANDSHAKE_TIMEOUT = "handshake_timeout"
     ALREADY_LOGGED_IN = "already_logged_in"
+    AUTH_REQUIRED = "auth_required"  # the name is registered: a password is needed
+    AUTH_FAILED = "auth_failed"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    ACCOUNT_REQUIRED = "account_required"  # this server admits registered names only
+    NAME_REGISTERED = "name_registered"  # registering a name that is taken
+    REGISTRATION_CLOSED = "registration_closed"
+    BAD_PASSWORD = "bad_password"  # a new password that is too short or too long
+    SERVER_BUSY = "server_busy"
     # session
     BAD_TEXT = "bad_text"
     NO_SUCH_ROOM = "no_such_room"
     MUTED = "muted"
+    FORBIDDEN = "forbidden"  # an operator's command from someone without the admin role
     USER_OFFLINE = "user_offline"
     ROOM_INVALID = "room_invalid"
     TOO_MANY_ROOMS = "too_many_rooms"

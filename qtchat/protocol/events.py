@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .errors import ErrorCode, ProtocolError
@@ -27,6 +27,7 @@ SUPPORTED_VERSIONS = frozenset({1})
 DEFAULT_ROOM = "lobby"
 MAX_CID_LENGTH = 64
 MAX_SHORT_TEXT = 200  # reasons, tokens, client strings
+MAX_PASSWORD_FIELD = 1024
 
 _C0_ALLOWED = frozenset("\t\n")
 
@@ -178,6 +179,8 @@ class Hello:
     version: int = PROTOCOL_VERSION
     min_version: int | None = None
     client: str = ""
+    password: str | None = field(default=None, repr=False)  # for a registered name (never logged)
+    register: bool = False  # register the name with this password, then log in
 
     def to_wire(self) -> Wire:
         d: Wire = {"type": "hello", "version": self.version, "user": self.user}
@@ -185,6 +188,10 @@ class Hello:
             d["min_version"] = self.min_version
         if self.client:
             d["client"] = self.client
+        if self.password is not None:
+            d["password"] = self.password
+        if self.register:
+            d["register"] = True
         return d
 
     @classmethod
@@ -196,7 +203,69 @@ class Hello:
             version=version,
             min_version=min_version,
             client=_str(d, "client", default=""),
+            password=_opt_str(d, "password", max_len=MAX_PASSWORD_FIELD),
+            register=_bool(d, "register", False),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """Register the name you are logged in with, protecting it with a password."""
+
+    TYPE: ClassVar[str] = "register"
+    password: str = field(repr=False)
+
+    def to_wire(self) -> Wire:
+        return {"type": "register", "password": self.password}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Register:
+        return cls(password=_str(d, "password", max_len=MAX_PASSWORD_FIELD))
+
+
+@dataclass(frozen=True, slots=True)
+class KickRequest:
+    """An operator (an account with the admin role) disconnects a user."""
+
+    TYPE: ClassVar[str] = "kick"
+    user: str
+    reason: str = ""
+
+    def to_wire(self) -> Wire:
+        d: Wire = {"type": "kick", "user": self.user}
+        if self.reason:
+            d["reason"] = self.reason
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> KickRequest:
+        return cls(user=_str(d, "user", max_len=100), reason=clean_line(_str(d, "reason", default="")))
+
+
+@dataclass(frozen=True, slots=True)
+class BanRequest:
+    """An operator bans a user's name for ``minutes``, or for good without."""
+
+    TYPE: ClassVar[str] = "ban"
+    user: str
+    minutes: int | None = None
+    reason: str = ""
+
+    def to_wire(self) -> Wire:
+        d: Wire = {"type": "ban", "user": self.user}
+        if self.minutes is not None:
+            d["minutes"] = self.minutes
+        if self.reason:
+            d["reason"] = self.reason
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> BanRequest:
+        minutes = None if d.get("minutes") is None else _int(d, "minutes")
+        if minutes is not None and not 1 <= minutes <= 10 * 365 * 24 * 60:
+            raise _bad("Field 'minutes' must be between 1 and 5256000.")
+        return cls(user=_str(d, "user", max_len=100), minutes=minutes,
+                   reason=clean_line(_str(d, "reason", default="")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -654,6 +723,22 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """Your name's account: sent after ``welcome`` and whenever it changes."""
+
+    TYPE: ClassVar[str] = "account"
+    registered: bool
+    admin: bool = False
+
+    def to_wire(self) -> Wire:
+        return {"type": "account", "registered": self.registered, "admin": self.admin}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> AccountStatus:
+        return cls(registered=_bool(d, "registered", False), admin=_bool(d, "admin", False))
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownEvent:
     """A server frame of a type this version does not know: clients ignore it."""
 
@@ -662,27 +747,27 @@ class UnknownEvent:
 
 
 ClientEvent = (
-    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | Ping | Pong
-    | Bye
+    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | Register
+    | KickRequest | BanRequest | Ping | Pong | Bye
 )
 ServerEvent = (
     Welcome | Message | History | Joined | Left | UserList | Error | Notice | RoomJoined | RoomList | TopicChanged
-    | Ping | Pong | Bye | UnknownEvent
+    | AccountStatus | Ping | Pong | Bye | UnknownEvent
 )
 Event = ClientEvent | ServerEvent
 SendableEvent = (
-    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | Ping
-    | Pong | Bye | Welcome | Message | History | Joined | Left | UserList | Error | Notice | RoomJoined | RoomList
-    | TopicChanged
+    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | Register
+    | KickRequest | BanRequest | Ping | Pong | Bye | Welcome | Message | History | Joined | Left | UserList | Error
+    | Notice | RoomJoined | RoomList | TopicChanged | AccountStatus
 )
 
 CLIENT_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Hello, SendMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
-                        Ping, Pong, Bye)
+                        Register, KickRequest, BanRequest, Ping, Pong, Bye)
 }
 SERVER_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Welcome, Message, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
-                        TopicChanged, Ping, Pong, Bye)
+                        TopicChanged, AccountStatus, Ping, Pong, Bye)
 }
 
 

@@ -81,6 +81,14 @@ def execute(server: ChatServer, request: Reply) -> Reply:
         "unmute": lambda: {"message": server.mute(_text(request, "name"), False)},
         "broadcast": lambda: {"message": server.broadcast(_text(request, "text"))},
         "accept": lambda: {"message": server.set_accepting(bool(request.get("on", True)))},
+        "accounts": lambda: {"message": f"{len(server.accounts.all())} accounts", "accounts": [
+            {"name": a.name, "admin": a.admin, "created": a.created} for a in server.accounts.all()]},
+        "register": lambda: {"message": server.register_account(
+            _text(request, "name"), _text(request, "hash"), bool(request.get("admin", False)))},
+        "unregister": lambda: {"message": server.unregister_account(_text(request, "name"))},
+        "op": lambda: {"message": server.set_operator(_text(request, "name"), True)},
+        "deop": lambda: {"message": server.set_operator(_text(request, "name"), False)},
+        "passwd": lambda: {"message": server.set_password_hash(_text(request, "name"), _text(request, "hash"))},
         "limit": lambda: {"message": server.set_max_clients(_count(request.get("count")))},
     }
     action = actions.get(cmd) if isinstance(cmd, str) else None

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="history retention: keep at most N messages per room (default: keep all)")
     p.add_argument("--no-history", action="store_true",
                    help="keep no message history (nothing is written to disk; history requests get nothing)")
+    p.add_argument("--require-accounts", action="store_true",
+                   help="admit registered names only (a name is registered with a password by its user, "
+                        "or by 'qtchat-server admin register NAME')")
+    p.add_argument("--no-registration", action="store_true",
+                   help="users cannot register names themselves; only 'qtchat-server admin register' can")
     p.add_argument("--admin", action="store_true",
                    help="open the admin window (connected users, kick, ban, broadcast) while serving")
     p.add_argument("--no-admin-channel", action="store_true",
@@ -101,6 +106,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_frame=args.max_frame, max_output=args.max_output, handshake_timeout=args.handshake_timeout,
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
         keep_days=args.keep_days, keep_messages=args.keep_messages, history=not args.no_history,
+        require_accounts=args.require_accounts, registration=not args.no_registration,
     )
 
 
@@ -178,7 +184,34 @@ def build_admin_parser() -> argparse.ArgumentParser:
     sub.add_parser("resume", help="accept new connections again")
     limit = sub.add_parser("limit", help="change the client limit")
     limit.add_argument("count", type=_positive_int)
+    sub.add_parser("accounts", help="list the registered names")
+    register = sub.add_parser("register", help="register a name (asks for its password)")
+    register.add_argument("name")
+    register.add_argument("--op", action="store_true", help="give it the operator role (kick and ban from the client)")
+    sub.add_parser("unregister", help="delete a name's account").add_argument("name")
+    sub.add_parser("passwd", help="set a new password for a registered name (asks for it)").add_argument("name")
+    sub.add_parser("op", help="give a registered name the operator role").add_argument("name")
+    sub.add_parser("deop", help="take the operator role away").add_argument("name")
     return p
+
+
+def _ask_password(name: str) -> str:
+    """The new password for ``name``, asked twice on the terminal (or one line from a pipe), hashed here:
+    the password itself never travels to the server."""
+    import getpass
+
+    from .accounts import check_password, hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {name}: ")
+        if getpass.getpass("Again: ") != password:
+            raise SystemExit("qtchat-server admin: the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    problem = check_password(password)
+    if problem is not None:
+        raise SystemExit(f"qtchat-server admin: {problem}")
+    return hash_password(password)
 
 
 def admin_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -190,6 +223,10 @@ def admin_request(args: argparse.Namespace) -> dict[str, Any]:
                 "seconds": args.minutes * 60 if args.minutes else None}
     if cmd in ("pause", "resume"):
         return {"cmd": "accept", "on": cmd == "resume"}
+    if cmd == "register":
+        return {"cmd": "register", "name": args.name, "admin": args.op, "hash": _ask_password(args.name)}
+    if cmd == "passwd":
+        return {"cmd": "passwd", "name": args.name, "hash": _ask_password(args.name)}
     fields = {k: v for k, v in vars(args).items() if k not in ("cmd", "port")}
     if cmd == "broadcast":
         fields["text"] = " ".join(args.text)
@@ -227,6 +264,8 @@ def admin_main(argv: Sequence[str]) -> int:
               f"{'  (muted)' if row.get('muted') else ''}")
     for line in reply.get("bans", []):
         print(f"  {line}")
+    for account in reply.get("accounts", []):
+        print(f"  {account['name']:<32}{'  operator' if account.get('admin') else ''}")
     return 0 if reply.get("ok") else 1
 
 

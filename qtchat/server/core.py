@@ -32,6 +32,8 @@ from qtchat.protocol import (
     DEFAULT_ROOM,
     NEED_DATA,
     PEER_CLOSED,
+    AccountStatus,
+    BanRequest,
     Bye,
     Connection,
     Error,
@@ -41,6 +43,7 @@ from qtchat.protocol import (
     HistoryRequest,
     Joined,
     JoinRoom,
+    KickRequest,
     Left,
     Message,
     Notice,
@@ -48,6 +51,7 @@ from qtchat.protocol import (
     Ping,
     Pong,
     ProtocolError,
+    Register,
     Role,
     RoomInfo,
     RoomJoined,
@@ -68,12 +72,15 @@ from qtchat.protocol import (
     validate_name,
 )
 
+from .accounts import AccountStore, Hasher, check_password, hash_password, verify_password
 from .bans import Ban, BanList
 from .store import MessageStore
 
 log = logging.getLogger("qtchat.server")
 
 RECENT_CIDS_PER_USER = 64
+AUTH_WINDOW = 60.0  # seconds: wrong passwords from one address are counted over this long
+AUTH_FAILURES_ALLOWED = 10
 RECENT_CID_USERS = 5_000
 
 
@@ -97,6 +104,8 @@ class ServerConfig:
     keep_messages: int | None = None  # history retention: keep at most this many per room
     history: bool = True  # False: keep no history at all (history requests get empty pages)
     max_rooms_per_user: int = 50
+    registration: bool = True  # anyone may register a free name with a password
+    require_accounts: bool = False  # only registered names may log in
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
 
@@ -134,6 +143,7 @@ class Session:
         "detached",
         "key",
         "last_seen",
+        "logging_in",
         "msgs_in",
         "name",
         "peer",
@@ -156,6 +166,7 @@ class Session:
         self.pinged = False
         self.closing_since: float | None = None
         self.detached = False
+        self.logging_in = False  # a password is being checked
         self.msgs_in = 0
         self.bytes_in = 0
         self.bytes_out = 0
@@ -247,6 +258,9 @@ class ChatServer(QObject):
             keep_per_room=cfg.keep_messages if cfg.data_dir or cfg.keep_messages else 20_000,
         )
         self.ids = MessageIds(self.store.max_id())
+        self.accounts = AccountStore(cfg.data_dir / "accounts.db" if cfg.data_dir else None)
+        self.hasher = Hasher(parent=self)
+        self._auth_failures: dict[str, list[float]] = {}  # address -> times of wrong passwords
         # accepted this pass, stored at the flush before anyone sees them: (row, session)
         self._unstored: list[tuple[tuple[int, str, int, str, str, str | None, str], Session]] = []
         self._prune_timer = QTimer(self)
@@ -337,6 +351,8 @@ class ChatServer(QObject):
         self._stopped = True
         self._prune_timer.stop()
         self.store.close()
+        self.hasher.shutdown()
+        self.accounts.close()
         self._stop_deadline.stop()
         self._sweep_timer.stop()
         log.info("stopped")
@@ -440,6 +456,10 @@ class ChatServer(QObject):
             room = self._member_room(session, event.room, None)
             if room is not None:
                 self._send_user_list(session, room)
+        elif isinstance(event, Register):
+            self._register(session, event.password)
+        elif isinstance(event, (KickRequest, BanRequest)):
+            self._operator_request(session, event)
         elif isinstance(event, Bye):
             reason = clean_line(event.reason).strip()
             self._drop(session, f"quit: {reason}" if reason else "quit")
@@ -456,6 +476,8 @@ class ChatServer(QObject):
     # ------------------------------------------------------------ handshake
 
     def _login(self, session: Session, hello: Hello) -> None:
+        if session.logging_in:
+            return  # a second hello while the first one's password is checked
         cfg = self.config
         try:
             name, key = validate_name(hello.user)
@@ -463,13 +485,107 @@ class ChatServer(QObject):
             if ban is not None:
                 log.info("refused %s from %s: banned %s", name, session.peer, ban.describe())
                 raise _banned_error(ban)
-            if key in self.users:
-                raise ProtocolError(
-                    ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.", fatal=True
-                )
+            account = self.accounts.get(key)
+            if account is None or hello.password is None:
+                self._check_free(name, key)  # the right password takes a registered name over (below)
+            if account is not None:
+                if hello.register:
+                    raise ProtocolError(ErrorCode.NAME_REGISTERED,
+                                        f"The name {name!r} is registered already: log in with its password.",
+                                        fatal=True)
+                if hello.password is None:
+                    raise ProtocolError(ErrorCode.AUTH_REQUIRED,
+                                        f"The name {name!r} is registered: log in with its password.", fatal=True)
+                self._check_attempts(session)
+            elif hello.register:
+                if not cfg.registration:
+                    raise ProtocolError(ErrorCode.REGISTRATION_CLOSED,
+                                        "This server does not take registrations; ask its operator.", fatal=True)
+                problem = check_password(hello.password or "")
+                if problem is not None:
+                    raise ProtocolError(ErrorCode.BAD_PASSWORD, problem, fatal=True)
+            elif cfg.require_accounts:
+                how = "register the name first" if cfg.registration else "ask its operator for an account"
+                raise ProtocolError(ErrorCode.ACCOUNT_REQUIRED,
+                                    f"This server admits registered names only: {how}.", fatal=True)
         except ProtocolError as exc:
             self._protocol_error(session, exc)
             return
+        password = hello.password or ""
+        if account is not None:
+            stored = account.password_hash
+            self._hash_job(session, lambda: _verify(password, stored),
+                           lambda ok: self._after_password(session, name, key, bool(ok)))
+        elif hello.register:
+            self._hash_job(session, lambda: _hash(password),
+                           lambda hashed: self._after_password(session, name, key, True, hashed))
+        else:
+            self._admit(session, name, key)
+
+    def _check_free(self, name: str, key: str) -> None:
+        if key in self.users:
+            raise ProtocolError(ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.",
+                                fatal=True)
+
+    def _check_attempts(self, session: Session) -> None:
+        now = time.monotonic()
+        recent = [t for t in self._auth_failures.get(session.address, ()) if now - t < AUTH_WINDOW]
+        if recent:
+            self._auth_failures[session.address] = recent
+        else:
+            self._auth_failures.pop(session.address, None)
+        if len(recent) >= AUTH_FAILURES_ALLOWED:
+            raise ProtocolError(ErrorCode.TOO_MANY_ATTEMPTS,
+                                f"Too many wrong passwords from your address; wait {AUTH_WINDOW:.0f} seconds.",
+                                fatal=True)
+
+    def _hash_job(self, session: Session, job: Callable[[], object], done: Callable[[object], None]) -> None:
+        """Hash or check a password in the worker pool; ``done`` runs on the event loop if the session lasts.
+        Before login a full queue ends the connection (the client retries later); after, it is an error."""
+        def finish(result: object) -> None:
+            session.logging_in = False
+            if session in self.sessions and not session.detached:
+                done(result)
+
+        session.logging_in = True
+        if not self.hasher.submit(job, (), finish):
+            session.logging_in = False
+            self._protocol_error(session, ProtocolError(
+                ErrorCode.SERVER_BUSY, "The server is busy checking passwords; try again in a moment.",
+                fatal=session.name is None))
+
+    def _after_password(self, session: Session, name: str, key: str, ok: bool, new_hash: object = None) -> None:
+        try:
+            if not ok:
+                self._auth_failures.setdefault(session.address, []).append(time.monotonic())
+                log.info("refused %s from %s: wrong password", name, session.peer)
+                raise ProtocolError(ErrorCode.AUTH_FAILED, f"Wrong password for {name!r}.", fatal=True)
+            if isinstance(new_hash, str):
+                self._check_free(name, key)  # someone may have logged in meanwhile
+                if self.accounts.get(key) is not None:
+                    raise ProtocolError(ErrorCode.NAME_REGISTERED, f"The name {name!r} was just registered.",
+                                        fatal=True)
+                self.accounts.create(key, name, new_hash)
+                log.info("%s registered from %s", name, session.peer)
+            elif new_hash is not None or ok is not True:
+                raise ProtocolError(ErrorCode.INTERNAL, "The password could not be checked.", fatal=True)
+            else:
+                old = self.users.get(key)
+                if old is not None:  # its owner again, from elsewhere (or after a connection that hung)
+                    log.info("%s logged in again from %s: closing the session from %s", name, session.peer, old.peer)
+                    self._drop(old, "logged in elsewhere", farewell=Bye("logged in elsewhere"))
+        except ProtocolError as exc:
+            self._protocol_error(session, exc)
+            return
+        except Exception:
+            log.exception("storing the account of %s", name)
+            self._protocol_error(session, ProtocolError(ErrorCode.INTERNAL, "The account could not be stored.",
+                                                        fatal=True))
+            return
+        self._admit(session, name, key)
+
+    def _admit(self, session: Session, name: str, key: str) -> None:
+        cfg = self.config
         session.name, session.key = name, key
         self.users[key] = session
         if key not in self._recent_cids:  # resends after a server restart are recognised too
@@ -484,9 +600,56 @@ class ChatServer(QObject):
                 ping_interval=cfg.ping_interval, motd=cfg.motd,
             ),
         )
+        account = self.accounts.get(key)
+        self._send(session, AccountStatus(account is not None, account is not None and account.admin))
         self._join(session, lobby)
         log.info("%s joined from %s", name, session.peer)
         self.user_joined.emit(name, session.peer)
+
+    def _register(self, session: Session, password: str) -> None:
+        """Protect the name of a logged-in user with a password."""
+        name, key = session.name, session.key
+        if name is None or key is None or session.logging_in:
+            return
+        problem = None
+        if self.accounts.get(key) is not None:
+            problem = (ErrorCode.NAME_REGISTERED, f"The name {name!r} is registered already.")
+        elif not self.config.registration:
+            problem = (ErrorCode.REGISTRATION_CLOSED, "This server does not take registrations; ask its operator.")
+        elif (why := check_password(password)) is not None:
+            problem = (ErrorCode.BAD_PASSWORD, why)
+        if problem is not None:
+            self._send(session, Error(problem[0].value, problem[1]))
+            return
+
+        def store(hashed: object) -> None:
+            if not isinstance(hashed, str) or self.accounts.get(key) is not None:
+                self._send(session, Error(ErrorCode.INTERNAL.value, "The name could not be registered."))
+                return
+            self.accounts.create(key, name, hashed)
+            log.info("%s registered their name", name)
+            self._send(session, AccountStatus(True, False))
+
+        self._hash_job(session, lambda: _hash(password), store)
+
+    def _operator_request(self, session: Session, event: KickRequest | BanRequest) -> None:
+        account = self.accounts.get(session.key) if session.key is not None else None
+        if account is None or not account.admin:
+            self._send(session, Error(ErrorCode.FORBIDDEN.value, "Only operators may kick or ban."))
+            return
+        reason = f"{event.reason} (by {session.name})" if event.reason else f"by {session.name}"
+        try:
+            if isinstance(event, KickRequest):
+                text = self.kick(event.user, reason)
+            else:
+                # the name only: an address may be shared by many (a campus, a NAT); address bans are
+                # for the server's own operator tools
+                seconds = event.minutes * 60.0 if event.minutes is not None else None
+                text = self.ban(event.user, None, seconds, reason)
+        except (KeyError, ValueError) as exc:
+            self._send(session, Error(ErrorCode.USER_OFFLINE.value, str(exc.args[0]) if exc.args else str(exc)))
+            return
+        self._send(session, Notice(text, _now_ms()))
 
     def _join(self, session: Session, room: Room) -> None:
         assert session.name is not None and session.key is not None
@@ -858,6 +1021,48 @@ class ChatServer(QObject):
         log.warning("admin: broadcast to %d users: %s", len(self.users), text[:200])
         return f"Sent to {len(self.users)} users."
 
+    def register_account(self, name: str, password_hash: str, admin: bool = False) -> str:
+        """Register a name with an already hashed password (the admin command line hashes it)."""
+        name, key = validate_name(name) if name else ("", "")
+        if not key:
+            raise ValueError("A name is needed.")
+        if self.accounts.get(key) is not None:
+            raise ValueError(f"The name {name!r} is registered already.")
+        self.accounts.create(key, name, password_hash, admin=admin)
+        log.warning("admin: registered %s%s", name, " as an operator" if admin else "")
+        self._account_changed(key)
+        return f"Registered {name}{' as an operator' if admin else ''}."
+
+    def unregister_account(self, name: str) -> str:
+        if not self.accounts.delete(name_key(name)):
+            raise KeyError(f"No account {name!r}.")
+        log.warning("admin: unregistered %s", name)
+        self._account_changed(name_key(name))
+        return f"Unregistered {name}: the name is free for anyone again."
+
+    def set_operator(self, name: str, on: bool) -> str:
+        account = self.accounts.get(name_key(name))
+        if account is None:
+            raise KeyError(f"No account {name!r}: only registered names can be operators.")
+        self.accounts.set_admin(account.key, on)
+        log.warning("admin: %s is %s an operator", account.name, "now" if on else "no longer")
+        self._account_changed(account.key)
+        return f"{account.name} is {'now' if on else 'no longer'} an operator."
+
+    def set_password_hash(self, name: str, password_hash: str) -> str:
+        account = self.accounts.get(name_key(name))
+        if account is None:
+            raise KeyError(f"No account {name!r}.")
+        self.accounts.set_password(account.key, password_hash)
+        log.warning("admin: new password for %s", account.name)
+        return f"New password set for {account.name}."
+
+    def _account_changed(self, key: str) -> None:
+        session = self.users.get(key)
+        if session is not None:
+            account = self.accounts.get(key)
+            self._send(session, AccountStatus(account is not None, account is not None and account.admin))
+
     def set_accepting(self, on: bool) -> str:
         if on:
             self._tcp.resumeAccepting()
@@ -907,6 +1112,22 @@ class ChatServer(QObject):
     def user_names(self, room: str = DEFAULT_ROOM) -> list[str]:
         r = self.rooms.get(name_key(room))
         return list(r.names.values()) if r else []
+
+
+def _verify(password: str, stored: str) -> bool:
+    try:
+        return verify_password(password, stored)
+    except Exception:  # a broken stored hash: no login, and no crash in the pool
+        log.exception("cannot check a password against its stored hash")
+        return False
+
+
+def _hash(password: str) -> str | None:
+    try:
+        return hash_password(password)
+    except Exception:
+        log.exception("cannot hash a password")
+        return None
 
 
 def _now_ms() -> int:

@@ -51,10 +51,10 @@ class Proc:
 
 
 class BlockingClient:
-    def __init__(self, port: int, name: str) -> None:
+    def __init__(self, port: int, name: str, password: str | None = None) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.conn = Connection(Role.CLIENT)
-        self.sock.sendall(self.conn.send(Hello(name)))
+        self.sock.sendall(self.conn.send(Hello(name, password=password)))
         self.events: list[object] = []
         self.read_until(lambda: any(isinstance(e, Welcome) for e in self.events))
 

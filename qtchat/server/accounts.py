@@ -1,0 +1,181 @@
+"""Registered names: scrypt password hashes in SQLite, and the hashing kept off the event loop.
+
+A password is never stored, logged or sent back: only ``scrypt$N$r$p$salt$hash``
+(hashlib.scrypt, memory-hard, 16 MiB at the default cost). Checks compare with
+hmac.compare_digest. Hashing a password takes tens of milliseconds of CPU, so
+it runs in a small worker pool (hashlib releases the GIL while it works) and
+the result comes back to the event loop; a login storm queues there, bounded,
+while chat goes on. The pool is the only place the server uses threads, and it
+touches nothing but the password and the stored hash.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer
+
+SCRYPT_N = 1 << 14
+SCRYPT_R = 8
+SCRYPT_P = 1
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+
+
+def check_password(password: str) -> str | None:
+    """Why a new password is not acceptable, or None."""
+    if len(password) < MIN_PASSWORD:
+        return f"A password needs at least {MIN_PASSWORD} characters."
+    if len(password) > MAX_PASSWORD:
+        return f"A password may have at most {MAX_PASSWORD} characters."
+    return None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
+                            maxmem=256 * n * SCRYPT_R, dklen=32)
+    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    try:
+        scheme, n_s, r_s, p_s, salt_s, digest_s = encoded.split("$")
+        n, r, p = int(n_s), int(r_s), int(p_s)
+        salt, digest = base64.b64decode(salt_s), base64.b64decode(digest_s)
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    actual = hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p,
+                            maxmem=256 * n * r, dklen=len(digest))
+    return hmac.compare_digest(actual, digest)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    key: str  # protocol.names.name_key of the name
+    name: str
+    password_hash: str
+    admin: bool
+    created: float
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    admin INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+"""
+
+
+class AccountStore:
+    """Accounts in ``accounts.db`` (or in memory with ``path`` None). Writes are rare (a registration, a
+    role change) and each is committed at once."""
+
+    def __init__(self, path: Path | None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+        self._cache: dict[str, Account | None] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get(self, key: str) -> Account | None:
+        if key not in self._cache:
+            row = self.db.execute(
+                "SELECT key, name, password_hash, admin, created FROM accounts WHERE key = ?", (key,)).fetchone()
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = Account(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
+        return self._cache[key]
+
+    def create(self, key: str, name: str, password_hash: str, *, admin: bool = False) -> Account:
+        account = Account(key, name, password_hash, admin, time.time())
+        self.db.execute("INSERT INTO accounts VALUES (?, ?, ?, ?, ?)",
+                        (key, name, password_hash, int(admin), account.created))
+        self._cache[key] = account
+        return account
+
+    def set_password(self, key: str, password_hash: str) -> None:
+        self.db.execute("UPDATE accounts SET password_hash = ? WHERE key = ?", (password_hash, key))
+        self._cache.pop(key, None)
+
+    def set_admin(self, key: str, admin: bool) -> None:
+        self.db.execute("UPDATE accounts SET admin = ? WHERE key = ?", (int(admin), key))
+        self._cache.pop(key, None)
+
+    def delete(self, key: str) -> bool:
+        self._cache.pop(key, None)
+        return self.db.execute("DELETE FROM accounts WHERE key = ?", (key,)).rowcount > 0
+
+    def all(self) -> list[Account]:
+        rows = self.db.execute("SELECT key, name, password_hash, admin, created FROM accounts ORDER BY key")
+        return [Account(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+
+
+class Hasher(QObject):
+    """Runs password hashing in a small worker pool; each result comes back on the event loop.
+
+    ``submit`` refuses (returns False) when ``max_pending`` jobs wait already, so a
+    login storm is bounded: the caller tells the client to try again shortly.
+    """
+
+    def __init__(self, workers: int = 2, max_pending: int = 64, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.max_pending = max_pending
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qtchat-kdf")
+        self._jobs: list[tuple[Future[Any], Callable[[Any], None]]] = []
+        self._timer = QTimer(self)
+        self._timer.setInterval(5)
+        self._timer.timeout.connect(self._collect)
+
+    @property
+    def pending(self) -> int:
+        return len(self._jobs)
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any], None]) -> bool:
+        if len(self._jobs) >= self.max_pending:
+            return False
+        self._jobs.append((self._pool.submit(fn, *args), done))
+        if not self._timer.isActive():
+            self._timer.start()
+        return True
+
+    def _collect(self) -> None:
+        finished: list[tuple[Future[Any], Callable[[Any], None]]] = []
+        waiting: list[tuple[Future[Any], Callable[[Any], None]]] = []
+        for job in self._jobs:
+            (finished if job[0].done() else waiting).append(job)
+        if not finished:
+            return
+        self._jobs = waiting
+        if not waiting:
+            self._timer.stop()
+        for future, done in finished:
+            done(future.result())  # the functions given return their failures as values
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self._jobs.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)

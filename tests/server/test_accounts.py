@@ -1,0 +1,130 @@
+"""Accounts: registered names, passwords, required accounts, the operator role, the admin command line."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+from qtchat.protocol import AccountStatus, BanRequest, Bye, Error, KickRequest, Notice, Register, Welcome
+from qtchat.server.accounts import hash_password, verify_password
+from tests.server.test_cli import BlockingClient, Proc
+
+PASSWORD = "correct horse battery"
+
+
+def test_password_hashes_verify_and_differ_by_salt():
+    first, second = hash_password(PASSWORD), hash_password(PASSWORD)
+    assert first != second and first.startswith("scrypt$16384$8$1$")
+    assert PASSWORD not in first
+    assert verify_password(PASSWORD, first) and verify_password(PASSWORD, second)
+    assert not verify_password("correct horse battery!", first)
+    assert not verify_password(PASSWORD, "scrypt$broken")
+
+
+def test_a_registered_name_needs_its_password(server, connect, caplog):
+    caplog.set_level(logging.DEBUG)
+    alice = connect()
+    welcome = alice.login("alice", password=PASSWORD, register=True)
+    assert welcome.user == "alice"
+    assert alice.wait_event(AccountStatus) == AccountStatus(registered=True, admin=False)
+    alice.close()
+    assert connect().refused("ALICE").code == "auth_required"
+    assert connect().refused("alice", password="wrong password").code == "auth_failed"
+    assert connect().refused("alice", password=PASSWORD, register=True).code == "name_registered"
+    again = connect()
+    again.login("Alice", password=PASSWORD)
+    assert again.wait_event(AccountStatus).registered
+    assert connect().refused("alice").code == "name_taken"
+    third = connect()  # the owner from elsewhere: the old session gives way
+    third.login("alice", password=PASSWORD)
+    again.wait_event(Bye)
+    assert again.of(Bye)[0].reason == "logged in elsewhere"
+    assert not any(PASSWORD in record.getMessage() for record in caplog.records)  # never logged
+
+
+def test_an_unregistered_name_logs_in_as_before_and_can_register_later(server, connect):
+    bob = connect()
+    bob.login("bob")
+    assert bob.wait_event(AccountStatus) == AccountStatus(registered=False, admin=False)
+    bob.send(Register("short"))
+    assert bob.wait_event(Error).code == "bad_password"
+    bob.send(Register(PASSWORD))
+    bob.wait_for(lambda: any(e.registered for e in bob.of(AccountStatus)))
+    bob.say("still chatting")
+    bob.close()
+    assert connect().refused("bob").code == "auth_required"
+    connect().login("bob", password=PASSWORD)
+
+
+def test_required_accounts_and_closed_registration(make_server, connect):
+    server = make_server(require_accounts=True)
+    error = connect(server.port).refused("carol")
+    assert error.code == "account_required" and "register the name first" in error.message
+    connect(server.port).login("carol", password=PASSWORD, register=True)
+    closed = make_server(require_accounts=True, registration=False)
+    error = connect(closed.port).refused("dave")
+    assert error.code == "account_required" and "ask its operator" in error.message
+    assert connect(closed.port).refused("dave", password=PASSWORD, register=True).code == "registration_closed"
+
+
+def test_wrong_passwords_from_one_address_are_limited(server, connect):
+    connect().login("erin", password=PASSWORD, register=True)
+    for _ in range(10):
+        assert connect().refused("erin", password="not the password").code == "auth_failed"
+    error = connect().refused("erin", password=PASSWORD)
+    assert error.code == "too_many_attempts" and "wait" in error.message
+
+
+def test_accounts_survive_a_restart(make_server, connect, tmp_path):
+    first = make_server(data_dir=tmp_path)
+    connect(first.port).login("frank", password=PASSWORD, register=True)
+    first.shutdown("restart")
+    second = make_server(data_dir=tmp_path)
+    assert connect(second.port).refused("frank").code == "auth_required"
+    connect(second.port).login("frank", password=PASSWORD)
+
+
+def test_operators_kick_and_ban_from_the_client_others_may_not(server, connect):
+    server.register_account("oper", hash_password(PASSWORD), admin=True)
+    oper = connect()
+    oper.login("oper", password=PASSWORD)
+    assert oper.wait_event(AccountStatus) == AccountStatus(registered=True, admin=True)
+    pest = connect()
+    pest.login("pest")
+    pest.send(KickRequest("oper", "no"))
+    assert pest.wait_event(Error).code == "forbidden"
+    oper.send(KickRequest("pest", "calm down"))
+    pest.wait_event(Bye)
+    assert pest.of(Bye)[0].reason == "kicked: calm down (by oper)"
+    assert oper.wait_event(Notice).text == "Kicked pest."
+    pest2 = connect()
+    pest2.login("pest")
+    oper.send(BanRequest("pest", minutes=10, reason="again"))
+    pest2.wait_closed()
+    assert connect().refused("pest").code == "banned"
+    server.set_operator("oper", False)
+    oper.wait_for(lambda: AccountStatus(registered=True, admin=False) in oper.of(AccountStatus))
+
+
+def test_the_admin_command_line_registers_names_with_a_password_from_stdin(tmp_path):
+    proc = Proc("--data-dir", str(tmp_path))
+
+    def admin(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "qtchat.server", "admin", "--port", str(proc.port), *args],
+                              input=stdin, capture_output=True, text=True, timeout=30)
+
+    try:
+        out = admin("register", "grace", "--op", stdin=PASSWORD + "\n")
+        assert out.returncode == 0 and "Registered grace as an operator." in out.stdout, out.stderr
+        assert admin("register", "heidi", stdin="short\n").returncode != 0
+        listing = admin("accounts").stdout
+        assert "grace" in listing and "operator" in listing and "heidi" not in listing
+        client = BlockingClient(proc.port, "grace", password=PASSWORD)
+        client.read_until(lambda: any(isinstance(e, AccountStatus) for e in client.events))
+        assert [e for e in client.events if isinstance(e, AccountStatus)] == [AccountStatus(True, True)]
+        assert any(isinstance(e, Welcome) for e in client.events)
+        out = admin("unregister", "grace")
+        assert out.returncode == 0 and "free for anyone" in out.stdout
+    finally:
+        proc.stop()

@@ -25,6 +25,8 @@ from qtchat.protocol import (
     DEFAULT_ROOM,
     NEED_DATA,
     PEER_CLOSED,
+    AccountStatus,
+    BanRequest,
     Bye,
     Connection,
     Error,
@@ -33,6 +35,7 @@ from qtchat.protocol import (
     HistoryRequest,
     Joined,
     JoinRoom,
+    KickRequest,
     Left,
     Message,
     Notice,
@@ -40,6 +43,7 @@ from qtchat.protocol import (
     Ping,
     Pong,
     ProtocolError,
+    Register,
     Role,
     RoomInfo,
     RoomJoined,
@@ -58,7 +62,10 @@ from qtchat.protocol import (
 log = logging.getLogger("qtchat.client")
 
 # error codes after which trying the same login again cannot help
-_FINAL_LOGIN_ERRORS = frozenset({"name_invalid", "name_reserved", "bad_version", "banned"})
+_FINAL_LOGIN_ERRORS = frozenset({
+    "name_invalid", "name_reserved", "bad_version", "banned", "auth_required", "auth_failed", "too_many_attempts",
+    "account_required", "name_registered", "registration_closed", "bad_password",
+})
 
 
 class ClientState(enum.StrEnum):
@@ -99,6 +106,7 @@ class ChatClient(QObject):
         join_failed(name, text): the server refused to let us into a room.
         room_list(list[RoomInfo]): the server's rooms, as asked for with request_rooms.
         topic_changed(room, topic, by): a room's topic changed.
+        account_changed(registered, operator): what the server says of our name's account.
         users_reset(room, list): a room's full user list (after each login or join).
         user_joined(room, name), user_left(room, name, reason).
         server_error(code, text): a non-fatal error not tied to a message.
@@ -124,6 +132,7 @@ class ChatClient(QObject):
     join_failed = Signal(str, str)
     room_list = Signal(list)
     topic_changed = Signal(str, str, str)
+    account_changed = Signal(bool, bool)
     users_reset = Signal(str, list)
     user_joined = Signal(str, str)
     user_left = Signal(str, str, str)
@@ -148,6 +157,10 @@ class ChatClient(QObject):
         self.port = 0
         self.user = ""  # the name we ask for
         self.me = ""  # the name the server gave us
+        self.password: str | None = None  # for a registered name; kept in memory only, for reconnects
+        self.register_on_login = False  # the next login registers the name with the password
+        self.registered = False
+        self.operator = False
         self._mention: re.Pattern[str] | None = None
         self.welcome: Welcome | None = None
         # the rooms we are in, by name key; the lobby always, others joined by the user and
@@ -270,6 +283,29 @@ class ChatClient(QObject):
             self._write(self._conn.send(PartRoom(room.name)))
         self.room_left.emit(room.name)
 
+    def register_name(self, password: str) -> None:
+        """Protect our name with a password; account_changed follows (or server_error says why not).
+        Raises ValueError (a sentence for the user) while offline."""
+        if self.state is not ClientState.ONLINE:
+            raise ValueError("Not connected.")
+        self.password = password
+        self._write(self._conn.send(Register(password)))
+
+    def kick(self, user: str, reason: str = "") -> None:
+        """An operator's kick; raises ValueError while offline or without the operator role."""
+        self._operator_request(KickRequest(user, reason))
+
+    def ban(self, user: str, minutes: int | None = None, reason: str = "") -> None:
+        """An operator's ban of a name (for good without minutes)."""
+        self._operator_request(BanRequest(user, minutes, reason))
+
+    def _operator_request(self, event: KickRequest | BanRequest) -> None:
+        if self.state is not ClientState.ONLINE:
+            raise ValueError("Not connected.")
+        if not self.operator:
+            raise ValueError("Only operators may kick or ban.")
+        self._write(self._conn.send(event))
+
     def set_topic(self, room: str, topic: str) -> None:
         """Raises ValueError (a sentence for the user) while offline."""
         if self.state is not ClientState.ONLINE:
@@ -345,7 +381,8 @@ class ChatClient(QObject):
         sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
         sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
         self._last_rx = time.monotonic()
-        self._write(self._conn.send(Hello(user=self.user, client=f"qtchat {__version__}")))
+        self._write(self._conn.send(Hello(user=self.user, client=f"qtchat {__version__}", password=self.password,
+                                          register=self.register_on_login)))
         self._login_timer.start(int(self.LOGIN_TIMEOUT * 1000))
 
     def _on_ready_read(self) -> None:
@@ -407,6 +444,10 @@ class ChatClient(QObject):
                 self.topic_changed.emit(room.name, event.topic, event.by)
         elif isinstance(event, RoomList):
             self.room_list.emit(list(event.rooms))
+        elif isinstance(event, AccountStatus):
+            self.register_on_login = False  # done: from now on the name logs in with its password
+            self.registered, self.operator = event.registered, event.admin
+            self.account_changed.emit(event.registered, event.admin)
         elif isinstance(event, Ping):
             self._write(self._conn.send(Pong(event.token)))
         elif isinstance(event, Pong):

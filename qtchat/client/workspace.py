@@ -28,6 +28,7 @@ HELP = """Commands:
 /topic TEXT  set this room's topic
 /msg NAME TEXT  send a private message (/query NAME opens the conversation)
 /rooms  list the server's rooms
+/kick NAME [reason], /ban NAME [minutes] [reason]  for operators
 /help  this list
 Start a message with // to send it beginning with a single /."""
 
@@ -119,6 +120,8 @@ class Workspace(QObject):
         c.server_error.connect(lambda code, text: self.active.error(text))
         c.notice_received.connect(lambda text: self.tell_all(f"Notice from the server: {text}", error=True))
         c.history_received.connect(self._on_history)
+        c.account_changed.connect(self._on_account)
+        self._account: tuple[bool, bool] | None = None
 
     # ------------------------------------------------------------ conversations
 
@@ -248,6 +251,8 @@ class Workspace(QObject):
                     self.client.set_topic(conv.name, rest)
                 except ValueError as exc:
                     conv.error(f"Topic not set: {exc}")
+        elif command in ("kick", "ban") and rest:
+            self._operator_command(command, rest)
         elif command in ("rooms", "list"):
             if not self.client.request_rooms():
                 conv.error("Not connected.")
@@ -256,6 +261,18 @@ class Workspace(QObject):
         else:
             conv.error(f"Unknown command {text.split(' ', 1)[0]!r}; /help lists them.")
         return None
+
+    def _operator_command(self, command: str, rest: str) -> None:
+        name, _, reason = rest.partition(" ")
+        try:
+            if command == "kick":
+                self.client.kick(name, reason.strip())
+            else:
+                first, _, more = reason.strip().partition(" ")
+                minutes = int(first) if first.isdigit() and int(first) > 0 else None
+                self.client.ban(name, minutes, (more if minutes else reason).strip())
+        except ValueError as exc:
+            self.active.error(f"Not done: {exc}")
 
     # ------------------------------------------------------------ what the server says
 
@@ -280,6 +297,18 @@ class Workspace(QObject):
             self.tell_all("Reconnected.")
         if c.pending:
             self.active.notice(f"Sending {len(c.pending)} queued message(s).")
+
+    def _on_account(self, registered: bool, operator: bool) -> None:
+        before, self._account = self._account, (registered, operator)
+        if before is None or before == self._account:  # the state at login is not news
+            return
+        if registered and not before[0]:
+            self.lobby.notice(f"Your name {self.client.me} is registered now: only your password logs in with it.")
+        if not registered and before[0]:
+            self.lobby.notice(f"Your name {self.client.me} is not registered any more.")
+        if operator != before[1]:
+            self.lobby.notice("You are an operator now: /kick and /ban work for you." if operator else
+                              "You are not an operator any more.")
 
     def _on_room_joined(self, info: RoomInfo) -> None:
         conv = self.room(info.name)

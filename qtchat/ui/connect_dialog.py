@@ -52,6 +52,12 @@ class ConnectDialog(QDialog):
         self.user.setMaxLength(32)
         self.user.setPlaceholderText("1-32 characters")
         self.user.setAccessibleName("Username")
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText("only for a registered name")
+        self.password.setAccessibleName("Password")
+        self.register = QCheckBox("Register this name with this password")
+        self.register.setToolTip("Protects the name: from then on only this password logs in with it")
         self.hosting = QCheckBox("Host a server on this computer")
         self.hosting.setChecked(settings.hosting)
         self.hosting.toggled.connect(self._on_hosting)
@@ -69,6 +75,8 @@ class ConnectDialog(QDialog):
         form.addRow("&Server:", self.host)
         form.addRow("&Port:", self.port)
         form.addRow("&Username:", self.user)
+        form.addRow("Pass&word:", self.password)
+        form.addRow("", self.register)
         form.addRow("", self.hosting)
         self.buttons = QDialogButtonBox()
         self.connect_button = self.buttons.addButton("&Connect", QDialogButtonBox.ButtonRole.AcceptRole)
@@ -87,7 +95,8 @@ class ConnectDialog(QDialog):
         client.login_failed.connect(self._on_failed)
         self._on_hosting(self.hosting.isChecked())
         self.port.valueChanged.connect(lambda _: self._on_hosting(self.hosting.isChecked()))
-        for changed in (self.host.currentTextChanged, self.user.textChanged, self.hosting.toggled):
+        for changed in (self.host.currentTextChanged, self.user.textChanged, self.hosting.toggled,
+                        self.password.textChanged, self.register.toggled):
             changed.connect(lambda *_: self.error.hide())  # an old error is not about the new values
         (self.user if self.host.currentText() else self.host).setFocus()
 
@@ -115,7 +124,7 @@ class ConnectDialog(QDialog):
         self.error.show()
 
     def _busy(self, busy: bool) -> None:
-        for w in (self.host, self.port, self.user, self.hosting, self.connect_button):
+        for w in (self.host, self.port, self.user, self.password, self.register, self.hosting, self.connect_button):
             w.setEnabled(not busy)
         if not busy:
             self.host.setEnabled(not self.hosting.isChecked())
@@ -130,6 +139,11 @@ class ConnectDialog(QDialog):
             return
         host = self.host.currentText().strip() or "127.0.0.1"
         port = self.port.value()
+        password = self.password.text()
+        if self.register.isChecked() and len(password) < 8:
+            self.show_error("To register the name, choose a password of at least 8 characters.")
+            self.password.setFocus()
+            return
         self.error.hide()
         if self.hosting.isChecked():
             if self.server is not None and self.server.port != port:
@@ -145,6 +159,8 @@ class ConnectDialog(QDialog):
             host = "127.0.0.1"
         self._busy(True)
         self._connecting = True
+        self.client.password = password or None  # kept in memory for reconnects, never saved
+        self.client.register_on_login = self.register.isChecked()
         self.client.connect_to(host, port, user)
 
     def _on_logged_in(self, welcome: object) -> None:
@@ -165,3 +181,6 @@ class ConnectDialog(QDialog):
         if code.startswith("name"):
             self.user.setFocus()
             self.user.selectAll()
+        elif code in ("auth_required", "auth_failed", "bad_password", "account_required"):
+            self.password.setFocus()
+            self.password.selectAll()

@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequ
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QListView,
@@ -196,6 +197,8 @@ class MainWindow(QMainWindow):
         c.pending_changed.connect(self._on_pending)
         c.reconnect_scheduled.connect(self._on_reconnect_scheduled)
         c.closed.connect(self._on_client_closed)
+        c.account_changed.connect(
+            lambda registered, op: self.register_action.setEnabled(not registered and c.state is ClientState.ONLINE))
         ws = self.workspace
         ws.conversation_added.connect(self._add_view)
         ws.conversation_removed.connect(self._remove_view)
@@ -241,6 +244,9 @@ class MainWindow(QMainWindow):
         self.leave_action.setShortcut(QKeySequence("Ctrl+W"))
         self.leave_action.triggered.connect(lambda: self.workspace.close(self.workspace.active))
         chat.addAction(self.leave_action)
+        self.register_action = QAction("Re&gister this name\N{HORIZONTAL ELLIPSIS}", self)
+        self.register_action.triggered.connect(self.register_name)
+        chat.addAction(self.register_action)
         previous_action = QAction("&Previous conversation", self)
         previous_action.setShortcut(QKeySequence("Alt+Up"))
         previous_action.triggered.connect(lambda: self._step(-1))
@@ -275,6 +281,26 @@ class MainWindow(QMainWindow):
         if dialog.server is not None:
             self.set_server(dialog.server)
         return True
+
+    def register_name(self) -> None:
+        """Ask for a password (twice) and register the name we are logged in with."""
+        echo = QLineEdit.EchoMode.Password
+        title = f"Register {self.client.me}"
+        password, ok = QInputDialog.getText(self, title, "Password (at least 8 characters):", echo)
+        if not ok or not password:
+            return
+        again, ok = QInputDialog.getText(self, title, "The same password again:", echo)
+        if not ok:
+            return
+        if again != password:
+            self.workspace.lobby.error("Not registered: the two passwords differ.")
+        elif len(password) < 8:
+            self.workspace.lobby.error("Not registered: a password needs at least 8 characters.")
+        else:
+            try:
+                self.client.register_name(password)
+            except ValueError as exc:
+                self.workspace.lobby.error(f"Not registered: {exc}")
 
     def open_room_dialog(self) -> None:
         from .room_dialog import RoomDialog
@@ -363,6 +389,18 @@ class MainWindow(QMainWindow):
         read.triggered.connect(conv.mark_read)
         menu.exec(self.sidebar.viewport().mapToGlobal(pos))
 
+    def _operator_action(self, what: str, name: str) -> None:
+        reason, ok = QInputDialog.getText(self, f"{what.title()} {name}", f"Why {what} {name}? (they are told)")
+        if not ok:
+            return
+        try:
+            if what == "kick":
+                self.client.kick(name, reason.strip())
+            else:
+                self.client.ban(name, 24 * 60, reason.strip())
+        except ValueError as exc:
+            self.workspace.active.error(f"Not done: {exc}")
+
     def _save_rooms(self, names: list[str]) -> None:
         c = self.client
         if c.host:
@@ -407,6 +445,12 @@ class MainWindow(QMainWindow):
             private.triggered.connect(lambda: self._message_user(index))
         mention = menu.addAction("Mention")
         mention.triggered.connect(lambda: self._mention_user(index))
+        if self.client.operator and name != self.client.me:
+            menu.addSeparator()
+            kick = menu.addAction("Kick\N{HORIZONTAL ELLIPSIS}")
+            kick.triggered.connect(lambda: self._operator_action("kick", name))
+            ban = menu.addAction("Ban for a day\N{HORIZONTAL ELLIPSIS}")
+            ban.triggered.connect(lambda: self._operator_action("ban", name))
         menu.exec(self.user_list.viewport().mapToGlobal(pos))
 
     # ------------------------------------------------------------ hosting
@@ -438,6 +482,7 @@ class MainWindow(QMainWindow):
         self.state_label.setText(STATE_TEXT[s])
         self.state_label.setStyleSheet(f"color: {STATE_COLOR[s]};")
         self.reconnect_action.setEnabled(s is ClientState.WAITING or (s is ClientState.OFFLINE and bool(self.client.host)))
+        self.register_action.setEnabled(s is ClientState.ONLINE and not self.client.registered)
         self.user_list.setEnabled(s is ClientState.ONLINE)  # a list from before the loss is not who is here
         if s is ClientState.CONNECTING:
             self._restore_rooms()

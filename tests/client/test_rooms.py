@@ -118,3 +118,42 @@ def test_rooms_are_joined_again_and_caught_up_after_a_reconnect(make_server, con
     assert texts(ws.lobby) == ["lobby news"]
     assert dev.users.names == ["alice", "carol"]
     assert [c.title for c in ws.conversations] == ["#lobby", "#dev"]
+
+
+def test_register_then_log_in_with_the_password_and_operator_commands(server, connect, client, qtbot):
+    from qtchat.protocol import Bye
+    from qtchat.server.accounts import hash_password
+
+    ws = Workspace(client)
+    login(qtbot, client, server.port, "alice")
+    assert not client.registered
+    with qtbot.waitSignal(client.account_changed, timeout=5000) as changed:
+        client.register_name("a good password")
+    assert changed.args == [True, False] and client.registered
+    ws.lobby.log.flush()
+    assert any("is registered now" in ln.text for ln in ws.lobby.log.lines)
+    with qtbot.waitSignal(client.closed, timeout=3000):
+        client.quit()
+    client.password = None
+    with qtbot.waitSignal(client.login_failed, timeout=5000) as failed:
+        client.connect_to("127.0.0.1", server.port, "alice")
+    assert failed.args[0] == "auth_required" and client.state is ClientState.OFFLINE  # no retry loop
+    client.password = "a good password"
+    login(qtbot, client, server.port, "alice")
+    ws.submit("/kick bob")
+    ws.lobby.log.flush()
+    assert ws.lobby.log.lines[-1].text == "Not done: Only operators may kick or ban."
+    server.set_operator("alice", True)
+    qtbot.waitUntil(lambda: client.operator)
+    bob = connect()
+    bob.login("bob")
+    ws.submit("/kick bob spamming")
+    bob.wait_event(Bye)
+    assert bob.of(Bye)[0].reason == "kicked: spamming (by alice)"
+
+
+def test_registering_at_the_first_login(server, client, qtbot):
+    client.password, client.register_on_login = "a good password", True
+    login(qtbot, client, server.port, "zoe")
+    qtbot.waitUntil(lambda: client.registered)
+    assert not client.register_on_login  # reconnects log in, they do not register again

@@ -122,7 +122,6 @@ def test_rooms_are_joined_again_and_caught_up_after_a_reconnect(make_server, con
 
 def test_register_then_log_in_with_the_password_and_operator_commands(server, connect, client, qtbot):
     from qtchat.protocol import Bye
-    from qtchat.server.accounts import hash_password
 
     ws = Workspace(client)
     login(qtbot, client, server.port, "alice")

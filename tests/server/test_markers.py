@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from qtchat.protocol import (
@@ -36,10 +37,15 @@ def join(client: RawClient, room: str) -> RoomJoined:
     return joined
 
 
+_cids = itertools.count()
+
+
 def say_all(client: RawClient, texts: list[str], room: str = "lobby") -> list[Message]:
-    for text in texts:
-        client.say(text, cid=text, room=room)
-    return [client.wait_event(Message, cid=text) for text in texts]
+    """Send messages and return their acknowledgements."""
+    cids = [f"s{next(_cids)}" for _ in texts]
+    for text, cid in zip(texts, cids, strict=True):
+        client.say(text, cid=cid, room=room)
+    return [client.wait_event(Message, cid=cid) for cid in cids]
 
 
 def test_markers_move_forward_only_are_per_user_and_room_and_survive_a_restart(make_server, connect, tmp_path):

@@ -74,14 +74,16 @@ from qtchat.protocol import (
 from qtchat.protocol.events import UNREAD_CAP, search_result_wire
 
 from .bans import Ban, BanList
-from .store import MessageStore, StoredMessage
+from .store import INDEX_BATCH, MessageStore, StoredMessage
 
 log = logging.getLogger("qtchat.server")
 
 RECENT_CIDS_PER_USER = 64
 RECENT_CID_USERS = 5_000
 INDEX_INTERVAL_MS = 1000  # how often stored messages are added to the full-text index
-INDEX_BUDGET_S = 0.02  # at most this long per indexing tick (unless a search needs it all)
+INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst)
+INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
+SEARCH_INDEX_BUDGET_S = 0.1  # a search first indexes for at most this long; what is left is scanned
 
 
 @dataclass
@@ -704,9 +706,12 @@ class ChatServer(QObject):
 
     def _index(self) -> None:
         try:
-            self.store.index_pending(INDEX_BUDGET_S)
+            done = self.store.index_pending(INDEX_BUDGET_S)
         except Exception as exc:
             log.error("full-text index: %s", exc)
+            return
+        behind = done >= INDEX_BATCH  # stopped by the time budget, most likely with more to do
+        self._index_timer.setInterval(INDEX_CATCH_UP_MS if behind else INDEX_INTERVAL_MS)
 
     def _search(self, session: Session, request: SearchRequest) -> None:
         if session.key is None:
@@ -722,8 +727,8 @@ class ChatServer(QObject):
         if not self.config.history:
             self._send(session, SearchResults(request.query, (), echo, before=request.before))
             return
-        self.flush()  # what was accepted this pass is stored...
-        self.store.index_pending()  # ...and indexed: a message acknowledged a moment ago is found
+        self.flush()  # what was accepted this pass is stored, so a message acknowledged a moment ago is found
+        self.store.index_pending(SEARCH_INDEX_BUDGET_S)  # what is still not indexed after this is scanned
         names = {r.key: r.name for r in rooms}
         rows, more = self.store.search(request.query, list(names), before=request.before, limit=request.limit)
         budget = self.config.max_frame - len(encode_event(SearchResults(request.query, (), echo, True,

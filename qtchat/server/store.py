@@ -261,27 +261,39 @@ class MessageStore:
         """Messages of ``rooms`` (room keys) holding every word of ``query`` as a word prefix, case and
         diacritics ignored, newest first, with ids below ``before``. Returns (messages, more).
 
-        With the index, call ``index_pending()`` first to find what was stored a moment ago.
+        With the index, the messages it does not hold yet (stored after its last ``index_pending``)
+        are scanned, so the answer is complete whenever the index was last brought up to date.
         """
         words = query_words(query)
         if not words or not rooms:
             return [], False
-        marks = ",".join("?" * len(rooms))
         top = before if before is not None else 1 << 62
-        if self.fts:
-            rows = self.db.execute(
-                f"SELECT m.id, m.room, m.ts, m.sender, m.text, m.cid FROM messages_fts "
-                f"CROSS JOIN messages AS m ON m.id = messages_fts.rowid "
-                f"WHERE messages_fts MATCH ? AND messages_fts.rowid < ? AND m.room IN ({marks}) "
-                f"ORDER BY messages_fts.rowid DESC LIMIT ?",
-                (fts_query(words), top, *rooms, limit + 1)).fetchall()
+        if not self.fts:
+            rows = self._scan(words, rooms, 0, top, limit + 1)
         else:
-            likes = " AND ".join(["qtchat_fold(text) LIKE ? ESCAPE '\\'"] * len(words))
-            rows = self.db.execute(
-                f"SELECT {_COLS} FROM messages WHERE room IN ({marks}) AND id < ? AND {likes} "
-                f"ORDER BY id DESC LIMIT ?",
-                (*rooms, top, *("% " + _like_escape(fold(w).strip()) + "%" for w in words), limit + 1)).fetchall()
+            rows = []
+            if top > self.fts_upto + 1:  # newer than the index: scanned (usually none, or a second's worth)
+                rows = self._scan(words, rooms, self.fts_upto, top, limit + 1)
+            if len(rows) <= limit:
+                marks = ",".join("?" * len(rooms))
+                rows += self.db.execute(
+                    f"SELECT m.id, m.room, m.ts, m.sender, m.text, m.cid FROM messages_fts "
+                    f"CROSS JOIN messages AS m ON m.id = messages_fts.rowid "
+                    f"WHERE messages_fts MATCH ? AND messages_fts.rowid < ? AND m.room IN ({marks}) "
+                    f"ORDER BY messages_fts.rowid DESC LIMIT ?",
+                    (fts_query(words), min(top, self.fts_upto + 1), *rooms, limit + 1 - len(rows))).fetchall()
         return [StoredMessage(*r) for r in rows[:limit]], len(rows) > limit
+
+    def _scan(self, words: list[str], rooms: list[str], above: int, below: int, limit: int) -> list[tuple[
+            int, str, int, str, str, str | None]]:
+        """The LIKE scan: messages of ``rooms`` with ids between ``above`` and ``below`` (exclusive)
+        holding every word as a word prefix, newest first."""
+        marks = ",".join("?" * len(rooms))
+        likes = " AND ".join(["qtchat_fold(text) LIKE ? ESCAPE '\\'"] * len(words))
+        patterns = ["% " + _like_escape(fold(w).strip()) + "%" for w in words]
+        return self.db.execute(
+            f"SELECT {_COLS} FROM messages WHERE room IN ({marks}) AND id > ? AND id < ? AND {likes} "
+            f"ORDER BY id DESC LIMIT ?", (*rooms, above, below, *patterns, limit)).fetchall()
 
     def recent_cids(self, sender_key: str, limit: int) -> list[tuple[str, int, int, str, str]]:
         """The sender's latest messages with a cid: (cid, id, ts, room, text), oldest first."""

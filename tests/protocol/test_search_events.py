@@ -27,6 +27,7 @@ from qtchat.protocol import (
     RoomList,
     SearchRequest,
     SearchResults,
+    SendableEvent,
     Welcome,
     encode_frame,
 )
@@ -63,7 +64,7 @@ def wire(event: Any) -> dict[str, Any]:
 
 def test_new_client_events_round_trip_with_the_documented_shapes():
     client, server = open_pair()
-    sent = [
+    sent: list[SendableEvent] = [
         MarkRead("lobby", 1795677099673163),
         SearchRequest("release friday", "Dev Team", 1795677099673163, 50),
         SearchRequest("just words"),
@@ -81,7 +82,7 @@ def test_new_client_events_round_trip_with_the_documented_shapes():
 def test_new_server_events_round_trip_with_the_documented_shapes():
     client, server = open_pair()
     hit = Message(id=7, ts=8, sender="alice", text="release on friday", room="Dev Team")
-    sent = [
+    sent: list[SendableEvent] = [
         SearchResults("release friday", (hit, Message(id=5, ts=6, sender="bob", text="Release?")), more=True),
         SearchResults("x", (), room="Dev Team", before=99),
         History((Message(id=1, ts=2, sender="a", text="b"),), around=1, more=True, newer=True),

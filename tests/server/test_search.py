@@ -197,3 +197,20 @@ def test_history_around_fits_the_frame_limit_keeping_the_message_itself(make_ser
     assert msgs[4].id in ids and 1 <= len(ids) < 9 and ids == sorted(ids)
     assert page.more and page.newer
     assert len(encode_event(page)) <= 4096
+
+
+def test_messages_the_index_does_not_hold_yet_are_found_by_scanning(tmp_path):
+    store = MessageStore(tmp_path / "messages.db")
+    store.append([(i, "lobby", i, "bob", "bob", None, f"apple {i}") for i in range(1, 11)])
+    assert store.index_pending() == 10 and store.fts_upto == 10
+    store.append([(i, "lobby", i, "bob", "bob", None, f"apple {i}") for i in range(11, 16)])
+    rows, more = store.search("apple", ["lobby"], limit=8)  # 5 from the scan, 3 from the index
+    assert [r.id for r in rows] == list(range(15, 7, -1)) and more
+    rows, more = store.search("apple", ["lobby"], before=rows[-1].id, limit=8)
+    assert [r.id for r in rows] == list(range(7, 0, -1)) and not more
+    rows, _ = store.search("apple", ["lobby"], before=13, limit=3)
+    assert [r.id for r in rows] == [12, 11, 10]
+    store.close()
+    again = MessageStore(tmp_path / "messages.db")  # where the index stopped is kept
+    assert again.fts_upto == 10 and again.index_pending() == 5
+    again.close()

@@ -6,8 +6,8 @@ MessageStore.append (batches of 10,000), then a qtchat-server process is started
 logs in, joins 3 of the rooms, and sends searches one at a time, timing each from send to the
 `results` frame:
 
-- first search: includes indexing every message (the server indexes in the background about once
-  a second, and catches up right before a search);
+- first search, right after the start, nothing indexed yet: the search indexes for at most 0.1 s
+  and scans the rest; then how long until the background indexer has caught up;
 - then each kind of query R times (p50, p99, max): a rare word, a common word, two words, a
   one-letter prefix, a common word in one room, and the second page of a common word.
 
@@ -128,8 +128,14 @@ def over_the_wire(data: Path, repeat: int) -> None:
             client.sock.sendall(client.conn.send(JoinRoom(room)))
             client.wait(RoomJoined)
         first, took = client.request(SearchRequest("zanzibarquux"), SearchResults)
-        print(json.dumps({"where": "server", "query": "first search (indexes everything first)",
+        print(json.dumps({"where": "server", "query": "first search, nothing indexed yet",
                           "results": len(first.results), "ms": round(took * 1000, 1)}), flush=True)
+        start = time.perf_counter()
+        while took > 0.005:  # the background indexer catching up (a search also indexes for 0.1 s)
+            time.sleep(0.5)
+            _, took = client.request(SearchRequest("zanzibarquux"), SearchResults)
+        print(json.dumps({"where": "server", "index caught up after first search, s":
+                          round(time.perf_counter() - start, 1)}), flush=True)
         for label, fields in [*QUERIES, ("common word, second page", {"query": "release"})]:
             times = []
             count = 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qtchat.protocol import (
     Error,
@@ -214,3 +217,25 @@ def test_messages_the_index_does_not_hold_yet_are_found_by_scanning(tmp_path):
     again = MessageStore(tmp_path / "messages.db")  # where the index stopped is kept
     assert again.fts_upto == 10 and again.index_pending() == 5
     again.close()
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_no_query_reaches_fts5_syntax(query):
+    for store in query_stores():
+        rows, _ = store.search(query, ["lobby"])  # never an FTS5 syntax error, whatever the text
+        assert all(r.room == "lobby" for r in rows)
+
+
+def _query_store(full_text: bool) -> MessageStore:
+    store = MessageStore(None, full_text=full_text)
+    store.append([(i, "lobby", i, "bob", "bob", None, t) for i, t in enumerate(
+        ['AND OR NOT NEAR "quote" * ( ) : ^ + - {col}', "plain words", "Ünïcödé ﬁ ß ǅ 😀 עברית"], 1)])
+    store.index_pending()
+    return store
+
+
+@functools.cache
+def query_stores() -> tuple[MessageStore, MessageStore]:
+    """One store with the index and one scanning, made once for all the examples."""
+    return _query_store(True), _query_store(False)

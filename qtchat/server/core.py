@@ -81,7 +81,7 @@ log = logging.getLogger("qtchat.server")
 RECENT_CIDS_PER_USER = 64
 RECENT_CID_USERS = 5_000
 INDEX_INTERVAL_MS = 1000  # how often stored messages are added to the full-text index
-INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst)
+INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst) and no message came in
 INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
 SEARCH_INDEX_BUDGET_S = 0.1  # a search first indexes for at most this long; what is left is scanned
 
@@ -264,6 +264,7 @@ class ChatServer(QObject):
         self._prune_timer.start(10 * 60 * 1000)
         self._prune()
         self._index_timer = QTimer(self)
+        self._messages_at_index = 0  # total_messages at the last indexing tick
         self._index_timer.timeout.connect(self._index)
         if self.store.fts and cfg.history:
             self._index_timer.start(INDEX_INTERVAL_MS)
@@ -710,8 +711,12 @@ class ChatServer(QObject):
         except Exception as exc:
             log.error("full-text index: %s", exc)
             return
-        behind = done >= INDEX_BATCH  # stopped by the time budget, most likely with more to do
-        self._index_timer.setInterval(INDEX_CATCH_UP_MS if behind else INDEX_INTERVAL_MS)
+        # stopped by the time budget, most likely with more to do: catch up faster, but only while no
+        # messages come in, so that indexing never competes with a busy server's fan-out
+        behind = done >= INDEX_BATCH
+        quiet = self.total_messages == self._messages_at_index
+        self._messages_at_index = self.total_messages
+        self._index_timer.setInterval(INDEX_CATCH_UP_MS if behind and quiet else INDEX_INTERVAL_MS)
 
     def _search(self, session: Session, request: SearchRequest) -> None:
         if session.key is None:

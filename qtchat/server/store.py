@@ -236,21 +236,23 @@ class MessageStore:
         db.execute("PRAGMA synchronous=NORMAL")
         try:
             while True:
-                rows = db.execute("SELECT id, text FROM messages WHERE id > ? ORDER BY id LIMIT ?",
-                                  (self.fts_upto, INDEX_BATCH)).fetchall()
-                if not rows:
+                count, last = db.execute(
+                    "SELECT COUNT(*), MAX(id) FROM (SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?)",
+                    (self.fts_upto, INDEX_BATCH)).fetchone()
+                if not count:
                     break
                 db.execute("BEGIN")
                 try:
-                    db.executemany("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", rows)
-                    db.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", (rows[-1][0],))
+                    db.execute("INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages "
+                               "WHERE id > ? AND id <= ? ORDER BY id", (self.fts_upto, last))
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", (last,))
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-                self.fts_upto = int(rows[-1][0])
-                done += len(rows)
-                if len(rows) < INDEX_BATCH or (budget is not None and time.monotonic() - start >= budget):
+                self.fts_upto = int(last)
+                done += int(count)
+                if count < INDEX_BATCH or (budget is not None and time.monotonic() - start >= budget):
                     break
         finally:
             db.execute("PRAGMA synchronous=FULL")

@@ -8,8 +8,11 @@ from .errors import ErrorCode, ProtocolError
 from .events import (
     DEFAULT_ROOM,
     MAX_CID_LENGTH,
+    MAX_QUERY,
+    MAX_SEARCH_LIMIT,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
+    UNREAD_CAP,
     AccountStatus,
     BanRequest,
     Bye,
@@ -23,6 +26,7 @@ from .events import (
     JoinRoom,
     KickRequest,
     Left,
+    MarkRead,
     Message,
     Notice,
     PartRoom,
@@ -33,6 +37,8 @@ from .events import (
     RoomJoined,
     RoomList,
     RoomsRequest,
+    SearchRequest,
+    SearchResults,
     SendableEvent,
     SendMessage,
     ServerEvent,
@@ -52,10 +58,13 @@ from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
 from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 
 __all__ = [
-    "DEFAULT_MAX_FRAME", "DEFAULT_ROOM", "MAX_CID_LENGTH", "MAX_NAME_LENGTH", "NEED_DATA", "PEER_CLOSED",
-    "PROTOCOL_VERSION", "RESERVED_NAMES", "SUPPORTED_VERSIONS", "AccountStatus", "BanRequest", "Bye", "ClientEvent", "Connection", "Error",
-    "ErrorCode", "Event", "FrameDecoder", "Hello", "History", "HistoryRequest", "JoinRoom", "Joined", "KickRequest", "Left", "Message", "Notice", "PartRoom", "Ping", "Pong",
-    "ProtocolError", "Register", "Role", "RoomInfo", "RoomJoined", "RoomList", "RoomsRequest", "SendMessage", "SendableEvent", "ServerEvent", "SetTopic", "State", "TopicChanged",
+    "DEFAULT_MAX_FRAME", "DEFAULT_ROOM", "MAX_CID_LENGTH", "MAX_NAME_LENGTH", "MAX_QUERY", "MAX_SEARCH_LIMIT",
+    "NEED_DATA", "PEER_CLOSED", "PROTOCOL_VERSION", "RESERVED_NAMES", "SUPPORTED_VERSIONS", "UNREAD_CAP",
+    "AccountStatus", "BanRequest", "Bye", "ClientEvent", "Connection", "Error", "ErrorCode", "Event", "FrameDecoder",
+    "Hello", "History", "HistoryRequest", "JoinRoom", "Joined", "KickRequest", "Left", "MarkRead", "Message", "Notice",
+    "PartRoom", "Ping", "Pong", "ProtocolError", "Register", "Role", "RoomInfo", "RoomJoined", "RoomList",
+    "RoomsRequest", "SearchRequest", "SearchResults", "SendMessage", "SendableEvent", "ServerEvent", "SetTopic",
+    "State", "TopicChanged",
     "UnknownEvent", "UserList", "UsersRequest", "Welcome", "check_text", "clean_line", "decode_frame", "encode_event",
     "encode_frame", "encode_name", "encode_user_lists", "name_key", "names_per_frame", "negotiate_version", "validate_name",
 ]

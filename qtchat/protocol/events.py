@@ -28,6 +28,10 @@ DEFAULT_ROOM = "lobby"
 MAX_CID_LENGTH = 64
 MAX_SHORT_TEXT = 200  # reasons, tokens, client strings
 MAX_PASSWORD_FIELD = 1024
+MAX_QUERY = 200  # search query, after trimming
+MAX_SEARCH_LIMIT = 100
+UNREAD_CAP = 1000  # RoomInfo.unread counts no further, so it stays cheap
+MAX_MESSAGE_ID = (1 << 63) - 1  # what SQLite's INTEGER holds; real ids stay below 2**53
 
 _C0_ALLOWED = frozenset("\t\n")
 
@@ -73,6 +77,25 @@ def _int(d: Mapping[str, Any], key: str, *, default: int | None = None) -> int:
         if value is None:
             raise _bad(f"Field {key!r} is missing.")
         raise _bad(f"Field {key!r} must be an integer.")
+    return value
+
+
+def _opt_id(d: Mapping[str, Any], key: str) -> int | None:
+    """An optional message id: absent or null is None; anything else is an integer from 0 to 2**63-1."""
+    if d.get(key) is None:
+        return None
+    value = _int(d, key)
+    if not 0 <= value <= MAX_MESSAGE_ID:
+        raise _bad("Message ids are from 0 to 2**63-1.")
+    return value
+
+
+def _opt_count(d: Mapping[str, Any], key: str) -> int | None:
+    if d.get(key) is None:
+        return None
+    value = _int(d, key)
+    if value < 0:
+        raise _bad(f"Field {key!r} must not be negative.")
     return value
 
 
@@ -322,13 +345,15 @@ class UsersRequest:
 @dataclass(frozen=True, slots=True)
 class HistoryRequest:
     """Ask for stored messages of a room: the newest ``limit`` before ``before`` (default: the newest),
-    or the oldest ``limit`` after ``after`` (to catch up after a reconnect)."""
+    the oldest ``limit`` after ``after`` (to catch up after a reconnect), or ``limit`` centred on the
+    message ``around`` (to open a room at a search result). At most one of the three."""
 
     TYPE: ClassVar[str] = "history"
     room: str = DEFAULT_ROOM
     before: int | None = None
     after: int | None = None
     limit: int = 50
+    around: int | None = None
 
     def to_wire(self) -> Wire:
         d: Wire = {"type": "history", "room": self.room, "limit": self.limit}
@@ -336,24 +361,72 @@ class HistoryRequest:
             d["before"] = self.before
         if self.after is not None:
             d["after"] = self.after
+        if self.around is not None:
+            d["around"] = self.around
         return d
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> HistoryRequest:
-        before = d.get("before")
-        after = d.get("after")
-        if before is not None:
-            before = _int(d, "before")
-        if after is not None:
-            after = _int(d, "after")
-        for value in (before, after):
-            if value is not None and not 0 <= value < 1 << 63:
-                raise _bad("Message ids are from 0 to 2**63-1.")
-        if before is not None and after is not None:
-            raise _bad("Give 'before' or 'after', not both.")
+        before = _opt_id(d, "before")
+        after = _opt_id(d, "after")
+        around = _opt_id(d, "around")
+        if (before is not None) + (after is not None) + (around is not None) > 1:
+            raise _bad("Give at most one of 'before', 'after' and 'around'.")
         limit = _int(d, "limit", default=50)
         return cls(room=_str(d, "room", max_len=100, default=DEFAULT_ROOM), before=before, after=after,
-                   limit=max(1, min(limit, 500)))
+                   limit=max(1, min(limit, 500)), around=around)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRead:
+    """The user has read the room up to the message ``id``: the server keeps the highest such id per
+    user and room (the read marker). There is no answer."""
+
+    TYPE: ClassVar[str] = "read"
+    room: str
+    id: int
+
+    def to_wire(self) -> Wire:
+        return {"type": "read", "room": self.room, "id": self.id}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> MarkRead:
+        mid = _opt_id(d, "id")
+        if mid is None:
+            raise _bad("Field 'id' is missing.")
+        return cls(_str(d, "room", max_len=100, default=DEFAULT_ROOM), mid)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """Full-text search of the stored messages of the rooms you are in (or of ``room`` alone), newest
+    first; ``before`` pages further back. Every word must appear, each matched as a word prefix."""
+
+    TYPE: ClassVar[str] = "search"
+    query: str
+    room: str | None = None
+    before: int | None = None
+    limit: int = 50
+
+    def to_wire(self) -> Wire:
+        d: Wire = {"type": "search", "query": self.query}
+        if self.room is not None:
+            d["room"] = self.room
+        if self.before is not None:
+            d["before"] = self.before
+        d["limit"] = self.limit
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> SearchRequest:
+        query = _str(d, "query", max_len=10 * MAX_QUERY).strip()
+        if not query:
+            raise _bad("The search query is empty.")
+        if len(query) > MAX_QUERY:
+            raise _bad(f"The search query is longer than {MAX_QUERY} characters.")
+        limit = _int(d, "limit", default=50)
+        return cls(query=query, room=_opt_str(d, "room", max_len=100), before=_opt_id(d, "before"),
+                   limit=max(1, min(limit, MAX_SEARCH_LIMIT)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,22 +492,36 @@ class SetTopic:
 
 @dataclass(frozen=True, slots=True)
 class RoomInfo:
+    """A room as ``welcome``, ``room`` and ``rooms`` describe it.
+
+    ``read`` is your read marker in the room (the highest id you marked read) and ``unread`` how many
+    stored messages of others lie after it (at most UNREAD_CAP); both only in ``welcome`` and ``room``,
+    and only once you have a marker there.
+    """
+
     name: str
     topic: str = ""
     members: int | None = None
+    read: int | None = None
+    unread: int | None = None
 
     def to_wire(self) -> Wire:
         d: Wire = {"name": self.name, "topic": self.topic}
         if self.members is not None:
             d["members"] = self.members
+        if self.read is not None:
+            d["read"] = self.read
+        if self.unread is not None:
+            d["unread"] = self.unread
         return d
 
     @classmethod
     def from_wire(cls, d: Any) -> RoomInfo:
         if not isinstance(d, dict):
             raise _bad("A room must be an object.")
-        members = _int(d, "members") if d.get("members") is not None else None
-        return cls(_str(d, "name", max_len=100), _str(d, "topic", max_len=1000, default=""), members)
+        return cls(_str(d, "name", max_len=100), _str(d, "topic", max_len=1000, default=""),
+                   _int(d, "members") if d.get("members") is not None else None, _opt_id(d, "read"),
+                   _opt_count(d, "unread"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,7 +618,9 @@ class Message:
 class History:
     """A page of stored messages of a room, oldest first, answering a ``history`` request.
 
-    ``more`` says whether more messages lie beyond this page in the requested direction.
+    ``more`` says whether more messages lie beyond this page in the requested direction (for a page
+    ``around`` a message: older ones before its first); ``newer`` (``around`` pages only) whether
+    newer ones lie after its last.
     """
 
     TYPE: ClassVar[str] = "history"
@@ -540,6 +629,8 @@ class History:
     before: int | None = None
     after: int | None = None
     more: bool = False
+    around: int | None = None
+    newer: bool = False
 
     def to_wire(self) -> Wire:
         msgs = []
@@ -553,6 +644,10 @@ class History:
             d["before"] = self.before
         if self.after is not None:
             d["after"] = self.after
+        if self.around is not None:
+            d["around"] = self.around
+        if self.newer:
+            d["newer"] = True
         return d
 
     @classmethod
@@ -568,7 +663,52 @@ class History:
             msgs.append(Message.from_wire({**entry, "room": room}))
         before = _int(d, "before") if d.get("before") is not None else None
         after = _int(d, "after") if d.get("after") is not None else None
-        return cls(messages=tuple(msgs), room=room, before=before, after=after, more=_bool(d, "more", False))
+        return cls(messages=tuple(msgs), room=room, before=before, after=after, more=_bool(d, "more", False),
+                   around=_opt_id(d, "around"), newer=_bool(d, "newer", False))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """The answer to a ``search``: matching messages, newest first, each with its room.
+
+    ``more`` says whether older matches exist beyond the last one (ask again with ``before`` set to
+    its id); ``query``, ``room`` and ``before`` repeat the request's.
+    """
+
+    TYPE: ClassVar[str] = "results"
+    query: str
+    results: tuple[Message, ...]
+    room: str | None = None
+    more: bool = False
+    before: int | None = None
+
+    def to_wire(self) -> Wire:
+        d: Wire = {"type": "results", "query": self.query}
+        if self.room is not None:
+            d["room"] = self.room
+        if self.before is not None:
+            d["before"] = self.before
+        d["results"] = [search_result_wire(m) for m in self.results]
+        d["more"] = self.more
+        return d
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> SearchResults:
+        raw = d.get("results")
+        if not isinstance(raw, list):
+            raise _bad("Field 'results' must be a list.")
+        results = []
+        for entry in raw:
+            if not isinstance(entry, dict):
+                raise _bad("A search result must be an object.")
+            results.append(Message.from_wire(entry))
+        return cls(query=_str(d, "query", max_len=10 * MAX_QUERY), results=tuple(results),
+                   room=_opt_str(d, "room"), more=_bool(d, "more", False), before=_opt_id(d, "before"))
+
+
+def search_result_wire(m: Message) -> Wire:
+    """One entry of a ``results`` frame: a message with its room, without type and cid."""
+    return {"id": m.id, "ts": m.ts, "room": m.room, "from": m.sender, "text": m.text}
 
 
 @dataclass(frozen=True, slots=True)
@@ -747,27 +887,27 @@ class UnknownEvent:
 
 
 ClientEvent = (
-    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | Register
-    | KickRequest | BanRequest | Ping | Pong | Bye
+    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | MarkRead
+    | SearchRequest | Register | KickRequest | BanRequest | Ping | Pong | Bye
 )
 ServerEvent = (
     Welcome | Message | History | Joined | Left | UserList | Error | Notice | RoomJoined | RoomList | TopicChanged
-    | AccountStatus | Ping | Pong | Bye | UnknownEvent
+    | SearchResults | AccountStatus | Ping | Pong | Bye | UnknownEvent
 )
 Event = ClientEvent | ServerEvent
 SendableEvent = (
-    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | Register
-    | KickRequest | BanRequest | Ping | Pong | Bye | Welcome | Message | History | Joined | Left | UserList | Error
-    | Notice | RoomJoined | RoomList | TopicChanged | AccountStatus
+    Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | MarkRead
+    | SearchRequest | Register | KickRequest | BanRequest | Ping | Pong | Bye | Welcome | Message | History | Joined
+    | Left | UserList | Error | Notice | RoomJoined | RoomList | TopicChanged | SearchResults | AccountStatus
 )
 
 CLIENT_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Hello, SendMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
-                        Register, KickRequest, BanRequest, Ping, Pong, Bye)
+                        MarkRead, SearchRequest, Register, KickRequest, BanRequest, Ping, Pong, Bye)
 }
 SERVER_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Welcome, Message, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
-                        TopicChanged, AccountStatus, Ping, Pong, Bye)
+                        TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye)
 }
 
 

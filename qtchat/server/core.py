@@ -45,6 +45,7 @@ from qtchat.protocol import (
     JoinRoom,
     KickRequest,
     Left,
+    MarkRead,
     Message,
     Notice,
     PartRoom,
@@ -57,6 +58,8 @@ from qtchat.protocol import (
     RoomJoined,
     RoomList,
     RoomsRequest,
+    SearchRequest,
+    SearchResults,
     SendableEvent,
     SendMessage,
     SetTopic,
@@ -65,16 +68,18 @@ from qtchat.protocol import (
     Welcome,
     clean_line,
     encode_event,
+    encode_frame,
     encode_name,
     encode_user_lists,
     name_key,
     names_per_frame,
     validate_name,
 )
+from qtchat.protocol.events import UNREAD_CAP, search_result_wire
 
 from .accounts import AccountStore, Hasher, check_password, hash_password, verify_password
 from .bans import Ban, BanList
-from .store import MessageStore
+from .store import INDEX_BATCH, MessageStore, StoredMessage
 
 log = logging.getLogger("qtchat.server")
 
@@ -82,6 +87,10 @@ RECENT_CIDS_PER_USER = 64
 AUTH_WINDOW = 60.0  # seconds: wrong passwords from one address are counted over this long
 AUTH_FAILURES_ALLOWED = 10
 RECENT_CID_USERS = 5_000
+INDEX_INTERVAL_MS = 1000  # how often stored messages are added to the full-text index
+INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst) and no message came in
+INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
+SEARCH_INDEX_BUDGET_S = 0.1  # a search first indexes for at most this long; what is left is scanned
 
 
 @dataclass
@@ -103,6 +112,7 @@ class ServerConfig:
     keep_days: float | None = None  # history retention: drop messages older than this
     keep_messages: int | None = None  # history retention: keep at most this many per room
     history: bool = True  # False: keep no history at all (history requests get empty pages)
+    full_text: bool = True  # False: searches scan the messages with LIKE (slower), as without SQLite's FTS5
     max_rooms_per_user: int = 50
     registration: bool = True  # anyone may register a free name with a password
     require_accounts: bool = False  # only registered names may log in
@@ -196,9 +206,6 @@ class Room:
         self.pending_len = 0
         self.joiners: dict[Session, int] = {}
 
-    def info(self) -> RoomInfo:
-        return RoomInfo(self.name, self.topic)
-
 
 class _Listener(QTcpServer):
     """A QTcpServer that hands each new connection over as an unbuffered TCP socket.
@@ -256,6 +263,7 @@ class ChatServer(QObject):
             cfg.data_dir / "messages.db" if cfg.data_dir and cfg.history else None, keep_days=cfg.keep_days,
             # a history kept in memory only is bounded whatever the settings say
             keep_per_room=cfg.keep_messages if cfg.data_dir or cfg.keep_messages else 20_000,
+            full_text=cfg.full_text,
         )
         self.ids = MessageIds(self.store.max_id())
         self.accounts = AccountStore(cfg.data_dir / "accounts.db" if cfg.data_dir else None)
@@ -263,10 +271,17 @@ class ChatServer(QObject):
         self._auth_failures: dict[str, list[float]] = {}  # address -> times of wrong passwords
         # accepted this pass, stored at the flush before anyone sees them: (row, session)
         self._unstored: list[tuple[tuple[int, str, int, str, str, str | None, str], Session]] = []
+        # read markers moved this pass, stored with the pass's messages: (user key, room key) -> id
+        self._dirty_markers: dict[tuple[str, str], int] = {}
         self._prune_timer = QTimer(self)
         self._prune_timer.timeout.connect(self._prune)
         self._prune_timer.start(10 * 60 * 1000)
         self._prune()
+        self._index_timer = QTimer(self)
+        self._messages_at_index = 0  # total_messages at the last indexing tick
+        self._index_timer.timeout.connect(self._index)
+        if self.store.fts and cfg.history:
+            self._index_timer.start(INDEX_INTERVAL_MS)
         self.muted: set[str] = set()  # name keys
         self.started = time.time()
         self.total_messages = 0
@@ -350,6 +365,9 @@ class ChatServer(QObject):
             return
         self._stopped = True
         self._prune_timer.stop()
+        self._index_timer.stop()
+        if self._dirty_markers:
+            self._store_pass()
         self.store.close()
         self.hasher.shutdown()
         self.accounts.close()
@@ -443,6 +461,10 @@ class ChatServer(QObject):
             self._login(session, event)
         elif isinstance(event, HistoryRequest):
             self._send_history(session, event)
+        elif isinstance(event, MarkRead):
+            self._mark_read(session, event)
+        elif isinstance(event, SearchRequest):
+            self._search(session, event)
         elif isinstance(event, JoinRoom):
             self._join_room(session, event.room)
         elif isinstance(event, PartRoom):
@@ -596,7 +618,7 @@ class ChatServer(QObject):
             session,
             Welcome(
                 user=name, version=session.conn.version or 1, server=f"qtchat-server {__version__}",
-                name=cfg.name, rooms=(lobby.info(),), max_frame=cfg.max_frame,
+                name=cfg.name, rooms=(self._room_info(key, lobby),), max_frame=cfg.max_frame,
                 ping_interval=cfg.ping_interval, motd=cfg.motd,
             ),
         )
@@ -678,7 +700,8 @@ class ChatServer(QObject):
         if room is None:
             room = self.rooms[key] = Room(name)
             log.info("%s created the room %r", session.name, name)
-        self._send(session, RoomJoined(RoomInfo(room.name, room.topic, len(room.names) + 1)))
+        assert session.key is not None
+        self._send(session, RoomJoined(self._room_info(session.key, room, len(room.names) + 1)))
         self._join(session, room)
 
     def _part_room(self, session: Session, raw: str) -> None:
@@ -796,10 +819,14 @@ class ChatServer(QObject):
 
     def _store_pass(self) -> None:
         unstored, self._unstored = self._unstored, []
+        markers, self._dirty_markers = self._dirty_markers, {}
         try:
-            self.store.append([row for row, _ in unstored])
+            self.store.append([row for row, _ in unstored], markers)
         except Exception as exc:  # a full or broken disk: refuse this pass's messages, keep serving
             log.critical("cannot store %d messages: %s; they were not sent", len(unstored), exc)
+            for mark, mid in markers.items():  # markers are not acknowledged: try them again next pass
+                if mid > self._dirty_markers.get(mark, -1):
+                    self._dirty_markers[mark] = mid
             for room in self.rooms.values():
                 room.pending.clear()  # the pass's frames, messages with them, are not sent
                 room.pending_len = 0
@@ -808,6 +835,82 @@ class ChatServer(QObject):
                 self._send(session, Error(ErrorCode.INTERNAL.value,
                                           "The server could not store your message, so it was not sent.",
                                           ref=row[5]))
+
+    # ------------------------------------------------------------ read markers
+
+    def _marker(self, user_key: str, room_key: str) -> int | None:
+        mark = self._dirty_markers.get((user_key, room_key))
+        return mark if mark is not None else self.store.marker(user_key, room_key)
+
+    def _mark_read(self, session: Session, event: MarkRead) -> None:
+        room = self._member_room(session, event.room, None)
+        if room is None or session.key is None:
+            return
+        old = self._marker(session.key, room.key)
+        if old is not None and old >= event.id:
+            return  # markers only move forward
+        self._dirty_markers[(session.key, room.key)] = event.id
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()  # stored with this pass's messages, in the same transaction
+
+    def _room_info(self, user_key: str, room: Room, members: int | None = None) -> RoomInfo:
+        """A room as welcome and room frames describe it, with the user's read marker and unread count."""
+        mark = self._marker(user_key, room.key)
+        unread = None
+        if mark is not None and self.config.history:
+            unread = self.store.unread(room.key, user_key, mark, UNREAD_CAP)
+            for row, _ in self._unstored:  # accepted this pass, stored at its end
+                if row[1] == room.key and row[0] > mark and row[4] != user_key:
+                    unread += 1
+            unread = min(unread, UNREAD_CAP)
+        return RoomInfo(room.name, room.topic, members, read=mark, unread=unread)
+
+    # ------------------------------------------------------------ search
+
+    def _index(self) -> None:
+        try:
+            done = self.store.index_pending(INDEX_BUDGET_S)
+        except Exception as exc:
+            log.error("full-text index: %s", exc)
+            return
+        # stopped by the time budget, most likely with more to do: catch up faster, but only while no
+        # messages come in, so that indexing never competes with a busy server's fan-out
+        behind = done >= INDEX_BATCH
+        quiet = self.total_messages == self._messages_at_index
+        self._messages_at_index = self.total_messages
+        self._index_timer.setInterval(INDEX_CATCH_UP_MS if behind and quiet else INDEX_INTERVAL_MS)
+
+    def _search(self, session: Session, request: SearchRequest) -> None:
+        if session.key is None:
+            return
+        if request.room is not None:
+            room = self._member_room(session, request.room, None)
+            if room is None:
+                return
+            rooms = [room]
+        else:
+            rooms = list(session.rooms)  # only what the user may read now: the rooms they are in
+        echo = rooms[0].name if request.room is not None else None
+        if not self.config.history:
+            self._send(session, SearchResults(request.query, (), echo, before=request.before))
+            return
+        self.flush()  # what was accepted this pass is stored, so a message acknowledged a moment ago is found
+        self.store.index_pending(SEARCH_INDEX_BUDGET_S)  # what is still not indexed after this is scanned
+        names = {r.key: r.name for r in rooms}
+        rows, more = self.store.search(request.query, list(names), before=request.before, limit=request.limit)
+        budget = self.config.max_frame - len(encode_event(SearchResults(request.query, (), echo, True,
+                                                                        request.before))) - 16
+        results: list[Message] = []
+        size = 0
+        for r in rows:
+            msg = Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=names.get(r.room, r.room))
+            cost = len(encode_frame(search_result_wire(msg)))  # its real size (and one for the comma)
+            if results and size + cost > budget:
+                more = True
+                break
+            results.append(msg)
+            size += cost
+        self._send(session, SearchResults(request.query, tuple(results), echo, more, request.before))
 
     def _prune(self) -> None:
         try:
@@ -823,9 +926,13 @@ class ChatServer(QObject):
         if room is None:
             return
         if not self.config.history:
-            self._send(session, History((), room.name, before=request.before, after=request.after))
+            self._send(session, History((), room.name, before=request.before, after=request.after,
+                                        around=request.around))
             return
         self.flush()  # what was accepted this pass is part of the history too
+        if request.around is not None:
+            self._send_around(session, room, request.around, request.limit)
+            return
         rows, more = self.store.page(room.key, before=request.before, after=request.after, limit=request.limit)
         budget = self.config.max_frame - 200
         msgs: list[Message] = []
@@ -842,6 +949,33 @@ class ChatServer(QObject):
         if request.after is None:
             msgs.reverse()
         self._send(session, History(tuple(msgs), room.name, before=request.before, after=request.after, more=more))
+
+    def _send_around(self, session: Session, room: Room, mid: int, limit: int) -> None:
+        """A history page centred on ``mid``; cut to the frame limit, it keeps the messages nearest it."""
+        older, newer, more, newer_more = self.store.around(room.key, mid, limit)
+        budget = self.config.max_frame - 200
+        size = 0
+        taken: list[list[Message]] = [[], []]  # older (nearest first), newer (nearest first)
+        sides: list[list[StoredMessage]] = [older[::-1], newer]
+        cut = False
+        for i in range(max(len(older), len(newer))):
+            for side in (1, 0):  # the message itself first, then one older, one newer, ...
+                if i >= len(sides[side]):
+                    continue
+                r = sides[side][i]
+                msg = Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=room.name, cid=r.cid)
+                cost = len(encode_event(msg))
+                if (taken[0] or taken[1]) and size + cost > budget:
+                    cut = True
+                    break
+                taken[side].append(msg)
+                size += cost
+            if cut:
+                break
+        more = more or len(taken[0]) < len(older)
+        newer_more = newer_more or len(taken[1]) < len(newer)
+        msgs = tuple(taken[0][::-1] + taken[1])
+        self._send(session, History(msgs, room.name, more=more, around=mid, newer=newer_more))
 
     def _remember_cid(self, key: str, cid: str, entry: tuple[int, int, str, int]) -> None:
         recent = self._recent_cids
@@ -881,7 +1015,7 @@ class ChatServer(QObject):
         shared buffer, to all its members: nobody sees, and no sender is acknowledged for, a message
         that is not on disk."""
         self._notice_timer.stop()
-        if self._unstored:
+        if self._unstored or self._dirty_markers:
             self._store_pass()
         limit = self.config.max_output
         dirty, self._dirty = self._dirty, []

@@ -1,17 +1,29 @@
 """Durable message history in SQLite (the standard library's sqlite3, WAL mode).
 
-The server appends each event-loop pass's accepted messages in one transaction
-(group commit) before it sends them to anyone, so an acknowledged message is on
-disk, and one fsync is shared by every message of the pass. Reads (history pages)
-are indexed by room and id.
+The server appends each event-loop pass's accepted messages, and the read markers
+moved in that pass, in one transaction (group commit) before it sends the messages
+to anyone, so an acknowledged message is on disk, and one fsync is shared by every
+message of the pass. Reads (history pages) are indexed by room and id.
+
+Full-text search uses an external-content FTS5 table over ``messages``, filled off
+the hot path: ``index_pending`` indexes the rows after the last indexed id in
+batches (the server calls it from a timer, and before every search), and a trigger
+takes deleted rows (retention) out of the index. Without FTS5, or with
+``full_text=False``, searches scan the messages with LIKE instead (slower).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import sqlite3
 import time
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger("qtchat.server.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -25,7 +37,55 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
 CREATE INDEX IF NOT EXISTS messages_sender_cid ON messages (sender_key, cid) WHERE cid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS read_markers (
+    user_key TEXT NOT NULL,          -- name_key of the username
+    room_key TEXT NOT NULL,          -- name_key of the room (as messages.room)
+    id INTEGER NOT NULL,             -- the highest message id the user marked read there
+    PRIMARY KEY (user_key, room_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+FTS_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
+    text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages
+WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto')
+BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+"""
+
+INDEX_BATCH = 2000  # rows per indexing transaction (about 7 ms here)
+
+# a search word: letters and digits (what FTS5's unicode61 tokenizer keeps), anything else separates
+_WORD = re.compile(r"[^\W_]+")
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def query_words(query: str) -> list[str]:
+    """The words of a search query, each to be matched as a word prefix."""
+    return _WORD.findall(unicodedata.normalize("NFC", query))
+
+
+def fts_query(words: Iterable[str]) -> str:
+    """An FTS5 query for all ``words`` as prefixes, each quoted so that nothing in it is FTS5 syntax."""
+    return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+
+
+def fold(text: str) -> str:
+    """Text as the LIKE fallback compares it: case-folded, without diacritics, every run of
+    non-word characters one space, with a space in front (so a word prefix is ``% word%``)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " " + _NOT_WORD.sub(" ", bare)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+_COLS = "id, room, ts, sender, text, cid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +101,8 @@ class StoredMessage:
 class MessageStore:
     """Messages on disk. ``path`` None keeps them in memory (tests, or a server that keeps nothing)."""
 
-    def __init__(self, path: Path | None, *, keep_days: float | None = None, keep_per_room: int | None = None) -> None:
+    def __init__(self, path: Path | None, *, keep_days: float | None = None, keep_per_room: int | None = None,
+                 full_text: bool = True) -> None:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,9 +110,32 @@ class MessageStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk: acknowledgements depend on it
         self.db.executescript(SCHEMA)
+        self.db.create_function("qtchat_fold", 1, fold, deterministic=True)
         self.keep_days = keep_days
         self.keep_per_room = keep_per_room
         self.commits = 0
+        self.fts = False  # True: searches use the FTS5 index; False: a LIKE scan
+        self.fts_upto = 0  # the highest message id in the index
+        self._setup_fts(full_text)
+
+    def _setup_fts(self, wanted: bool) -> None:
+        db = self.db
+        try:
+            db.executescript(FTS_SCHEMA)
+        except sqlite3.OperationalError as exc:  # this SQLite has no FTS5
+            log.warning("full-text search without an index (SQLite lacks FTS5: %s); searches scan the messages",
+                        exc)
+            # a trigger of an index made elsewhere would fail every delete here; forget the index instead
+            db.execute("DROP TRIGGER IF EXISTS messages_fts_delete")
+            db.execute("DELETE FROM meta WHERE key = 'fts_upto'")
+            return
+        row = db.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()
+        if row is None:  # a new index, or one left behind by a SQLite without FTS5: start it over
+            db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')")
+            db.execute("INSERT INTO meta VALUES ('fts_upto', 0)")
+        else:
+            self.fts_upto = int(row[0])
+        self.fts = wanted  # the index is kept right on deletes either way; unwanted, it is not filled
 
     def close(self) -> None:
         self.db.close()
@@ -60,25 +144,47 @@ class MessageStore:
         row = self.db.execute("SELECT MAX(id) FROM messages").fetchone()
         return int(row[0] or 0)
 
-    def append(self, rows: list[tuple[int, str, int, str, str, str | None, str]]) -> None:
-        """Store one pass's messages in one transaction: (id, room, ts, sender, sender_key, cid, text)."""
-        if not rows:
+    def append(self, rows: list[tuple[int, str, int, str, str, str | None, str]],
+               markers: Mapping[tuple[str, str], int] | None = None) -> None:
+        """Store one pass's messages, (id, room, ts, sender, sender_key, cid, text), and read markers,
+        (user key, room key) -> id, in one transaction. A marker never moves back."""
+        if not rows and not markers:
             return
         db = self.db
         db.execute("BEGIN")
         try:
-            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if rows:
+                db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if markers:
+                db.executemany(
+                    "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (user_key, room_key) "
+                    "DO UPDATE SET id = max(id, excluded.id)",
+                    [(user, room, mid) for (user, room), mid in markers.items()])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         self.commits += 1
 
+    def marker(self, user_key: str, room_key: str) -> int | None:
+        """The user's read marker in the room, as stored."""
+        row = self.db.execute("SELECT id FROM read_markers WHERE user_key = ? AND room_key = ?",
+                              (user_key, room_key)).fetchone()
+        return None if row is None else int(row[0])
+
+    def unread(self, room_key: str, user_key: str, after: int, cap: int) -> int:
+        """How many stored messages of the room, not the user's own, have an id above ``after``
+        (counting stops at ``cap``)."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE room = ? AND id > ? AND sender_key <> ? LIMIT ?)",
+            (room_key, after, user_key, cap)).fetchone()
+        return int(row[0])
+
     def page(self, room: str, *, before: int | None = None, after: int | None = None,
              limit: int = 50) -> tuple[list[StoredMessage], bool]:
         """Messages of a room in id order: the newest ``limit`` before ``before`` (default: the newest
         of all), or the oldest ``limit`` after ``after``. Returns (messages, more)."""
-        cols = "id, room, ts, sender, text, cid"
+        cols = _COLS
         if after is not None:
             rows = self.db.execute(
                 f"SELECT {cols} FROM messages WHERE room = ? AND id > ? ORDER BY id LIMIT ?",
@@ -93,6 +199,104 @@ class MessageStore:
             rows = rows[:limit][::-1]
         return [StoredMessage(*r) for r in rows], more
 
+    def around(self, room: str, mid: int, limit: int) -> tuple[list[StoredMessage], list[StoredMessage], bool, bool]:
+        """Up to ``limit`` messages of a room centred on the id ``mid``: about half older than it, the
+        rest from it on (the message itself first, when it exists); a side with fewer messages leaves
+        its share to the other. Returns (older, newer, more older beyond, more newer beyond), each
+        list in id order."""
+        older = self.db.execute(
+            f"SELECT {_COLS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (room, mid, limit + 1)).fetchall()
+        newer = self.db.execute(
+            f"SELECT {_COLS} FROM messages WHERE room = ? AND id >= ? ORDER BY id LIMIT ?",
+            (room, mid, limit + 1)).fetchall()
+        want_old = limit // 2
+        want_new = limit - want_old
+        if len(newer) < want_new:
+            want_old = limit - len(newer)
+        elif len(older) < want_old:
+            want_new = limit - len(older)
+        old, new = older[:want_old], newer[:want_new]
+        return ([StoredMessage(*r) for r in reversed(old)], [StoredMessage(*r) for r in new],
+                len(older) > len(old), len(newer) > len(new))
+
+    # ------------------------------------------------------------ search
+
+    def index_pending(self, budget: float | None = None) -> int:
+        """Add the messages stored since the last call to the full-text index, in transactions of
+        INDEX_BATCH rows, until none is left or ``budget`` seconds are spent. Returns how many."""
+        if not self.fts:
+            return 0
+        db = self.db
+        start = time.monotonic()
+        done = 0
+        # the index can be rebuilt from the messages, so its commits need not wait for the disk: the
+        # next message commit (synchronous=FULL) syncs the log with them, and one lost on a crash
+        # takes its fts_upto with it, so those rows are indexed again
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            while True:
+                count, last = db.execute(
+                    "SELECT COUNT(*), MAX(id) FROM (SELECT id FROM messages WHERE id > ? ORDER BY id LIMIT ?)",
+                    (self.fts_upto, INDEX_BATCH)).fetchone()
+                if not count:
+                    break
+                db.execute("BEGIN")
+                try:
+                    db.execute("INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages "
+                               "WHERE id > ? AND id <= ? ORDER BY id", (self.fts_upto, last))
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", (last,))
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                self.fts_upto = int(last)
+                done += int(count)
+                if count < INDEX_BATCH or (budget is not None and time.monotonic() - start >= budget):
+                    break
+        finally:
+            db.execute("PRAGMA synchronous=FULL")
+        return done
+
+    def search(self, query: str, rooms: list[str], *, before: int | None = None,
+               limit: int = 50) -> tuple[list[StoredMessage], bool]:
+        """Messages of ``rooms`` (room keys) holding every word of ``query`` as a word prefix, case and
+        diacritics ignored, newest first, with ids below ``before``. Returns (messages, more).
+
+        With the index, the messages it does not hold yet (stored after its last ``index_pending``)
+        are scanned, so the answer is complete whenever the index was last brought up to date.
+        """
+        words = query_words(query)
+        if not words or not rooms:
+            return [], False
+        top = before if before is not None else 1 << 62
+        if not self.fts:
+            rows = self._scan(words, rooms, 0, top, limit + 1)
+        else:
+            rows = []
+            if top > self.fts_upto + 1:  # newer than the index: scanned (usually none, or a second's worth)
+                rows = self._scan(words, rooms, self.fts_upto, top, limit + 1)
+            if len(rows) <= limit:
+                marks = ",".join("?" * len(rooms))
+                rows += self.db.execute(
+                    f"SELECT m.id, m.room, m.ts, m.sender, m.text, m.cid FROM messages_fts "
+                    f"CROSS JOIN messages AS m ON m.id = messages_fts.rowid "
+                    f"WHERE messages_fts MATCH ? AND messages_fts.rowid < ? AND m.room IN ({marks}) "
+                    f"ORDER BY messages_fts.rowid DESC LIMIT ?",
+                    (fts_query(words), min(top, self.fts_upto + 1), *rooms, limit + 1 - len(rows))).fetchall()
+        return [StoredMessage(*r) for r in rows[:limit]], len(rows) > limit
+
+    def _scan(self, words: list[str], rooms: list[str], above: int, below: int, limit: int) -> list[tuple[
+            int, str, int, str, str, str | None]]:
+        """The LIKE scan: messages of ``rooms`` with ids between ``above`` and ``below`` (exclusive)
+        holding every word as a word prefix, newest first."""
+        marks = ",".join("?" * len(rooms))
+        likes = " AND ".join(["qtchat_fold(text) LIKE ? ESCAPE '\\'"] * len(words))
+        patterns = ["% " + _like_escape(fold(w).strip()) + "%" for w in words]
+        return self.db.execute(
+            f"SELECT {_COLS} FROM messages WHERE room IN ({marks}) AND id > ? AND id < ? AND {likes} "
+            f"ORDER BY id DESC LIMIT ?", (*rooms, above, below, *patterns, limit)).fetchall()
+
     def recent_cids(self, sender_key: str, limit: int) -> list[tuple[str, int, int, str, str]]:
         """The sender's latest messages with a cid: (cid, id, ts, room, text), oldest first."""
         rows = self.db.execute(
@@ -101,7 +305,8 @@ class MessageStore:
         return [(str(c), int(i), int(t), str(r), str(x)) for c, i, t, r, x in reversed(rows)]
 
     def prune(self) -> int:
-        """Apply the retention settings; returns how many messages were deleted."""
+        """Apply the retention settings; returns how many messages were deleted (a trigger takes the
+        indexed ones out of the full-text index in the same statement)."""
         deleted = 0
         if self.keep_days is not None:
             cutoff = int((time.time() - self.keep_days * 86400) * 1000)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -69,12 +70,14 @@ from qtchat.protocol import (
 )
 
 from .bans import Ban, BanList
+from .limits import Limiter, RateLimits, Verdict
 from .store import MessageStore
 
 log = logging.getLogger("qtchat.server")
 
 RECENT_CIDS_PER_USER = 64
 RECENT_CID_USERS = 5_000
+READ_CHUNK = 256 * 1024  # bytes read from one socket per readyRead, so a flooding client cannot hog a pass
 
 
 @dataclass
@@ -97,6 +100,14 @@ class ServerConfig:
     keep_messages: int | None = None  # history retention: keep at most this many per room
     history: bool = True  # False: keep no history at all (history requests get empty pages)
     max_rooms_per_user: int = 50
+    # per-connection limits (see qtchat/server/limits.py and docs/SECURITY.md); 0 turns one off
+    rate_messages: float = 10.0  # chat messages per second
+    rate_burst: int = 20  # chat messages at once
+    rate_bytes: int = 64 * 1024  # bytes received per second
+    rate_bytes_burst: int = 512 * 1024  # bytes at once (never less than max_frame + 2)
+    flood_after: int = 50  # refused messages within flood_window seconds before a 'flood' disconnect
+    flood_window: float = 10.0
+    max_per_address: int = 16  # simultaneous connections from one IP address
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
 
@@ -134,6 +145,7 @@ class Session:
         "detached",
         "key",
         "last_seen",
+        "limiter",
         "msgs_in",
         "name",
         "peer",
@@ -159,6 +171,7 @@ class Session:
         self.msgs_in = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.limiter: Limiter | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.name or '?'} {self.peer}>"
@@ -187,6 +200,24 @@ class Room:
 
     def info(self) -> RoomInfo:
         return RoomInfo(self.name, self.topic)
+
+
+def rate_limits(cfg: ServerConfig) -> RateLimits:
+    return RateLimits(
+        messages=max(0.0, cfg.rate_messages), burst=max(1, cfg.rate_burst), bytes=max(0, cfg.rate_bytes),
+        bytes_burst=max(cfg.rate_bytes_burst, cfg.max_frame + 2), flood_after=max(0, cfg.flood_after),
+        flood_window=cfg.flood_window,
+    )
+
+
+def announced_limits(cfg: ServerConfig) -> dict[str, float]:
+    """The limits a client is told in ``welcome`` (0: none)."""
+    lim = rate_limits(cfg)
+    return {
+        "messages_per_s": lim.messages, "messages_burst": lim.burst if lim.messages else 0,
+        "bytes_per_s": lim.bytes, "bytes_burst": lim.bytes_burst if lim.bytes else 0,
+        "max_rooms": cfg.max_rooms_per_user, "max_per_address": cfg.max_per_address,
+    }
 
 
 class _Listener(QTcpServer):
@@ -237,6 +268,7 @@ class ChatServer(QObject):
         super().__init__(parent)
         self.config = config or ServerConfig()
         self.sessions: set[Session] = set()
+        self.per_address: dict[str, int] = {}  # connections now open (closing ones too) per IP address
         self.users: dict[str, Session] = {}  # name key -> session
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
         self.bans = BanList(self.config.data_dir / "bans.json" if self.config.data_dir else None)
@@ -355,6 +387,10 @@ class ChatServer(QObject):
                           time.monotonic())
         peer = session.peer
         self.sessions.add(session)
+        count = self.per_address[address] = self.per_address.get(address, 0) + 1
+        limits = rate_limits(cfg)
+        if limits.enabled:
+            session.limiter = Limiter(limits, session.connected_at)
         sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
         sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
         sock.readyRead.connect(partial(self._on_ready_read, session))
@@ -367,6 +403,13 @@ class ChatServer(QObject):
                 ProtocolError(ErrorCode.SERVER_FULL, f"The server is full ({cfg.max_clients} users).", fatal=True),
             )
             return
+        if 0 < cfg.max_per_address < count:
+            log.warning("refused %s: %d connections from that address already", peer, count - 1)
+            self._drop(session, "too many connections", ProtocolError(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                f"Too many connections from your address ({address}): this server allows "
+                f"{cfg.max_per_address} at once. Close one and try again.", fatal=True))
+            return
         ban = self.bans.match(None, address)
         if ban is not None:
             log.info("refused %s: banned %s", peer, ban.describe())
@@ -377,6 +420,11 @@ class ChatServer(QObject):
             return
         self._detach(session, "connection closed")
         self.sessions.discard(session)
+        left = self.per_address.get(session.address, 1) - 1
+        if left > 0:
+            self.per_address[session.address] = left
+        else:
+            self.per_address.pop(session.address, None)
         session.socket.deleteLater()
         log.debug("closed %s", session.peer)
         if self._stopping and not self.sessions:
@@ -384,7 +432,10 @@ class ChatServer(QObject):
 
     def _on_ready_read(self, session: Session) -> None:
         sock = session.socket
-        data = cast(bytes, sock.readAll().data())
+        # at most READ_CHUNK: what is left stays in the kernel and comes with the next readyRead,
+        # after the other sockets of this pass had their turn
+        available = sock.bytesAvailable()  # unbuffered: what the kernel holds (0 also at end of stream)
+        data = cast(bytes, (sock.read(min(available, READ_CHUNK)) if available > 0 else sock.readAll()).data())
         if sock.state() == QAbstractSocket.SocketState.UnconnectedState:
             # an unbuffered socket reports the peer's close (or a reset) only by this
             # state after the read, never with disconnected(): act on what came first
@@ -400,6 +451,9 @@ class ChatServer(QObject):
         self.total_bytes_in += len(data)
         session.last_seen = time.monotonic()
         session.pinged = False
+        if session.limiter is not None and session.limiter.received(len(data), session.last_seen) is Verdict.FLOOD:
+            self._flood(session, f"You sent more than {self.config.rate_bytes} bytes per second for too long.")
+            return
         conn = session.conn
         conn.receive_data(data)
         while not session.detached:
@@ -417,6 +471,11 @@ class ChatServer(QObject):
                 self._send(session, Error(ErrorCode.INTERNAL.value, "The server failed to handle that frame."))
 
     def _dispatch(self, session: Session, event: object) -> None:
+        if isinstance(event, (SendMessage, SetTopic)) and session.limiter is not None and session.name is not None:
+            verdict, wait = session.limiter.message(time.monotonic())
+            if verdict is not Verdict.OK:
+                self._refuse(session, event, verdict, wait)
+                return
         if isinstance(event, SendMessage):
             self._post(session, event)
         elif isinstance(event, Ping):
@@ -443,6 +502,26 @@ class ChatServer(QObject):
         elif isinstance(event, Bye):
             reason = clean_line(event.reason).strip()
             self._drop(session, f"quit: {reason}" if reason else "quit")
+
+    def _refuse(self, session: Session, event: SendMessage | SetTopic, verdict: Verdict, wait: float) -> None:
+        """A chat message over the rate limit: refused (slow_down), or after too many refusals a disconnect."""
+        if verdict is Verdict.FLOOD:
+            self._flood(session, "You kept sending faster than the limit after being told to slow down.")
+            return
+        cfg = self.config
+        what = f"{cfg.rate_messages:g} messages per second" if cfg.rate_messages > 0 else \
+            f"{cfg.rate_bytes} bytes per second"
+        self._send(session, Error(
+            ErrorCode.SLOW_DOWN.value,
+            f"You are sending too fast (this server allows {what}), so this was not sent. "
+            f"Wait {max(wait, 0.1):.1f} s and send it again.",
+            ref=event.cid if isinstance(event, SendMessage) else None,
+            retry_after=math.ceil(wait * 1000) / 1000))  # rounded up: waiting that long is enough
+
+    def _flood(self, session: Session, why: str) -> None:
+        log.warning("dropping %s: flooding", session.name or session.peer)
+        self.client_error.emit(session.peer, f"flood: {why}")
+        self._drop(session, "flooding", ProtocolError(ErrorCode.FLOOD, f"{why} Disconnected.", fatal=True))
 
     def _protocol_error(self, session: Session, exc: ProtocolError) -> None:
         self.client_error.emit(session.peer, f"{exc.code.value}: {exc.message}")
@@ -481,7 +560,7 @@ class ChatServer(QObject):
             Welcome(
                 user=name, version=session.conn.version or 1, server=f"qtchat-server {__version__}",
                 name=cfg.name, rooms=(lobby.info(),), max_frame=cfg.max_frame,
-                ping_interval=cfg.ping_interval, motd=cfg.motd,
+                ping_interval=cfg.ping_interval, motd=cfg.motd, limits=announced_limits(cfg),
             ),
         )
         self._join(session, lobby)

@@ -320,6 +320,7 @@ class ChatServer(QObject):
             for session in sessions:
                 session.socket.readyRead.disconnect()
                 session.socket.disconnected.disconnect()
+                session.socket.errorOccurred.disconnect()
 
         self.destroyed.connect(forget_sockets)
 
@@ -395,6 +396,7 @@ class ChatServer(QObject):
         sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
         sock.readyRead.connect(partial(self._on_ready_read, session))
         sock.disconnected.connect(partial(self._on_disconnected, session))
+        sock.errorOccurred.connect(partial(self._on_socket_error, session))
         log.debug("connection from %s", peer)
         if len(self.sessions) > cfg.max_clients:
             log.warning("refused %s: server full (%d clients)", peer, cfg.max_clients)
@@ -430,13 +432,23 @@ class ChatServer(QObject):
         if self._stopping and not self.sessions:
             self._finish_stop()
 
+    def _on_socket_error(self, session: Session, error: QAbstractSocket.SocketError) -> None:
+        # A write to a peer that closed or reset (its hello and its close can come in one read)
+        # leaves the socket invalid but still "connected", and no signal follows: reap it once the
+        # code that was writing (possibly looping over a room) is done.
+        QTimer.singleShot(0, self, partial(self._reap_if_dead, session))
+
+    def _reap_if_dead(self, session: Session) -> None:
+        if session in self.sessions and _is_dead(session.socket):
+            self._on_disconnected(session)
+
     def _on_ready_read(self, session: Session) -> None:
         sock = session.socket
         # at most READ_CHUNK: what is left stays in the kernel and comes with the next readyRead,
         # after the other sockets of this pass had their turn
         available = sock.bytesAvailable()  # unbuffered: what the kernel holds (0 also at end of stream)
         data = cast(bytes, (sock.read(min(available, READ_CHUNK)) if available > 0 else sock.readAll()).data())
-        if sock.state() == QAbstractSocket.SocketState.UnconnectedState:
+        if _is_dead(sock):
             # an unbuffered socket reports the peer's close (or a reset) only by this
             # state after the read, never with disconnected(): act on what came first
             if data and not session.detached:
@@ -811,6 +823,8 @@ class ChatServer(QObject):
             shared = QByteArray(data)
             for member in room.members:
                 sock = member.socket
+                if not sock.isValid():
+                    continue  # failed on an earlier write; reaped once this pass is over
                 sock.write(shared)
                 member.bytes_out += size
                 if sock.bytesToWrite() > limit:
@@ -818,7 +832,7 @@ class ChatServer(QObject):
             self.total_bytes_out += size * len(room.members)
             if room.joiners:
                 for member, offset in room.joiners.items():
-                    if offset < size:
+                    if offset < size and member.socket.isValid():
                         member.socket.write(data[offset:])
                         member.bytes_out += size - offset
                     room.members.add(member)
@@ -836,7 +850,7 @@ class ChatServer(QObject):
 
     def _write(self, session: Session, data: bytes) -> None:
         sock = session.socket
-        if sock.state() == QAbstractSocket.SocketState.ConnectedState:
+        if sock.state() == QAbstractSocket.SocketState.ConnectedState and sock.isValid():
             session.bytes_out += len(data)
             self.total_bytes_out += len(data)
             sock.write(data)
@@ -961,7 +975,7 @@ class ChatServer(QObject):
         now = time.monotonic()
         cfg = self.config
         for session in list(self.sessions):
-            if session.socket.state() == QAbstractSocket.SocketState.UnconnectedState:
+            if _is_dead(session.socket):
                 self._on_disconnected(session)  # closed without a signal (see _on_ready_read)
                 continue
             if session.closing_since is not None:
@@ -987,6 +1001,11 @@ class ChatServer(QObject):
     def user_names(self, room: str = DEFAULT_ROOM) -> list[str]:
         r = self.rooms.get(name_key(room))
         return list(r.names.values()) if r else []
+
+
+def _is_dead(sock: QAbstractSocket) -> bool:
+    """Closed, reset, or failed: an unbuffered socket whose write failed stays 'connected' but invalid."""
+    return sock.state() == QAbstractSocket.SocketState.UnconnectedState or not sock.isValid()
 
 
 def _now_ms() -> int:

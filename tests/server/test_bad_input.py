@@ -170,6 +170,8 @@ def test_connect_disconnect_cycles_leave_no_sessions_and_no_open_files(make_serv
                     client.login(f"c{batch}-{i}")
                 elif i % 3 == 1:
                     client.send_raw(b'{"type":"hel')  # half a hello
+                else:  # a whole hello, and gone before the welcome is written (a write to a closed peer)
+                    client.send(Hello(user=f"gone{batch}-{i}"))
             for i, client in enumerate(clients):
                 if i % 2:  # half of them reset the connection instead of closing it
                     client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -53,7 +53,8 @@ def main() -> int:
 
     raise_open_file_limit(a.clients + 200)
     app = QApplication(sys.argv[:1])
-    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, max_clients=a.clients + 100))
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, max_clients=a.clients + 100,
+                                     max_per_address=0))  # every client comes from 127.0.0.1
     server.listen()
     window = AdminWindow(server, confirm=False)
     window.show()

@@ -36,7 +36,8 @@ def start_server() -> tuple[subprocess.Popen[bytes], int]:
     log = Path(tempfile.mkstemp(prefix="qtchat-client-bench-", suffix=".log")[1])
     proc = subprocess.Popen(
         [sys.executable, "-m", "qtchat.server", "--port", str(port), "--log-level", "warning",
-         "--max-output", str(256 << 20), "--data-dir", tempfile.mkdtemp(prefix="qtchat-client-bench-")],
+         "--max-output", str(256 << 20), "--data-dir", tempfile.mkdtemp(prefix="qtchat-client-bench-"),
+         "--rate-messages", "0", "--rate-bytes", "0", "--max-per-address", "0"],  # the sender floods on purpose
         stderr=log.open("wb"), cwd=REPO,
     )
     wait_listening(port, proc, log)

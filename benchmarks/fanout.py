@@ -105,7 +105,9 @@ def start_qtchat(clients: int) -> Server:
                else ["--no-history"])
     proc = subprocess.Popen(
         [sys.executable, "-m", "qtchat.server", "--port", str(port), "--log-level", "warning",
-         "--max-clients", str(clients + 100), "--max-output", str(64 << 20), *history],
+         "--max-clients", str(clients + 100), "--max-output", str(64 << 20), *history,
+         # the load generator floods from one address on purpose
+         "--rate-messages", "0", "--rate-bytes", "0", "--max-per-address", "0"],
         stderr=log.open("wb"), cwd=REPO,
     )
     wait_listening(port, proc, log)

@@ -27,15 +27,22 @@ def private_settings(tmp_path):
     QCoreApplication.setApplicationName("qtchat")
 
 
+# Tests set their scenes up faster than any person types (thousands of messages, hundreds of clients,
+# all from 127.0.0.1), so the servers they make have the per-connection limits off unless a test
+# asks for them; the limits' own tests (tests/server/test_bad_input.py) pass them explicitly.
+NO_LIMITS: dict[str, Any] = {"rate_messages": 0, "rate_bytes": 0, "max_per_address": 0}
+
+
 @pytest.fixture
 def make_server(qtbot):
-    """Factory: a ChatServer listening on 127.0.0.1, a free port, with the given config fields."""
+    """Factory: a ChatServer listening on 127.0.0.1, a free port, with the given config fields
+    (and the per-connection limits off, unless given)."""
     from qtchat.server import ChatServer, ServerConfig
 
     servers: list[ChatServer] = []
 
     def make(**overrides: Any) -> ChatServer:
-        config = ServerConfig(**{"host": "127.0.0.1", "port": 0, **overrides})
+        config = ServerConfig(**{"host": "127.0.0.1", "port": 0, **NO_LIMITS, **overrides})
         server = ChatServer(config)
         server.listen()
         servers.append(server)

@@ -7,6 +7,8 @@ which keeps the loop (and so the server) running.
 
 from __future__ import annotations
 
+import json
+import random
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -132,3 +134,42 @@ class RawClient:
     def close(self) -> None:
         self.sock.close()
         self.closed = True
+
+
+# ------------------------------------------------------------------ bad input
+
+GARBAGE_KINDS = ("json", "utf8", "oversize", "types", "unknown", "nul", "numbers", "binary", "nesting", "valid")
+
+
+def garbage_frame(rng: random.Random, max_frame: int = 65536) -> tuple[str, bytes]:
+    """One malformed (or, now and then, valid) frame of a random kind, with its line feed, and the kind."""
+    kind = rng.choice(GARBAGE_KINDS)
+    if kind == "json":
+        data = rng.choice([b"{not json", b'{"type":"msg",', b"}", b'{"type":"msg" "text":"x"}', b"'single'",
+                           b'{"type":"ping","token":"\\x"}', b"NaN", b'{"a":1}{"b":2}'])
+    elif kind == "utf8":
+        data = b'{"type":"msg","text":"' + rng.choice([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf8\x88\x80\x80"]) + b'"}'
+    elif kind == "oversize":
+        data = b'{"type":"msg","text":"' + b"o" * (max_frame + rng.randrange(1, 5000)) + b'"}'
+    elif kind == "types":
+        choices: list[tuple[str, Any]] = [("text", 5), ("text", None), ("room", []), ("cid", {}), ("limit", "x"),
+                                          ("before", 1.5), ("version", True), ("token", 7), ("user", 3)]
+        field, value = rng.choice(choices)
+        frame_type = rng.choice(["msg", "history", "ping", "hello", "users", "join"])
+        data = json.dumps({"type": frame_type, field: value}).encode()
+    elif kind == "unknown":
+        data = json.dumps({"type": rng.choice(["nope", "", "MSG", "admin", "kick", "\u202e"]), "x": 1}).encode()
+    elif kind == "nul":
+        data = rng.choice([b"\x00" * rng.randrange(1, 50), b'{"type":"msg","text":"a\x00b"}',
+                           b'{"type":"msg","text":"a\\u0000b","cid":"nul"}'])
+    elif kind == "numbers":
+        number = rng.choice(["1" * 5000, "-1e999", "1e308", "9" * 40, str(2**64), "0.000001"])
+        data = f'{{"type":"history","room":"lobby","before":{number},"limit":{number}}}'.encode()
+    elif kind == "binary":
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))).replace(b"\n", b"")
+    elif kind == "nesting":
+        depth = rng.randrange(100, 20000)
+        data = b"[" * depth + b"]" * depth
+    else:
+        data = rng.choice([b'{"type":"ping","token":"t"}', b'{"type":"rooms"}', b'{"type":"users"}'])
+    return kind, data + b"\n"

@@ -45,6 +45,10 @@ class ErrorCode(StrEnum):
     TOO_MANY_ROOMS = "too_many_rooms"
     PING_TIMEOUT = "ping_timeout"
     TOO_MANY_ERRORS = "too_many_errors"
+    # limits
+    SLOW_DOWN = "slow_down"
+    FLOOD = "flood"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     INTERNAL = "internal"
 
 

@@ -106,6 +106,28 @@ def _bool(d: Mapping[str, Any], key: str, default: bool) -> bool:
     return value
 
 
+def _opt_seconds(d: Mapping[str, Any], key: str) -> float | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1e6:
+        raise _bad(f"Field {key!r} must be a number of seconds.")
+    return float(value)
+
+
+def _limits(d: Mapping[str, Any], key: str) -> dict[str, float]:
+    """A map of limit names to numbers; entries of other kinds are left out (later versions may add some)."""
+    value = d.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad(f"Field {key!r} must be an object.")
+    return {
+        k: float(v) for k, v in value.items()
+        if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e18
+    }
+
+
 def _str_list(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
     value = d.get(key)
     if not isinstance(value, list):
@@ -537,9 +559,11 @@ class Welcome:
     max_frame: int = 65536
     ping_interval: float = 30.0
     motd: str = ""
+    # the server's limits for this client, by name (see docs/PROTOCOL.md); 0 means none
+    limits: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def to_wire(self) -> Wire:
-        return {
+        d: Wire = {
             "type": "welcome",
             "version": self.version,
             "server": self.server,
@@ -550,6 +574,9 @@ class Welcome:
             "ping_interval": self.ping_interval,
             "motd": self.motd,
         }
+        if self.limits:
+            d["limits"] = dict(self.limits)
+        return d
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> Welcome:
@@ -568,6 +595,7 @@ class Welcome:
             max_frame=_int(d, "max_frame", default=65536),
             ping_interval=float(interval),
             motd=_str(d, "motd", max_len=10_000, default=""),
+            limits=_limits(d, "limits"),
         )
 
 
@@ -823,11 +851,14 @@ class Error:
     message: str
     fatal: bool = False
     ref: str | None = None
+    retry_after: float | None = None  # slow_down: seconds to wait before sending again
 
     def to_wire(self) -> Wire:
         d: Wire = {"type": "error", "code": self.code, "message": self.message, "fatal": self.fatal}
         if self.ref is not None:
             d["ref"] = self.ref
+        if self.retry_after is not None:
+            d["retry_after"] = self.retry_after
         return d
 
     @classmethod
@@ -835,6 +866,7 @@ class Error:
         return cls(
             code=_str(d, "code"), message=_str(d, "message", max_len=10_000),
             fatal=_bool(d, "fatal", False), ref=_opt_str(d, "ref", max_len=MAX_CID_LENGTH),
+            retry_after=_opt_seconds(d, "retry_after"),
         )
 
     @classmethod

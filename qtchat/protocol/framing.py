@@ -14,6 +14,7 @@ unfinished frame: a longer one raises a fatal ProtocolError at once.
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from typing import Any
 
@@ -33,7 +34,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: valid JSON syntax, but no number
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def decode_frame(frame: bytes) -> dict[str, Any]:
@@ -47,8 +55,14 @@ def decode_frame(frame: bytes) -> dict[str, Any]:
     try:
         obj = _decoder.decode(text)
     except (ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError; RecursionError: absurdly deep nesting
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "too deeply nested"
+        # ValueError covers JSONDecodeError and an integer of thousands of digits (int() refuses
+        # them: parsing one takes quadratic time); RecursionError: absurdly deep nesting
+        if isinstance(exc, json.JSONDecodeError):
+            detail = exc.msg
+        elif isinstance(exc, RecursionError):
+            detail = "too deeply nested"
+        else:
+            detail = "a number has too many digits" if "digits" in str(exc) else str(exc)
         raise ProtocolError(ErrorCode.BAD_JSON, f"The frame is not valid JSON: {detail}.") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_FRAME, "A frame must be a JSON object.")

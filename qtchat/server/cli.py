@@ -41,6 +41,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, not {text}")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1e12:
+        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, not {text}")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -71,11 +85,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unsent bytes allowed per client before a client that stopped reading is "
                         "disconnected (default: %(default)s)")
     p.add_argument("--handshake-timeout", type=_positive_float, default=d.handshake_timeout, metavar="SECONDS",
-                   help="drop connections that send no hello for this long (default: %(default)s)")
+                   help="drop connections that complete no hello for this long, however slowly they send "
+                        "(default: %(default)s)")
     p.add_argument("--ping-interval", type=_positive_float, default=d.ping_interval, metavar="SECONDS",
                    help="ping a client silent for this long (default: %(default)s)")
     p.add_argument("--ping-timeout", type=_positive_float, default=d.ping_timeout, metavar="SECONDS",
                    help="drop a client still silent this long after the ping (default: %(default)s)")
+    p.add_argument("--max-rooms", type=_positive_int, default=d.max_rooms_per_user, metavar="N",
+                   help="rooms one user may be in at once (default: %(default)s)")
+    lim = p.add_argument_group(
+        "limits per connection",
+        "Against floods and connection exhaustion; see docs/SECURITY.md. 0 turns a limit off. A chat message "
+        "over a rate limit is refused with 'slow_down' (the client may send it again later); a client that "
+        "keeps flooding is disconnected with 'flood'.")
+    lim.add_argument("--rate-messages", type=_rate, default=d.rate_messages, metavar="PER_S",
+                     help="chat messages (and topic changes) per second (default: %(default)s)")
+    lim.add_argument("--rate-burst", type=_positive_int, default=d.rate_burst, metavar="N",
+                     help="chat messages a client may send at once after a quiet spell (default: %(default)s)")
+    lim.add_argument("--rate-bytes", type=_count, default=d.rate_bytes, metavar="BYTES_PER_S",
+                     help="bytes received per second, all frames counted (default: %(default)s)")
+    lim.add_argument("--rate-bytes-burst", type=_positive_int, default=d.rate_bytes_burst, metavar="BYTES",
+                     help="bytes a client may send at once after a quiet spell; never less than --max-frame + 2; "
+                          "a client that runs this far into debt is disconnected (default: %(default)s)")
+    lim.add_argument("--flood-after", type=_count, default=d.flood_after, metavar="N",
+                     help="disconnect a client after more than N refused messages within --flood-window "
+                          "(default: %(default)s)")
+    lim.add_argument("--flood-window", type=_positive_float, default=d.flood_window, metavar="SECONDS",
+                     help="see --flood-after (default: %(default)s)")
+    lim.add_argument("--max-per-address", type=_count, default=d.max_per_address, metavar="N",
+                     help="simultaneous connections from one IP address, loopback included; more are refused "
+                          "with 'too_many_connections' (default: %(default)s)")
     p.add_argument("--data-dir", type=Path, metavar="DIR",
                    help="where the server keeps its state (messages.db, the history; bans.json); "
                         "default: the platform's data folder")
@@ -107,6 +146,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
         keep_days=args.keep_days, keep_messages=args.keep_messages, history=not args.no_history,
         require_accounts=args.require_accounts, registration=not args.no_registration,
+        max_rooms_per_user=args.max_rooms, rate_messages=args.rate_messages, rate_burst=args.rate_burst,
+        rate_bytes=args.rate_bytes, rate_bytes_burst=args.rate_bytes_burst, flood_after=args.flood_after,
+        flood_window=args.flood_window, max_per_address=args.max_per_address,
     )
 
 

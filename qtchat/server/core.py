@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -79,6 +80,7 @@ from qtchat.protocol.events import UNREAD_CAP, search_result_wire
 
 from .accounts import AccountStore, Hasher, check_password, hash_password, verify_password
 from .bans import Ban, BanList
+from .limits import Limiter, RateLimits, Verdict
 from .store import INDEX_BATCH, MessageStore, StoredMessage
 
 log = logging.getLogger("qtchat.server")
@@ -91,6 +93,7 @@ INDEX_INTERVAL_MS = 1000  # how often stored messages are added to the full-text
 INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst) and no message came in
 INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
 SEARCH_INDEX_BUDGET_S = 0.1  # a search first indexes for at most this long; what is left is scanned
+READ_CHUNK = 256 * 1024  # bytes read from one socket per readyRead, so a flooding client cannot hog a pass
 
 
 @dataclass
@@ -116,6 +119,14 @@ class ServerConfig:
     max_rooms_per_user: int = 50
     registration: bool = True  # anyone may register a free name with a password
     require_accounts: bool = False  # only registered names may log in
+    # per-connection limits (see qtchat/server/limits.py and docs/SECURITY.md); 0 turns one off
+    rate_messages: float = 10.0  # chat messages per second
+    rate_burst: int = 20  # chat messages at once
+    rate_bytes: int = 64 * 1024  # bytes received per second
+    rate_bytes_burst: int = 512 * 1024  # bytes at once (never less than max_frame + 2)
+    flood_after: int = 50  # refused messages within flood_window seconds before a 'flood' disconnect
+    flood_window: float = 10.0
+    max_per_address: int = 16  # simultaneous connections from one IP address
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
 
@@ -153,6 +164,7 @@ class Session:
         "detached",
         "key",
         "last_seen",
+        "limiter",
         "logging_in",
         "msgs_in",
         "name",
@@ -180,6 +192,7 @@ class Session:
         self.msgs_in = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.limiter: Limiter | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.name or '?'} {self.peer}>"
@@ -205,6 +218,24 @@ class Room:
         self.pending: list[bytes] = []
         self.pending_len = 0
         self.joiners: dict[Session, int] = {}
+
+
+def rate_limits(cfg: ServerConfig) -> RateLimits:
+    return RateLimits(
+        messages=max(0.0, cfg.rate_messages), burst=max(1, cfg.rate_burst), bytes=max(0, cfg.rate_bytes),
+        bytes_burst=max(cfg.rate_bytes_burst, cfg.max_frame + 2), flood_after=max(0, cfg.flood_after),
+        flood_window=cfg.flood_window,
+    )
+
+
+def announced_limits(cfg: ServerConfig) -> dict[str, float]:
+    """The limits a client is told in ``welcome`` (0: none)."""
+    lim = rate_limits(cfg)
+    return {
+        "messages_per_s": lim.messages, "messages_burst": lim.burst if lim.messages else 0,
+        "bytes_per_s": lim.bytes, "bytes_burst": lim.bytes_burst if lim.bytes else 0,
+        "max_rooms": cfg.max_rooms_per_user, "max_per_address": cfg.max_per_address,
+    }
 
 
 class _Listener(QTcpServer):
@@ -255,6 +286,7 @@ class ChatServer(QObject):
         super().__init__(parent)
         self.config = config or ServerConfig()
         self.sessions: set[Session] = set()
+        self.per_address: dict[str, int] = {}  # connections now open (closing ones too) per IP address
         self.users: dict[str, Session] = {}  # name key -> session
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
         self.bans = BanList(self.config.data_dir / "bans.json" if self.config.data_dir else None)
@@ -317,6 +349,7 @@ class ChatServer(QObject):
             for session in sessions:
                 session.socket.readyRead.disconnect()
                 session.socket.disconnected.disconnect()
+                session.socket.errorOccurred.disconnect()
 
         self.destroyed.connect(forget_sockets)
 
@@ -389,10 +422,15 @@ class ChatServer(QObject):
                           time.monotonic())
         peer = session.peer
         self.sessions.add(session)
+        count = self.per_address[address] = self.per_address.get(address, 0) + 1
+        limits = rate_limits(cfg)
+        if limits.enabled:
+            session.limiter = Limiter(limits, session.connected_at)
         sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
         sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
         sock.readyRead.connect(partial(self._on_ready_read, session))
         sock.disconnected.connect(partial(self._on_disconnected, session))
+        sock.errorOccurred.connect(partial(self._on_socket_error, session))
         log.debug("connection from %s", peer)
         if len(self.sessions) > cfg.max_clients:
             log.warning("refused %s: server full (%d clients)", peer, cfg.max_clients)
@@ -400,6 +438,13 @@ class ChatServer(QObject):
                 session, "server full",
                 ProtocolError(ErrorCode.SERVER_FULL, f"The server is full ({cfg.max_clients} users).", fatal=True),
             )
+            return
+        if 0 < cfg.max_per_address < count:
+            log.warning("refused %s: %d connections from that address already", peer, count - 1)
+            self._drop(session, "too many connections", ProtocolError(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                f"Too many connections from your address ({address}): this server allows "
+                f"{cfg.max_per_address} at once. Close one and try again.", fatal=True))
             return
         ban = self.bans.match(None, address)
         if ban is not None:
@@ -411,15 +456,33 @@ class ChatServer(QObject):
             return
         self._detach(session, "connection closed")
         self.sessions.discard(session)
+        left = self.per_address.get(session.address, 1) - 1
+        if left > 0:
+            self.per_address[session.address] = left
+        else:
+            self.per_address.pop(session.address, None)
         session.socket.deleteLater()
         log.debug("closed %s", session.peer)
         if self._stopping and not self.sessions:
             self._finish_stop()
 
+    def _on_socket_error(self, session: Session, error: QAbstractSocket.SocketError) -> None:
+        # A write to a peer that closed or reset (its hello and its close can come in one read)
+        # leaves the socket invalid but still "connected", and no signal follows: reap it once the
+        # code that was writing (possibly looping over a room) is done.
+        QTimer.singleShot(0, self, partial(self._reap_if_dead, session))
+
+    def _reap_if_dead(self, session: Session) -> None:
+        if session in self.sessions and _is_dead(session.socket):
+            self._on_disconnected(session)
+
     def _on_ready_read(self, session: Session) -> None:
         sock = session.socket
-        data = cast(bytes, sock.readAll().data())
-        if sock.state() == QAbstractSocket.SocketState.UnconnectedState:
+        # at most READ_CHUNK: what is left stays in the kernel and comes with the next readyRead,
+        # after the other sockets of this pass had their turn
+        available = sock.bytesAvailable()  # unbuffered: what the kernel holds (0 also at end of stream)
+        data = cast(bytes, (sock.read(min(available, READ_CHUNK)) if available > 0 else sock.readAll()).data())
+        if _is_dead(sock):
             # an unbuffered socket reports the peer's close (or a reset) only by this
             # state after the read, never with disconnected(): act on what came first
             if data and not session.detached:
@@ -434,6 +497,9 @@ class ChatServer(QObject):
         self.total_bytes_in += len(data)
         session.last_seen = time.monotonic()
         session.pinged = False
+        if session.limiter is not None and session.limiter.received(len(data), session.last_seen) is Verdict.FLOOD:
+            self._flood(session, f"You sent more than {self.config.rate_bytes} bytes per second for too long.")
+            return
         conn = session.conn
         conn.receive_data(data)
         while not session.detached:
@@ -451,6 +517,11 @@ class ChatServer(QObject):
                 self._send(session, Error(ErrorCode.INTERNAL.value, "The server failed to handle that frame."))
 
     def _dispatch(self, session: Session, event: object) -> None:
+        if isinstance(event, (SendMessage, SetTopic)) and session.limiter is not None and session.name is not None:
+            verdict, wait = session.limiter.message(time.monotonic())
+            if verdict is not Verdict.OK:
+                self._refuse(session, event, verdict, wait)
+                return
         if isinstance(event, SendMessage):
             self._post(session, event)
         elif isinstance(event, Ping):
@@ -485,6 +556,26 @@ class ChatServer(QObject):
         elif isinstance(event, Bye):
             reason = clean_line(event.reason).strip()
             self._drop(session, f"quit: {reason}" if reason else "quit")
+
+    def _refuse(self, session: Session, event: SendMessage | SetTopic, verdict: Verdict, wait: float) -> None:
+        """A chat message over the rate limit: refused (slow_down), or after too many refusals a disconnect."""
+        if verdict is Verdict.FLOOD:
+            self._flood(session, "You kept sending faster than the limit after being told to slow down.")
+            return
+        cfg = self.config
+        what = f"{cfg.rate_messages:g} messages per second" if cfg.rate_messages > 0 else \
+            f"{cfg.rate_bytes} bytes per second"
+        self._send(session, Error(
+            ErrorCode.SLOW_DOWN.value,
+            f"You are sending too fast (this server allows {what}), so this was not sent. "
+            f"Wait {max(wait, 0.1):.1f} s and send it again.",
+            ref=event.cid if isinstance(event, SendMessage) else None,
+            retry_after=math.ceil(wait * 1000) / 1000))  # rounded up: waiting that long is enough
+
+    def _flood(self, session: Session, why: str) -> None:
+        log.warning("dropping %s: flooding", session.name or session.peer)
+        self.client_error.emit(session.peer, f"flood: {why}")
+        self._drop(session, "flooding", ProtocolError(ErrorCode.FLOOD, f"{why} Disconnected.", fatal=True))
 
     def _protocol_error(self, session: Session, exc: ProtocolError) -> None:
         self.client_error.emit(session.peer, f"{exc.code.value}: {exc.message}")
@@ -619,7 +710,7 @@ class ChatServer(QObject):
             Welcome(
                 user=name, version=session.conn.version or 1, server=f"qtchat-server {__version__}",
                 name=cfg.name, rooms=(self._room_info(key, lobby),), max_frame=cfg.max_frame,
-                ping_interval=cfg.ping_interval, motd=cfg.motd,
+                ping_interval=cfg.ping_interval, motd=cfg.motd, limits=announced_limits(cfg),
             ),
         )
         account = self.accounts.get(key)
@@ -1028,6 +1119,8 @@ class ChatServer(QObject):
             shared = QByteArray(data)
             for member in room.members:
                 sock = member.socket
+                if not sock.isValid():
+                    continue  # failed on an earlier write; reaped once this pass is over
                 sock.write(shared)
                 member.bytes_out += size
                 if sock.bytesToWrite() > limit:
@@ -1035,7 +1128,7 @@ class ChatServer(QObject):
             self.total_bytes_out += size * len(room.members)
             if room.joiners:
                 for member, offset in room.joiners.items():
-                    if offset < size:
+                    if offset < size and member.socket.isValid():
                         member.socket.write(data[offset:])
                         member.bytes_out += size - offset
                     room.members.add(member)
@@ -1053,7 +1146,7 @@ class ChatServer(QObject):
 
     def _write(self, session: Session, data: bytes) -> None:
         sock = session.socket
-        if sock.state() == QAbstractSocket.SocketState.ConnectedState:
+        if sock.state() == QAbstractSocket.SocketState.ConnectedState and sock.isValid():
             session.bytes_out += len(data)
             self.total_bytes_out += len(data)
             sock.write(data)
@@ -1220,7 +1313,7 @@ class ChatServer(QObject):
         now = time.monotonic()
         cfg = self.config
         for session in list(self.sessions):
-            if session.socket.state() == QAbstractSocket.SocketState.UnconnectedState:
+            if _is_dead(session.socket):
                 self._on_disconnected(session)  # closed without a signal (see _on_ready_read)
                 continue
             if session.closing_since is not None:
@@ -1262,6 +1355,11 @@ def _hash(password: str) -> str | None:
     except Exception:
         log.exception("cannot hash a password")
         return None
+
+
+def _is_dead(sock: QAbstractSocket) -> bool:
+    """Closed, reset, or failed: an unbuffered socket whose write failed stays 'connected' but invalid."""
+    return sock.state() == QAbstractSocket.SocketState.UnconnectedState or not sock.isValid()
 
 
 def _now_ms() -> int:

@@ -20,7 +20,7 @@ from qtchat.protocol import (
     Welcome,
 )
 from tests.helpers import RawClient
-from tests.server.test_cli import Proc
+from tests.server.test_cli import NO_LIMITS, Proc
 
 
 def all_history(client: RawClient, room: str = "lobby") -> list[Message]:
@@ -136,7 +136,7 @@ class Writer:
 
 
 def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path):
-    proc = Proc("--data-dir", str(tmp_path))
+    proc = Proc("--data-dir", str(tmp_path), *NO_LIMITS)  # the writers send as fast as they can
     writers = [Writer(proc.port, f"w{i}") for i in range(3)]
     for w in writers:
         w.sock.settimeout(0.05)

@@ -1,0 +1,106 @@
+"""Per-connection rate limits: token buckets for chat messages and for bytes received.
+
+Pure Python with the clock passed in, so every rule is testable without waiting.
+
+- **Messages.** A bucket of ``burst`` tokens refilled at ``messages`` per second; every chat
+  message (``msg``, to a room or a person, and ``topic``) takes one. A message that finds no token is
+  refused (``slow_down``) and takes none, so a client that waits as told gets through.
+- **Bytes.** A bucket of ``bytes_burst`` tokens refilled at ``bytes`` per second; every byte
+  received takes one, whatever it is (nothing can refuse bytes already read), so the bucket can go
+  into debt. While it is in debt chat messages are refused (``slow_down``); a debt as deep as a
+  whole burst means the client keeps sending far over the limit, and it is disconnected (``flood``).
+- **Warnings.** Each refusal is a strike; strikes leak away at ``flood_after / flood_window`` per
+  second. More than ``flood_after`` strikes (that many refusals in about ``flood_window`` seconds,
+  sent after being told to slow down) disconnect the client (``flood``).
+
+A rate of 0 turns that limit off; ``flood_after`` 0 never disconnects for refusals.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Verdict(enum.Enum):
+    OK = "ok"
+    SLOW_DOWN = "slow_down"
+    FLOOD = "flood"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    messages: float = 10.0  # chat messages per second (0: no limit)
+    burst: int = 20  # chat messages at once
+    bytes: int = 64 * 1024  # bytes received per second (0: no limit)
+    bytes_burst: int = 512 * 1024  # bytes at once
+    flood_after: int = 50  # refusals within about flood_window seconds before a disconnect (0: never)
+    flood_window: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.messages > 0 or self.bytes > 0
+
+
+class Limiter:
+    """The buckets of one connection. ``now`` is a monotonic clock in seconds."""
+
+    __slots__ = ("_byte_stamp", "_bytes", "_msg_stamp", "_msgs", "_strike_stamp", "_strikes", "limits")
+
+    def __init__(self, limits: RateLimits, now: float) -> None:
+        self.limits = limits
+        self._msgs = float(limits.burst)
+        self._msg_stamp = now
+        self._bytes = float(limits.bytes_burst)
+        self._byte_stamp = now
+        self._strikes = 0.0
+        self._strike_stamp = now
+
+    @property
+    def byte_tokens(self) -> float:
+        """Byte tokens as of the last update (negative: in debt)."""
+        return self._bytes
+
+    def received(self, nbytes: int, now: float) -> Verdict:
+        """Charge bytes just read; FLOOD when the debt is as deep as a whole burst."""
+        lim = self.limits
+        if lim.bytes <= 0:
+            return Verdict.OK
+        self._refill_bytes(now)
+        self._bytes -= nbytes
+        return Verdict.FLOOD if self._bytes < -lim.bytes_burst else Verdict.OK
+
+    def message(self, now: float) -> tuple[Verdict, float]:
+        """Take a token for one chat message: (OK, 0), or (SLOW_DOWN or FLOOD, seconds to wait)."""
+        lim = self.limits
+        wait = 0.0
+        if lim.bytes > 0:
+            self._refill_bytes(now)
+            if self._bytes < 0:
+                wait = -self._bytes / lim.bytes
+        if lim.messages > 0:
+            elapsed = now - self._msg_stamp
+            self._msg_stamp = now
+            self._msgs = min(float(lim.burst), self._msgs + elapsed * lim.messages)
+            if self._msgs < 1 - 1e-9:  # (float dust: a client that waited as told gets its token)
+                wait = max(wait, (1 - self._msgs) / lim.messages)
+        if wait <= 0:
+            if lim.messages > 0:
+                self._msgs = max(0.0, self._msgs - 1)
+            return Verdict.OK, 0.0
+        return self._strike(now), wait
+
+    def _refill_bytes(self, now: float) -> None:
+        lim = self.limits
+        elapsed = now - self._byte_stamp
+        self._byte_stamp = now
+        self._bytes = min(float(lim.bytes_burst), self._bytes + elapsed * lim.bytes)
+
+    def _strike(self, now: float) -> Verdict:
+        lim = self.limits
+        if lim.flood_after <= 0:
+            return Verdict.SLOW_DOWN
+        leak = lim.flood_after / lim.flood_window if lim.flood_window > 0 else float("inf")
+        self._strikes = max(0.0, self._strikes - (now - self._strike_stamp) * leak) + 1
+        self._strike_stamp = now
+        return Verdict.FLOOD if self._strikes > lim.flood_after else Verdict.SLOW_DOWN

@@ -13,9 +13,9 @@ from PySide6.QtGui import QFont
 Index = QModelIndex | QPersistentModelIndex
 
 
-def tooltip_text(text: str) -> str:
-    """A tooltip that shows ``text`` exactly: Qt guesses whether a tooltip is rich text, so user text
-    goes in as escaped rich text, whitespace kept."""
+def literal_html(text: str) -> str:
+    """Rich text that shows ``text`` exactly, for the places where Qt guesses whether a string is rich text
+    (tooltips, message boxes, input dialog labels): user text goes in escaped, whitespace kept."""
     return f"<p style='white-space:pre-wrap'>{html.escape(text)}</p>" if text else ""
 
 
@@ -144,7 +144,7 @@ class UserListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return name
         if role == Qt.ItemDataRole.ToolTipRole:
-            return tooltip_text(name)
+            return literal_html(name)
         if role == Qt.ItemDataRole.FontRole and name == self.me:
             font = QFont()
             font.setBold(True)

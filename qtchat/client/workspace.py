@@ -17,7 +17,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistent
 from qtchat.protocol import DEFAULT_ROOM, History, Message, RoomInfo, Welcome, name_key
 
 from .conversation import PRIVATE, ROOM, Conversation, conversation_key
-from .models import ChatLine, tooltip_text
+from .models import ChatLine, literal_html
 from .session import ChatClient
 
 Index = QModelIndex | QPersistentModelIndex
@@ -52,7 +52,7 @@ class ConversationList(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return conv.title
         if role == Qt.ItemDataRole.ToolTipRole:
-            return tooltip_text(f"{conv.title}\n{conv.topic}" if conv.topic else conv.title)
+            return literal_html(f"{conv.title}\n{conv.topic}" if conv.topic else conv.title)
         if role == self.ConversationRole:
             return conv
         return None

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from qtchat import __version__
+from qtchat.client.models import literal_html
 from qtchat.protocol import name_key
 from qtchat.server import ChatServer, ServerConfig
 from qtchat.server.core import Session
@@ -473,7 +474,7 @@ class AdminWindow(QMainWindow):
             return
         name = session.name
         if reason is None or reason is False:
-            text, ok = QInputDialog.getText(self, "Kick", f"Kick {name}? Reason (shown to them):")
+            text, ok = QInputDialog.getText(self, "Kick", literal_html(f"Kick {name}? Reason (shown to them):"))
             if not ok:
                 return
             reason = text
@@ -497,7 +498,7 @@ class AdminWindow(QMainWindow):
         on = session.key not in self.server.muted
         name = session.name
         if self.confirm and QMessageBox.question(self, "Mute" if on else "Unmute",
-                                                 f"{'Mute' if on else 'Unmute'} {name}?") \
+                                                 literal_html(f"{'Mute' if on else 'Unmute'} {name}?")) \
                 != QMessageBox.StandardButton.Yes:
             return
         self._report(lambda: self.server.mute(name, on))

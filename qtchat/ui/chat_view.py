@@ -40,7 +40,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QToolButton, QWidget
 
-from qtchat.client.models import ChatLine, MessageLog, tooltip_text
+from qtchat.client.models import ChatLine, MessageLog, literal_html
 
 URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
@@ -559,7 +559,7 @@ class ChatView(QAbstractScrollArea):
         if not tip and row >= 0 and self.model is not None and pos.x() < self.delegate.text_x:
             line = self.model.lines[row]
             tip = line.sender  # the whole name, where the column shortens it
-        self.viewport().setToolTip(tooltip_text(tip))
+        self.viewport().setToolTip(literal_html(tip))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:

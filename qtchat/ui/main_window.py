@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from qtchat.client import ChatClient, ChatLine, ClientState, Conversation, Workspace
 from qtchat.client.host import join_addresses
-from qtchat.client.models import tooltip_text
+from qtchat.client.models import literal_html
 from qtchat.client.settings import ClientSettings
 from qtchat.server import ChatServer
 
@@ -60,7 +60,7 @@ class ElidedLabel(QLabel):
 
     def set_full_text(self, text: str) -> None:
         self._full = text
-        self.setToolTip(tooltip_text(text))
+        self.setToolTip(literal_html(text))
         self._elide()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
@@ -390,7 +390,7 @@ class MainWindow(QMainWindow):
         menu.exec(self.sidebar.viewport().mapToGlobal(pos))
 
     def _operator_action(self, what: str, name: str) -> None:
-        reason, ok = QInputDialog.getText(self, f"{what.title()} {name}", f"Why {what} {name}? (they are told)")
+        reason, ok = QInputDialog.getText(self, f"{what.title()} {name}", literal_html(f"Why {what} {name}? (they are told)"))
         if not ok:
             return
         try:

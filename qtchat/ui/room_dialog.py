@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from qtchat.client import ChatClient
-from qtchat.client.models import tooltip_text
+from qtchat.client.models import literal_html
 from qtchat.protocol import RoomInfo
 
 
@@ -70,7 +70,7 @@ class RoomDialog(QDialog):
             text = f"#{info.name}  \N{EM DASH} {people}" + (f"\n{info.topic}" if info.topic else "")
             item = QListWidgetItem(text)  # list items are plain text
             item.setData(Qt.ItemDataRole.UserRole, info.name)
-            item.setToolTip(tooltip_text(info.topic))
+            item.setToolTip(literal_html(info.topic))
             self.rooms.addItem(item)
         self.status.setText("Rooms you are not in yet:" if joined else "You are in every room; type a name to create one.")
 

@@ -49,6 +49,8 @@ class Conversation(QObject):
         self.mentions = 0  # of those, the ones naming the user (and every private one)
         self.has_older = False
         self._loading_older = False
+        self.read_marker: int | None = None  # the server's read marker when the room was joined
+        self.read_sent = 0  # the newest id we told the server we read
         self._pending_presence: dict[str, list[str]] = {}
         self._presence_timer = QTimer(self)
         self._presence_timer.setSingleShot(True)
@@ -123,11 +125,22 @@ class Conversation(QObject):
         self._loading_older = False
         self.has_older = page.more
         me = self.client.me
-        self.log.prepend([
+        lines = [
             ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid,
                      mention=m.sender != me and self.client.is_mention(m.text))
             for m in page.messages
-        ])
+        ]
+        marker = self.read_marker
+        if marker is not None and lines and lines[0].id is not None and lines[-1].id is not None \
+                and lines[0].id <= marker < lines[-1].id:
+            # the "new since you left" line, where the reader stopped last time (on any machine)
+            at = next(i for i, ln in enumerate(lines) if ln.id is not None and ln.id > marker)
+            lines.insert(at, ChatLine("marker", "New since you last read", lines[at].ts))
+            self.read_marker = None
+        self.log.prepend(lines)
+
+    def newest_id(self) -> int:
+        return next((ln.id for ln in reversed(self.log.lines) if ln.id is not None), 0)
 
     def add_message(self, msg: Message) -> ChatLine | None:
         """Show a message (or mark ours as acknowledged). Returns the line when it is someone else's news."""

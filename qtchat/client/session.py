@@ -37,6 +37,7 @@ from qtchat.protocol import (
     JoinRoom,
     KickRequest,
     Left,
+    MarkRead,
     Message,
     Notice,
     PartRoom,
@@ -566,12 +567,28 @@ class ChatClient(QObject):
                 self.room_left.emit(room.name)
             else:
                 self.server_error.emit(error.code, error.message)
+        elif error.code == "slow_down" and error.ref is not None and error.ref in self._outbox:
+            # the server wants us to wait: the message stays queued and goes again when allowed
+            delay = max(0.2, min(error.retry_after or 1.0, 30.0))
+            cid = error.ref
+            QTimer.singleShot(int(delay * 1000), self, lambda: self._resend(cid))
         elif error.ref is not None and error.ref in self._outbox:
             del self._outbox[error.ref]
             self.message_failed.emit(error.ref, error.code, error.message)
             self.pending_changed.emit(len(self._outbox))
         else:
             self.server_error.emit(error.code, error.message)
+
+    def _resend(self, cid: str) -> None:
+        event = self._outbox.get(cid)
+        if event is not None and self.state is ClientState.ONLINE:
+            self._write(self._conn.send(event))
+
+    def mark_read(self, room: str, message_id: int) -> None:
+        """Tell the server we read the room up to this message (its read marker follows us across machines)."""
+        state = self.rooms.get(name_key(room))
+        if self.state is ClientState.ONLINE and state is not None and state.joined:
+            self._write(self._conn.send(MarkRead(state.name, message_id)))
 
     def _on_socket_gone(self, *args: object) -> None:
         sock = self._socket

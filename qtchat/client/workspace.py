@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 
 from qtchat.protocol import DEFAULT_ROOM, History, Message, RoomInfo, Welcome, name_key
 
@@ -102,6 +102,10 @@ class Workspace(QObject):
         self._logins = 0
         self.lobby = self._add(ROOM, DEFAULT_ROOM)
         self.active = self.lobby
+        self._read_timer = QTimer(self)  # read markers go to the server at most once a second
+        self._read_timer.setSingleShot(True)
+        self._read_timer.setInterval(1000)
+        self._read_timer.timeout.connect(self._send_read)
         c = client
         c.logged_in.connect(self._on_logged_in)
         c.login_failed.connect(self._on_login_failed)
@@ -161,12 +165,25 @@ class Workspace(QObject):
             self.activated.emit(conv)
         if self.looking:
             conv.mark_read()
+            self._read_timer.start()
 
     def set_looking(self, looking: bool) -> None:
         """The window became active (True) or inactive."""
         self.looking = looking
         if looking:
             self.active.mark_read()
+            self._read_timer.start()
+
+    def _send_read(self) -> None:
+        """The active room is read up to its newest message: tell the server (once per new id)."""
+        conv = self.active
+        if not conv.is_room or not self.looking:
+            return
+        conv.log.flush()
+        newest = conv.newest_id()
+        if newest > conv.read_sent:
+            conv.read_sent = newest
+            self.client.mark_read(conv.name, newest)
 
     def open_private(self, name: str) -> Conversation:
         """The conversation with this person (opened if new) and made active."""
@@ -317,6 +334,12 @@ class Workspace(QObject):
             self.rooms_changed.emit(self.room_names())
         conv.rename(info.name)
         conv.set_topic(info.topic)
+        if info.read is not None and not conv.log.lines and not conv.read_sent:
+            # a fresh start: what was unread when we left (here or on another machine) still is
+            conv.read_marker = conv.read_sent = info.read
+            if info.unread and not (conv is self.active and self.looking):
+                conv.unread = info.unread
+                conv.changed.emit()
 
     def _on_room_left(self, name: str) -> None:
         conv = self.room(name)
@@ -355,6 +378,8 @@ class Workspace(QObject):
             return
         if conv is not self.active or not self.looking:
             conv.count_unread(line)
+        elif conv.is_room:
+            self._read_timer.start()
         if line.mention:
             self.mentioned.emit(conv, line)
         else:

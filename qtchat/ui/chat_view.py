@@ -202,6 +202,16 @@ class MessageDelegate:
         h = self.height(line, width)
         avail = self.text_width(width)
         p.setClipRect(QRect(0, top, width, h))  # nothing a message holds can draw over its neighbours
+        if line.kind == "marker":  # "new since you last read": a rule with its words
+            p.setPen(self.mention_bar)
+            p.setFont(self.font)
+            mid = top + h // 2
+            label = f" {line.text} "
+            label_w = self.fm.horizontalAdvance(label)
+            p.drawLine(PAD_X, mid, max(PAD_X, width - label_w - 2 * PAD_X), mid)
+            p.drawText(width - label_w - PAD_X, top + PAD_Y + self.fm.ascent(), label)
+            p.setClipping(False)
+            return
         if line.mention or line.private is not None:
             p.fillRect(QRect(0, top, width, h), self.mention_bg)
             p.fillRect(QRect(0, top, 3, h), self.mention_bar)

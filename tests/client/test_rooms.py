@@ -156,3 +156,46 @@ def test_registering_at_the_first_login(server, client, qtbot):
     login(qtbot, client, server.port, "zoe")
     qtbot.waitUntil(lambda: client.registered)
     assert not client.register_on_login  # reconnects log in, they do not register again
+
+
+def test_slow_down_keeps_the_message_queued_until_the_server_takes_it(make_server, client, qtbot):
+    server = make_server(rate_messages=5, rate_burst=2)
+    ws = Workspace(client)
+    login(qtbot, client, server.port, "alice")
+    failed: list[str] = []
+    client.message_failed.connect(lambda cid, code, text: failed.append(code))
+    lines = [ws.submit(f"quick {i}") for i in range(8)]
+    qtbot.waitUntil(lambda: all(ln is not None and not ln.pending for ln in lines), timeout=10000)
+    assert failed == [] and not client.pending
+    assert [ln.text for ln in lines_of(ws.lobby)] == [f"quick {i}" for i in range(8)]
+
+
+def test_read_markers_follow_the_user_to_the_next_session(make_server, connect, client, qtbot, tmp_path):
+    server = make_server(data_dir=tmp_path)
+    bob = connect(server.port)
+    bob.login("bob")
+    for i in range(5):
+        bob.say(f"early {i}")
+    bob.wait_for(lambda: len(bob.of(Message)) == 5)
+    ws = Workspace(client)
+    login(qtbot, client, server.port, "alice")
+    qtbot.waitUntil(lambda: len(lines_of(ws.lobby)) == 5)
+    ws.set_looking(True)  # the user looks at the lobby: read up to "early 4"
+    qtbot.waitUntil(lambda: ws.lobby.read_sent == lines_of(ws.lobby)[-1].id, timeout=3000)
+    qtbot.wait(100)
+    with qtbot.waitSignal(client.closed, timeout=3000):
+        client.quit()
+    for i in range(3):
+        bob.say(f"later {i}")
+    bob.wait_for(lambda: len(bob.of(Message)) == 8)
+    other = ChatClient()  # the same user on another machine
+    ws2 = Workspace(other)
+    ws2.set_looking(False)
+    with qtbot.waitSignal(other.logged_in, timeout=5000):
+        other.connect_to("127.0.0.1", server.port, "alice")
+    qtbot.waitUntil(lambda: len(lines_of(ws2.lobby)) == 8)
+    assert ws2.lobby.unread == 3
+    ws2.lobby.log.flush()
+    kinds = [(ln.kind, ln.text) for ln in ws2.lobby.log.lines if ln.kind in ("msg", "marker")]
+    assert kinds[5] == ("marker", "New since you last read") and kinds[6] == ("msg", "later 0")
+    other.quit()

@@ -918,6 +918,8 @@ class ChatServer(QObject):
             for mark, mid in markers.items():  # markers are not acknowledged: try them again next pass
                 if mid > self._dirty_markers.get(mark, -1):
                     self._dirty_markers[mark] = mid
+            if not unstored:
+                return  # only markers: the pass's notices can still go out
             for room in self.rooms.values():
                 room.pending.clear()  # the pass's frames, messages with them, are not sent
                 room.pending_len = 0

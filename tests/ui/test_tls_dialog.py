@@ -96,3 +96,26 @@ def test_status_bar_shows_the_lock_when_encrypted(tls_server, server, window, qt
     with qtbot.waitSignal(c.logged_in, timeout=5000):
         c.connect_to("127.0.0.1", server.port, "alice")  # a plain server: no lock
     assert window.tls_label.text() == ""
+
+
+def test_self_test_over_tls_with_a_given_fingerprint(make_cert, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.server.test_cli import Proc
+
+    cert = make_cert()
+    server = Proc("--data-dir", str(tmp_path / "data"), "--tls-cert", str(cert.cert_path),
+                  "--tls-key", str(cert.key_path))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    base = [sys.executable, "-m", "qtchat", "--self-test", "--tls", "--port", str(server.port)]
+    try:
+        out = subprocess.run([*base, "--trust-fingerprint", format_fingerprint(cert.fingerprint)],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "acknowledged" in out.stdout and "Encrypted (TLS" in out.stdout
+        out = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 1 and "certificate_unknown" in out.stderr
+    finally:
+        server.stop()

@@ -75,3 +75,24 @@ def connect(qtbot, server) -> Iterator[Callable[..., object]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def make_cert(tmp_path):
+    """Factory: a self-signed certificate and key in a temp folder, made as --generate-cert makes them."""
+    from qtchat.tls import GeneratedCertificate, generate_certificate
+
+    def make(label: str = "server", names: tuple[str, ...] = ()) -> GeneratedCertificate:
+        folder = tmp_path / f"tls-{label}"
+        return generate_certificate(folder / "cert.pem", folder / "key.pem", names)
+
+    return make
+
+
+@pytest.fixture
+def tls_server(make_server, make_cert):
+    """A ChatServer with TLS on, its certificate made by make_cert; ``.cert`` is the GeneratedCertificate."""
+    cert = make_cert()
+    server = make_server(tls_cert=cert.cert_path, tls_key=cert.key_path)
+    server.cert = cert
+    return server

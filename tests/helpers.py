@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -29,13 +30,27 @@ from qtchat.protocol import (
 
 
 class RawClient:
-    def __init__(self, port: int, qtbot: Any, rcvbuf: int | None = None) -> None:
+    def __init__(self, port: int, qtbot: Any, rcvbuf: int | None = None, tls: ssl.SSLContext | None = None,
+                 server_hostname: str = "localhost") -> None:
         self.qtbot = qtbot
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.connect(("127.0.0.1", port))
         self.sock.setblocking(False)
+        if tls is not None:  # the handshake, without blocking the loop that runs the server
+            self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+            assert isinstance(self.sock, ssl.SSLSocket)
+            tls_sock = self.sock
+
+            def handshake_done() -> bool:
+                try:
+                    tls_sock.do_handshake()
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    return False
+                return True
+
+            qtbot.waitUntil(handshake_done, timeout=5000)
         self.conn = Connection(Role.CLIENT, max_frame=1 << 20)
         self.events: list[Any] = []
         self.errors: list[ProtocolError] = []
@@ -49,7 +64,7 @@ class RawClient:
         while view:
             try:
                 sent = self.sock.send(view)
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 self.qtbot.wait(1)  # let the server read
                 self.pump()
                 continue
@@ -68,9 +83,9 @@ class RawClient:
         while not self.closed:
             try:
                 data = self.sock.recv(1 << 20)
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 break
-            except ConnectionError:
+            except (ConnectionError, ssl.SSLError):  # a reset, or a TLS connection cut without close_notify
                 data = b""
             self.received += len(data)
             self.conn.receive_data(data)

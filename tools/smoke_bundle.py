@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Smoke-test a built bundle: both programs answer --version, the bundled server starts, the bundled
-client connects to it offscreen, exchanges a message and exits 0, and the server stops on SIGTERM.
+client connects to it offscreen, exchanges a message and exits 0, and the server stops on SIGTERM;
+then the same over TLS, with a certificate made by the bundled server's --generate-cert (so Qt's TLS
+backend plugin and the cryptography package are in the bundle).
 
     python tools/smoke_bundle.py dist/qtchat
 
@@ -11,6 +13,7 @@ Exits non-zero on any failure, so a broken bundle cannot land.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +26,56 @@ from pathlib import Path
 def fail(text: str) -> int:
     print(f"smoke: FAILED: {text}", file=sys.stderr)
     return 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(server: Path, port: int, env: dict[str, str], *args: str) -> subprocess.Popen[str] | str:
+    """The bundled server on ``port``, once it accepts connections; or a failure text."""
+    proc = subprocess.Popen([str(server), "--port", str(port), "--data-dir", tempfile.mkdtemp(prefix="qtchat-smoke-"),
+                             *args], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                return f"the bundled server did not start: {proc.stderr.read()[-1000:] if proc.stderr else ''}"
+            time.sleep(0.1)
+
+
+def tls_smoke(client: Path, server: Path, env: dict[str, str]) -> str | None:
+    """--generate-cert, a TLS server, the client's self-test over TLS trusting that fingerprint; None if ok."""
+    folder = Path(tempfile.mkdtemp(prefix="qtchat-smoke-tls-"))
+    out = subprocess.run([str(server), "--generate-cert", "--cert-out", str(folder / "cert.pem"),
+                          "--key-out", str(folder / "key.pem")], capture_output=True, text=True, env=env, timeout=60)
+    found = re.search(r"(?:[0-9A-F]{2}:){31}[0-9A-F]{2}", out.stdout)
+    if out.returncode != 0 or not found:
+        return f"bundled --generate-cert exited {out.returncode}: {out.stdout} {out.stderr[-1000:]}"
+    port = free_port()
+    proc = start_server(server, port, env, "--tls-cert", str(folder / "cert.pem"), "--tls-key", str(folder / "key.pem"))
+    if isinstance(proc, str):
+        return proc
+    try:
+        out = subprocess.run([str(client), "--self-test", "--tls", "--host", "127.0.0.1", "--port", str(port),
+                              "--user", "smoke-tls", "--trust-fingerprint", found.group(0)],
+                             capture_output=True, text=True, env=env, timeout=60)
+        if out.returncode != 0 or "Encrypted (TLS" not in out.stdout:
+            return f"bundled client TLS self-test exited {out.returncode}: {out.stdout} {out.stderr[-1500:]}"
+        print(f"smoke: {out.stdout.strip()}")
+        proc.send_signal(signal.SIGTERM)
+        if proc.wait(20) != 0:
+            return "the bundled TLS server did not stop cleanly on SIGTERM"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return None
 
 
 def main() -> int:
@@ -38,22 +91,12 @@ def main() -> int:
         if out.returncode != 0 or "0." not in out.stdout:
             return fail(f"{program.name} --version: {out.returncode} {out.stdout!r} {out.stderr[-500:]!r}")
         print(f"smoke: {out.stdout.strip()}")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data_dir = tempfile.mkdtemp(prefix="qtchat-smoke-")
-    proc = subprocess.Popen([str(server), "--port", str(port), "--data-dir", data_dir],
-                            stderr=subprocess.PIPE, text=True, env=env)
+    port = free_port()
+    started = start_server(server, port, env)
+    if isinstance(started, str):
+        return fail(started)
+    proc = started
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    return fail(f"the bundled server did not start: {proc.stderr.read()[-1000:] if proc.stderr else ''}")
-                time.sleep(0.1)
         times: list[float] = []
         for _ in range(3):
             start = time.perf_counter()
@@ -72,6 +115,9 @@ def main() -> int:
     finally:
         if proc.poll() is None:
             proc.kill()
+    problem = tls_smoke(client, server, env)
+    if problem is not None:
+        return fail(problem)
     size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file() and not f.is_symlink())
     times.sort()
     print(f"smoke: ok; bundle {size / 1e6:.0f} MB in {sum(1 for _ in bundle.rglob('*'))} files; client start to "

@@ -2,10 +2,11 @@
 
 from .conversation import Conversation
 from .models import ChatLine, MessageLog, UserListModel
-from .session import ChatClient, ClientState, RoomState
+from .pins import PinStore
+from .session import CertificateProblem, ChatClient, ClientState, RoomState
 from .workspace import ConversationList, Workspace
 
 __all__ = [
-    "ChatClient", "ChatLine", "ClientState", "Conversation", "ConversationList", "MessageLog", "RoomState",
-    "UserListModel", "Workspace",
+    "CertificateProblem", "ChatClient", "ChatLine", "ClientState", "Conversation", "ConversationList", "MessageLog",
+    "PinStore", "RoomState", "UserListModel", "Workspace",
 ]

@@ -1,8 +1,13 @@
 """The client's connection: connect, log in, reconnect with backoff, keep an outbox, measure latency.
 
-``ChatClient`` is a QObject around one QTcpSocket at a time and the sans-I/O
-protocol Connection; it holds no widgets and no presentation. Everything it
-learns it reports through signals.
+``ChatClient`` is a QObject around one QTcpSocket (a QSslSocket with TLS) at a
+time and the sans-I/O protocol Connection; it holds no widgets and no
+presentation. Everything it learns it reports through signals.
+
+TLS is trust on first use: a certificate that verifies against the system's
+certificate authorities and names the host is accepted silently; any other is
+accepted only when its SHA-256 fingerprint is the one pinned for that host and
+port (``PinStore``). Unknown or changed certificates end the attempt without a retry.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtNetwork import QAbstractSocket, QTcpSocket
+from PySide6.QtNetwork import QAbstractSocket, QSslConfiguration, QSslError, QSslSocket, QTcpSocket
 
 from qtchat import __version__
 from qtchat.protocol import (
@@ -59,6 +64,9 @@ from qtchat.protocol import (
     name_key,
     validate_name,
 )
+from qtchat.tls import certificate_fingerprint, describe_certificate, format_fingerprint
+
+from .pins import PinStore
 
 log = logging.getLogger("qtchat.client")
 
@@ -67,6 +75,7 @@ _FINAL_LOGIN_ERRORS = frozenset({
     "name_invalid", "name_reserved", "bad_version", "banned", "auth_required", "auth_failed", "too_many_attempts",
     "account_required", "name_registered", "registration_closed", "bad_password",
 })
+TLS_HINT = "tick \N{LEFT DOUBLE QUOTATION MARK}Encrypted (TLS)\N{RIGHT DOUBLE QUOTATION MARK}"
 
 
 class ClientState(enum.StrEnum):
@@ -89,6 +98,18 @@ class RoomState:
     collecting: list[str] | None = None  # a user list arriving in parts
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateProblem:
+    """Why the last TLS attempt was refused on our side: the login_failed code, and the certificate."""
+
+    code: str  # "certificate_unknown" or "certificate_changed"
+    host: str
+    port: int
+    fingerprint: str  # what the server presented: SHA-256, 64 lowercase hex digits
+    pinned: str | None  # what was pinned for host:port (certificate_changed)
+    summary: str  # the certificate and what the system's check said about it, one plain-text line
+
+
 class ChatClient(QObject):
     """One user's connection to one server.
 
@@ -96,7 +117,14 @@ class ChatClient(QObject):
         state_changed(state): a ClientState value.
         logged_in(Welcome): the server accepted us (again, after a reconnect).
         login_failed(code, text): the first login was refused or the server could not be
-            reached; no retry follows. ``code`` is the protocol's error code or "network".
+            reached; no retry follows. ``code`` is the protocol's error code, "network",
+            "tls_unavailable", or (at any attempt, reconnects included) "certificate_unknown" /
+            "certificate_changed".
+        certificate_unknown(host, port, fingerprint, summary): with TLS, the server's certificate
+            cannot be verified and nothing is pinned for host:port; trust_certificate() and connect
+            again to go on. login_failed follows.
+        certificate_changed(host, port, pinned, presented): with TLS, the server presented another
+            certificate than the one pinned: its identity changed. login_failed follows.
         connection_lost(reason): an established connection dropped; a reconnect follows.
         reconnect_scheduled(seconds): the next attempt is this far away.
         message_received(Message): a chat message, own ones included, each id once.
@@ -123,6 +151,8 @@ class ChatClient(QObject):
     state_changed = Signal(str)
     logged_in = Signal(object)
     login_failed = Signal(str, str)
+    certificate_unknown = Signal(str, int, str, str)
+    certificate_changed = Signal(str, int, str, str)
     connection_lost = Signal(str)
     reconnect_scheduled = Signal(float)
     message_received = Signal(object)
@@ -151,11 +181,18 @@ class ChatClient(QObject):
     BACKOFF_BASE = 0.5
     BACKOFF_CAP = 30.0
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
         super().__init__(parent)
         self.state = ClientState.OFFLINE
         self.host = ""
         self.port = 0
+        self.tls = False  # connect with TLS
+        self.pins = pins if pins is not None else PinStore()
+        # the TLS settings for every connection (Qt's default, with the system's CAs, when None)
+        self.ssl_configuration: QSslConfiguration | None = None
+        self.certificate_problem: CertificateProblem | None = None  # of the last failed attempt
+        self._rx_head = b""  # the first bytes of this connection, to recognise a TLS server
+        self._bad_frame: str | None = None
         self.user = ""  # the name we ask for
         self.me = ""  # the name the server gave us
         self.password: str | None = None  # for a registered name; kept in memory only, for reconnects
@@ -197,8 +234,9 @@ class ChatClient(QObject):
 
     # ------------------------------------------------------------ public API
 
-    def connect_to(self, host: str, port: int, user: str) -> None:
-        """Connect and log in; on success the client stays connected, reconnecting as needed."""
+    def connect_to(self, host: str, port: int, user: str, tls: bool = False) -> None:
+        """Connect and log in (inside TLS with ``tls``); on success the client stays connected,
+        reconnecting as needed (with TLS and the same pin)."""
         self._close_socket()
         if (host, port) != (self.host, self.port) and self._outbox:
             log.info("dropping %d unsent message(s) meant for %s:%d", len(self._outbox), self.host, self.port)
@@ -209,7 +247,8 @@ class ChatClient(QObject):
             self._seen_order.clear()
             # another server: its rooms are other rooms
             self.rooms = {name_key(DEFAULT_ROOM): RoomState(DEFAULT_ROOM)}
-        self.host, self.port, self.user = host, port, user
+        self.host, self.port, self.user, self.tls = host, port, user, tls
+        self.certificate_problem = None
         self._ever_online = False
         self._quitting = False
         self._attempt = 0
@@ -334,6 +373,35 @@ class ChatClient(QObject):
                 return
         self._finish_quit()
 
+    def trust_certificate(self, host: str, port: int, fingerprint: str) -> None:
+        """Pin a certificate's SHA-256 fingerprint for host:port (then connect again to use it).
+        Raises ValueError for a string that is not a SHA-256 fingerprint."""
+        self.pins.set(host, port, fingerprint)
+        log.info("trusting the certificate %s for %s:%d", format_fingerprint(fingerprint), host, port)
+
+    def forget_certificate(self, host: str, port: int) -> None:
+        """Remove the pin for host:port: the next connection asks again (certificate_unknown)."""
+        self.pins.remove(host, port)
+        log.info("forgot the trusted certificate of %s:%d", host, port)
+
+    @property
+    def is_encrypted(self) -> bool:
+        """Is the current connection inside TLS (handshake done)?"""
+        sock = self._socket
+        return isinstance(sock, QSslSocket) and sock.isEncrypted()
+
+    def tls_summary(self) -> str:
+        """A plain-text line about the current TLS connection: protocol, certificate, fingerprint."""
+        sock = self._socket
+        if not isinstance(sock, QSslSocket) or not sock.isEncrypted():
+            return ""
+        cert = sock.peerCertificate()
+        cipher = sock.sessionCipher()
+        proto = cipher.protocolString() if not cipher.isNull() else "TLS"
+        how = "pinned" if self.pins.get(self.host, self.port) == certificate_fingerprint(cert) else "verified"
+        return (f"Encrypted ({proto}, {cipher.name()}). Certificate ({how}): {describe_certificate(cert)}. "
+                f"SHA-256: {format_fingerprint(certificate_fingerprint(cert))}")
+
     def reconnect_now(self) -> None:
         """Skip the wait before the next attempt."""
         if self.state is ClientState.WAITING:
@@ -354,20 +422,49 @@ class ChatClient(QObject):
             room.joined, room.held, room.collecting = False, None, None
         self._fatal = None
         self._bye = None
-        sock = QTcpSocket(self)
+        self._rx_head = b""
+        self._bad_frame = None
+        self.certificate_problem = None
+        if self.tls and not QSslSocket.supportsSsl():
+            self._set_state(ClientState.CONNECTING)
+            QTimer.singleShot(0, self._tls_unavailable)
+            return
+        sock: QTcpSocket
+        if self.tls:
+            ssl = QSslSocket(self)
+            if self.ssl_configuration is not None:
+                ssl.setSslConfiguration(self.ssl_configuration)
+            ssl.encrypted.connect(self._on_encrypted)
+            ssl.sslErrors.connect(self._on_ssl_errors)
+            sock = ssl
+        else:
+            sock = QTcpSocket(self)
         sock.connected.connect(self._on_connected)
         sock.readyRead.connect(self._on_ready_read)
         sock.disconnected.connect(self._on_socket_gone)
         sock.errorOccurred.connect(self._on_socket_gone)
         self._socket = sock
         self._set_state(ClientState.CONNECTING)
-        sock.connectToHost(self.host, self.port)
+        if isinstance(sock, QSslSocket):
+            sock.connectToHostEncrypted(self.host, self.port)  # checks the certificate against this name
+        else:
+            sock.connectToHost(self.host, self.port)
+
+    def _tls_unavailable(self) -> None:
+        if self._socket is not None or self.state is not ClientState.CONNECTING:
+            return
+        self._set_state(ClientState.OFFLINE)
+        self.login_failed.emit("tls_unavailable", "This computer has no TLS library that Qt can use, so an "
+                               "encrypted connection is impossible here (on Linux, install OpenSSL 3: libssl3).")
 
     def _close_socket(self) -> None:
         sock, self._socket = self._socket, None
         if sock is not None:
             for signal in (sock.connected, sock.readyRead, sock.disconnected, sock.errorOccurred):
                 signal.disconnect()
+            if isinstance(sock, QSslSocket):
+                sock.encrypted.disconnect()
+                sock.sslErrors.disconnect()
             sock.abort()
             sock.deleteLater()
 
@@ -382,22 +479,54 @@ class ChatClient(QObject):
         sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
         sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
         self._last_rx = time.monotonic()
+        self._login_timer.start(int(self.LOGIN_TIMEOUT * 1000))  # with TLS it bounds the handshake too
+        if not isinstance(sock, QSslSocket):
+            self._send_hello()
+
+    def _send_hello(self) -> None:
         self._write(self._conn.send(Hello(user=self.user, client=f"qtchat {__version__}", password=self.password,
                                           register=self.register_on_login)))
-        self._login_timer.start(int(self.LOGIN_TIMEOUT * 1000))
+
+    def _on_encrypted(self) -> None:
+        if self._socket is not None and self.sender() is self._socket:
+            self._send_hello()
+
+    def _on_ssl_errors(self, errors: list[QSslError]) -> None:
+        """The certificate did not verify (unknown authority, self-signed, another name, expired):
+        go on only if it is the one pinned for this server; otherwise note why, and let the
+        handshake fail (which ends in _on_socket_gone)."""
+        sock = self._socket
+        if not isinstance(sock, QSslSocket) or self.sender() is not sock:
+            return
+        cert = sock.peerCertificate()
+        if cert.isNull():
+            return  # nothing to pin: the handshake fails with Qt's own reason
+        presented = certificate_fingerprint(cert)
+        pinned = self.pins.get(self.host, self.port)
+        if pinned == presented:
+            sock.ignoreSslErrors(errors)
+            return
+        reasons = "; ".join(dict.fromkeys(e.errorString() for e in errors))
+        self.certificate_problem = CertificateProblem(
+            "certificate_changed" if pinned else "certificate_unknown", self.host, self.port, presented, pinned,
+            f"{describe_certificate(cert)}. {reasons}.")
 
     def _on_ready_read(self) -> None:
         sock = self._socket
         if sock is None:
             return
         self._last_rx = time.monotonic()
-        self._conn.receive_data(cast(bytes, sock.readAll().data()))
+        data = cast(bytes, sock.readAll().data())
+        if len(self._rx_head) < 3:
+            self._rx_head += data[:3]
+        self._conn.receive_data(data)
         while self._socket is sock:
             try:
                 event = self._conn.next_event()
             except ProtocolError as exc:
                 log.warning("bad data from the server: %s", exc.message)
                 if exc.fatal:
+                    self._bad_frame = exc.message
                     sock.abort()
                     return
                 continue
@@ -602,6 +731,16 @@ class ChatClient(QObject):
         if self._quitting:
             self._finish_quit()
             return
+        problem = self.certificate_problem
+        if problem is not None:  # never retried: the user decides
+            self._set_state(ClientState.OFFLINE)
+            if problem.code == "certificate_changed":
+                assert problem.pinned is not None
+                self.certificate_changed.emit(problem.host, problem.port, problem.pinned, problem.fingerprint)
+            else:
+                self.certificate_unknown.emit(problem.host, problem.port, problem.fingerprint, problem.summary)
+            self.login_failed.emit(problem.code, reason)
+            return
         fatal = self._fatal
         final = fatal is not None and (
             fatal.code in _FINAL_LOGIN_ERRORS or (fatal.code == "name_taken" and not self._ever_online)
@@ -617,11 +756,39 @@ class ChatClient(QObject):
         self._schedule_reconnect()
 
     def _loss_reason(self, sock: QTcpSocket) -> str:
+        where = f"{self.host}:{self.port}"
+        problem = self.certificate_problem
+        if problem is not None and problem.code == "certificate_changed":
+            assert problem.pinned is not None
+            return (f"The identity of the server at {where} has changed! Its certificate is not the one you "
+                    f"trusted before.\nTrusted before: {format_fingerprint(problem.pinned)}\n"
+                    f"Presented now: {format_fingerprint(problem.fingerprint)}\n"
+                    "This could be an attack (someone between you and the server), or the operator replaced "
+                    "the certificate. Ask the operator before you trust the new one.")
+        if problem is not None:
+            return (f"The server at {where} has a certificate this computer cannot check "
+                    f"({problem.summary.rstrip('.')}).\nIts SHA-256 fingerprint is "
+                    f"{format_fingerprint(problem.fingerprint)}\nTrust it only if that is the fingerprint "
+                    "the server's operator gave you.")
         if self._fatal is not None:
             return self._fatal.message
         if self._bye:
             return f"The server closed the connection: {self._bye}"
         error = sock.error()
+        encrypted = isinstance(sock, QSslSocket) and sock.isEncrypted()
+        if self.tls and not encrypted and error in (QAbstractSocket.SocketError.SslHandshakeFailedError,
+                                                    QAbstractSocket.SocketError.RemoteHostClosedError):
+            return (f"The server at {where} did not answer with TLS: is it a plain (unencrypted) server? "
+                    f"({sock.errorString()})")
+        if not self.tls and self.state is not ClientState.ONLINE:  # not logged in on this connection
+            if self._rx_head[:1] in (b"\x15", b"\x16") and self._rx_head[1:2] == b"\x03":
+                return f"The server at {where} answered with TLS: it requires an encrypted connection ({TLS_HINT})."
+            if self._bad_frame is not None:
+                return (f"The server at {where} sent something that is not the qtchat protocol "
+                        f"({self._bad_frame}); it may require an encrypted connection ({TLS_HINT}).")
+            if not self._rx_head and error == QAbstractSocket.SocketError.RemoteHostClosedError:
+                return (f"The server at {where} closed the connection without a word: it may require an "
+                        f"encrypted connection ({TLS_HINT}).")
         if error == QAbstractSocket.SocketError.RemoteHostClosedError:
             return "The server closed the connection."
         if error == QAbstractSocket.SocketError.ConnectionRefusedError:
@@ -656,7 +823,12 @@ class ChatClient(QObject):
 
     def _on_login_timeout(self) -> None:
         if self._socket is not None and self.state is not ClientState.ONLINE:
-            self._fatal = Error("timeout", f"The server at {self.host}:{self.port} did not answer the login.", True)
+            if self.tls and not self.is_encrypted:
+                text = (f"The server at {self.host}:{self.port} did not complete the TLS handshake: "
+                        "is it a plain (unencrypted) server?")
+            else:
+                text = f"The server at {self.host}:{self.port} did not answer the login."
+            self._fatal = Error("timeout", text, True)
             self._socket.abort()
 
     def _abort_quit(self) -> None:

@@ -33,20 +33,37 @@ class ClientSettings:
         return self._str("connection/hosting", "false") == "true"
 
     @property
-    def recent(self) -> list[str]:
-        value = self._s.value("connection/recent", [])
-        if isinstance(value, str):
-            return [value]
-        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    def tls(self) -> bool:
+        """Did the last connection use TLS?"""
+        return self._str("connection/tls", "false") == "true"
 
-    def remember(self, host: str, port: int, user: str, hosting: bool) -> None:
+    def _list(self, key: str) -> list[str]:
+        value = self._s.value(key, [])
+        if isinstance(value, str):
+            return [value] if value else []
+        return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
+
+    @property
+    def recent(self) -> list[str]:
+        return self._list("connection/recent")
+
+    @property
+    def recent_tls(self) -> list[str]:
+        """The recent entries (``host:port``) last used with TLS."""
+        return self._list("connection/recent_tls")
+
+    def remember(self, host: str, port: int, user: str, hosting: bool, tls: bool = False) -> None:
         self._s.setValue("connection/host", host)
         self._s.setValue("connection/port", port)
         self._s.setValue("connection/user", user)
         self._s.setValue("connection/hosting", "true" if hosting else "false")
+        self._s.setValue("connection/tls", "true" if tls and not hosting else "false")
         if not hosting:
             entry = f"{host}:{port}"
-            self._s.setValue("connection/recent", [entry, *[r for r in self.recent if r != entry]][:MAX_RECENT])
+            recent = [entry, *[r for r in self.recent if r != entry]][:MAX_RECENT]
+            self._s.setValue("connection/recent", recent)
+            with_tls = [r for r in self.recent_tls if r != entry and r in recent]
+            self._s.setValue("connection/recent_tls", [entry, *with_tls] if tls else with_tls)
 
     @property
     def has_server(self) -> bool:

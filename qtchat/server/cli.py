@@ -133,6 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open the admin window (connected users, kick, ban, broadcast) while serving")
     p.add_argument("--no-admin-channel", action="store_true",
                    help="do not open the local admin channel used by 'qtchat-server admin ...'")
+    tls = p.add_argument_group(
+        "TLS (encryption)",
+        "With --tls-cert and --tls-key every connection is TLS (the same protocol inside TLS; plain clients "
+        "are refused). --generate-cert makes a self-signed certificate to start with; clients then check its "
+        "SHA-256 fingerprint once, the first time they connect.")
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE",
+                     help="PEM certificate (or chain, the server's own first) to serve with TLS")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert (no passphrase)")
+    tls.add_argument("--generate-cert", action="store_true",
+                     help="write a self-signed certificate and its private key (EC P-256, valid two years), "
+                          "print its fingerprint and exit")
+    tls.add_argument("--cert-out", type=Path, metavar="FILE",
+                     help="with --generate-cert: where to write the certificate (default: cert.pem in the data folder)")
+    tls.add_argument("--key-out", type=Path, metavar="FILE",
+                     help="with --generate-cert: where to write the private key, readable by you only "
+                          "(default: key.pem in the data folder)")
+    tls.add_argument("--cert-name", action="append", default=[], metavar="HOSTNAME",
+                     help="with --generate-cert: a host name or address clients use to reach the server "
+                          "(repeat for several); localhost, 127.0.0.1 and ::1 are always included")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="stderr log level; 'info' logs connects, disconnects and errors, never chat text "
                         "(default: %(default)s)")
@@ -149,6 +168,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_rooms_per_user=args.max_rooms, rate_messages=args.rate_messages, rate_burst=args.rate_burst,
         rate_bytes=args.rate_bytes, rate_bytes_burst=args.rate_bytes_burst, flood_after=args.flood_after,
         flood_window=args.flood_window, max_per_address=args.max_per_address,
+        tls_cert=args.tls_cert, tls_key=args.tls_key,
     )
 
 
@@ -163,7 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["admin"]:
         return admin_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.generate_cert:
+        return generate_cert_main(args)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together: give both, or neither")
+    if args.cert_out or args.key_out or args.cert_name:
+        parser.error("--cert-out, --key-out and --cert-name go with --generate-cert")
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -195,6 +222,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = app.exec()
     del signals
     return int(code)
+
+
+def generate_cert_main(args: argparse.Namespace) -> int:
+    """``qtchat-server --generate-cert``: write a self-signed certificate and key, say how to use them."""
+    import os
+    import shlex
+    import subprocess
+
+    from qtchat.tls import format_fingerprint, generate_certificate
+
+    folder = args.data_dir or default_data_dir()
+    cert_path = (args.cert_out or folder / "cert.pem").absolute()
+    key_path = (args.key_out or folder / "key.pem").absolute()
+    if cert_path == key_path:
+        print("qtchat-server: the certificate and the key need two different files", file=sys.stderr)
+        return 2
+    try:
+        made = generate_certificate(cert_path, key_path, args.cert_name)
+    except OSError as exc:
+        print(f"qtchat-server: cannot write the certificate: {exc}", file=sys.stderr)
+        return 2
+    command = ["qtchat-server", "--tls-cert", str(cert_path), "--tls-key", str(key_path)]
+    shown = subprocess.list2cmdline(command) if os.name == "nt" else shlex.join(command)
+    print(f"Wrote a self-signed certificate for {', '.join(made.names)} (valid two years)\n"
+          f"  certificate: {cert_path}\n"
+          f"  private key: {key_path} (keep it secret: readable by you only)\n"
+          f"SHA-256 fingerprint (tell your users: their client shows it the first time they connect):\n"
+          f"  {format_fingerprint(made.fingerprint)}\n"
+          f"Start the server with it:\n"
+          f"  {shown}")
+    return 0
 
 
 def build_admin_parser() -> argparse.ArgumentParser:

@@ -24,8 +24,8 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
-from PySide6.QtCore import QByteArray, QIODevice, QObject, QTimer, Signal
-from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QTcpServer
+from PySide6.QtCore import QByteArray, QDateTime, QIODevice, QObject, QTimer, Signal
+from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QSslConfiguration, QSslSocket, QTcpServer
 
 from qtchat import __version__
 from qtchat.protocol import (
@@ -77,6 +77,7 @@ from qtchat.protocol import (
     validate_name,
 )
 from qtchat.protocol.events import UNREAD_CAP, search_result_wire
+from qtchat.tls import TlsSetupError, describe_certificate, format_fingerprint, load_server_tls
 
 from .accounts import AccountStore, Hasher, check_password, hash_password, verify_password
 from .bans import Ban, BanList
@@ -129,6 +130,8 @@ class ServerConfig:
     max_per_address: int = 16  # simultaneous connections from one IP address
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
+    tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, every connection is TLS
+    tls_key: Path | None = None  # PEM private key of tls_cert
 
 
 class MessageIds:
@@ -239,7 +242,8 @@ def announced_limits(cfg: ServerConfig) -> dict[str, float]:
 
 
 class _Listener(QTcpServer):
-    """A QTcpServer that hands each new connection over as an unbuffered TCP socket.
+    """A QTcpServer that hands each new connection over as an unbuffered TCP socket, or with TLS
+    as a QSslSocket starting its server handshake.
 
     Memory per idle client is what limits how many a server holds. A buffered
     QAbstractSocket keeps the last chunk of its read buffer (16 KiB) and of its write
@@ -249,13 +253,30 @@ class _Listener(QTcpServer):
     server drains every read anyway, and its writes are already one buffer per
     client per event-loop pass. QAbstractSocket itself cannot be opened unbuffered, so
     the socket is a QAbstractSocket of type TcpSocket, which is what QAbstractSocket is.
+
+    A QSslSocket cannot be unbuffered (it decrypts into its own buffer); it reports
+    decrypted data with readyRead and the peer's close with disconnected().
     """
 
-    def __init__(self, on_socket: Callable[[QAbstractSocket], None], parent: QObject) -> None:
+    def __init__(self, on_socket: Callable[[QAbstractSocket], None], parent: QObject,
+                 tls: QSslConfiguration | None = None) -> None:
         super().__init__(parent)
         self._on_socket = on_socket
+        self.tls = tls
 
     def incomingConnection(self, handle: int) -> None:
+        if self.tls is not None:
+            ssl = QSslSocket(self)
+            ssl.setSslConfiguration(self.tls)
+            if ssl.setSocketDescriptor(handle):
+                # first: whatever the server writes (even a refusal) then goes out encrypted, after
+                # the handshake; the signals are connected before the event loop can deliver any
+                ssl.startServerEncryption()
+                self._on_socket(ssl)
+            else:
+                log.error("cannot take a new connection: %s", ssl.errorString())
+                ssl.deleteLater()
+            return
         sock = QAbstractSocket(QAbstractSocket.SocketType.TcpSocket, self)
         mode = QIODevice.OpenModeFlag.ReadWrite | QIODevice.OpenModeFlag.Unbuffered
         if sock.setSocketDescriptor(handle, QAbstractSocket.SocketState.ConnectedState, mode):
@@ -323,6 +344,7 @@ class ChatServer(QObject):
         # resend after a reconnect is acknowledged again instead of relayed twice (small and bounded)
         self._recent_cids: OrderedDict[str, OrderedDict[str, tuple[int, int, str, int]]] = OrderedDict()
         self._tcp = _Listener(self._on_new_connection, self)
+        self.fingerprint: str | None = None  # with TLS: the certificate's SHA-256, 64 hex digits
         self._tcp.acceptError.connect(self._on_accept_error)
         self._dirty: list[Room] = []
         self._flush_timer = QTimer(self)
@@ -358,12 +380,35 @@ class ChatServer(QObject):
     def listen(self) -> None:
         """Start accepting connections; raises OSError when the address cannot be used."""
         cfg = self.config
+        tls = None
+        if cfg.tls_cert is not None or cfg.tls_key is not None:
+            if cfg.tls_cert is None or cfg.tls_key is None:
+                raise TlsSetupError("TLS needs both a certificate (--tls-cert) and its private key (--tls-key).")
+            tls = load_server_tls(cfg.tls_cert, cfg.tls_key)  # raises TlsSetupError, an OSError
+            self._tcp.tls = tls.configuration
         self._tcp.setListenBacklogSize(cfg.listen_backlog)
         if not self._tcp.listen(_host_address(cfg.host), cfg.port):
             raise OSError(f"cannot listen on {cfg.host}:{cfg.port}: {self._tcp.errorString()}")
         shortest = min(cfg.handshake_timeout, cfg.ping_interval, cfg.ping_timeout, cfg.close_timeout)
         self._sweep_timer.start(max(20, min(1000, int(shortest * 1000 / 4))))
-        log.info("listening on %s:%d (protocol 1, max %d clients)", cfg.host, self.port, cfg.max_clients)
+        log.info("listening on %s:%d%s (protocol 1, max %d clients)", cfg.host, self.port,
+                 " with TLS" if tls else "", cfg.max_clients)
+        if tls is not None:
+            self.fingerprint = tls.fingerprint
+            cert = tls.certificate
+            log.info("TLS certificate: %s", describe_certificate(cert))
+            log.info("TLS certificate SHA-256 fingerprint: %s", format_fingerprint(tls.fingerprint))
+            now = QDateTime.currentDateTimeUtc()
+            if cert.expiryDate() < now:
+                log.warning("the TLS certificate expired on %s: clients will refuse it",
+                            cert.expiryDate().toString("yyyy-MM-dd"))
+            elif cert.effectiveDate() > now:
+                log.warning("the TLS certificate is valid only from %s", cert.effectiveDate().toString("yyyy-MM-dd"))
+
+    @property
+    def tls(self) -> bool:
+        """Is every connection TLS?"""
+        return self._tcp.tls is not None
 
     @property
     def port(self) -> int:
@@ -430,7 +475,10 @@ class ChatServer(QObject):
         sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
         sock.readyRead.connect(partial(self._on_ready_read, session))
         sock.disconnected.connect(partial(self._on_disconnected, session))
-        sock.errorOccurred.connect(partial(self._on_socket_error, session))
+        if isinstance(sock, QSslSocket):
+            sock.errorOccurred.connect(partial(self._on_tls_error, session))
+        else:
+            sock.errorOccurred.connect(partial(self._on_socket_error, session))
         log.debug("connection from %s", peer)
         if len(self.sessions) > cfg.max_clients:
             log.warning("refused %s: server full (%d clients)", peer, cfg.max_clients)
@@ -450,6 +498,21 @@ class ChatServer(QObject):
         if ban is not None:
             log.info("refused %s: banned %s", peer, ban.describe())
             self._drop(session, "banned", _banned_error(ban))
+
+    def _on_tls_error(self, session: Session, error: QAbstractSocket.SocketError) -> None:
+        """A TLS connection failed: a handshake that went wrong (a plain-text client, garbage, no
+        common protocol), or a broken connection. Only this connection is closed."""
+        sock = session.socket
+        if error == QAbstractSocket.SocketError.RemoteHostClosedError:
+            return  # an ordinary close: disconnected() follows
+        assert isinstance(sock, QSslSocket)
+        if not sock.isEncrypted() and session.closing_since is None:
+            log.info("TLS handshake with %s failed: %s", session.peer, sock.errorString())
+            self.client_error.emit(session.peer, f"TLS handshake failed: {sock.errorString()}")
+        else:
+            log.debug("TLS connection %s: %s", session.peer, sock.errorString())
+        if sock.state() != QAbstractSocket.SocketState.UnconnectedState:
+            self._drop(session, "TLS error", graceful=False)
 
     def _on_disconnected(self, session: Session) -> None:
         if session not in self.sessions:
@@ -1323,7 +1386,13 @@ class ChatServer(QObject):
                     session.socket.abort()
                 continue
             if session.name is None:
-                if now - session.connected_at > cfg.handshake_timeout:
+                sock = session.socket
+                if (now - session.connected_at > cfg.handshake_timeout and isinstance(sock, QSslSocket)
+                        and not sock.isEncrypted()):
+                    log.info("dropping %s: TLS handshake not done within %g seconds", session.peer,
+                             cfg.handshake_timeout)
+                    self._drop(session, "TLS handshake timeout", graceful=False)  # nothing can be said to it
+                elif now - session.connected_at > cfg.handshake_timeout:
                     self._drop(session, "handshake timeout", ProtocolError(
                         ErrorCode.HANDSHAKE_TIMEOUT,
                         f"No hello within {cfg.handshake_timeout:g} seconds.", fatal=True))

@@ -29,17 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="server to connect to (default: the last one, or 127.0.0.1)")
     p.add_argument("--port", type=int, help="server port (default: the last one, or 4321)")
     p.add_argument("--user", help="username; with it, qtchat connects straight away")
+    p.add_argument("--tls", action="store_true",
+                   help="connect with TLS (encrypted); a certificate the system cannot verify is shown for you "
+                        "to check and trust the first time")
     p.add_argument("--serve", action="store_true",
-                   help="host a server on this computer (on --port) and join it")
+                   help="host a server on this computer (on --port) and join it (plain, for the local network)")
     p.add_argument("--self-test", action="store_true",
                    help="connect to --host/--port, send one message, wait for its acknowledgement and exit "
                         "0 (1 on failure); for checking an installation or a bundle")
+    p.add_argument("--trust-fingerprint", metavar="SHA256",
+                   help="with --self-test --tls: trust the server's certificate if it has this SHA-256 fingerprint")
     p.add_argument("--install-desktop-entry", action="store_true",
                    help="Linux: add qtchat to your desktop's application menu (for this user) and exit")
     return p
 
 
-def self_test(host: str, port: int, user: str, timeout: float = 15.0) -> int:
+def self_test(host: str, port: int, user: str, timeout: float = 15.0, *, tls: bool = False,
+              trust_fingerprint: str | None = None) -> int:
     """Log in, show the real window, send a message and wait for its acknowledgement."""
     import tempfile
     import time
@@ -50,6 +56,8 @@ def self_test(host: str, port: int, user: str, timeout: float = 15.0) -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp(prefix="qtchat-"))
     app = QApplication.instance() or QApplication(sys.argv[:1])
     client = ChatClient()
+    if trust_fingerprint:  # pinned in this run's temporary settings only
+        client.trust_certificate(host, port, trust_fingerprint)
     window = MainWindow(client, ClientSettings(), app_icon())
     window.show()
     result: dict[str, Any] = {"code": 1, "text": f"no answer from {host}:{port} within {timeout:g} s"}
@@ -64,11 +72,11 @@ def self_test(host: str, port: int, user: str, timeout: float = 15.0) -> int:
 
     client.logged_in.connect(lambda welcome: window.conversation.send(token))
     client.message_acked.connect(
-        lambda cid, msg: done(0, f"ok: logged in as {client.me}, message {msg.id} acknowledged in "
-                                 f"{(time.perf_counter() - started) * 1000:.0f} ms"))
+        lambda cid, msg: done(0, f"ok: logged in as {client.me}{' over ' + client.tls_summary() if tls else ''}, "
+                                 f"message {msg.id} acknowledged in {(time.perf_counter() - started) * 1000:.0f} ms"))
     client.login_failed.connect(lambda code, text: done(1, f"login failed ({code}): {text}"))
     QTimer.singleShot(int(timeout * 1000), app.quit)
-    client.connect_to(host, port, user)
+    client.connect_to(host, port, user, tls=tls)
     app.exec()
     from qtchat.assets import resource_dir
 
@@ -126,11 +134,22 @@ def install_desktop_entry() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.install_desktop_entry:
         return install_desktop_entry()
+    if args.trust_fingerprint is not None:
+        from qtchat.tls import normalize_fingerprint
+
+        if not (args.self_test and args.tls):
+            parser.error("--trust-fingerprint is for --self-test --tls only (the window asks you to check it)")
+        try:
+            normalize_fingerprint(args.trust_fingerprint)
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.self_test:
-        return self_test(args.host or "127.0.0.1", args.port or 4321, args.user or "self-test")
+        return self_test(args.host or "127.0.0.1", args.port or 4321, args.user or "self-test", tls=args.tls,
+                         trust_fingerprint=args.trust_fingerprint)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setOrganizationName("qtchat")
@@ -156,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port = args.port or settings.port
         serve = args.serve or (settings.hosting and not (args.host or args.user))
         host = "127.0.0.1" if serve else (args.host or settings.host)
+        tls = not serve and (args.tls or (settings.tls and not args.host))
         if not user:
             if not ask():
                 return 0
@@ -173,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         window.close()
 
                 client.login_failed.connect(on_first_failure)
-                client.connect_to(host, port, user)
+                client.connect_to(host, port, user, tls=tls)
     elif not ask():
         return 0
     window.show()

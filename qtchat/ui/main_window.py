@@ -171,13 +171,16 @@ class MainWindow(QMainWindow):
         self.server_label = QLabel()
         self.latency_label = QLabel()
         self.pending_label = QLabel()
-        for label in (self.state_label, self.server_label, self.latency_label, self.pending_label):
+        self.tls_label = QLabel()
+        for label in (self.state_label, self.server_label, self.latency_label, self.pending_label, self.tls_label):
             label.setTextFormat(Qt.TextFormat.PlainText)
         bar = self.statusBar()
         bar.addWidget(self.state_label)
         bar.addWidget(self.server_label, 1)
         bar.addPermanentWidget(self.pending_label)
+        bar.addPermanentWidget(self.tls_label)
         bar.addPermanentWidget(self.latency_label)
+        self._dialog_open = False
 
         self._retry_at = 0.0
         self._countdown = QTimer(self)
@@ -199,6 +202,9 @@ class MainWindow(QMainWindow):
         c.closed.connect(self._on_client_closed)
         c.account_changed.connect(
             lambda registered, op: self.register_action.setEnabled(not registered and c.state is ClientState.ONLINE))
+        # a certificate problem on a reconnect: the connect dialog explains it and offers the way on
+        c.certificate_unknown.connect(lambda *_: self._certificate_problem())
+        c.certificate_changed.connect(lambda *_: self._certificate_problem())
         ws = self.workspace
         ws.conversation_added.connect(self._add_view)
         ws.conversation_removed.connect(self._remove_view)
@@ -272,9 +278,17 @@ class MainWindow(QMainWindow):
 
         dialog = ConnectDialog(self.client, self.settings, self if self.isVisible() else None)
         dialog.setWindowIcon(self.windowIcon())
-        if error:
+        problem = self.client.certificate_problem
+        if problem is not None and error:
+            dialog.show_certificate_problem(problem, error)
+        elif error:
             dialog.show_error(error)
-        if dialog.exec() != ConnectDialog.DialogCode.Accepted:
+        self._dialog_open = True
+        try:
+            accepted = dialog.exec() == ConnectDialog.DialogCode.Accepted
+        finally:
+            self._dialog_open = False
+        if not accepted:
             if dialog.server is not None and dialog.server is not self.server:
                 dialog.server.shutdown("cancelled")
             return False
@@ -315,7 +329,22 @@ class MainWindow(QMainWindow):
         if c.state is ClientState.WAITING:
             c.reconnect_now()
         elif c.state is ClientState.OFFLINE and c.host:
-            c.connect_to(c.host, c.port, c.user)
+            c.connect_to(c.host, c.port, c.user, tls=c.tls)
+
+    def _certificate_problem(self) -> None:
+        """The certificate changed (or is no longer trusted) on a reconnect: ask in the connect dialog."""
+        c = self.client
+        if self._dialog_open or c.welcome is None or not self.isVisible():
+            return  # the dialog (or the first login's handler) shows it
+
+        def ask() -> None:
+            problem = c.certificate_problem
+            if problem is not None and not self._dialog_open and c.state is ClientState.OFFLINE:
+                text = ("The server's certificate changed." if problem.code == "certificate_changed"
+                        else "The server's certificate is not trusted.")
+                self.open_connect_dialog(text)
+
+        QTimer.singleShot(0, ask)  # after the client finished reporting the failure
 
     def _about(self) -> None:
         show_about(self, "qtchat")
@@ -488,11 +517,19 @@ class MainWindow(QMainWindow):
             self._restore_rooms()
         if s is not ClientState.ONLINE:
             self.latency_label.setText("")
+        self._show_tls()
         if s is not ClientState.WAITING:
             self._countdown.stop()
         self._show_server()
 
+    def _show_tls(self) -> None:
+        c = self.client
+        on = c.state is ClientState.ONLINE and c.is_encrypted
+        self.tls_label.setText("\N{LOCK} TLS" if on else "")
+        self.tls_label.setToolTip(literal_html(c.tls_summary()) if on else "")
+
     def _on_logged_in(self, welcome: object) -> None:
+        self._show_tls()
         self._show_server()
         self._update_title()
 

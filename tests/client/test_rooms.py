@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from qtchat.client import ChatClient, ClientState, Workspace
 from qtchat.protocol import JoinRoom, Message, RoomJoined
 
 from .test_session import lines_of, login
-
-
-@pytest.fixture
-def client(qtbot):
-    c = ChatClient()
-    c.BACKOFF_BASE = 0.05
-    yield c
-    c.quit()
-    c.deleteLater()
 
 
 def texts(conv) -> list[str]:

@@ -8,15 +8,6 @@ from qtchat.client import ChatClient, ClientState, Conversation, Workspace
 from qtchat.protocol import Left, Message
 
 
-@pytest.fixture
-def client(qtbot):
-    c = ChatClient()
-    c.BACKOFF_BASE = 0.05  # reconnect quickly in tests
-    yield c
-    c.quit()
-    c.deleteLater()
-
-
 def login(qtbot, client: ChatClient, port: int, user: str) -> None:
     with qtbot.waitSignal(client.logged_in, timeout=5000):
         client.connect_to("127.0.0.1", port, user)

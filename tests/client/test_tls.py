@@ -11,15 +11,6 @@ from qtchat.protocol import Message
 from qtchat.tls import format_fingerprint
 
 
-@pytest.fixture
-def client(qtbot):
-    c = ChatClient()
-    c.BACKOFF_BASE = 0.05
-    yield c
-    c.quit()
-    c.deleteLater()
-
-
 def refused(qtbot, client: ChatClient, port: int, tls: bool = True, host: str = "127.0.0.1") -> tuple[str, str]:
     with qtbot.waitSignal(client.login_failed, timeout=5000) as failed:
         client.connect_to(host, port, "alice", tls=tls)

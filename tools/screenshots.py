@@ -61,7 +61,8 @@ def main() -> int:
     from qtchat.ui.main_window import MainWindow
 
     suffix = "-dark" if dark else ""
-    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, name="Team room"))
+    # no rate limits: the scripted bots post faster than people do
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, name="Team room", rate_messages=0, rate_bytes=0))
     server.listen()
     bots: dict[str, ChatClient] = {}
     for name in ("maria", "ken", "priya", "olu", "jonas", "sam"):
@@ -131,6 +132,38 @@ def main() -> int:
     window.input.setPlainText("Release notes: https://example.org/rel")
     pump(app, 0.5)
     window.grab().save(str(DOCS / f"screenshot-chat{suffix}.png"))
+    # searching: a result far back in #ops, from before alice joined, opened with the messages around it
+    chatter = [
+        ("ken", "CI run {i} finished, {n} tests green"),
+        ("priya", "reviewed PR #{i}, one nit about naming"),
+        ("olu", "the installer for build {i} is on the share"),
+        ("ken", "merging the docs fixes, thanks"),
+        ("priya", "who owns the flaky reconnect test? it failed once on run {i}"),
+        ("olu", "moving the signing step before the upload"),
+    ]
+    for name in ("ken", "priya", "olu"):
+        bots[name].join_room("ops")
+    pump(app, 0.3)
+    for i in range(300):
+        name, text = chatter[i % len(chatter)]
+        if i == 40:
+            name, text = "olu", "Windows installer: the code signing certificate expires in March, renew it before 1.5"
+        bots[name].send_text(text.format(i=i, n=1200 + i), room="ops")
+        pump(app, 0.01)
+    pump(app, 0.3)
+    window.input.clear()
+    window.workspace.join("ops")
+    pump(app, 0.5)
+    window.search_field.setText("installer signing")
+    window.search("installer signing")
+    pump(app, 0.4)
+    panel = window.search_panel
+    last = panel.list.model().index(panel.list.model().rowCount() - 1, 0)
+    panel.list.setCurrentIndex(last)
+    panel.result_activated.emit(last.data(panel.model.MessageRole))
+    pump(app, 0.6)
+    window.grab().save(str(DOCS / f"screenshot-search{suffix}.png"))
+    window.close_search()
     # the admin window over the same server
     import logging
 
@@ -164,10 +197,11 @@ def main() -> int:
     client.quit()
     server.shutdown("done")
     pump(app, 0.5)
-    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "admin")))
+    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "search", "admin")))
     return 0
 
 
 if __name__ == "__main__":
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
     sys.exit(main())
+

@@ -18,6 +18,7 @@ from .session import ChatClient
 
 ROOM = "room"
 PRIVATE = "private"
+CONTEXT_PAGE = 60  # messages around a search result (and per page scrolling away from it)
 
 
 def now_ms() -> int:
@@ -32,9 +33,15 @@ def conversation_key(kind: str, name: str) -> str:
 class Conversation(QObject):
     """Signals:
     changed(): the title, topic, unread count or mention count changed.
+    view_changed(bool): ``shown`` is another log now: the live conversation or the messages around
+        a search result; True when the reader's place should be kept (the two joined up), False to go
+        to the newest message.
+    focus_requested(ChatLine): bring this line of ``shown`` into view (a search result, highlighted).
     """
 
     changed = Signal()
+    view_changed = Signal(bool)
+    focus_requested = Signal(object)
 
     def __init__(self, client: ChatClient, kind: str, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +58,14 @@ class Conversation(QObject):
         self._loading_older = False
         self.read_marker: int | None = None  # the server's read marker when the room was joined
         self.read_sent = 0  # the newest id we told the server we read
+        # older messages around a search result, shown instead of the live log until the reader
+        # goes back to the newest ones or scrolls down until the two join up
+        self.context: MessageLog | None = None
+        self.context_older = False  # more before the context's first message
+        self.context_newer = False  # more between the context's last message and the live ones
+        self._context_loading: set[str] = set()  # "before" / "after": a page is on its way
+        self._jump_target: int | None = None  # the message whose context was asked for
+        self._highlighted: ChatLine | None = None
         self._pending_presence: dict[str, list[str]] = {}
         self._presence_timer = QTimer(self)
         self._presence_timer.setSingleShot(True)
@@ -73,6 +88,8 @@ class Conversation(QObject):
 
     def send(self, text: str) -> ChatLine | None:
         """Send a message here; it shows at once as pending. Returns None (and logs why) if refused."""
+        if self.context is not None:
+            self.leave_context()  # what you write goes under the newest messages: show them
         try:
             if self.is_room:
                 cid = self.client.send_text(text, room=self.name)
@@ -92,6 +109,8 @@ class Conversation(QObject):
 
     def load_older(self) -> bool:
         """Ask for the page before the oldest message shown; False when there is none to ask for."""
+        if self.context is not None:
+            return self._load_context("before")
         if not self.has_older or self._loading_older or not self.is_room:
             return False
         oldest = next((ln.id for ln in self.log.lines if ln.id is not None), None)
@@ -120,16 +139,13 @@ class Conversation(QObject):
     def connection_reset(self) -> None:
         """A new connection: a request lost with the old one is not coming back."""
         self._loading_older = False
+        self._context_loading.clear()
+        self._jump_target = None
 
     def add_history(self, page: History) -> None:
         self._loading_older = False
         self.has_older = page.more
-        me = self.client.me
-        lines = [
-            ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid,
-                     mention=m.sender != me and self.client.is_mention(m.text))
-            for m in page.messages
-        ]
+        lines = [self._stored_line(m) for m in page.messages]
         marker = self.read_marker
         if marker is not None and lines and lines[0].id is not None and lines[-1].id is not None \
                 and lines[0].id <= marker < lines[-1].id:
@@ -138,6 +154,11 @@ class Conversation(QObject):
             lines.insert(at, ChatLine("marker", "New since you last read", lines[at].ts))
             self.read_marker = None
         self.log.prepend(lines)
+
+    def _stored_line(self, m: Message) -> ChatLine:
+        me = self.client.me
+        return ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid,
+                        mention=m.sender != me and self.client.is_mention(m.text))
 
     def newest_id(self) -> int:
         return next((ln.id for ln in reversed(self.log.lines) if ln.id is not None), 0)
@@ -158,6 +179,118 @@ class Conversation(QObject):
             ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid)
         )
         return None if own else line
+
+    # ------------------------------------------------------------ a search result's context
+
+    @property
+    def shown(self) -> MessageLog:
+        """What the view shows: the live conversation, or the older messages around a search result."""
+        return self.context if self.context is not None else self.log
+
+    def jump_to(self, mid: int) -> bool:
+        """Bring the message ``mid`` into view, highlighted: at once when it is loaded, else once the
+        server sent the messages around it. False when it is not loaded and cannot be asked for now."""
+        for log in (self.context, self.log):
+            line = log.by_id(mid) if log is not None else None
+            if line is not None:
+                if log is self.log and self.context is not None:
+                    self.leave_context(keep_place=True)
+                self._focus(line)
+                return True
+        if not self.is_room or not self.client.request_context(self.name, around=mid, limit=CONTEXT_PAGE):
+            self.error("Cannot show that message now: not connected.")
+            return False
+        self._jump_target = mid
+        return True
+
+    def load_newer(self) -> bool:
+        """Scrolled to the end of a search result's context: ask for the next page towards the present."""
+        return self.context is not None and self.context_newer and self._load_context("after")
+
+    def leave_context(self, keep_place: bool = False) -> None:
+        """Back to the live conversation (at its newest message unless ``keep_place``)."""
+        if self.context is None:
+            return
+        self.context = None
+        self._context_loading.clear()
+        self.view_changed.emit(keep_place)
+
+    def add_context(self, page: History) -> None:
+        """A page asked for by jump_to (``around``) or by scrolling within its context."""
+        lines = [self._stored_line(m) for m in page.messages]
+        if page.around is not None:
+            if page.around != self._jump_target:
+                return  # superseded by another jump
+            self._jump_target = None
+            if not lines:
+                self.error("That message is not in the history any more.")
+                return
+            target = next((ln for ln in lines if ln.id is not None and ln.id >= page.around), lines[-1])
+            if self.context is None:
+                self.context = MessageLog(self)
+            self.context.reset(lines)
+            self.context_older, self.context_newer = page.more, page.newer
+            self._context_loading.clear()
+            if not self._join_context():
+                self.view_changed.emit(False)
+            elif not self.log.holds(target) and target.id is not None:
+                target = self.log.by_id(target.id) or target  # it was loaded already after all
+            self._focus(target)
+            return
+        kind = "before" if page.before is not None else "after"
+        self._context_loading.discard(kind)
+        if self.context is None:
+            return  # left meanwhile
+        if kind == "before":
+            self.context_older = page.more
+            self.context.prepend(lines)
+        else:
+            self.context_newer = page.more
+            self.context.extend(lines)
+            self._join_context()
+
+    def _load_context(self, kind: str) -> bool:
+        assert self.context is not None
+        if kind in self._context_loading or (kind == "before" and not self.context_older):
+            return False
+        ids = [ln.id for ln in self.context.lines if ln.id is not None]
+        if not ids:
+            return False
+        edge = {"before": ids[0]} if kind == "before" else {"after": ids[-1]}
+        if not self.client.request_context(self.name, limit=CONTEXT_PAGE, **edge):
+            return False
+        self._context_loading.add(kind)
+        return True
+
+    def _join_context(self) -> bool:
+        """The context reaches the live messages: it becomes their older part, and the live log is shown
+        again with the reader's place kept. False while a gap is left between the two."""
+        assert self.context is not None
+        self.log.flush()
+        live_oldest = next((ln.id for ln in self.log.lines if ln.id is not None), None)
+        context_newest = next((ln.id for ln in reversed(self.context.lines) if ln.id is not None), 0)
+        if self.context_newer and (live_oldest is None or context_newest < live_oldest):
+            return False
+        older = [ln for ln in self.context.lines if ln.kind == "msg" and ln.id is not None
+                 and (live_oldest is None or ln.id < live_oldest)]
+        if older:
+            self.has_older = self.context_older
+        self.context = None
+        self._context_loading.clear()
+        self.log.prepend(older)
+        self.view_changed.emit(True)
+        return True
+
+    def _focus(self, line: ChatLine) -> None:
+        old, self._highlighted = self._highlighted, line
+        if old is not None:
+            old.highlight = False
+            for log in (self.log, self.context):
+                if log is not None and log.holds(old):
+                    log.changed(old)
+        line.highlight = True
+        self.shown.changed(line)
+        self.focus_requested.emit(line)
 
     def count_unread(self, line: ChatLine) -> None:
         self.unread += 1

@@ -38,6 +38,7 @@ class ChatLine:
     id: int | None = None
     cid: str | None = None
     private: str | None = None  # a private message: the other person
+    highlight: bool = False  # the message a search result pointed to
     row: int = -1
     layout: Any = field(default=None, repr=False)  # the view's cache (width, height, text layout)
 
@@ -104,6 +105,30 @@ class MessageLog(QAbstractListModel):
         for i, line in enumerate(self.lines):
             line.row = i
         self.endInsertRows()
+
+    def extend(self, lines: list[ChatLine]) -> None:
+        """Append lines now (a page of newer history), not on the next pass."""
+        for line in lines:
+            self.append(line)
+        self.flush()
+
+    def reset(self, lines: list[ChatLine]) -> None:
+        """Show these lines instead of the ones there were."""
+        self.beginResetModel()
+        self._incoming = []
+        self._by_cid = {ln.cid: ln for ln in lines if ln.cid is not None and ln.pending}
+        self.lines = list(lines)
+        for i, line in enumerate(self.lines):
+            line.row = i
+        self.endResetModel()
+
+    def by_id(self, mid: int) -> ChatLine | None:
+        """The line of the message with this id, if it is here (searched from the newest)."""
+        self.flush()
+        return next((ln for ln in reversed(self.lines) if ln.id == mid), None)
+
+    def holds(self, line: ChatLine) -> bool:
+        return 0 <= line.row < len(self.lines) and self.lines[line.row] is line
 
     def by_cid(self, cid: str) -> ChatLine | None:
         return self._by_cid.get(cid)

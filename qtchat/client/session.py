@@ -28,6 +28,7 @@ from PySide6.QtNetwork import QAbstractSocket, QSslConfiguration, QSslError, QSs
 from qtchat import __version__
 from qtchat.protocol import (
     DEFAULT_ROOM,
+    MAX_QUERY,
     NEED_DATA,
     PEER_CLOSED,
     AccountStatus,
@@ -55,6 +56,8 @@ from qtchat.protocol import (
     RoomJoined,
     RoomList,
     RoomsRequest,
+    SearchRequest,
+    SearchResults,
     SendMessage,
     SetTopic,
     TopicChanged,
@@ -96,6 +99,8 @@ class RoomState:
     last_id: int = 0  # the newest message id seen here: a reconnect asks for everything after it
     held: list[Message] | None = None  # live messages held while catching up
     collecting: list[str] | None = None  # a user list arriving in parts
+    # pages asked for with request_context, by what the answer repeats: ("around" | "before" | "after", id)
+    context_requests: set[tuple[str, int]] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +148,9 @@ class ChatClient(QObject):
         history_received(History): a page of older messages (the latest page after the first login,
             or one asked for with request_older), messages already shown left out. Messages missed
             while disconnected arrive as message_received instead, in order.
+        context_received(History): a page asked for with request_context (around a search result, or
+            before/after such a page), not filtered: it is shown apart from the live conversation.
+        search_results(SearchResults): the answer to search().
         pending_changed(count): messages waiting for their acknowledgement.
         latency_changed(ms): round trip of the last ping.
         closed(): quit() finished.
@@ -170,6 +178,8 @@ class ChatClient(QObject):
     server_error = Signal(str, str)
     notice_received = Signal(str)
     history_received = Signal(object)
+    context_received = Signal(object)
+    search_results = Signal(object)
     pending_changed = Signal(int)
     latency_changed = Signal(int)
     closed = Signal()
@@ -572,6 +582,8 @@ class ChatClient(QObject):
             if room is not None:
                 room.topic = event.topic
                 self.topic_changed.emit(room.name, event.topic, event.by)
+        elif isinstance(event, SearchResults):
+            self.search_results.emit(event)
         elif isinstance(event, RoomList):
             self.room_list.emit(list(event.rooms))
         elif isinstance(event, AccountStatus):
@@ -626,6 +638,7 @@ class ChatClient(QObject):
                 self._write(self._conn.send(PartRoom(info.name)))
             return
         room.name, room.topic, room.joined = info.name, info.topic, True
+        room.context_requests.clear()  # asked on a connection that is gone
         self.room_joined.emit(info)
         # history first: a page to start with, or everything missed while away (which may
         # acknowledge messages of ours that were stored before the connection dropped)
@@ -645,10 +658,44 @@ class ChatClient(QObject):
         self._write(self._conn.send(HistoryRequest(state.name, before=before, limit=limit)))
         return True
 
+    def request_context(self, room: str, *, around: int | None = None, before: int | None = None,
+                        after: int | None = None, limit: int = 50) -> bool:
+        """Ask for a page of a room's history apart from the live conversation: ``limit`` messages
+        around the message ``around`` (a search result), or before/after such a page. It arrives as
+        context_received. False (and nothing asked) while not online."""
+        state = self.rooms.get(name_key(room))
+        if self.state is not ClientState.ONLINE or state is None or not state.joined:
+            return False
+        kind, mid = next((k, v) for k, v in (("around", around), ("before", before), ("after", after))
+                         if v is not None)
+        state.context_requests.add((kind, mid))
+        self._write(self._conn.send(HistoryRequest(state.name, limit=limit, **{kind: mid})))
+        return True
+
+    def search(self, query: str, room: str | None = None, before: int | None = None, limit: int = 50) -> bool:
+        """Search the stored messages of the rooms we are in (or of ``room``), newest first; ``before`` pages
+        on. The answer arrives as search_results. False (and nothing asked) while not online; ValueError
+        for a query the server would refuse."""
+        query = query.strip()
+        if not query:
+            raise ValueError("the search is empty")
+        if len(query) > MAX_QUERY:
+            raise ValueError(f"a search may be at most {MAX_QUERY} characters long")
+        if self.state is not ClientState.ONLINE:
+            return False
+        self._write(self._conn.send(SearchRequest(query, room, before, limit)))
+        return True
+
     def _on_history(self, page: History) -> None:
         room = self.rooms.get(name_key(page.room))
         if room is None:
             return  # a room left meanwhile
+        asked = next(((k, v) for k, v in (("around", page.around), ("before", page.before), ("after", page.after))
+                      if v is not None), None)
+        if asked is not None and asked in room.context_requests:
+            room.context_requests.discard(asked)
+            self.context_received.emit(page)
+            return
         if page.after is not None:  # catching up after a reconnect: these are simply messages
             for msg in page.messages:
                 self._on_message(msg)

@@ -18,6 +18,7 @@ from qtchat.protocol import DEFAULT_ROOM, History, Message, RoomInfo, Welcome, n
 
 from .conversation import PRIVATE, ROOM, Conversation, conversation_key
 from .models import ChatLine, literal_html
+from .search import SearchModel
 from .session import ChatClient
 
 Index = QModelIndex | QPersistentModelIndex
@@ -97,6 +98,7 @@ class Workspace(QObject):
         super().__init__(parent)
         self.client = client
         self.model = ConversationList(self)
+        self.search = SearchModel(client, self)
         self.by_key: dict[str, Conversation] = {}
         self.looking = True  # the user can see the active conversation (the window is active)
         self._logins = 0
@@ -124,6 +126,7 @@ class Workspace(QObject):
         c.server_error.connect(lambda code, text: self.active.error(text))
         c.notice_received.connect(lambda text: self.tell_all(f"Notice from the server: {text}", error=True))
         c.history_received.connect(self._on_history)
+        c.context_received.connect(self._on_context)
         c.account_changed.connect(self._on_account)
         self._account: tuple[bool, bool] | None = None
 
@@ -142,6 +145,7 @@ class Workspace(QObject):
     def _add(self, kind: str, name: str) -> Conversation:
         conv = Conversation(self.client, kind, name, self)
         conv.changed.connect(lambda: self._on_changed(conv))
+        conv.view_changed.connect(lambda keep_place: self._on_view_changed(conv))
         self.by_key[conv.key] = conv
         self.model.add(conv)
         self.conversation_added.emit(conv)
@@ -177,13 +181,22 @@ class Workspace(QObject):
     def _send_read(self) -> None:
         """The active room is read up to its newest message: tell the server (once per new id)."""
         conv = self.active
-        if not conv.is_room or not self.looking:
-            return
+        if not conv.is_room or not self.looking or conv.context is not None:
+            return  # reading older messages is not reading the newest
         conv.log.flush()
         newest = conv.newest_id()
         if newest > conv.read_sent:
             conv.read_sent = newest
             self.client.mark_read(conv.name, newest)
+
+    def show_message(self, room: str, message_id: int) -> bool:
+        """Open the room at this message (a search result), with the messages around it."""
+        conv = self.room(room)
+        if conv is None:
+            self.active.error(f"You are not in #{room} any more.")
+            return False
+        self.activate(conv)
+        return conv.jump_to(message_id)
 
     def open_private(self, name: str) -> Conversation:
         """The conversation with this person (opened if new) and made active."""
@@ -227,6 +240,10 @@ class Workspace(QObject):
     def tell_all(self, text: str, *, error: bool = False) -> None:
         for conv in self.model.items:
             (conv.error if error else conv.notice)(text)
+
+    def _on_view_changed(self, conv: Conversation) -> None:
+        if conv is self.active and conv.context is None:  # back to the newest messages
+            self.activate(conv)
 
     def _on_changed(self, conv: Conversation) -> None:
         self.model.refresh(conv)
@@ -376,7 +393,7 @@ class Workspace(QObject):
         line = conv.add_message(msg)
         if line is None:
             return
-        if conv is not self.active or not self.looking:
+        if conv is not self.active or not self.looking or conv.context is not None:
             conv.count_unread(line)
         elif conv.is_room:
             self._read_timer.start()
@@ -393,6 +410,11 @@ class Workspace(QObject):
         conv = self.room(page.room)
         if conv is not None:
             conv.add_history(page)
+
+    def _on_context(self, page: History) -> None:
+        conv = self.room(page.room)
+        if conv is not None:
+            conv.add_context(page)
 
     def _on_users_reset(self, room: str, names: list[str]) -> None:
         conv = self.room(room)

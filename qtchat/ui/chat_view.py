@@ -121,6 +121,8 @@ class MessageDelegate:
         self.mention_bg = QColor(palette.color(QPalette.ColorRole.Highlight))
         self.mention_bg.setAlpha(45)
         self.mention_bar = palette.color(QPalette.ColorRole.Highlight)
+        self.found_bg = QColor(self.mention_bar)
+        self.found_bg.setAlpha(100)
         self._layouts.clear()
 
     @property
@@ -212,7 +214,10 @@ class MessageDelegate:
             p.drawText(width - label_w - PAD_X, top + PAD_Y + self.fm.ascent(), label)
             p.setClipping(False)
             return
-        if line.mention or line.private is not None:
+        if line.highlight:  # the message a search result led to
+            p.fillRect(QRect(0, top, width, h), self.found_bg)
+            p.fillRect(QRect(0, top, 4, h), self.mention_bar)
+        elif line.mention or line.private is not None:
             p.fillRect(QRect(0, top, width, h), self.mention_bg)
             p.fillRect(QRect(0, top, 3, h), self.mention_bar)
         elif line.own:
@@ -280,11 +285,14 @@ class ChatView(QAbstractScrollArea):
         link_activated(str): a link was clicked (it is also opened).
         unseen_changed(int): messages arrived while scrolled up; 0 once back at the bottom.
         near_top(): scrolled to within a screen of the oldest line (time to load older ones).
+        near_bottom(): scrolled down to the last line (time to load newer ones, when the view shows
+            older messages than the newest).
     """
 
     link_activated = Signal(str)
     unseen_changed = Signal(int)
     near_top = Signal()
+    near_bottom = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -302,6 +310,8 @@ class ChatView(QAbstractScrollArea):
         self._width = 0
         self._unseen = 0
         self.open_links = True
+        self.follow = True  # at the bottom, stay there as lines arrive (off while showing older messages)
+        self._switching = False
         self._anchor: tuple[int, int] | None = None  # selection: (row, UTF-16 offset) where the drag began
         self._end: tuple[int, int] | None = None
         self.new_button = QToolButton(self.viewport())
@@ -317,12 +327,44 @@ class ChatView(QAbstractScrollArea):
 
     # ------------------------------------------------------------ model
 
-    def set_model(self, model: MessageLog) -> None:
+    def set_model(self, model: MessageLog, keep_place: bool = False) -> None:
+        """Show this log; at its newest line, or with ``keep_place`` at the line that is at the top now
+        (when the new log holds it too)."""
+        place = self._top_place() if keep_place else None
+        if self.model is not None:
+            self.model.rowsInserted.disconnect(self._on_rows_inserted)
+            self.model.dataChanged.disconnect(self._on_data_changed)
+            self.model.modelReset.disconnect(self._relayout)
         self.model = model
         model.rowsInserted.connect(self._on_rows_inserted)
         model.dataChanged.connect(self._on_data_changed)
         model.modelReset.connect(self._relayout)
-        self._relayout()
+        self._anchor = self._end = None
+        self._set_unseen(0)
+        self._switching = True  # where the view lands is not the reader scrolling: load nothing for it
+        try:
+            self._relayout()
+            if place is not None and model.holds(place[0]):
+                self.verticalScrollBar().setValue(self._tops[place[0].row] + place[1])
+            else:
+                self.scroll_to_bottom()
+        finally:
+            self._switching = False
+
+    def _top_place(self) -> tuple[ChatLine, int] | None:
+        """The line at the top of the viewport, and how far down it the viewport begins."""
+        row = self.row_at(0)
+        if row < 0 or self.model is None:
+            return None
+        return self.model.lines[row], self.verticalScrollBar().value() - self._tops[row]
+
+    def reveal(self, line: ChatLine) -> None:
+        """Scroll so that this line is in the middle of the view."""
+        if self.model is None or not self.model.holds(line) or line.row >= len(self._tops):
+            return
+        row = line.row
+        self.verticalScrollBar().setValue(self._tops[row] - max(0, self.viewport().height() - self._heights[row]) // 2)
+        self.viewport().update()
 
     @property
     def at_bottom(self) -> bool:
@@ -366,7 +408,7 @@ class ChatView(QAbstractScrollArea):
         if first != len(self._heights):  # neither: measure everything
             self._relayout()
             return
-        stick = self.at_bottom
+        stick = self.at_bottom and self.follow
         width = self._width
         height = self.delegate.height
         y = self._total
@@ -378,7 +420,7 @@ class ChatView(QAbstractScrollArea):
             y += h
         self._total = y
         self._update_scrollbar(stick)
-        if not stick:
+        if not stick and self.follow:
             self._set_unseen(self._unseen + sum(1 for r in range(first, last + 1) if lines[r].kind == "msg"))
         self.viewport().update()
 
@@ -450,8 +492,12 @@ class ChatView(QAbstractScrollArea):
     def _on_scrolled(self, value: int) -> None:
         if self.at_bottom:
             self._set_unseen(0)
-        if value < self.viewport().height() and self.verticalScrollBar().maximum() > 0:
-            self.near_top.emit()
+        maximum = self.verticalScrollBar().maximum()
+        if maximum > 0 and not self._switching:
+            if value < self.viewport().height():
+                self.near_top.emit()
+            if self.at_bottom:
+                self.near_bottom.emit()
         self.viewport().update()
 
     # ------------------------------------------------------------ painting and events

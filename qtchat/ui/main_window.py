@@ -5,8 +5,18 @@ from __future__ import annotations
 import html
 import time
 
-from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSortFilterProxyModel, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence, QResizeEvent, QTextCursor
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QGuiApplication,
+    QIcon,
+    QKeyEvent,
+    QKeySequence,
+    QPalette,
+    QResizeEvent,
+    QTextCursor,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
@@ -16,6 +26,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMainWindow,
     QMenu,
+    QPushButton,
     QSplitter,
     QStackedWidget,
     QSystemTrayIcon,
@@ -28,11 +39,13 @@ from qtchat.client import ChatClient, ChatLine, ClientState, Conversation, Works
 from qtchat.client.host import join_addresses
 from qtchat.client.models import literal_html
 from qtchat.client.settings import ClientSettings
+from qtchat.protocol import Message
 from qtchat.server import ChatServer
 
 from .about import show_about
 from .chat_view import ChatView
 from .message_input import MessageInput
+from .search_panel import SearchPanel
 from .sidebar import Sidebar
 
 STATE_TEXT = {
@@ -47,6 +60,7 @@ STATE_COLOR = {
     ClientState.ONLINE: "#2e7d32",
     ClientState.WAITING: "#ef6c00",
 }
+SEARCH_WIDTH = 320  # the side panel while it shows search results
 
 
 class ElidedLabel(QLabel):
@@ -114,6 +128,31 @@ class MainWindow(QMainWindow):
         self.topic_label = ElidedLabel()
         self.topic_label.setContentsMargins(6, 4, 6, 2)
         self.topic_label.setAccessibleName("Topic")
+        self.search_field = QLineEdit()
+        self.search_field.setPlaceholderText("Search messages (Ctrl+F)")
+        self.search_field.setClearButtonEnabled(True)
+        self.search_field.setAccessibleName("Search messages")
+        self.search_field.setMaximumWidth(260)
+        self.search_field.returnPressed.connect(lambda: self.search(self.search_field.text()))
+        self.search_field.installEventFilter(self)
+        top_row = QHBoxLayout()
+        top_row.setContentsMargins(0, 0, 4, 0)
+        top_row.addWidget(self.topic_label, 1)
+        top_row.addWidget(self.search_field)
+        # shown while a room is opened at a search result, older than its newest messages
+        self.context_bar = QWidget()
+        self.context_bar.setAutoFillBackground(True)
+        self.context_bar.setBackgroundRole(QPalette.ColorRole.AlternateBase)
+        self.context_label = QLabel("You are reading older messages, around a search result.")
+        self.context_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.context_button = QPushButton("Jump to the newest ↓")
+        self.context_button.setToolTip("Back to the newest messages (Ctrl+End)")
+        self.context_button.clicked.connect(lambda: self.workspace.active.leave_context())  # noqa: PLW0108
+        bar_layout = QHBoxLayout(self.context_bar)
+        bar_layout.setContentsMargins(8, 2, 4, 2)
+        bar_layout.addWidget(self.context_label, 1)
+        bar_layout.addWidget(self.context_button)
+        self.context_bar.hide()
         self.stack = QStackedWidget()
         self.input = MessageInput()
         self.input.submitted.connect(self._on_submitted)
@@ -121,7 +160,8 @@ class MainWindow(QMainWindow):
         chat_layout = QVBoxLayout(chat)
         chat_layout.setContentsMargins(0, 0, 0, 0)
         chat_layout.setSpacing(4)
-        chat_layout.addWidget(self.topic_label)
+        chat_layout.addLayout(top_row)
+        chat_layout.addWidget(self.context_bar)
         chat_layout.addWidget(self.stack, 1)
         chat_layout.addWidget(self.input)
 
@@ -149,15 +189,23 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.users_label)
         side_layout.addWidget(self.user_filter)
         side_layout.addWidget(self.user_list, 1)
+        # or the results of a search, in the same place
+        self.search_panel = SearchPanel(self.workspace.search)
+        self.search_panel.result_activated.connect(self._open_result)
+        self.search_panel.closed.connect(self.close_search)
+        self.side_stack = QStackedWidget()
+        self.side_stack.addWidget(side)
+        self.side_stack.addWidget(self.search_panel)
+        self.users_page = side
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(chat)
-        self.splitter.addWidget(side)
+        self.splitter.addWidget(self.side_stack)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([170, 640, 170])
+        self.splitter.setSizes([170, 620, 190])
         self.splitter.setCollapsible(1, False)  # the side lists may be dragged shut in a narrow window
         self.user_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.user_list.setTextElideMode(Qt.TextElideMode.ElideRight)
@@ -261,6 +309,14 @@ class MainWindow(QMainWindow):
         next_action.setShortcut(QKeySequence("Alt+Down"))
         next_action.triggered.connect(lambda: self._step(1))
         chat.addAction(next_action)
+        find_action = QAction("&Search messages…", self)
+        find_action.setShortcut(QKeySequence.StandardKey.Find)
+        find_action.triggered.connect(self._focus_search)
+        chat.addAction(find_action)
+        newest_action = QAction("Jump to the &newest messages", self)
+        newest_action.setShortcut(QKeySequence("Ctrl+End"))
+        newest_action.triggered.connect(self._jump_to_newest)
+        chat.addAction(newest_action)
         chat.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence("Ctrl+Q"))
@@ -324,6 +380,46 @@ class MainWindow(QMainWindow):
             self.workspace.join(dialog.room_name)
         dialog.deleteLater()
 
+    # ------------------------------------------------------------ search
+
+    def search(self, query: str) -> None:
+        """Search the history on the server; the results replace the user list until closed."""
+        if not query.strip():
+            self.close_search()
+            return
+        self.side_stack.setCurrentWidget(self.search_panel)
+        sizes = self.splitter.sizes()
+        if sizes[2] < SEARCH_WIDTH:  # room for the results (the side may even have been dragged shut)
+            self.splitter.setSizes([sizes[0], max(200, sizes[1] + sizes[2] - SEARCH_WIDTH), SEARCH_WIDTH])
+        self.search_panel.search(query)
+
+    def close_search(self) -> None:
+        self.side_stack.setCurrentWidget(self.users_page)
+        self.workspace.search.clear()
+        self.input.setFocus()
+
+    def _focus_search(self) -> None:
+        self.search_field.setFocus()
+        self.search_field.selectAll()
+
+    def _open_result(self, msg: Message) -> None:
+        self.workspace.show_message(msg.room, msg.id)
+
+    def _jump_to_newest(self) -> None:
+        conv = self.workspace.active
+        if conv.context is not None:
+            conv.leave_context()
+        else:
+            self.view.scroll_to_bottom()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.search_field and event.type() == QEvent.Type.KeyPress and \
+                isinstance(event, QKeyEvent) and event.key() == Qt.Key.Key_Escape:
+            self.search_field.clear()
+            self.close_search()
+            return True
+        return super().eventFilter(watched, event)
+
     def _reconnect(self) -> None:
         c = self.client
         if c.state is ClientState.WAITING:
@@ -356,8 +452,11 @@ class MainWindow(QMainWindow):
         view.set_model(conv.log)
         view.setAccessibleName(f"Messages in {conv.title}")
         view.near_top.connect(conv.load_older)
+        view.near_bottom.connect(conv.load_newer)
         self.views[conv] = view
         self.stack.addWidget(view)
+        conv.view_changed.connect(lambda keep_place: self._on_view_changed(conv, keep_place))
+        conv.focus_requested.connect(view.reveal)
         conv.changed.connect(lambda: self._on_conversation_changed(conv))
         conv.users.count_changed.connect(lambda n: self._show_user_count(conv))
 
@@ -380,11 +479,22 @@ class MainWindow(QMainWindow):
         self.input.setPlaceholderText(f"Message {conv.title}")
         self.user_proxy.setSourceModel(conv.users)
         self.sidebar.select(conv)
+        self.context_bar.setVisible(conv.context is not None)
+        self.search_panel.set_active_room(conv.name if conv.is_room else None)
         self.leave_action.setText("&Leave this room" if conv.is_room else "&Close this conversation")
         self.leave_action.setEnabled(not conv.is_lobby)
         self._on_conversation_changed(conv)
         self._show_user_count(conv)
         self._update_title()
+
+    def _on_view_changed(self, conv: Conversation, keep_place: bool) -> None:
+        view = self.views.get(conv)
+        if view is None:
+            return
+        view.follow = conv.context is None
+        view.set_model(conv.shown, keep_place)
+        if conv is self.workspace.active:
+            self.context_bar.setVisible(conv.context is not None)
 
     def _on_conversation_changed(self, conv: Conversation) -> None:
         if conv is self.workspace.active:

@@ -66,6 +66,7 @@ class Conversation(QObject):
         self._context_loading: set[str] = set()  # "before" / "after": a page is on its way
         self._jump_target: int | None = None  # the message whose context was asked for
         self._highlighted: ChatLine | None = None
+        self.show_presence = True  # notices of people joining and leaving the room (the Workspace sets it)
         self._pending_presence: dict[str, list[str]] = {}
         self._presence_timer = QTimer(self)
         self._presence_timer.setSingleShot(True)
@@ -321,6 +322,8 @@ class Conversation(QObject):
 
     def _presence(self, kind: str, who: str) -> None:
         """Joins and leaves within a second or two become one line, so a crowd does not bury the chat."""
+        if not self.show_presence and self.is_room:
+            return
         self._pending_presence.setdefault(kind, []).append(who)
         if not self._presence_timer.isActive():
             self._presence_timer.start()

@@ -37,6 +37,15 @@ class ClientSettings:
         """Did the last connection use TLS?"""
         return self._str("connection/tls", "false") == "true"
 
+    @property
+    def show_presence(self) -> bool:
+        """Show "joined" and "left" notices in rooms (View > Show joins and leaves)."""
+        return self._str("view/show_presence", "true") == "true"
+
+    @show_presence.setter
+    def show_presence(self, on: bool) -> None:
+        self._s.setValue("view/show_presence", "true" if on else "false")
+
     def _list(self, key: str) -> list[str]:
         value = self._s.value(key, [])
         if isinstance(value, str):

@@ -101,6 +101,7 @@ class Workspace(QObject):
         self.search = SearchModel(client, self)
         self.by_key: dict[str, Conversation] = {}
         self.looking = True  # the user can see the active conversation (the window is active)
+        self.show_presence = True  # "joined" / "left" notices in rooms
         self._logins = 0
         self.lobby = self._add(ROOM, DEFAULT_ROOM)
         self.active = self.lobby
@@ -142,8 +143,15 @@ class Workspace(QObject):
     def private(self, name: str) -> Conversation | None:
         return self.by_key.get(conversation_key(PRIVATE, name))
 
+    def set_show_presence(self, on: bool) -> None:
+        """Show (or hide) the notices of people joining and leaving rooms, in every room."""
+        self.show_presence = on
+        for conv in self.model.items:
+            conv.show_presence = on
+
     def _add(self, kind: str, name: str) -> Conversation:
         conv = Conversation(self.client, kind, name, self)
+        conv.show_presence = self.show_presence
         conv.changed.connect(lambda: self._on_changed(conv))
         conv.view_changed.connect(lambda keep_place: self._on_view_changed(conv))
         self.by_key[conv.key] = conv

@@ -261,6 +261,7 @@ class MainWindow(QMainWindow):
         ws.unread_changed.connect(lambda n: self._update_title())
         ws.rooms_changed.connect(self._save_rooms)
         ws.set_looking(False)  # until the window is shown and active
+        ws.set_show_presence(settings.show_presence)
         for conv in ws.conversations:
             self._add_view(conv)
         self._on_activated(ws.active)
@@ -323,10 +324,20 @@ class MainWindow(QMainWindow):
         quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         quit_action.triggered.connect(self.close)
         chat.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        self.presence_action = QAction("Show &joins and leaves", self)
+        self.presence_action.setCheckable(True)
+        self.presence_action.setChecked(self.settings.show_presence)
+        self.presence_action.toggled.connect(self._set_show_presence)
+        view_menu.addAction(self.presence_action)
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About qtchat", self)
         about.triggered.connect(self._about)
         help_menu.addAction(about)
+
+    def _set_show_presence(self, on: bool) -> None:
+        self.settings.show_presence = on
+        self.workspace.set_show_presence(on)
 
     def open_connect_dialog(self, error: str | None = None) -> bool:
         """Ask where to connect (or whether to host); True once logged in."""

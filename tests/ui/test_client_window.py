@@ -385,3 +385,28 @@ def test_user_list_filter(server, connect, window, qtbot):
     assert [window.user_proxy.index(r, 0).data() for r in range(window.user_proxy.rowCount())] == ["anna", "annabel"]
     window.user_filter.clear()
     assert window.user_proxy.rowCount() == 4
+
+
+def test_joins_and_leaves_can_be_hidden_and_the_choice_is_remembered(server, connect, window, qtbot):
+    online(qtbot, window, server.port)
+    assert window.presence_action.isChecked()
+    window.presence_action.trigger()  # View > Show joins and leaves: off
+    assert not ClientSettings().show_presence
+    quiet = connect()
+    quiet.login("quietly")
+    qtbot.waitUntil(lambda: "quietly" in window.conversation.users.names)
+    quiet.close()
+    qtbot.waitUntil(lambda: "quietly" not in window.conversation.users.names)
+    window.workspace.open_private("bob")
+    bob = connect()
+    bob.login("bob")
+    private = window.workspace.private("bob")
+    assert private is not None
+    qtbot.waitUntil(lambda: any(ln.text == "bob is online" for ln in lines(window)))  # private: still told
+    window.workspace.activate(window.workspace.lobby)
+    qtbot.wait(1700)  # longer than the notices are gathered for
+    assert not any("quietly" in ln.text or "bob joined" in ln.text for ln in lines(window))
+    window.presence_action.trigger()
+    assert ClientSettings().show_presence
+    connect().login("loudly")
+    qtbot.waitUntil(lambda: any(ln.text == "loudly joined" for ln in lines(window)), timeout=5000)

@@ -255,7 +255,8 @@ def test_qtchat_serve_hosts_and_quits_promptly_on_sigterm(tmp_path):
             except OSError:
                 time.sleep(0.1)
         else:
-            raise AssertionError("the client never started hosting")
+            proc.kill()
+            raise AssertionError(f"the client never started hosting: {proc.communicate()[1][-3000:]}")
         probe.settimeout(10)
         probe.sendall(b'{"type":"hello","version":1,"user":"guest"}\n')
         data = b""

@@ -51,6 +51,8 @@ class Conversation(QObject):
         self._loading_older = False
         self.read_marker: int | None = None  # the server's read marker when the room was joined
         self.read_sent = 0  # the newest id we told the server we read
+        self.held_received = 0  # messages kept for us while offline shown here since the last login
+        self.told_held = False  # said that the other person is offline and gets our messages later
         self._pending_presence: dict[str, list[str]] = {}
         self._presence_timer = QTimer(self)
         self._presence_timer.setSingleShot(True)
@@ -120,6 +122,7 @@ class Conversation(QObject):
     def connection_reset(self) -> None:
         """A new connection: a request lost with the old one is not coming back."""
         self._loading_older = False
+        self.held_received = 0
 
     def add_history(self, page: History) -> None:
         self._loading_older = False
@@ -144,20 +147,32 @@ class Conversation(QObject):
 
     def add_message(self, msg: Message) -> ChatLine | None:
         """Show a message (or mark ours as acknowledged). Returns the line when it is someone else's news."""
-        if msg.sender == self.client.me and msg.cid is not None:
+        own = msg.sender == self.client.me
+        if own and not self.is_room:
+            self._tell_held(msg.held)
+        if own and msg.cid is not None:
             line = self.log.by_cid(msg.cid)
             if line is not None:
                 line.pending = False
                 line.id, line.ts = msg.id, msg.ts
                 self.log.changed(line)
                 return None
-        own = msg.sender == self.client.me
+        if msg.held and not own:
+            if not self.held_received:
+                self.notice("Sent to you while you were offline:")
+            self.held_received += 1
         # a private message to you ranks like a mention
         mention = not own and (not self.is_room or self.client.is_mention(msg.text))
         line = self.log.append(
             ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid)
         )
         return None if own else line
+
+    def _tell_held(self, held: bool) -> None:
+        """Our private message was kept for the other person, who is offline: say so, once in a row."""
+        if held and not self.told_held:
+            self.notice(f"{self.name} is offline; they will get your message when they next log in.")
+        self.told_held = held
 
     def count_unread(self, line: ChatLine) -> None:
         self.unread += 1

@@ -305,7 +305,7 @@ class ChatServer(QObject):
     Signals:
         user_joined(name, peer): a user completed the handshake.
         user_left(name, reason): a logged-in user is gone.
-        message_posted(Message): a chat message was accepted and relayed.
+        message_posted(Message): a chat message was accepted and relayed (or kept for an offline recipient: held).
         client_error(peer, text): a client broke the protocol or its connection failed.
         stopped(): shutdown() finished; every connection is closed.
     """

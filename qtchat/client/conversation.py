@@ -67,6 +67,8 @@ class Conversation(QObject):
         self._jump_target: int | None = None  # the message whose context was asked for
         self._highlighted: ChatLine | None = None
         self.show_presence = True  # notices of people joining and leaving the room (the Workspace sets it)
+        self.held_received = 0  # messages kept for us while offline shown here since the last login
+        self.told_held = False  # said that the other person is offline and gets our messages later
         self._pending_presence: dict[str, list[str]] = {}
         self._presence_timer = QTimer(self)
         self._presence_timer.setSingleShot(True)
@@ -142,6 +144,7 @@ class Conversation(QObject):
         self._loading_older = False
         self._context_loading.clear()
         self._jump_target = None
+        self.held_received = 0
 
     def add_history(self, page: History) -> None:
         self._loading_older = False
@@ -166,14 +169,20 @@ class Conversation(QObject):
 
     def add_message(self, msg: Message) -> ChatLine | None:
         """Show a message (or mark ours as acknowledged). Returns the line when it is someone else's news."""
-        if msg.sender == self.client.me and msg.cid is not None:
+        own = msg.sender == self.client.me
+        if own and not self.is_room:
+            self._tell_held(msg.held)
+        if own and msg.cid is not None:
             line = self.log.by_cid(msg.cid)
             if line is not None:
                 line.pending = False
                 line.id, line.ts = msg.id, msg.ts
                 self.log.changed(line)
                 return None
-        own = msg.sender == self.client.me
+        if msg.held and not own:
+            if not self.held_received:
+                self.notice("Sent to you while you were offline:")
+            self.held_received += 1
         # a private message to you ranks like a mention
         mention = not own and (not self.is_room or self.client.is_mention(msg.text))
         line = self.log.append(
@@ -292,6 +301,12 @@ class Conversation(QObject):
         line.highlight = True
         self.shown.changed(line)
         self.focus_requested.emit(line)
+
+    def _tell_held(self, held: bool) -> None:
+        """Our private message was kept for the other person, who is offline: say so, once in a row."""
+        if held and not self.told_held:
+            self.notice(f"{self.name} is offline; they will get your message when they next log in.")
+        self.told_held = held
 
     def count_unread(self, line: ChatLine) -> None:
         self.unread += 1

@@ -35,6 +35,7 @@ from qtchat.protocol import (
     BanRequest,
     Bye,
     Connection,
+    Delivered,
     Error,
     Hello,
     History,
@@ -132,7 +133,11 @@ class ChatClient(QObject):
             certificate than the one pinned: its identity changed. login_failed follows.
         connection_lost(reason): an established connection dropped; a reconnect follows.
         reconnect_scheduled(seconds): the next attempt is this far away.
-        message_received(Message): a chat message, own ones included, each id once.
+        message_received(Message): a chat message, own ones included, each id once. A private one with
+            ``held`` set was kept for its recipient while offline: to us, it comes after a login, and
+            the server is told it arrived once every slot connected to this signal has handled it (a
+            redelivered one is confirmed again, not reported twice); from us, it is the acknowledgement
+            of a message the recipient gets at their next login.
         message_acked(cid, Message): the server accepted one of our messages.
         message_failed(cid, code, text): the server refused one of our messages.
         room_joined(RoomInfo): we are in this room (the lobby after each login, others as joined).
@@ -233,6 +238,12 @@ class ChatClient(QObject):
         self._reconnect_timer = QTimer(self)
         self._reconnect_timer.setSingleShot(True)
         self._reconnect_timer.timeout.connect(self._open)
+        self._held_upto = 0  # the newest private message kept for us while offline received on this connection
+        self._held_confirmed = 0  # ...and the newest we confirmed
+        self._confirm_timer = QTimer(self)  # confirms once per batch of held messages, after they are handled
+        self._confirm_timer.setSingleShot(True)
+        self._confirm_timer.setInterval(0)
+        self._confirm_timer.timeout.connect(self._confirm_held)
         self._ping_timer = QTimer(self)
         self._ping_timer.timeout.connect(self._on_ping_timer)
         self._login_timer = QTimer(self)
@@ -428,6 +439,8 @@ class ChatClient(QObject):
     def _open(self) -> None:
         self._close_socket()
         self._conn = Connection(Role.CLIENT, max_frame=1 << 20)
+        self._held_upto = self._held_confirmed = 0  # confirmations are per connection
+        self._confirm_timer.stop()
         for room in self.rooms.values():
             room.joined, room.held, room.collecting = False, None, None
         self._fatal = None
@@ -551,6 +564,11 @@ class ChatClient(QObject):
                 room.held.append(event)
             elif room is not None or event.to is not None:
                 self._on_message(event)
+                if event.held and event.to is not None and name_key(event.to) == name_key(self.me):
+                    # kept for us while we were offline: confirmed once handled (a redelivered one too)
+                    self._held_upto = max(self._held_upto, event.id)
+                    if not self._confirm_timer.isActive():
+                        self._confirm_timer.start()
         elif isinstance(event, Joined):
             room = self.rooms.get(name_key(event.room))
             if room is not None:
@@ -759,6 +777,12 @@ class ChatClient(QObject):
         event = self._outbox.get(cid)
         if event is not None and self.state is ClientState.ONLINE:
             self._write(self._conn.send(event))
+
+    def _confirm_held(self) -> None:
+        """Tell the server we have the held messages received so far: it deletes them, and sends the next batch."""
+        if self.state is ClientState.ONLINE and self._held_upto > self._held_confirmed:
+            self._held_confirmed = self._held_upto
+            self._write(self._conn.send(Delivered(self._held_upto)))
 
     def mark_read(self, room: str, message_id: int) -> None:
         """Tell the server we read the room up to this message (its read marker follows us across machines)."""

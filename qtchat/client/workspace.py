@@ -405,7 +405,7 @@ class Workspace(QObject):
             conv.count_unread(line)
         elif conv.is_room:
             self._read_timer.start()
-        if line.mention:
+        if line.mention and not (msg.held and conv.held_received > 1):  # kept ones: one notification each login
             self.mentioned.emit(conv, line)
         else:
             self.activity.emit(conv)
@@ -443,6 +443,7 @@ class Workspace(QObject):
             peer = self.private(name)
             if peer is not None:
                 peer.users.add(name)
+                peer.told_held = False
                 peer.notice(f"{name} is online")
 
     def _on_user_left(self, room: str, name: str, reason: str) -> None:

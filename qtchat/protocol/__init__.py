@@ -17,6 +17,7 @@ from .events import (
     BanRequest,
     Bye,
     ClientEvent,
+    Delivered,
     Error,
     Event,
     Hello,
@@ -60,8 +61,8 @@ from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 __all__ = [
     "DEFAULT_MAX_FRAME", "DEFAULT_ROOM", "MAX_CID_LENGTH", "MAX_NAME_LENGTH", "MAX_QUERY", "MAX_SEARCH_LIMIT",
     "NEED_DATA", "PEER_CLOSED", "PROTOCOL_VERSION", "RESERVED_NAMES", "SUPPORTED_VERSIONS", "UNREAD_CAP",
-    "AccountStatus", "BanRequest", "Bye", "ClientEvent", "Connection", "Error", "ErrorCode", "Event", "FrameDecoder",
-    "Hello", "History", "HistoryRequest", "JoinRoom", "Joined", "KickRequest", "Left", "MarkRead", "Message", "Notice",
+    "AccountStatus", "BanRequest", "Bye", "ClientEvent", "Connection", "Delivered", "Error", "ErrorCode", "Event",
+    "FrameDecoder", "Hello", "History", "HistoryRequest", "JoinRoom", "Joined", "KickRequest", "Left", "MarkRead", "Message", "Notice",
     "PartRoom", "Ping", "Pong", "ProtocolError", "Register", "Role", "RoomInfo", "RoomJoined", "RoomList",
     "RoomsRequest", "SearchRequest", "SearchResults", "SendMessage", "SendableEvent", "ServerEvent", "SetTopic",
     "State", "TopicChanged",

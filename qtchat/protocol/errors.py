@@ -40,7 +40,8 @@ class ErrorCode(StrEnum):
     NO_SUCH_ROOM = "no_such_room"
     MUTED = "muted"
     FORBIDDEN = "forbidden"  # an operator's command from someone without the admin role
-    USER_OFFLINE = "user_offline"
+    USER_OFFLINE = "user_offline"  # a private message to an unregistered name nobody uses now
+    MAILBOX_FULL = "mailbox_full"  # a private message to an offline user who has too many waiting
     ROOM_INVALID = "room_invalid"
     TOO_MANY_ROOMS = "too_many_rooms"
     PING_TIMEOUT = "ping_timeout"

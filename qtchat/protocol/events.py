@@ -420,6 +420,25 @@ class MarkRead:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivered:
+    """The recipient has the private messages kept for it while it was offline (``msg`` frames with
+    ``held``) up to the message ``upto``: the server deletes them. There is no answer."""
+
+    TYPE: ClassVar[str] = "delivered"
+    upto: int
+
+    def to_wire(self) -> Wire:
+        return {"type": "delivered", "upto": self.upto}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> Delivered:
+        upto = _opt_id(d, "upto")
+        if upto is None:
+            raise _bad("Field 'upto' is missing.")
+        return cls(upto)
+
+
+@dataclass(frozen=True, slots=True)
 class SearchRequest:
     """Full-text search of the stored messages of the rooms you are in (or of ``room`` alone), newest
     first; ``before`` pages further back. Every word must appear, each matched as a word prefix."""
@@ -606,6 +625,9 @@ class Message:
     ``id`` is unique and increasing across server restarts; ``ts`` is the
     server's time in milliseconds since the Unix epoch; ``cid`` is the sender's
     client message id, so the sender can take its own copy as the acknowledgement.
+    ``held`` (private messages only) marks one kept for a recipient who was offline: on
+    the sender's acknowledgement it says the recipient gets it at their next login; on
+    the copy delivered at that login, that the recipient must confirm it (``delivered``).
     """
 
     TYPE: ClassVar[str] = "msg"
@@ -616,6 +638,7 @@ class Message:
     room: str = DEFAULT_ROOM
     cid: str | None = None
     to: str | None = None  # set on a private message: its recipient (and there is no room)
+    held: bool = False  # a private message kept for an offline recipient (see above)
 
     def to_wire(self) -> Wire:
         d: Wire = {"type": "msg", "id": self.id, "ts": self.ts}
@@ -627,10 +650,16 @@ class Message:
         d["text"] = self.text
         if self.cid is not None:
             d["cid"] = self.cid
+        if self.held:
+            d["held"] = True
         return d
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> Message:
+        to = _opt_str(d, "to")
+        held = _bool(d, "held", False)
+        if held and to is None:
+            raise _bad("Field 'held' is only for private messages (with 'to').")
         return cls(
             id=_int(d, "id"),
             ts=_int(d, "ts"),
@@ -638,7 +667,8 @@ class Message:
             text=_str(d, "text", max_len=1 << 30),
             room=_str(d, "room", default=DEFAULT_ROOM),
             cid=_opt_str(d, "cid", max_len=MAX_CID_LENGTH),
-            to=_opt_str(d, "to"),
+            to=to,
+            held=held,
         )
 
 
@@ -920,7 +950,7 @@ class UnknownEvent:
 
 ClientEvent = (
     Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | MarkRead
-    | SearchRequest | Register | KickRequest | BanRequest | Ping | Pong | Bye
+    | Delivered | SearchRequest | Register | KickRequest | BanRequest | Ping | Pong | Bye
 )
 ServerEvent = (
     Welcome | Message | History | Joined | Left | UserList | Error | Notice | RoomJoined | RoomList | TopicChanged
@@ -929,13 +959,14 @@ ServerEvent = (
 Event = ClientEvent | ServerEvent
 SendableEvent = (
     Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | MarkRead
-    | SearchRequest | Register | KickRequest | BanRequest | Ping | Pong | Bye | Welcome | Message | History | Joined
-    | Left | UserList | Error | Notice | RoomJoined | RoomList | TopicChanged | SearchResults | AccountStatus
+    | Delivered | SearchRequest | Register | KickRequest | BanRequest | Ping | Pong | Bye | Welcome | Message
+    | History | Joined | Left | UserList | Error | Notice | RoomJoined | RoomList | TopicChanged | SearchResults
+    | AccountStatus
 )
 
 CLIENT_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Hello, SendMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
-                        MarkRead, SearchRequest, Register, KickRequest, BanRequest, Ping, Pong, Bye)
+                        MarkRead, Delivered, SearchRequest, Register, KickRequest, BanRequest, Ping, Pong, Bye)
 }
 SERVER_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Welcome, Message, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,

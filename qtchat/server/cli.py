@@ -119,11 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the server keeps its state (messages.db, the history; bans.json); "
                         "default: the platform's data folder")
     p.add_argument("--keep-days", type=_positive_float, metavar="DAYS",
-                   help="history retention: forget messages older than this (default: keep)")
+                   help="history retention: forget messages older than this, private messages waiting for "
+                        "offline users too (default: keep)")
     p.add_argument("--keep-messages", type=_positive_int, metavar="N",
                    help="history retention: keep at most N messages per room (default: keep all)")
     p.add_argument("--no-history", action="store_true",
-                   help="keep no message history (nothing is written to disk; history requests get nothing)")
+                   help="keep no message history (nothing is written to disk; history requests get nothing; "
+                        "private messages to offline users are not kept either)")
+    p.add_argument("--mailbox-size", type=_count, default=d.mailbox_size, metavar="N",
+                   help="private messages kept for a registered user who is offline, delivered at their next "
+                        "login; more are refused with 'mailbox_full', 0 keeps none (default: %(default)s)")
     p.add_argument("--require-accounts", action="store_true",
                    help="admit registered names only (a name is registered with a password by its user, "
                         "or by 'qtchat-server admin register NAME')")
@@ -164,6 +169,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_frame=args.max_frame, max_output=args.max_output, handshake_timeout=args.handshake_timeout,
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
         keep_days=args.keep_days, keep_messages=args.keep_messages, history=not args.no_history,
+        mailbox_size=args.mailbox_size,
         require_accounts=args.require_accounts, registration=not args.no_registration,
         max_rooms_per_user=args.max_rooms, rate_messages=args.rate_messages, rate_burst=args.rate_burst,
         rate_bytes=args.rate_bytes, rate_bytes_burst=args.rate_bytes_burst, flood_after=args.flood_after,

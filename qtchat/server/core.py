@@ -37,6 +37,7 @@ from qtchat.protocol import (
     BanRequest,
     Bye,
     Connection,
+    Delivered,
     Error,
     ErrorCode,
     Hello,
@@ -82,7 +83,7 @@ from qtchat.tls import TlsSetupError, describe_certificate, format_fingerprint, 
 from .accounts import AccountStore, Hasher, check_password, hash_password, verify_password
 from .bans import Ban, BanList
 from .limits import Limiter, RateLimits, Verdict
-from .store import INDEX_BATCH, MessageStore, StoredMessage
+from .store import INDEX_BATCH, MailRow, MessageStore, StoredMessage
 
 log = logging.getLogger("qtchat.server")
 
@@ -95,6 +96,8 @@ INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst
 INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
 SEARCH_INDEX_BUDGET_S = 0.1  # a search first indexes for at most this long; what is left is scanned
 READ_CHUNK = 256 * 1024  # bytes read from one socket per readyRead, so a flooding client cannot hog a pass
+HELD_BATCH = 100  # private messages kept for an offline user: at most this many are sent at once...
+HELD_BATCH_BYTES = 512 * 1024  # ...and about this many bytes; the next batch waits for the client's 'delivered'
 
 
 @dataclass
@@ -118,6 +121,7 @@ class ServerConfig:
     history: bool = True  # False: keep no history at all (history requests get empty pages)
     full_text: bool = True  # False: searches scan the messages with LIKE (slower), as without SQLite's FTS5
     max_rooms_per_user: int = 50
+    mailbox_size: int = 1000  # private messages kept per offline registered user; 0 keeps none
     registration: bool = True  # anyone may register a free name with a password
     require_accounts: bool = False  # only registered names may log in
     # per-connection limits (see qtchat/server/limits.py and docs/SECURITY.md); 0 turns one off
@@ -132,6 +136,9 @@ class ServerConfig:
     listen_backlog: int = 4096
     tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, every connection is TLS
     tls_key: Path | None = None  # PEM private key of tls_cert
+
+
+RecentCid = tuple[int, int, str, int, bool]  # id, ts, room key or "@" recipient key, hash of the text, held
 
 
 class MessageIds:
@@ -165,6 +172,9 @@ class Session:
         "connected_at",
         "connected_wall",
         "detached",
+        "held_confirmed",
+        "held_more",
+        "held_sent",
         "key",
         "last_seen",
         "limiter",
@@ -196,6 +206,9 @@ class Session:
         self.bytes_in = 0
         self.bytes_out = 0
         self.limiter: Limiter | None = None
+        self.held_sent = 0  # the newest private message kept for this user while offline sent on this connection
+        self.held_more = False  # more of them wait for the next batch
+        self.held_confirmed = 0  # the newest one the client confirmed ('delivered')
 
     def __repr__(self) -> str:
         return f"<Session {self.name or '?'} {self.peer}>"
@@ -292,7 +305,7 @@ class ChatServer(QObject):
     Signals:
         user_joined(name, peer): a user completed the handshake.
         user_left(name, reason): a logged-in user is gone.
-        message_posted(Message): a chat message was accepted and relayed.
+        message_posted(Message): a chat message was accepted and relayed (or kept for an offline recipient: held).
         client_error(peer, text): a client broke the protocol or its connection failed.
         stopped(): shutdown() finished; every connection is closed.
     """
@@ -326,6 +339,12 @@ class ChatServer(QObject):
         self._unstored: list[tuple[tuple[int, str, int, str, str, str | None, str], Session]] = []
         # read markers moved this pass, stored with the pass's messages: (user key, room key) -> id
         self._dirty_markers: dict[tuple[str, str], int] = {}
+        # private messages for offline users accepted this pass, and repeated acknowledgements of them:
+        # stored at the flush, and only then acknowledged to their senders: (row or None, sender, ack, cid)
+        self._unstored_mail: list[tuple[MailRow | None, Session, bytes, str | None]] = []
+        self._mail_pending: dict[str, int] = {}  # recipient key -> how many of theirs are in _unstored_mail
+        # held messages their recipients confirmed this pass, deleted at the flush: user key -> upto
+        self._mail_delivered: dict[str, int] = {}
         self._prune_timer = QTimer(self)
         self._prune_timer.timeout.connect(self._prune)
         self._prune_timer.start(10 * 60 * 1000)
@@ -340,9 +359,10 @@ class ChatServer(QObject):
         self.total_messages = 0
         self.total_bytes_in = 0
         self.total_bytes_out = 0
-        # name key -> cid -> (id, ts, room, hash of text): each user's recent messages, so that a
-        # resend after a reconnect is acknowledged again instead of relayed twice (small and bounded)
-        self._recent_cids: OrderedDict[str, OrderedDict[str, tuple[int, int, str, int]]] = OrderedDict()
+        # name key -> cid -> (id, ts, room key or "@" recipient key, hash of text, held): each user's recent
+        # messages, so that a resend after a reconnect is acknowledged again instead of relayed twice
+        # (small and bounded)
+        self._recent_cids: OrderedDict[str, OrderedDict[str, RecentCid]] = OrderedDict()
         self._tcp = _Listener(self._on_new_connection, self)
         self.fingerprint: str | None = None  # with TLS: the certificate's SHA-256, 64 hex digits
         self._tcp.acceptError.connect(self._on_accept_error)
@@ -444,7 +464,7 @@ class ChatServer(QObject):
         self._stopped = True
         self._prune_timer.stop()
         self._index_timer.stop()
-        if self._dirty_markers:
+        if self._dirty_markers or self._mail_delivered:
             self._store_pass()
         self.store.close()
         self.hasher.shutdown()
@@ -597,6 +617,8 @@ class ChatServer(QObject):
             self._send_history(session, event)
         elif isinstance(event, MarkRead):
             self._mark_read(session, event)
+        elif isinstance(event, Delivered):
+            self._confirm_held(session, event.upto)
         elif isinstance(event, SearchRequest):
             self._search(session, event)
         elif isinstance(event, JoinRoom):
@@ -762,11 +784,20 @@ class ChatServer(QObject):
 
     def _admit(self, session: Session, name: str, key: str) -> None:
         cfg = self.config
+        if key in self._mail_pending or key in self._mail_delivered:
+            # kept for them this pass, or confirmed by their last session: stored (or deleted) first
+            self.flush()
         session.name, session.key = name, key
         self.users[key] = session
         if key not in self._recent_cids:  # resends after a server restart are recognised too
-            for cid, mid, ts, room_name, text in self.store.recent_cids(key, RECENT_CIDS_PER_USER):
-                self._remember_cid(key, cid, (mid, ts, room_name, hash(text)))
+            recent: list[tuple[str, RecentCid]] = [
+                (cid, (mid, ts, room_key, hash(text), False))
+                for cid, mid, ts, room_key, text in self.store.recent_cids(key, RECENT_CIDS_PER_USER)]
+            recent += [(cid, (mid, ts, "@" + to_key, hash(text), True))
+                       for cid, mid, ts, to_key, text in self.store.recent_mail_cids(key, RECENT_CIDS_PER_USER)]
+            recent.sort(key=lambda item: item[1][0])
+            for cid, entry in recent[-RECENT_CIDS_PER_USER:]:
+                self._remember_cid(key, cid, entry)
         lobby = self.rooms[DEFAULT_ROOM]
         self._send(
             session,
@@ -781,6 +812,8 @@ class ChatServer(QObject):
         self._join(session, lobby)
         log.info("%s joined from %s", name, session.peer)
         self.user_joined.emit(name, session.peer)
+        if account is not None:
+            self._deliver_held(session)
 
     def _register(self, session: Session, password: str) -> None:
         """Protect the name of a logged-in user with a password."""
@@ -935,54 +968,163 @@ class ChatServer(QObject):
         frame = encode_event(msg)
         self._queue(room, frame)
         if cid is not None:
-            self._remember_cid(key, cid, (msg.id, msg.ts, room.key, hash(msg.text)))
+            self._remember_cid(key, cid, (msg.id, msg.ts, room.key, hash(msg.text), False))
         self.message_posted.emit(msg)
 
     def _private(self, session: Session, event: SendMessage) -> None:
-        """A private message: straight to its recipient and back to its sender (not kept: no accounts yet)."""
+        """A private message: straight to its recipient and back to its sender; for a registered name
+        that is offline, kept in its mailbox and acknowledged (``held``) once stored."""
         assert session.name is not None and session.key is not None and event.to is not None
         if session.key in self.muted:
             self._send(session, Error(ErrorCode.MUTED.value, "You are muted on this server.", ref=event.cid))
             return
-        target = self.users.get(name_key(event.to))
-        if target is None or target.name is None:
-            self._send(session, Error(
-                ErrorCode.USER_OFFLINE.value,
-                f"{event.to} is not online; private messages to people who are offline are not kept (yet).",
-                ref=event.cid))
-            return
-        cid, marker = event.cid, "@" + (target.key or "")
+        to_key = name_key(event.to)
+        target = self.users.get(to_key)
+        cid, marker = event.cid, "@" + to_key
         if cid is not None:
             earlier = self._recent_cids.get(session.key, OrderedDict()).get(cid)
             if earlier is not None and earlier[2] == marker and earlier[3] == hash(event.text):
-                ack = Message(id=earlier[0], ts=earlier[1], sender=session.name, text=event.text, cid=cid,
-                              to=target.name)
-                self._write(session, encode_event(ack))  # a resend: acknowledged again, not delivered twice
+                self._private_again(session, event, earlier, target)  # a resend: acknowledged again, not sent twice
                 return
-        msg = Message(id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, cid=event.cid,
-                      to=target.name)
+        if target is not None and target.name is not None:
+            msg = Message(id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, cid=cid,
+                          to=target.name)
+            if cid is not None:
+                self._remember_cid(session.key, cid, (msg.id, msg.ts, marker, hash(msg.text), False))
+            session.msgs_in += 1
+            self.total_messages += 1
+            frame = encode_event(msg)
+            self._write(target, frame)
+            if target is not session:
+                self._write(session, frame)
+            self.message_posted.emit(msg)
+            return
+        self._hold(session, event, to_key)
+
+    def _hold(self, session: Session, event: SendMessage, to_key: str) -> None:
+        """A private message to someone offline: into the mailbox of a registered name (stored at this
+        pass's flush, acknowledged after it), else refused."""
+        assert session.name is not None and session.key is not None and event.to is not None
+        cfg, cid = self.config, event.cid
+        account = self.accounts.get(to_key)
+        cap = cfg.mailbox_size if cfg.history else 0
+        if account is None or cap <= 0:
+            why = ("private messages to people who are offline are kept only for registered names"
+                   if account is None else "this server keeps no private messages for people who are offline")
+            self._send(session, Error(
+                ErrorCode.USER_OFFLINE.value,
+                f"{event.to} is not online, and {why}: send it again when they are online.", ref=cid))
+            return
+        waiting = self._mail_pending.get(to_key, 0)
+        if waiting < cap:
+            waiting += self.store.mailbox_count(to_key, cap)
+        if waiting >= cap:
+            self._send(session, Error(
+                ErrorCode.MAILBOX_FULL.value,
+                f"{account.name} is offline and has {cap} messages waiting already, as many as this server "
+                f"keeps: send it again once they have logged in.", ref=cid))
+            return
+        msg = Message(id=self.ids.next(), ts=_now_ms(), sender=session.name, text=event.text, cid=cid,
+                      to=account.name, held=True)
+        row: MailRow = (msg.id, to_key, msg.ts, session.name, session.key, cid, msg.text)
+        self._unstored_mail.append((row, session, encode_event(msg), cid))
+        self._mail_pending[to_key] = self._mail_pending.get(to_key, 0) + 1
         if cid is not None:
-            self._remember_cid(session.key, cid, (msg.id, msg.ts, marker, hash(msg.text)))
+            self._remember_cid(session.key, cid, (msg.id, msg.ts, "@" + to_key, hash(msg.text), True))
         session.msgs_in += 1
         self.total_messages += 1
-        frame = encode_event(msg)
-        self._write(target, frame)
-        if target is not session:
-            self._write(session, frame)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()  # stored with this pass's messages, in the same transaction
         self.message_posted.emit(msg)
+
+    def _private_again(self, session: Session, event: SendMessage, earlier: RecentCid,
+                       target: Session | None) -> None:
+        """The acknowledgement of a private message sent again (same cid and text): as the first one was."""
+        assert session.name is not None and event.to is not None
+        mid, ts, where, _, held = earlier
+        to_name = target.name if target is not None and target.name is not None else None
+        if to_name is None:
+            account = self.accounts.get(where[1:])
+            to_name = account.name if account is not None else event.to
+        ack = encode_event(Message(id=mid, ts=ts, sender=session.name, text=event.text, cid=event.cid, to=to_name,
+                                   held=held))
+        if held and any(row is not None and row[0] == mid for row, _, _, _ in self._unstored_mail):
+            self._unstored_mail.append((None, session, ack, event.cid))  # not stored yet: acknowledged with it
+        else:
+            self._write(session, ack)
+
+    # ------------------------------------------------------------ held private messages
+
+    def _deliver_held(self, session: Session) -> None:
+        """Send the next batch of the private messages kept for this user, oldest first; the next batch
+        follows when the client confirms this one (``delivered``), and each is deleted only then."""
+        if session.key is None or session.name is None:
+            return
+        try:
+            held, more = self.store.mailbox_page(session.key, session.held_sent, HELD_BATCH)
+        except Exception as exc:  # a broken disk: they stay where they are, for the next login
+            log.error("cannot read the private messages kept for %s: %s", session.name, exc)
+            return
+        budget = max(1, min(HELD_BATCH_BYTES, self.config.max_output // 2))
+        frames: list[bytes] = []
+        size = 0
+        for m in held:
+            frame = encode_event(Message(id=m.id, ts=m.ts, sender=m.sender, text=m.text, cid=m.cid, to=session.name,
+                                         held=True))
+            if frames and size + len(frame) > budget:
+                more = True
+                break
+            frames.append(frame)
+            size += len(frame)
+            session.held_sent = m.id
+        session.held_more = more
+        if frames:
+            log.debug("sending %s %d kept private message(s)", session.name, len(frames))
+            self._write(session, b"".join(frames))
+
+    def _confirm_held(self, session: Session, upto: int) -> None:
+        """The client has the held messages up to ``upto``: delete them at the flush, send the next batch."""
+        key = session.key
+        if key is None:
+            return
+        if not session.held_sent:
+            self._send(session, Error(ErrorCode.BAD_FRAME.value, "No kept private message was sent to you on this "
+                                      "connection, so there is nothing to confirm."))
+            return
+        upto = min(upto, session.held_sent)  # what was sent, no more
+        if upto > session.held_confirmed:
+            session.held_confirmed = upto
+            if upto > self._mail_delivered.get(key, 0):
+                self._mail_delivered[key] = upto
+            if not self._flush_timer.isActive():
+                self._flush_timer.start()  # deleted with this pass's messages, in the same transaction
+        if upto >= session.held_sent and session.held_more:
+            self._deliver_held(session)
 
     def _store_pass(self) -> None:
         unstored, self._unstored = self._unstored, []
         markers, self._dirty_markers = self._dirty_markers, {}
+        mail, self._unstored_mail = self._unstored_mail, []
+        self._mail_pending.clear()
+        delivered, self._mail_delivered = self._mail_delivered, {}
         try:
-            self.store.append([row for row, _ in unstored], markers)
+            self.store.append([row for row, _ in unstored], markers, [m[0] for m in mail if m[0] is not None],
+                              delivered)
         except Exception as exc:  # a full or broken disk: refuse this pass's messages, keep serving
-            log.critical("cannot store %d messages: %s; they were not sent", len(unstored), exc)
+            log.critical("cannot store %d messages: %s; they were not sent", len(unstored) + len(mail), exc)
             for mark, mid in markers.items():  # markers are not acknowledged: try them again next pass
                 if mid > self._dirty_markers.get(mark, -1):
                     self._dirty_markers[mark] = mid
+            for user, upto in delivered.items():  # nor are confirmations: the held messages wait meanwhile
+                if upto > self._mail_delivered.get(user, -1):
+                    self._mail_delivered[user] = upto
+            for row, session, _, cid in mail:
+                if row is not None and cid is not None:
+                    self._recent_cids.get(row[4], OrderedDict()).pop(cid, None)
+                self._send(session, Error(ErrorCode.INTERNAL.value,
+                                          "The server could not store your message, so it was not sent.", ref=cid))
             if not unstored:
-                return  # only markers: the pass's notices can still go out
+                return  # no room messages: the pass's notices can still go out
             for room in self.rooms.values():
                 room.pending.clear()  # the pass's frames, messages with them, are not sent
                 room.pending_len = 0
@@ -991,6 +1133,9 @@ class ChatServer(QObject):
                 self._send(session, Error(ErrorCode.INTERNAL.value,
                                           "The server could not store your message, so it was not sent.",
                                           ref=row[5]))
+            return
+        for _, session, ack, _ in mail:  # stored: now their senders hear it
+            self._write(session, ack)
 
     # ------------------------------------------------------------ read markers
 
@@ -1133,7 +1278,7 @@ class ChatServer(QObject):
         msgs = tuple(taken[0][::-1] + taken[1])
         self._send(session, History(msgs, room.name, more=more, around=mid, newer=newer_more))
 
-    def _remember_cid(self, key: str, cid: str, entry: tuple[int, int, str, int]) -> None:
+    def _remember_cid(self, key: str, cid: str, entry: RecentCid) -> None:
         recent = self._recent_cids
         seen = recent.get(key)
         if seen is None:
@@ -1171,7 +1316,7 @@ class ChatServer(QObject):
         shared buffer, to all its members: nobody sees, and no sender is acknowledged for, a message
         that is not on disk."""
         self._notice_timer.stop()
-        if self._unstored or self._dirty_markers:
+        if self._unstored or self._dirty_markers or self._unstored_mail or self._mail_delivered:
             self._store_pass()
         limit = self.config.max_output
         dirty, self._dirty = self._dirty, []
@@ -1326,11 +1471,23 @@ class ChatServer(QObject):
         return f"Registered {name}{' as an operator' if admin else ''}."
 
     def unregister_account(self, name: str) -> str:
-        if not self.accounts.delete(name_key(name)):
+        """Delete a name's account, and the private messages kept for it."""
+        key = name_key(name)
+        if not self.accounts.delete(key):
             raise KeyError(f"No account {name!r}.")
-        log.warning("admin: unregistered %s", name)
-        self._account_changed(name_key(name))
-        return f"Unregistered {name}: the name is free for anyone again."
+        self.flush()  # what was kept for the name this pass is stored first, then dropped with the rest
+        try:
+            dropped = self.store.drop_mailbox(key)
+        except Exception as exc:
+            log.error("cannot delete the private messages kept for %s: %s", name, exc)
+            dropped = 0
+        log.warning("admin: unregistered %s%s", name,
+                    f" and deleted {dropped} private message(s) kept for them" if dropped else "")
+        self._account_changed(key)
+        text = f"Unregistered {name}: the name is free for anyone again."
+        if dropped:
+            text += f" {dropped} private message(s) kept for them were deleted."
+        return text
 
     def set_operator(self, name: str, on: bool) -> str:
         account = self.accounts.get(name_key(name))

@@ -5,6 +5,10 @@ moved in that pass, in one transaction (group commit) before it sends the messag
 to anyone, so an acknowledged message is on disk, and one fsync is shared by every
 message of the pass. Reads (history pages) are indexed by room and id.
 
+Private messages to offline registered users wait in ``mailbox`` (kept in the same
+transactions) until their recipient confirms them; the confirmations of a pass are
+deleted in its transaction too.
+
 Full-text search uses an external-content FTS5 table over ``messages``, filled off
 the hot path: ``index_pending`` indexes the rows after the last indexed id in
 batches (the server calls it from a timer, and before every search), and a trigger
@@ -44,6 +48,17 @@ CREATE TABLE IF NOT EXISTS read_markers (
     PRIMARY KEY (user_key, room_key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS mailbox (  -- private messages kept for offline users until they confirm them
+    id INTEGER PRIMARY KEY,          -- the message id (from the same sequence as messages.id)
+    user_key TEXT NOT NULL,          -- name_key of the recipient
+    ts INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    sender_key TEXT NOT NULL,
+    cid TEXT,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mailbox_user_id ON mailbox (user_key, id);
+CREATE INDEX IF NOT EXISTS mailbox_sender_cid ON mailbox (sender_key, cid) WHERE cid IS NOT NULL;
 """
 
 FTS_SCHEMA = """
@@ -86,6 +101,20 @@ def _like_escape(text: str) -> str:
 
 
 _COLS = "id, room, ts, sender, text, cid"
+
+
+MailRow = tuple[int, str, int, str, str, str | None, str]  # id, recipient key, ts, sender, sender key, cid, text
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    """A private message waiting in a recipient's mailbox."""
+
+    id: int
+    ts: int
+    sender: str
+    text: str
+    cid: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +170,20 @@ class MessageStore:
         self.db.close()
 
     def max_id(self) -> int:
-        row = self.db.execute("SELECT MAX(id) FROM messages").fetchone()
+        """The highest message id stored, in the history or in a mailbox."""
+        row = self.db.execute("SELECT max(coalesce((SELECT MAX(id) FROM messages), 0), "
+                              "coalesce((SELECT MAX(id) FROM mailbox), 0))").fetchone()
         return int(row[0] or 0)
 
     def append(self, rows: list[tuple[int, str, int, str, str, str | None, str]],
-               markers: Mapping[tuple[str, str], int] | None = None) -> None:
-        """Store one pass's messages, (id, room, ts, sender, sender_key, cid, text), and read markers,
-        (user key, room key) -> id, in one transaction. A marker never moves back."""
-        if not rows and not markers:
+               markers: Mapping[tuple[str, str], int] | None = None, mail: list[MailRow] | None = None,
+               delivered: Mapping[str, int] | None = None) -> None:
+        """Store one pass's messages, (id, room, ts, sender, sender_key, cid, text), read markers,
+        (user key, room key) -> id, and private messages for offline users (``mail``: id, recipient
+        key, ts, sender, sender key, cid, text), and delete the mailbox messages their recipients
+        confirmed (``delivered``: user key -> the highest id confirmed), in one transaction. A
+        marker never moves back."""
+        if not rows and not markers and not mail and not delivered:
             return
         db = self.db
         db.execute("BEGIN")
@@ -160,6 +195,10 @@ class MessageStore:
                     "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (user_key, room_key) "
                     "DO UPDATE SET id = max(id, excluded.id)",
                     [(user, room, mid) for (user, room), mid in markers.items()])
+            if mail:
+                db.executemany("INSERT INTO mailbox VALUES (?, ?, ?, ?, ?, ?, ?)", mail)
+            if delivered:
+                db.executemany("DELETE FROM mailbox WHERE user_key = ? AND id <= ?", list(delivered.items()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -304,13 +343,43 @@ class MessageStore:
             "ORDER BY id DESC LIMIT ?", (sender_key, limit)).fetchall()
         return [(str(c), int(i), int(t), str(r), str(x)) for c, i, t, r, x in reversed(rows)]
 
+    # ------------------------------------------------------------ mailboxes
+
+    def mailbox_count(self, user_key: str, cap: int) -> int:
+        """How many private messages wait for the user (counting stops at ``cap``)."""
+        row = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM mailbox WHERE user_key = ? LIMIT ?)",
+                              (user_key, cap)).fetchone()
+        return int(row[0])
+
+    def mailbox_page(self, user_key: str, after: int, limit: int) -> tuple[list[HeldMessage], bool]:
+        """The oldest ``limit`` messages waiting for the user with ids above ``after``, in id order.
+        Returns (messages, more)."""
+        rows = self.db.execute(
+            "SELECT id, ts, sender, text, cid FROM mailbox WHERE user_key = ? AND id > ? ORDER BY id LIMIT ?",
+            (user_key, after, limit + 1)).fetchall()
+        return [HeldMessage(*r) for r in rows[:limit]], len(rows) > limit
+
+    def drop_mailbox(self, user_key: str) -> int:
+        """Delete every message waiting for the user (their account is gone); returns how many."""
+        return int(self.db.execute("DELETE FROM mailbox WHERE user_key = ?", (user_key,)).rowcount)
+
+    def recent_mail_cids(self, sender_key: str, limit: int) -> list[tuple[str, int, int, str, str]]:
+        """The sender's latest private messages still waiting in a mailbox, with a cid:
+        (cid, id, ts, recipient key, text), oldest first."""
+        rows = self.db.execute(
+            "SELECT cid, id, ts, user_key, text FROM mailbox WHERE sender_key = ? AND cid IS NOT NULL "
+            "ORDER BY id DESC LIMIT ?", (sender_key, limit)).fetchall()
+        return [(str(c), int(i), int(t), str(u), str(x)) for c, i, t, u, x in reversed(rows)]
+
     def prune(self) -> int:
         """Apply the retention settings; returns how many messages were deleted (a trigger takes the
-        indexed ones out of the full-text index in the same statement)."""
+        indexed ones out of the full-text index in the same statement). ``keep_days`` applies to the
+        mailboxes too."""
         deleted = 0
         if self.keep_days is not None:
             cutoff = int((time.time() - self.keep_days * 86400) * 1000)
             deleted += self.db.execute("DELETE FROM messages WHERE ts < ?", (cutoff,)).rowcount
+            deleted += self.db.execute("DELETE FROM mailbox WHERE ts < ?", (cutoff,)).rowcount
         if self.keep_per_room is not None:
             for (room,) in self.db.execute("SELECT DISTINCT room FROM messages").fetchall():
                 deleted += self.db.execute(

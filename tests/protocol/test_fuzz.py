@@ -60,6 +60,7 @@ VALID: list[dict[str, Any]] = [
     {"type": "part", "room": "Dev"},
     {"type": "rooms"},
     {"type": "topic", "room": "Dev", "topic": "t"},
+    {"type": "delivered", "upto": 12345},
     {"type": "ping", "token": "k"},
     {"type": "pong", "token": "k"},
     {"type": "bye", "reason": "r"},

@@ -82,11 +82,19 @@ def test_version_and_help():
     assert out.returncode == 0 and __version__ in out.stdout
     out = run("--help")
     assert out.returncode == 0
-    for flag in ("--host", "--port", "--max-clients", "--max-frame", "--handshake-timeout"):
+    for flag in ("--host", "--port", "--max-clients", "--max-frame", "--handshake-timeout", "--mailbox-size"):
         assert flag in out.stdout
 
 
-@pytest.mark.parametrize("args", [["--port", "70000"], ["--max-clients", "0"], ["--max-frame", "x"]])
+def test_mailbox_size_reaches_the_config():
+    from qtchat.server.cli import build_parser, config_from_args
+
+    assert config_from_args(build_parser().parse_args([])).mailbox_size == 1000
+    assert config_from_args(build_parser().parse_args(["--mailbox-size", "0"])).mailbox_size == 0
+
+
+@pytest.mark.parametrize("args", [["--port", "70000"], ["--max-clients", "0"], ["--max-frame", "x"],
+                                  ["--mailbox-size", "-1"]])
 def test_bad_arguments_exit_2_with_a_message(args):
     out = run(*args)
     assert out.returncode == 2

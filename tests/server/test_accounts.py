@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
+import threading
+
+import pytest
 
 from qtchat.protocol import AccountStatus, BanRequest, Bye, Error, KickRequest, Notice, Register, Welcome
-from qtchat.server.accounts import hash_password, verify_password
+from qtchat.server.accounts import KDF_NICE, Hasher, hash_password, verify_password
 from tests.server.test_cli import BlockingClient, Proc
 
 PASSWORD = "correct horse battery"
@@ -128,3 +132,18 @@ def test_the_admin_command_line_registers_names_with_a_password_from_stdin(tmp_p
         assert out.returncode == 0 and "free for anyone" in out.stdout
     finally:
         proc.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value per thread is Linux's")
+def test_hashing_threads_run_nicer_than_the_event_loop(qtbot):
+    def my_nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_nice = my_nice()
+    hasher = Hasher(workers=1)
+    results: list[int] = []
+    assert hasher.submit(my_nice, (), results.append)
+    qtbot.waitUntil(lambda: bool(results), timeout=5000)  # the result comes back on the event loop
+    hasher.shutdown()
+    assert results == [min(19, loop_nice + KDF_NICE)] and (results[0] > loop_nice or loop_nice == 19)
+    assert my_nice() == loop_nice  # the event loop's thread (and the process) keep their priority

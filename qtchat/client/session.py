@@ -48,6 +48,7 @@ from qtchat.protocol import (
     Message,
     Notice,
     PartRoom,
+    PasswordChange,
     Ping,
     Pong,
     ProtocolError,
@@ -146,6 +147,10 @@ class ChatClient(QObject):
         room_list(list[RoomInfo]): the server's rooms, as asked for with request_rooms.
         topic_changed(room, topic, by): a room's topic changed.
         account_changed(registered, operator): what the server says of our name's account.
+        password_changed(): the server took our new password (change_password); reconnects use it.
+        password_change_failed(code, text): it did not (``auth_failed``: the old password is wrong;
+            ``bad_password``, ``account_required``, ``too_many_attempts``, ``server_busy``, or
+            ``network`` when the connection dropped before the answer).
         users_reset(room, list): a room's full user list (after each login or join).
         user_joined(room, name), user_left(room, name, reason).
         server_error(code, text): a non-fatal error not tied to a message.
@@ -177,6 +182,8 @@ class ChatClient(QObject):
     room_list = Signal(list)
     topic_changed = Signal(str, str, str)
     account_changed = Signal(bool, bool)
+    password_changed = Signal()
+    password_change_failed = Signal(str, str)
     users_reset = Signal(str, list)
     user_joined = Signal(str, str)
     user_left = Signal(str, str, str)
@@ -214,6 +221,7 @@ class ChatClient(QObject):
         self.register_on_login = False  # the next login registers the name with the password
         self.registered = False
         self.operator = False
+        self._new_password: str | None = None  # sent in a passwd frame, not answered yet
         self._mention: re.Pattern[str] | None = None
         self.welcome: Welcome | None = None
         # the rooms we are in, by name key; the lobby always, others joined by the user and
@@ -351,6 +359,25 @@ class ChatClient(QObject):
             raise ValueError("Not connected.")
         self.password = password
         self._write(self._conn.send(Register(password)))
+
+    def change_password(self, old: str, new: str) -> None:
+        """Change our registered name's password; password_changed or password_change_failed follows.
+        Raises ValueError (a sentence for the user) while offline, unregistered, or already changing it."""
+        if self.state is not ClientState.ONLINE:
+            raise ValueError("Not connected.")
+        if not self.registered:
+            raise ValueError(f"The name {self.me} is not registered: there is no password to change.")
+        if self._new_password is not None:
+            raise ValueError("A password change is under way already.")
+        if not old or not new:
+            raise ValueError("Both the current and the new password are needed.")
+        self._new_password = new
+        self._write(self._conn.send(PasswordChange(old, new)))
+
+    @property
+    def changing_password(self) -> bool:
+        """A password change was sent and not answered yet."""
+        return self._new_password is not None
 
     def kick(self, user: str, reason: str = "") -> None:
         """An operator's kick; raises ValueError while offline or without the operator role."""
@@ -607,6 +634,9 @@ class ChatClient(QObject):
         elif isinstance(event, AccountStatus):
             self.register_on_login = False  # done: from now on the name logs in with its password
             self.registered, self.operator = event.registered, event.admin
+            if event.password_changed and self._new_password is not None:
+                self.password, self._new_password = self._new_password, None  # for the next reconnect
+                self.password_changed.emit()
             self.account_changed.emit(event.registered, event.admin)
         elif isinstance(event, Ping):
             self._write(self._conn.send(Pong(event.token)))
@@ -754,6 +784,9 @@ class ChatClient(QObject):
     def _on_error(self, error: Error) -> None:
         if error.fatal:
             self._fatal = error
+        elif error.ref == "passwd" and self._new_password is not None:
+            self._new_password = None
+            self.password_change_failed.emit(error.code, error.message)
         elif error.code in ("room_invalid", "too_many_rooms") and error.ref is not None:
             room = self.rooms.pop(name_key(error.ref), None)
             if room is not None:
@@ -799,6 +832,10 @@ class ChatClient(QObject):
         self._close_socket()
         self._ping_timer.stop()
         self._ping_sent.clear()
+        if self._new_password is not None:
+            self._new_password = None
+            self.password_change_failed.emit(
+                "network", "The connection dropped before the server answered: the password may not have changed.")
         if self._quitting:
             self._finish_quit()
             return

@@ -269,6 +269,22 @@ class Register:
 
 
 @dataclass(frozen=True, slots=True)
+class PasswordChange:
+    """Change the password of the registered name you are logged in with (``old`` proves it is you)."""
+
+    TYPE: ClassVar[str] = "passwd"
+    old: str = field(repr=False)
+    new: str = field(repr=False)
+
+    def to_wire(self) -> Wire:
+        return {"type": "passwd", "old": self.old, "new": self.new}
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> PasswordChange:
+        return cls(old=_str(d, "old", max_len=MAX_PASSWORD_FIELD), new=_str(d, "new", max_len=MAX_PASSWORD_FIELD))
+
+
+@dataclass(frozen=True, slots=True)
 class KickRequest:
     """An operator (an account with the admin role) disconnects a user."""
 
@@ -931,13 +947,18 @@ class AccountStatus:
     TYPE: ClassVar[str] = "account"
     registered: bool
     admin: bool = False
+    password_changed: bool = False  # the answer to your ``passwd``: the new password is in force
 
     def to_wire(self) -> Wire:
-        return {"type": "account", "registered": self.registered, "admin": self.admin}
+        d: Wire = {"type": "account", "registered": self.registered, "admin": self.admin}
+        if self.password_changed:
+            d["password_changed"] = True
+        return d
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> AccountStatus:
-        return cls(registered=_bool(d, "registered", False), admin=_bool(d, "admin", False))
+        return cls(registered=_bool(d, "registered", False), admin=_bool(d, "admin", False),
+                   password_changed=_bool(d, "password_changed", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -950,7 +971,7 @@ class UnknownEvent:
 
 ClientEvent = (
     Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | MarkRead
-    | Delivered | SearchRequest | Register | KickRequest | BanRequest | Ping | Pong | Bye
+    | Delivered | SearchRequest | Register | PasswordChange | KickRequest | BanRequest | Ping | Pong | Bye
 )
 ServerEvent = (
     Welcome | Message | History | Joined | Left | UserList | Error | Notice | RoomJoined | RoomList | TopicChanged
@@ -959,14 +980,14 @@ ServerEvent = (
 Event = ClientEvent | ServerEvent
 SendableEvent = (
     Hello | SendMessage | UsersRequest | HistoryRequest | JoinRoom | PartRoom | RoomsRequest | SetTopic | MarkRead
-    | Delivered | SearchRequest | Register | KickRequest | BanRequest | Ping | Pong | Bye | Welcome | Message
+    | Delivered | SearchRequest | Register | PasswordChange | KickRequest | BanRequest | Ping | Pong | Bye | Welcome | Message
     | History | Joined | Left | UserList | Error | Notice | RoomJoined | RoomList | TopicChanged | SearchResults
     | AccountStatus
 )
 
 CLIENT_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Hello, SendMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
-                        MarkRead, Delivered, SearchRequest, Register, KickRequest, BanRequest, Ping, Pong, Bye)
+                        MarkRead, Delivered, SearchRequest, Register, PasswordChange, KickRequest, BanRequest, Ping, Pong, Bye)
 }
 SERVER_EVENTS: dict[str, Any] = {
     c.TYPE: c for c in (Welcome, Message, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,

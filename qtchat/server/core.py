@@ -51,6 +51,7 @@ from qtchat.protocol import (
     Message,
     Notice,
     PartRoom,
+    PasswordChange,
     Ping,
     Pong,
     ProtocolError,
@@ -88,6 +89,7 @@ from .store import INDEX_BATCH, MailRow, MessageStore, StoredMessage
 log = logging.getLogger("qtchat.server")
 
 RECENT_CIDS_PER_USER = 64
+PASSWD_REF = "passwd"  # the ``ref`` of every error that answers a ``passwd`` frame
 AUTH_WINDOW = 60.0  # seconds: wrong passwords from one address are counted over this long
 AUTH_FAILURES_ALLOWED = 10
 RECENT_CID_USERS = 5_000
@@ -636,6 +638,8 @@ class ChatServer(QObject):
                 self._send_user_list(session, room)
         elif isinstance(event, Register):
             self._register(session, event.password)
+        elif isinstance(event, PasswordChange):
+            self._change_password(session, event)
         elif isinstance(event, (KickRequest, BanRequest)):
             self._operator_request(session, event)
         elif isinstance(event, Bye):
@@ -725,7 +729,7 @@ class ChatServer(QObject):
             raise ProtocolError(ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.",
                                 fatal=True)
 
-    def _check_attempts(self, session: Session) -> None:
+    def _check_attempts(self, session: Session, *, fatal: bool = True) -> None:
         now = time.monotonic()
         recent = [t for t in self._auth_failures.get(session.address, ()) if now - t < AUTH_WINDOW]
         if recent:
@@ -735,9 +739,10 @@ class ChatServer(QObject):
         if len(recent) >= AUTH_FAILURES_ALLOWED:
             raise ProtocolError(ErrorCode.TOO_MANY_ATTEMPTS,
                                 f"Too many wrong passwords from your address; wait {AUTH_WINDOW:.0f} seconds.",
-                                fatal=True)
+                                fatal=fatal, ref=None if fatal else PASSWD_REF)
 
-    def _hash_job(self, session: Session, job: Callable[[], object], done: Callable[[object], None]) -> None:
+    def _hash_job(self, session: Session, job: Callable[[], object], done: Callable[[object], None],
+                  ref: str | None = None) -> None:
         """Hash or check a password in the worker pool; ``done`` runs on the event loop if the session lasts.
         Before login a full queue ends the connection (the client retries later); after, it is an error."""
         def finish(result: object) -> None:
@@ -750,7 +755,7 @@ class ChatServer(QObject):
             session.logging_in = False
             self._protocol_error(session, ProtocolError(
                 ErrorCode.SERVER_BUSY, "The server is busy checking passwords; try again in a moment.",
-                fatal=session.name is None))
+                fatal=session.name is None, ref=ref))
 
     def _after_password(self, session: Session, name: str, key: str, ok: bool, new_hash: object = None) -> None:
         try:
@@ -840,6 +845,56 @@ class ChatServer(QObject):
             self._send(session, AccountStatus(True, False))
 
         self._hash_job(session, lambda: _hash(password), store)
+
+    def _change_password(self, session: Session, event: PasswordChange) -> None:
+        """A logged-in user changes their own password: the old one is checked and the new one hashed in the
+        pool (one job), the wrong-password limit applies, and every answer refers to ``passwd`` (``ref``)."""
+        name, key = session.name, session.key
+        if name is None or key is None:
+            return
+
+        def refuse(code: ErrorCode, text: str) -> None:
+            self._send(session, Error(code.value, text, ref=PASSWD_REF))
+
+        if session.logging_in:
+            refuse(ErrorCode.SERVER_BUSY, "A password of yours is being checked already; try again in a moment.")
+            return
+        account = self.accounts.get(key)
+        if account is None:
+            refuse(ErrorCode.ACCOUNT_REQUIRED, f"The name {name!r} is not registered, so it has no password to change.")
+            return
+        try:
+            self._check_attempts(session, fatal=False)
+        except ProtocolError as exc:
+            self._send(session, Error.from_exception(exc))
+            return
+        problem = check_password(event.new)
+        if problem is None and event.new == event.old:
+            problem = "The new password is the same as the old one."
+        if problem is not None:
+            refuse(ErrorCode.BAD_PASSWORD, problem)
+            return
+        old, new, stored = event.old, event.new, account.password_hash
+
+        def check_then_hash() -> object:  # in the pool: False for a wrong old password, else the new hash
+            return _hash(new) if _verify(old, stored) else False
+
+        def store(result: object) -> None:
+            now = self.accounts.get(key)
+            if result is False:
+                self._auth_failures.setdefault(session.address, []).append(time.monotonic())
+                log.info("refused a new password for %s from %s: wrong old password", name, session.peer)
+                refuse(ErrorCode.AUTH_FAILED, "The current password is wrong, so the password was not changed.")
+            elif now is None or now.password_hash != stored:  # unregistered or reset by the operator meanwhile
+                refuse(ErrorCode.AUTH_FAILED, "The account changed while the password was checked; try again.")
+            elif not isinstance(result, str):
+                refuse(ErrorCode.INTERNAL, "The new password could not be stored.")
+            else:
+                self.accounts.set_password(key, result)
+                log.info("%s changed their password (from %s)", name, session.peer)
+                self._send(session, AccountStatus(True, now.admin, password_changed=True))
+
+        self._hash_job(session, check_then_hash, store, ref=PASSWD_REF)
 
     def _operator_request(self, session: Session, event: KickRequest | BanRequest) -> None:
         account = self.accounts.get(session.key) if session.key is not None else None

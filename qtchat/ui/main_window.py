@@ -248,8 +248,8 @@ class MainWindow(QMainWindow):
         c.pending_changed.connect(self._on_pending)
         c.reconnect_scheduled.connect(self._on_reconnect_scheduled)
         c.closed.connect(self._on_client_closed)
-        c.account_changed.connect(
-            lambda registered, op: self.register_action.setEnabled(not registered and c.state is ClientState.ONLINE))
+        c.account_changed.connect(lambda registered, op: self._update_account_actions())
+        c.password_changed.connect(lambda: self.workspace.lobby.notice("Your password was changed."))
         # a certificate problem on a reconnect: the connect dialog explains it and offers the way on
         c.certificate_unknown.connect(lambda *_: self._certificate_problem())
         c.certificate_changed.connect(lambda *_: self._certificate_problem())
@@ -302,6 +302,10 @@ class MainWindow(QMainWindow):
         self.register_action = QAction("Re&gister this name\N{HORIZONTAL ELLIPSIS}", self)
         self.register_action.triggered.connect(self.register_name)
         chat.addAction(self.register_action)
+        self.password_action = QAction("Change &password\N{HORIZONTAL ELLIPSIS}", self)
+        self.password_action.triggered.connect(self.change_password)
+        self.password_action.setEnabled(False)
+        chat.addAction(self.password_action)
         previous_action = QAction("&Previous conversation", self)
         previous_action.setShortcut(QKeySequence("Alt+Up"))
         previous_action.triggered.connect(lambda: self._step(-1))
@@ -382,6 +386,21 @@ class MainWindow(QMainWindow):
                 self.client.register_name(password)
             except ValueError as exc:
                 self.workspace.lobby.error(f"Not registered: {exc}")
+
+    def change_password(self) -> None:
+        """Ask for the current password and the new one (twice), and wait for the server's answer."""
+        from .password_dialog import PasswordDialog
+
+        if self.client.state is not ClientState.ONLINE or not self.client.registered:
+            return
+        dialog = PasswordDialog(self.client, self)
+        dialog.exec()
+        dialog.deleteLater()
+
+    def _update_account_actions(self) -> None:
+        online = self.client.state is ClientState.ONLINE
+        self.register_action.setEnabled(online and not self.client.registered)
+        self.password_action.setEnabled(online and self.client.registered)
 
     def open_room_dialog(self) -> None:
         from .room_dialog import RoomDialog
@@ -632,7 +651,7 @@ class MainWindow(QMainWindow):
         self.state_label.setText(STATE_TEXT[s])
         self.state_label.setStyleSheet(f"color: {STATE_COLOR[s]};")
         self.reconnect_action.setEnabled(s is ClientState.WAITING or (s is ClientState.OFFLINE and bool(self.client.host)))
-        self.register_action.setEnabled(s is ClientState.ONLINE and not self.client.registered)
+        self._update_account_actions()
         self.user_list.setEnabled(s is ClientState.ONLINE)  # a list from before the loss is not who is here
         if s is ClientState.CONNECTING:
             self._restore_rooms()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from qtchat.client import ChatClient, ClientState, Workspace
 from qtchat.protocol import JoinRoom, Message, RoomJoined
 
@@ -145,6 +147,29 @@ def test_registering_at_the_first_login(server, client, qtbot):
     login(qtbot, client, server.port, "zoe")
     qtbot.waitUntil(lambda: client.registered)
     assert not client.register_on_login  # reconnects log in, they do not register again
+
+
+def test_changing_the_password_and_reconnecting_with_the_new_one(server, client, qtbot):
+    with pytest.raises(ValueError, match="Not connected"):
+        client.change_password("a good password", "a better password")
+    login(qtbot, client, server.port, "alice")
+    with pytest.raises(ValueError, match="not registered"):
+        client.change_password("a good password", "a better password")
+    with qtbot.waitSignal(client.account_changed, timeout=5000):
+        client.register_name("a good password")
+    with qtbot.waitSignal(client.password_change_failed, timeout=5000) as failed:
+        client.change_password("a wrong password", "a better password")
+    assert failed.args[0] == "auth_failed" and client.password == "a good password"
+    with qtbot.waitSignal(client.password_changed, timeout=5000):
+        client.change_password("a good password", "a better password")
+        assert client.changing_password
+        with pytest.raises(ValueError, match="under way"):
+            client.change_password("a good password", "yet another one")
+    assert client.password == "a better password" and not client.changing_password
+    # a lost connection: the reconnect logs in with the new password
+    with qtbot.waitSignal(client.logged_in, timeout=5000):
+        server.find_user("alice").socket.abort()
+    assert client.state is ClientState.ONLINE and client.registered
 
 
 def test_slow_down_keeps_the_message_queued_until_the_server_takes_it(make_server, client, qtbot):

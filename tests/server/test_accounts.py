@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
+import threading
 
-from qtchat.protocol import AccountStatus, BanRequest, Bye, Error, KickRequest, Notice, Register, Welcome
-from qtchat.server.accounts import hash_password, verify_password
+import pytest
+
+from qtchat.protocol import (
+    AccountStatus,
+    BanRequest,
+    Bye,
+    Error,
+    KickRequest,
+    Message,
+    Notice,
+    PasswordChange,
+    Register,
+    Welcome,
+)
+from qtchat.server.accounts import KDF_NICE, Hasher, hash_password, verify_password
 from tests.server.test_cli import BlockingClient, Proc
 
 PASSWORD = "correct horse battery"
@@ -128,3 +143,95 @@ def test_the_admin_command_line_registers_names_with_a_password_from_stdin(tmp_p
         assert out.returncode == 0 and "free for anyone" in out.stdout
     finally:
         proc.stop()
+
+
+NEW_PASSWORD = "staple battery horse correct"
+
+
+def test_a_user_changes_their_own_password(server, connect, caplog):
+    caplog.set_level(logging.DEBUG)
+    ivan = connect()
+    ivan.login("ivan", password=PASSWORD, register=True)
+    ivan.wait_event(AccountStatus)
+    ivan.send(PasswordChange(PASSWORD, NEW_PASSWORD))
+    assert ivan.wait_event(AccountStatus, password_changed=True) == AccountStatus(True, False, password_changed=True)
+    ivan.say("still here after the change")  # the session goes on
+    ivan.wait_for(lambda: any(m.text == "still here after the change" for m in ivan.of(Message)))
+    ivan.close()
+    assert connect().refused("ivan", password=PASSWORD).code == "auth_failed"
+    connect().login("ivan", password=NEW_PASSWORD)
+    records = [r.getMessage() for r in caplog.records]
+    assert any("ivan changed their password" in text for text in records)
+    assert not any(PASSWORD in text or NEW_PASSWORD in text for text in records)  # never logged
+
+
+def test_a_wrong_old_password_changes_nothing_and_counts_as_a_wrong_password(server, connect, caplog):
+    caplog.set_level(logging.DEBUG)
+    judy = connect()
+    judy.login("judy", password=PASSWORD, register=True)
+    judy.send(PasswordChange("not the password", NEW_PASSWORD))
+    error = judy.wait_event(Error)
+    assert (error.code, error.ref, error.fatal) == ("auth_failed", "passwd", False)
+    assert "current password is wrong" in error.message
+    assert not any(e.password_changed for e in judy.of(AccountStatus))
+    for _ in range(9):  # ten wrong passwords from this address within a minute, logins and changes together
+        judy.events.clear()
+        judy.send(PasswordChange("still not it", NEW_PASSWORD))
+        assert judy.wait_event(Error).code == "auth_failed"
+    judy.events.clear()
+    judy.send(PasswordChange(PASSWORD, NEW_PASSWORD))  # the right one, but too late
+    error = judy.wait_event(Error)
+    assert (error.code, error.ref, error.fatal) == ("too_many_attempts", "passwd", False)
+    judy.say("not disconnected")
+    judy.wait_for(lambda: any(m.text == "not disconnected" for m in judy.of(Message)))
+    assert connect().refused("judy", password=PASSWORD).code == "too_many_attempts"
+    records = [r.getMessage() for r in caplog.records]
+    assert not any(secret in text for text in records
+                   for secret in (PASSWORD, NEW_PASSWORD, "not the password", "still not it"))
+
+
+def test_a_weak_new_password_or_an_unregistered_name_is_refused(server, connect):
+    kate = connect()
+    kate.login("kate", password=PASSWORD, register=True)
+    for new, why in (("", "at least 8"), ("short", "at least 8"), (PASSWORD, "same as the old")):
+        kate.events.clear()
+        kate.send(PasswordChange(PASSWORD, new))
+        error = kate.wait_event(Error)
+        assert (error.code, error.ref) == ("bad_password", "passwd") and why in error.message, error
+    leo = connect()
+    leo.login("leo")
+    leo.send(PasswordChange(PASSWORD, NEW_PASSWORD))
+    error = leo.wait_event(Error)
+    assert (error.code, error.ref, error.fatal) == ("account_required", "passwd", False)
+    assert "not registered" in error.message
+    kate.close()
+    connect().login("kate", password=PASSWORD)  # none of the refused changes took
+
+
+def test_a_password_change_before_login_is_a_handshake_error(server, connect):
+    stranger = connect()
+    stranger.send(PasswordChange(PASSWORD, NEW_PASSWORD))
+    error = stranger.wait_event(Error)
+    assert error.code == "handshake_required" and error.fatal
+    stranger.wait_closed()
+
+
+def test_password_change_frames_keep_secrets_out_of_repr():
+    change = PasswordChange(PASSWORD, NEW_PASSWORD)
+    assert PASSWORD not in repr(change) and NEW_PASSWORD not in repr(change)
+    assert PasswordChange.from_wire(change.to_wire()) == change
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value per thread is Linux's")
+def test_hashing_threads_run_nicer_than_the_event_loop(qtbot):
+    def my_nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_nice = my_nice()
+    hasher = Hasher(workers=1)
+    results: list[int] = []
+    assert hasher.submit(my_nice, (), results.append)
+    qtbot.waitUntil(lambda: bool(results), timeout=5000)  # the result comes back on the event loop
+    hasher.shutdown()
+    assert results == [min(19, loop_nice + KDF_NICE)] and (results[0] > loop_nice or loop_nice == 19)
+    assert my_nice() == loop_nice  # the event loop's thread (and the process) keep their priority

@@ -197,3 +197,22 @@ def test_no_history_keeps_nothing(make_server, connect, tmp_path):
     alice.send(HistoryRequest())
     assert alice.wait_event(History).messages == ()
     assert not (tmp_path / "messages.db").exists()
+
+
+def test_resends_after_a_restart_are_looked_up_in_the_minutes_before_it(tmp_path):
+    from qtchat.server.store import RESEND_WINDOW_S, MessageStore
+
+    path = tmp_path / "messages.db"
+    store = MessageStore(path)
+    top = 1_800_000_000_000_000  # message ids are microseconds
+    old = top - (RESEND_WINDOW_S + 60) * 1_000_000
+    store.append([(old, "lobby", old // 1000, "ann", "ann", "c-old", "long before"),
+                  (top - 5_000_000, "lobby", top // 1000 - 5000, "ann", "ann", "c-new", "just before"),
+                  (top, "lobby", top // 1000, "bob", "bob", "c-bob", "the last one")])
+    store.close()
+    store = MessageStore(path)  # the restart
+    assert [c for c, *_ in store.recent_cids("ann", 10)] == ["c-new"]
+    assert [c for c, *_ in store.recent_cids("bob", 10)] == ["c-bob"]
+    store.append([(top + 1, "lobby", top // 1000, "ann", "ann", "c-later", "after the restart")])
+    assert [c for c, *_ in store.recent_cids("ann", 10)] == ["c-new"]  # the server remembers later ones itself
+    store.close()

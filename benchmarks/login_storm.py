@@ -74,22 +74,14 @@ from qtchat.protocol import (  # noqa: E402
 )
 from qtchat.server.accounts import AccountStore, hash_password  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fanout import cpu_s, free_port  # noqa: E402  (the fan-out benchmark's helpers)
+
 PASSWORD = "storm benchmark password"
 ROOM = "benchroom"
 
 
 # ----------------------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_accounts(data: Path, count: int) -> float:

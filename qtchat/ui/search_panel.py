@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QPushButton,
-    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QToolButton,
@@ -24,6 +23,7 @@ from qtchat.client.search import SearchModel, match_spans
 from qtchat.protocol import Message
 
 from .chat_view import utf16_ranges
+from .sidebar import draw_item_base
 
 PAD = 6
 SNIPPET_LEAD = 40  # characters kept before the first match when a long message is cut
@@ -64,16 +64,9 @@ class ResultDelegate(QStyledItemDelegate):
         msg = index.data(SearchModel.MessageRole)
         if not isinstance(msg, Message):
             return
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text = ""
-        widget = opt.widget
-        style = widget.style() if widget is not None else None
-        if style is not None:
-            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, p, widget)
+        opt, selected = draw_item_base(self, p, option, index)
         rect: QRect = opt.rect
         palette: QPalette = opt.palette
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
         text_color = palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
         font = QFont(opt.font)
         fm = QFontMetrics(font)

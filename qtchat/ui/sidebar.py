@@ -9,6 +9,20 @@ from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOpti
 from qtchat.client import Conversation, ConversationList
 
 
+def draw_item_base(delegate: QStyledItemDelegate, p: QPainter, option: QStyleOptionViewItem,
+                   index: QModelIndex | QPersistentModelIndex) -> tuple[QStyleOptionViewItem, bool]:
+    """Paint an item's background (selection, hover, focus) as the style does, without its text; the
+    delegate paints the rest. Returns the item's style option and whether it is selected."""
+    opt = QStyleOptionViewItem(option)
+    delegate.initStyleOption(opt, index)
+    opt.text = ""
+    widget = opt.widget
+    style = widget.style() if widget is not None else None
+    if style is not None:
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, p, widget)
+    return opt, bool(opt.state & QStyle.StateFlag.State_Selected)
+
+
 class ConversationDelegate(QStyledItemDelegate):
     """"# room" or "person", bold while unread, a count on the right (in the highlight colour for mentions)."""
 
@@ -20,16 +34,9 @@ class ConversationDelegate(QStyledItemDelegate):
         conv = index.data(ConversationList.ConversationRole)
         if not isinstance(conv, Conversation):
             return
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text = ""
-        widget = opt.widget
-        style = widget.style() if widget is not None else None
-        if style is not None:
-            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, p, widget)
+        opt, selected = draw_item_base(self, p, option, index)
         rect: QRect = opt.rect
         palette: QPalette = opt.palette
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
         text_role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         font = QFont(opt.font)
         font.setBold(conv.unread > 0)

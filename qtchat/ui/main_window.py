@@ -132,6 +132,7 @@ class MainWindow(QMainWindow):
         self.search_field.setPlaceholderText("Search messages (Ctrl+F)")
         self.search_field.setClearButtonEnabled(True)
         self.search_field.setAccessibleName("Search messages")
+        self.search_field.setMinimumWidth(200)
         self.search_field.setMaximumWidth(260)
         self.search_field.returnPressed.connect(lambda: self.search(self.search_field.text()))
         self.search_field.installEventFilter(self)

@@ -60,7 +60,8 @@ class Conversation(QObject):
         self.read_sent = 0  # the newest id we told the server we read
         # older messages around a search result, shown instead of the live log until the reader
         # goes back to the newest ones or scrolls down until the two join up
-        self.context: MessageLog | None = None
+        self.context: MessageLog | None = None  # _context_log while it is shown
+        self._context_log = MessageLog(self)
         self.context_older = False  # more before the context's first message
         self.context_newer = False  # more between the context's last message and the live ones
         self._context_loading: set[str] = set()  # "before" / "after": a page is on its way
@@ -149,7 +150,8 @@ class Conversation(QObject):
     def add_history(self, page: History) -> None:
         self._loading_older = False
         self.has_older = page.more
-        lines = [self._stored_line(m) for m in page.messages]
+        oldest = next((ln.id for ln in self.log.lines if ln.id is not None), None)
+        lines = [self._stored_line(m) for m in page.messages if oldest is None or m.id < oldest]
         marker = self.read_marker
         if marker is not None and lines and lines[0].id is not None and lines[-1].id is not None \
                 and lines[0].id <= marker < lines[-1].id:
@@ -200,9 +202,12 @@ class Conversation(QObject):
     def jump_to(self, mid: int) -> bool:
         """Bring the message ``mid`` into view, highlighted: at once when it is loaded, else once the
         server sent the messages around it. False when it is not loaded and cannot be asked for now."""
+        if mid == self._jump_target:
+            return True  # asked already (a double click)
         for log in (self.context, self.log):
             line = log.by_id(mid) if log is not None else None
             if line is not None:
+                self._jump_target = None  # an answer still on its way is not wanted any more
                 if log is self.log and self.context is not None:
                     self.leave_context(keep_place=True)
                 self._focus(line)
@@ -219,11 +224,13 @@ class Conversation(QObject):
 
     def leave_context(self, keep_place: bool = False) -> None:
         """Back to the live conversation (at its newest message unless ``keep_place``)."""
+        self._jump_target = None  # a jump still on its way would pull the reader back: not wanted
         if self.context is None:
             return
         self.context = None
         self._context_loading.clear()
         self.view_changed.emit(keep_place)
+        self._context_log.reset([])  # the view shows the live log now: let the old lines go
 
     def add_context(self, page: History) -> None:
         """A page asked for by jump_to (``around``) or by scrolling within its context."""
@@ -236,8 +243,7 @@ class Conversation(QObject):
                 self.error("That message is not in the history any more.")
                 return
             target = next((ln for ln in lines if ln.id is not None and ln.id >= page.around), lines[-1])
-            if self.context is None:
-                self.context = MessageLog(self)
+            self.context = self._context_log  # one log, reused by every jump
             self.context.reset(lines)
             self.context_older, self.context_newer = page.more, page.newer
             self._context_loading.clear()
@@ -289,6 +295,7 @@ class Conversation(QObject):
         self._context_loading.clear()
         self.log.prepend(older)
         self.view_changed.emit(True)
+        self._context_log.reset([])
         return True
 
     def _focus(self, line: ChatLine) -> None:

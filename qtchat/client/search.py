@@ -53,6 +53,7 @@ class SearchModel(QAbstractListModel):
         self.more = False
         self.searching = False
         self.error = ""
+        self._asked_before: int | None = None  # the page on its way
         client.search_results.connect(self._on_results)
         client.connection_lost.connect(self._on_connection_lost)
 
@@ -106,6 +107,7 @@ class SearchModel(QAbstractListModel):
 
     def _ask(self, before: int | None) -> bool:
         self.error = ""
+        self._asked_before = before
         try:
             sent = self.client.search(self.query, self.room, before, self.PAGE)
         except ValueError as exc:
@@ -126,8 +128,9 @@ class SearchModel(QAbstractListModel):
 
     def _on_results(self, answer: SearchResults) -> None:
         scope = name_key(answer.room) if answer.room is not None else None
-        if not self.searching or answer.query != self.query or scope != (name_key(self.room) if self.room else None):
-            return  # the answer to a search since replaced
+        if not self.searching or answer.query != self.query or answer.before != self._asked_before \
+                or scope != (name_key(self.room) if self.room else None):
+            return  # the answer to a search since replaced (the same words asked again count too)
         known = {m.id for m in self.results}
         fresh = [m for m in answer.results if m.id not in known]
         if fresh:

@@ -716,6 +716,8 @@ class ChatClient(QObject):
             return False
         kind, mid = next((k, v) for k, v in (("around", around), ("before", before), ("after", after))
                          if v is not None)
+        if (kind, mid) in state.context_requests:
+            return True  # asked already: one answer serves both
         state.context_requests.add((kind, mid))
         self._write(self._conn.send(HistoryRequest(state.name, limit=limit, **{kind: mid})))
         return True
@@ -744,6 +746,8 @@ class ChatClient(QObject):
             room.context_requests.discard(asked)
             self.context_received.emit(page)
             return
+        if page.around is not None:
+            return  # a context page nobody waits for (asked on a connection since replaced): not history
         if page.after is not None:  # catching up after a reconnect: these are simply messages
             for msg in page.messages:
                 self._on_message(msg)

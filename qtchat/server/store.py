@@ -23,6 +23,7 @@ import re
 import sqlite3
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ log = logging.getLogger("qtchat.server.store")
 # a resend after a restart is recognised when its message was stored at most this long before the restart
 # (message ids are microseconds since the epoch)
 RESEND_WINDOW_S = 15 * 60
+RECENT_CIDS_KEPT = 64  # per sender, from that window
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -150,6 +152,7 @@ class MessageStore:
         self.commits = 0
         self.fts = False  # True: searches use the FTS5 index; False: a LIKE scan
         self.opened_at_id = self.max_id()  # the last message stored before this run
+        self._recent_by_sender: dict[str, deque[tuple[str, int, int, str, str]]] | None = None
         self.fts_upto = 0  # the highest message id in the index
         self._setup_fts(full_text)
 
@@ -344,15 +347,23 @@ class MessageStore:
 
     def recent_cids(self, sender_key: str, limit: int) -> list[tuple[str, int, int, str, str]]:
         """The sender's latest messages with a cid stored in the RESEND_WINDOW_S before this run began (later
-        ones the server remembers itself): (cid, id, ts, room, text), oldest first. A resend after a restart
-        is of a message stored just before it, whose acknowledgement the restart lost; the bound keeps this
-        a short scan of the id range, without an index that every insert would pay for."""
-        top = self.opened_at_id
-        rows = self.db.execute(
-            "SELECT cid, id, ts, room, text FROM messages WHERE id > ? AND id <= ? AND sender_key = ? "
-            "AND cid IS NOT NULL ORDER BY id DESC LIMIT ?",
-            (top - RESEND_WINDOW_S * 1_000_000, top, sender_key, limit)).fetchall()
-        return [(str(c), int(i), int(t), str(r), str(x)) for c, i, t, r, x in reversed(rows)]
+        ones the server remembers itself): (cid, id, ts, room, text), oldest first, at most ``limit``.
+
+        A resend after a restart is of a message stored just before it, whose acknowledgement the restart
+        lost. The window is read once, at the first call (one scan of an id range, no index that every
+        insert would pay for), and kept per sender, so the logins after a restart cost a lookup each."""
+        if self._recent_by_sender is None:
+            top = self.opened_at_id
+            found: dict[str, deque[tuple[str, int, int, str, str]]] = {}
+            for cid, mid, ts, room, text, key in self.db.execute(
+                    "SELECT cid, id, ts, room, text, sender_key FROM messages WHERE id > ? AND id <= ? "
+                    "AND cid IS NOT NULL ORDER BY id", (top - RESEND_WINDOW_S * 1_000_000, top)):
+                kept = found.get(key)
+                if kept is None:
+                    kept = found[key] = deque(maxlen=RECENT_CIDS_KEPT)
+                kept.append((str(cid), int(mid), int(ts), str(room), str(text)))
+            self._recent_by_sender = found
+        return list(self._recent_by_sender.get(sender_key, ()))[-limit:]
 
     # ------------------------------------------------------------ mailboxes
 

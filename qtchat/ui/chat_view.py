@@ -37,6 +37,7 @@ from PySide6.QtGui import (
     QTextCharFormat,
     QTextLayout,
     QTextOption,
+    QWheelEvent,
 )
 from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QToolButton, QWidget
 
@@ -591,6 +592,16 @@ class ChatView(QAbstractScrollArea):
         text = self.selected_text()
         if text:
             QGuiApplication.clipboard().setText(text)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        if self.verticalScrollBar().maximum() == 0 and self.model is not None and self.model.lines:
+            # everything fits: nothing scrolls, so the wheel itself asks for more in its direction
+            delta = event.angleDelta().y()
+            if delta > 0:
+                self.near_top.emit()
+            elif delta < 0:
+                self.near_bottom.emit()
+        super().wheelEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.matches(QKeySequence.StandardKey.Copy):

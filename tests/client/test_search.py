@@ -180,3 +180,53 @@ def test_a_result_just_before_the_loaded_messages_joins_them_at_once(server, con
     assert lobby.has_older  # 0..9 are a page away, as usual
     assert lobby.load_older()
     qtbot.waitUntil(lambda: msg_texts(lobby.log)[0] == "entry 0")
+
+
+def test_a_double_click_asks_once_and_a_later_pick_wins(server, connect, client, qtbot):
+    bob = connect()
+    bob.login("bob")
+    fill(bob, [f"note {i}" + (" otter" if i in (20, 295) else "") for i in range(300)])
+    ws = Workspace(client)
+    login(qtbot, client, server.port, "alice")
+    lobby = ws.lobby
+    qtbot.waitUntil(lambda: len(msg_texts(lobby.log)) == 50)
+    ws.search.start("otter")
+    wait_search(qtbot, ws.search)
+    recent, old = ws.search.results
+    pages: list[object] = []
+    client.context_received.connect(pages.append)
+
+    with qtbot.waitSignal(lobby.focus_requested, timeout=5000):
+        ws.show_message(old.room, old.id)
+        ws.show_message(old.room, old.id)  # the second click of a double click
+    qtbot.wait(200)
+    assert len(pages) == 1
+    assert msg_texts(lobby.log)[0] == "note 250"  # the live log has no stray page in it
+    lobby.leave_context()
+    assert lobby._context_log.rowCount() == 0  # its lines are let go
+
+    # pick the old result, then at once the loaded one: the old one's answer must not pull the view back
+    ws.show_message(old.room, old.id)
+    with qtbot.waitSignal(lobby.focus_requested, timeout=1000) as focused:
+        ws.show_message(recent.room, recent.id)
+    assert focused.args[0].text == "note 295 otter"
+    qtbot.waitUntil(lambda: len(pages) == 2)
+    qtbot.wait(50)
+    assert lobby.context is None and focused.args[0].highlight
+
+
+def test_asking_again_while_older_results_load_keeps_the_newest(server, connect, client, qtbot):
+    bob = connect()
+    bob.login("bob")
+    fill(bob, [f"bee {i}" for i in range(30)])
+    ws = Workspace(client)
+    login(qtbot, client, server.port, "alice")
+    model = ws.search
+    model.PAGE = 10
+    model.start("bee")
+    wait_search(qtbot, model)
+    assert model.load_more()
+    model.start("bee")  # Enter again before the older page came
+    wait_search(qtbot, model)
+    qtbot.wait(100)
+    assert [m.text for m in model.results] == [f"bee {i}" for i in range(29, 19, -1)]

@@ -117,7 +117,7 @@ class Conversation(QObject):
             return self._load_context("before")
         if not self.has_older or self._loading_older or not self.is_room:
             return False
-        oldest = next((ln.id for ln in self.log.lines if ln.id is not None), None)
+        oldest = self.log.oldest_id()
         if oldest is None:
             return False
         self._loading_older = self.client.request_older(oldest, room=self.name)
@@ -150,7 +150,7 @@ class Conversation(QObject):
     def add_history(self, page: History) -> None:
         self._loading_older = False
         self.has_older = page.more
-        oldest = next((ln.id for ln in self.log.lines if ln.id is not None), None)
+        oldest = self.log.oldest_id()
         lines = [self._stored_line(m) for m in page.messages if oldest is None or m.id < oldest]
         marker = self.read_marker
         if marker is not None and lines and lines[0].id is not None and lines[-1].id is not None \
@@ -167,7 +167,7 @@ class Conversation(QObject):
                         mention=m.sender != me and self.client.is_mention(m.text))
 
     def newest_id(self) -> int:
-        return next((ln.id for ln in reversed(self.log.lines) if ln.id is not None), 0)
+        return self.log.newest_id() or 0
 
     def add_message(self, msg: Message) -> ChatLine | None:
         """Show a message (or mark ours as acknowledged). Returns the line when it is someone else's news."""
@@ -225,12 +225,15 @@ class Conversation(QObject):
     def leave_context(self, keep_place: bool = False) -> None:
         """Back to the live conversation (at its newest message unless ``keep_place``)."""
         self._jump_target = None  # a jump still on its way would pull the reader back: not wanted
-        if self.context is None:
-            return
-        self.context = None
+        if self.context is not None:
+            self.context = None
+            self._show_live(keep_place)
+
+    def _show_live(self, keep_place: bool) -> None:
+        """``context`` is None now: the view goes back to the live log, and the context's lines are let go."""
         self._context_loading.clear()
         self.view_changed.emit(keep_place)
-        self._context_log.reset([])  # the view shows the live log now: let the old lines go
+        self._context_log.reset([])
 
     def add_context(self, page: History) -> None:
         """A page asked for by jump_to (``around``) or by scrolling within its context."""
@@ -269,10 +272,10 @@ class Conversation(QObject):
         assert self.context is not None
         if kind in self._context_loading or (kind == "before" and not self.context_older):
             return False
-        ids = [ln.id for ln in self.context.lines if ln.id is not None]
-        if not ids:
+        edge_id = self.context.oldest_id() if kind == "before" else self.context.newest_id()
+        if edge_id is None:
             return False
-        edge = {"before": ids[0]} if kind == "before" else {"after": ids[-1]}
+        edge = {kind: edge_id}
         if not self.client.request_context(self.name, limit=CONTEXT_PAGE, **edge):
             return False
         self._context_loading.add(kind)
@@ -283,19 +286,17 @@ class Conversation(QObject):
         again with the reader's place kept. False while a gap is left between the two."""
         assert self.context is not None
         self.log.flush()
-        live_oldest = next((ln.id for ln in self.log.lines if ln.id is not None), None)
-        context_newest = next((ln.id for ln in reversed(self.context.lines) if ln.id is not None), 0)
+        live_oldest = self.log.oldest_id()
+        context_newest = self.context.newest_id() or 0
         if self.context_newer and (live_oldest is None or context_newest < live_oldest):
             return False
         older = [ln for ln in self.context.lines if ln.kind == "msg" and ln.id is not None
                  and (live_oldest is None or ln.id < live_oldest)]
         if older:
             self.has_older = self.context_older
-        self.context = None
-        self._context_loading.clear()
+        self.context = None  # before the prepend, so that the live view moving does not page the context
         self.log.prepend(older)
-        self.view_changed.emit(True)
-        self._context_log.reset([])
+        self._show_live(keep_place=True)
         return True
 
     def _focus(self, line: ChatLine) -> None:

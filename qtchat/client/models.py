@@ -127,6 +127,14 @@ class MessageLog(QAbstractListModel):
         self.flush()
         return next((ln for ln in reversed(self.lines) if ln.id == mid), None)
 
+    def oldest_id(self) -> int | None:
+        """The id of the oldest stored message shown here (notices and pending lines have none)."""
+        return next((ln.id for ln in self.lines if ln.id is not None), None)
+
+    def newest_id(self) -> int | None:
+        """The id of the newest stored message inserted here."""
+        return next((ln.id for ln in reversed(self.lines) if ln.id is not None), None)
+
     def holds(self, line: ChatLine) -> bool:
         return 0 <= line.row < len(self.lines) and self.lines[line.row] is line
 

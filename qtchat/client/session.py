@@ -105,6 +105,13 @@ class RoomState:
     context_requests: set[tuple[str, int]] = field(default_factory=set)
 
 
+def _page_anchor(around: int | None, before: int | None, after: int | None) -> tuple[str, int] | None:
+    """Which message a history page is anchored at, as its request said and its answer repeats:
+    ("around" | "before" | "after", id), or None for the newest page."""
+    return next(((k, v) for k, v in (("around", around), ("before", before), ("after", after)) if v is not None),
+                None)
+
+
 @dataclass(frozen=True, slots=True)
 class CertificateProblem:
     """Why the last TLS attempt was refused on our side: the login_failed code, and the certificate."""
@@ -714,8 +721,10 @@ class ChatClient(QObject):
         state = self.rooms.get(name_key(room))
         if self.state is not ClientState.ONLINE or state is None or not state.joined:
             return False
-        kind, mid = next((k, v) for k, v in (("around", around), ("before", before), ("after", after))
-                         if v is not None)
+        anchor = _page_anchor(around, before, after)
+        if anchor is None:
+            raise ValueError("give around, before or after")
+        kind, mid = anchor
         if (kind, mid) in state.context_requests:
             return True  # asked already: one answer serves both
         state.context_requests.add((kind, mid))
@@ -740,8 +749,7 @@ class ChatClient(QObject):
         room = self.rooms.get(name_key(page.room))
         if room is None:
             return  # a room left meanwhile
-        asked = next(((k, v) for k, v in (("around", page.around), ("before", page.before), ("after", page.after))
-                      if v is not None), None)
+        asked = _page_anchor(page.around, page.before, page.after)
         if asked is not None and asked in room.context_requests:
             room.context_requests.discard(asked)
             self.context_received.emit(page)

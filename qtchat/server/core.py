@@ -1088,8 +1088,7 @@ class ChatServer(QObject):
             self._remember_cid(session.key, cid, (msg.id, msg.ts, "@" + to_key, hash(msg.text), True))
         session.msgs_in += 1
         self.total_messages += 1
-        if not self._flush_timer.isActive():
-            self._flush_timer.start()  # stored with this pass's messages, in the same transaction
+        self._flush_soon()  # stored with this pass's messages, in the same transaction
         self.message_posted.emit(msg)
 
     def _private_again(self, session: Session, event: SendMessage, earlier: RecentCid,
@@ -1151,8 +1150,7 @@ class ChatServer(QObject):
             session.held_confirmed = upto
             if upto > self._mail_delivered.get(key, 0):
                 self._mail_delivered[key] = upto
-            if not self._flush_timer.isActive():
-                self._flush_timer.start()  # deleted with this pass's messages, in the same transaction
+            self._flush_soon()  # deleted with this pass's messages, in the same transaction
         if upto >= session.held_sent and session.held_more:
             self._deliver_held(session)
 
@@ -1206,8 +1204,7 @@ class ChatServer(QObject):
         if old is not None and old >= event.id:
             return  # markers only move forward
         self._dirty_markers[(session.key, room.key)] = event.id
-        if not self._flush_timer.isActive():
-            self._flush_timer.start()  # stored with this pass's messages, in the same transaction
+        self._flush_soon()  # stored with this pass's messages, in the same transaction
 
     def _room_info(self, user_key: str, room: Room, members: int | None = None) -> RoomInfo:
         """A room as welcome and room frames describe it, with the user's read marker and unread count."""
@@ -1358,13 +1355,17 @@ class ChatServer(QObject):
         room.pending.append(frame)
         room.pending_len += len(frame)
         if urgent:
-            if not self._flush_timer.isActive():
-                self._flush_timer.start()
+            self._flush_soon()
         elif not self._flush_timer.isActive() and not self._notice_timer.isActive():
             # each notice flush costs one write per member: the bigger the crowd, the longer
             # notices wait to go out together (50 ms at 200 users, 1 s from 4,000)
             scale = max(1.0, len(self.sessions) / 200)
             self._notice_timer.start(int(min(1.0, self.config.notice_delay * scale) * 1000))
+
+    def _flush_soon(self) -> None:
+        """Flush at the end of this event-loop pass (store, then send), once however often it is asked."""
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
 
     def flush(self) -> None:
         """Store this pass's messages (one transaction), then write each dirty room's batch, as one

@@ -333,7 +333,7 @@ class ChatServer(QObject):
             keep_per_room=cfg.keep_messages if cfg.data_dir or cfg.keep_messages else 20_000,
             full_text=cfg.full_text,
         )
-        self.ids = MessageIds(self.store.max_id())
+        self.ids = MessageIds(self.store.opened_at_id)  # the newest id stored before this run
         self.accounts = AccountStore(cfg.data_dir / "accounts.db" if cfg.data_dir else None)
         self.hasher = Hasher(parent=self)
         self._auth_failures: dict[str, list[float]] = {}  # address -> times of wrong passwords

@@ -33,6 +33,7 @@ from qtchat.client import CertificateProblem, ChatClient
 from qtchat.client.host import join_addresses, start_local_server
 from qtchat.client.settings import ClientSettings
 from qtchat.server import ChatServer
+from qtchat.server.accounts import MIN_PASSWORD
 from qtchat.tls import format_fingerprint
 
 
@@ -208,8 +209,8 @@ class ConnectDialog(QDialog):
         port = self.port.value()
         tls = self.tls.isChecked() and not self.hosting.isChecked()
         password = self.password.text()
-        if self.register.isChecked() and len(password) < 8:
-            self.show_error("To register the name, choose a password of at least 8 characters.")
+        if self.register.isChecked() and len(password) < MIN_PASSWORD:
+            self.show_error(f"To register the name, choose a password of at least {MIN_PASSWORD} characters.")
             self.password.setFocus()
             return
         self._clear_errors()

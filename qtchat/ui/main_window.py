@@ -41,6 +41,7 @@ from qtchat.client.models import literal_html
 from qtchat.client.settings import ClientSettings
 from qtchat.protocol import Message
 from qtchat.server import ChatServer
+from qtchat.server.accounts import MIN_PASSWORD
 
 from .about import show_about
 from .chat_view import ChatView
@@ -372,7 +373,7 @@ class MainWindow(QMainWindow):
         """Ask for a password (twice) and register the name we are logged in with."""
         echo = QLineEdit.EchoMode.Password
         title = f"Register {self.client.me}"
-        password, ok = QInputDialog.getText(self, title, "Password (at least 8 characters):", echo)
+        password, ok = QInputDialog.getText(self, title, f"Password (at least {MIN_PASSWORD} characters):", echo)
         if not ok or not password:
             return
         again, ok = QInputDialog.getText(self, title, "The same password again:", echo)
@@ -380,8 +381,8 @@ class MainWindow(QMainWindow):
             return
         if again != password:
             self.workspace.lobby.error("Not registered: the two passwords differ.")
-        elif len(password) < 8:
-            self.workspace.lobby.error("Not registered: a password needs at least 8 characters.")
+        elif len(password) < MIN_PASSWORD:
+            self.workspace.lobby.error(f"Not registered: a password needs at least {MIN_PASSWORD} characters.")
         else:
             try:
                 self.client.register_name(password)

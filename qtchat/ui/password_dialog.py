@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
 
 from qtchat.client import ChatClient
 
-MIN_PASSWORD = 8  # what qtchat-server asks for; the server decides, this only saves a round trip
-MAX_PASSWORD = 1024
+# what qtchat-server asks of a password; the server decides, checking here only saves a round trip
+from qtchat.server.accounts import MAX_PASSWORD, MIN_PASSWORD
 
 REASONS = {  # the server's error codes, as a heading for its sentence
     "auth_failed": "Not changed",

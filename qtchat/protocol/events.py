@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .errors import ErrorCode, ProtocolError
+from .passwords import MAX_PASSWORD as MAX_PASSWORD_FIELD
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 DEFAULT_ROOM = "lobby"
 MAX_CID_LENGTH = 64
 MAX_SHORT_TEXT = 200  # reasons, tokens, client strings
-MAX_PASSWORD_FIELD = 1024
 MAX_QUERY = 200  # search query, after trimming
 MAX_SEARCH_LIMIT = 100
 UNREAD_CAP = 1000  # RoomInfo.unread counts no further, so it stays cheap

@@ -37,18 +37,7 @@ from PySide6.QtCore import QObject, QTimer
 SCRYPT_N = 1 << 14
 SCRYPT_R = 8
 SCRYPT_P = 1
-MIN_PASSWORD = 8
-MAX_PASSWORD = 1024
 KDF_NICE = 10  # how much nicer (lower CPU priority) the hashing threads are than the event loop (Linux)
-
-
-def check_password(password: str) -> str | None:
-    """Why a new password is not acceptable, or None."""
-    if len(password) < MIN_PASSWORD:
-        return f"A password needs at least {MIN_PASSWORD} characters."
-    if len(password) > MAX_PASSWORD:
-        return f"A password may have at most {MAX_PASSWORD} characters."
-    return None
 
 
 def _b64(data: bytes) -> str:

@@ -306,7 +306,9 @@ def _ask_password(name: str) -> str:
     the password itself never travels to the server."""
     import getpass
 
-    from .accounts import check_password, hash_password
+    from qtchat.protocol import check_password
+
+    from .accounts import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"Password for {name}: ")

@@ -69,6 +69,7 @@ from qtchat.protocol import (
     TopicChanged,
     UsersRequest,
     Welcome,
+    check_password,
     clean_line,
     encode_event,
     encode_frame,
@@ -81,7 +82,7 @@ from qtchat.protocol import (
 from qtchat.protocol.events import UNREAD_CAP, search_result_wire
 from qtchat.tls import TlsSetupError, describe_certificate, format_fingerprint, load_server_tls
 
-from .accounts import AccountStore, Hasher, check_password, hash_password, verify_password
+from .accounts import AccountStore, Hasher, hash_password, verify_password
 from .bans import Ban, BanList
 from .limits import Limiter, RateLimits, Verdict
 from .store import INDEX_BATCH, MailRow, MessageStore, StoredMessage

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QApplication
 
 from qtchat import __version__
 from qtchat.client import ChatClient
-from qtchat.client.host import start_local_server
 from qtchat.client.settings import ClientSettings
+from qtchat.hosting import start_local_server
 from qtchat.sysutil import QuitSignals
 
 from .icon import app_icon

@@ -30,10 +30,10 @@ from PySide6.QtWidgets import (
 )
 
 from qtchat.client import CertificateProblem, ChatClient
-from qtchat.client.host import join_addresses, start_local_server
 from qtchat.client.settings import ClientSettings
+from qtchat.hosting import join_addresses, start_local_server
+from qtchat.protocol import MIN_PASSWORD
 from qtchat.server import ChatServer
-from qtchat.server.accounts import MIN_PASSWORD
 from qtchat.tls import format_fingerprint
 
 

@@ -36,12 +36,11 @@ from PySide6.QtWidgets import (
 )
 
 from qtchat.client import ChatClient, ChatLine, ClientState, Conversation, Workspace
-from qtchat.client.host import join_addresses
 from qtchat.client.models import literal_html
 from qtchat.client.settings import ClientSettings
-from qtchat.protocol import Message
+from qtchat.hosting import join_addresses
+from qtchat.protocol import MIN_PASSWORD, Message
 from qtchat.server import ChatServer
-from qtchat.server.accounts import MIN_PASSWORD
 
 from .about import show_about
 from .chat_view import ChatView

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from qtchat.client import ChatClient
 
 # what qtchat-server asks of a password; the server decides, checking here only saves a round trip
-from qtchat.server.accounts import MAX_PASSWORD, MIN_PASSWORD
+from qtchat.protocol import MAX_PASSWORD, MIN_PASSWORD
 
 REASONS = {  # the server's error codes, as a heading for its sentence
     "auth_failed": "Not changed",

@@ -1,4 +1,9 @@
-"""Hosting a server inside the client: the same ChatServer core, on the same event loop."""
+"""Hosting a server inside the client: the same ChatServer core, on the same event loop.
+
+The one composition module that joins the server and the desktop client (the client core never
+imports the server): the connect dialog and the main window start and describe a hosted server
+through it.
+"""
 
 from __future__ import annotations
 

@@ -52,6 +52,14 @@ class ErrorCode(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     INTERNAL = "internal"
 
+    @classmethod
+    def parse(cls, code: str) -> ErrorCode | None:
+        """The code a peer sent, or None for one this version does not know (treat it as ``internal``)."""
+        try:
+            return cls(code)
+        except ValueError:
+            return None
+
 
 class ProtocolError(Exception):
     """Something in the byte stream or an event broke the protocol.

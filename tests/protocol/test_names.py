@@ -61,3 +61,10 @@ def test_validate_name_only_raises_protocol_error(raw):
     assert 1 <= len(name) <= 32
     assert name == name.strip()
     assert key == name_key(name)
+
+
+def test_error_codes_parse_to_the_enum_and_unknown_ones_to_none() -> None:
+    from qtchat.protocol import ErrorCode
+
+    assert ErrorCode.parse("name_taken") is ErrorCode.NAME_TAKEN
+    assert ErrorCode.parse("from_a_later_version") is None

@@ -2,6 +2,6 @@
 
 import sys
 
-from qtchat.server.cli import main
+from qtchat.server_app import main
 
 sys.exit(main())

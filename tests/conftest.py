@@ -51,7 +51,7 @@ def make_server(qtbot):
     yield make
     for server in servers:
         server.shutdown("test over")
-        qtbot.waitUntil(lambda s=server: not s.sessions, timeout=5000)
+        qtbot.waitUntil(lambda s=server: not s.peers, timeout=5000)
         server.deleteLater()
 
 

@@ -183,9 +183,9 @@ def main() -> int:
         for _ in range(i % 7):
             bots["maria"].send_text("ok \U0001f44d")
         pump(app, 0.1)
-    server.mute("mallory")
-    server.broadcast("Maintenance tonight at 22:00, expect a short disconnect.")
-    server.kick("eve", "testing the kick button")
+    server.operator.mute("mallory").result()
+    server.operator.broadcast("Maintenance tonight at 22:00, expect a short disconnect.").result()
+    server.operator.kick("eve", "testing the kick button").result()
     pump(app, 1.3)
     admin.model.apply()
     admin.table.selectRow(2)

@@ -67,15 +67,18 @@ class ProtocolError(Exception):
     ``fatal`` says whether the connection can go on: after a fatal error the
     sender replies with an ``error`` event and closes; after a non-fatal one
     (a single malformed frame, say) it replies and keeps reading.
-    ``ref`` is the client message id the error refers to, when there is one.
+    ``ref`` is the client message id the error refers to, when there is one;
+    ``retry_after`` how many seconds to wait before sending it again (``slow_down``).
     """
 
-    def __init__(self, code: ErrorCode, message: str, *, fatal: bool = False, ref: str | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, fatal: bool = False, ref: str | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.fatal = fatal
         self.ref = ref
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return f"ProtocolError({self.code.value!r}, {self.message!r}, fatal={self.fatal})"

@@ -1,5 +1,13 @@
-"""qtchat's server core (QtCore and QtNetwork only) and the ``qtchat-server`` command."""
+"""qtchat's server core (QtCore and QtNetwork only) and the ``qtchat-server`` command.
 
-from .core import ChatServer, MessageIds, ServerConfig
+docs/ARCHITECTURE.md has the map of its modules.
+"""
 
-__all__ = ["ChatServer", "MessageIds", "ServerConfig"]
+from .backend import Backend
+from .config import ServerConfig
+from .core import ChatServer
+from .operator import Operator, ServerSnapshot, UserSnapshot
+from .sqlite_backend import MessageIds, SqliteBackend
+
+__all__ = ["Backend", "ChatServer", "MessageIds", "Operator", "ServerConfig", "ServerSnapshot", "SqliteBackend",
+           "UserSnapshot"]

@@ -28,11 +28,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
+
+from .backend import Account
 
 SCRYPT_N = 1 << 14
 SCRYPT_R = 8
@@ -63,15 +64,6 @@ def verify_password(password: str, encoded: str) -> bool:
     actual = hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p,
                             maxmem=256 * n * r, dklen=len(digest))
     return hmac.compare_digest(actual, digest)
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    key: str  # protocol.names.name_key of the name
-    name: str
-    password_hash: str
-    admin: bool
-    created: float
 
 
 SCHEMA = """

@@ -19,8 +19,8 @@ one JSON object: ``{"ok": true|false, "message": "...", ...}``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from functools import partial
 from typing import Any, cast
 
@@ -29,7 +29,9 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from qtchat.protocol import FrameDecoder, ProtocolError, decode_frame, encode_frame
 
+from .backend import done, then
 from .core import ChatServer
+from .operator import Operator, sentence
 
 log = logging.getLogger("qtchat.server")
 
@@ -41,15 +43,11 @@ def channel_name(port: int) -> str:
     return f"qtchat-server-admin-{port}"
 
 
-def user_rows(server: ChatServer) -> list[dict[str, Any]]:
-    now = time.monotonic()
+def user_rows(op: Operator) -> list[dict[str, Any]]:
     return [
-        {
-            "name": s.name, "peer": s.peer, "since": round(s.connected_wall), "idle_s": round(now - s.last_seen, 1),
-            "messages": s.msgs_in, "bytes_in": s.bytes_in, "bytes_out": s.bytes_out,
-            "muted": s.key in server.muted,
-        }
-        for s in server.users.values()
+        {"id": u.id, "name": u.name, "peer": u.peer, "since": round(u.since), "idle_s": u.idle_s,
+         "messages": u.messages, "bytes_in": u.bytes_in, "bytes_out": u.bytes_out, "muted": u.muted}
+        for u in op.users()
     ]
 
 
@@ -60,45 +58,56 @@ def _text(request: Reply, key: str, default: str | None = None) -> str:
     return value
 
 
-def execute(server: ChatServer, request: Reply) -> Reply:
-    """Run one admin request against the server; never raises."""
-    cmd = request.get("cmd")
-    actions: dict[str, Callable[[], Reply]] = {
-        "status": lambda: {"message": (
-            f"{len(server.users)} users, {len(server.sessions)} connections, "
-            f"{server.total_messages} messages since start, "
-            f"{'accepting' if server.accepting else 'not accepting'}, limit {server.config.max_clients}"),
-            "users": len(server.users), "messages": server.total_messages},
-        "users": lambda: {"message": f"{len(server.users)} users", "users": user_rows(server)},
-        "kick": lambda: {"message": server.kick(_text(request, "name"), _text(request, "reason", ""))},
-        "ban": lambda: {"message": server.ban(
-            request.get("name") or None, request.get("address") or None,
-            _seconds(request.get("seconds")), _text(request, "reason", ""))},
-        "unban": lambda: {"message": server.unban(_text(request, "target"))},
-        "bans": lambda: {"message": f"{len(server.bans.bans)} bans",
-                         "bans": [b.describe() for b in server.bans.bans]},
-        "mute": lambda: {"message": server.mute(_text(request, "name"), True)},
-        "unmute": lambda: {"message": server.mute(_text(request, "name"), False)},
-        "broadcast": lambda: {"message": server.broadcast(_text(request, "text"))},
-        "accept": lambda: {"message": server.set_accepting(bool(request.get("on", True)))},
-        "accounts": lambda: {"message": f"{len(server.accounts.all())} accounts", "accounts": [
-            {"name": a.name, "admin": a.admin, "created": a.created} for a in server.accounts.all()]},
-        "register": lambda: {"message": server.register_account(
-            _text(request, "name"), _text(request, "hash"), bool(request.get("admin", False)))},
-        "unregister": lambda: {"message": server.unregister_account(_text(request, "name"))},
-        "op": lambda: {"message": server.set_operator(_text(request, "name"), True)},
-        "deop": lambda: {"message": server.set_operator(_text(request, "name"), False)},
-        "passwd": lambda: {"message": server.set_password_hash(_text(request, "name"), _text(request, "hash"))},
-        "limit": lambda: {"message": server.set_max_clients(_count(request.get("count")))},
+def _status(op: Operator) -> Reply:
+    s = op.snapshot()
+    return {"message": (
+        f"{s.users} users, {s.connections} connections, {s.messages} messages since start, "
+        f"{'accepting' if s.accepting else 'not accepting'}, limit {s.max_clients}"),
+        "users": s.users, "messages": s.messages}
+
+
+def _commands(op: Operator, request: Reply) -> dict[str, Callable[[], Future[str] | Reply]]:
+    """Each command: a reply at once, or the operator's sentence to come."""
+    return {
+        "status": lambda: _status(op),
+        "users": lambda: {"message": f"{len(op.server.users)} users", "users": user_rows(op)},
+        "kick": lambda: op.kick(_text(request, "name"), _text(request, "reason", "")),
+        "ban": lambda: op.ban(request.get("name") or None, request.get("address") or None,
+                              _seconds(request.get("seconds")), _text(request, "reason", "")),
+        "unban": lambda: op.unban(_text(request, "target")),
+        "bans": lambda: {"message": f"{len(op.bans())} bans", "bans": [b.describe() for b in op.bans()]},
+        "mute": lambda: op.mute(_text(request, "name"), True),
+        "unmute": lambda: op.mute(_text(request, "name"), False),
+        "broadcast": lambda: op.broadcast(_text(request, "text")),
+        "accept": lambda: op.set_accepting(bool(request.get("on", True))),
+        "accounts": lambda: {"message": f"{len(op.accounts())} accounts", "accounts": [
+            {"name": a.name, "admin": a.admin, "created": a.created} for a in op.accounts()]},
+        "register": lambda: op.register_account(_text(request, "name"), _text(request, "hash"),
+                                                bool(request.get("admin", False))),
+        "unregister": lambda: op.unregister_account(_text(request, "name")),
+        "op": lambda: op.set_operator(_text(request, "name"), True),
+        "deop": lambda: op.set_operator(_text(request, "name"), False),
+        "passwd": lambda: op.set_password_hash(_text(request, "name"), _text(request, "hash")),
+        "limit": lambda: op.set_max_clients(_count(request.get("count"))),
     }
-    action = actions.get(cmd) if isinstance(cmd, str) else None
+
+
+def execute(op: Operator, request: Reply) -> Future[Reply]:
+    """Run one admin request; the reply, ``{"ok": ..., "message": ...}``, as a future that never fails."""
+    cmd = request.get("cmd")
+    commands = _commands(op, request)
+    action = commands.get(cmd) if isinstance(cmd, str) else None
     if action is None:
-        return {"ok": False, "message": f"Unknown command {cmd!r}; known: {', '.join(sorted(actions))}."}
+        return done({"ok": False, "message": f"Unknown command {cmd!r}; known: {', '.join(sorted(commands))}."})
     try:
-        reply = action()
+        outcome = action()
     except (KeyError, ValueError) as exc:
-        return {"ok": False, "message": str(exc.args[0]) if exc.args else str(exc)}
-    reply["ok"] = True
+        return done({"ok": False, "message": sentence(exc)})
+    if isinstance(outcome, dict):
+        return done({**outcome, "ok": True})
+    reply: Future[Reply] = Future()
+    then(outcome, lambda text: reply.set_result({"message": text, "ok": True}),
+         lambda exc: reply.set_result({"ok": False, "message": sentence(exc)}))
     return reply
 
 
@@ -164,11 +173,15 @@ class AdminChannel(QObject):
                 frame = decoder.next_frame()
                 if frame is None:
                     return
-                reply = execute(self.server, decode_frame(frame))
+                request = decode_frame(frame)
             except ProtocolError as exc:
-                reply = {"ok": False, "message": exc.message}
+                sock.write(encode_frame({"ok": False, "message": exc.message}))
                 if exc.fatal:
-                    sock.write(encode_frame(reply))
                     sock.disconnectFromServer()
                     return
+                continue
+            then(execute(self.server.operator, request), partial(self._reply, sock), log.error)
+
+    def _reply(self, sock: QLocalSocket, reply: Reply) -> None:
+        if sock in self._clients:
             sock.write(encode_frame(reply))

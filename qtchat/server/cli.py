@@ -1,4 +1,8 @@
-"""``qtchat-server``: a thin command-line shell around ChatServer."""
+"""``qtchat-server``: a thin command-line shell around ChatServer.
+
+The admin window (``--admin``) is a widget, so it is not imported here: the
+``qtchat-server`` command is qtchat/server_app.py, which hands it in.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,8 @@ from qtchat.protocol import DEFAULT_MAX_FRAME
 from qtchat.sysutil import QuitSignals, raise_open_file_limit
 
 from .admin import AdminChannel, channel_name
-from .core import ChatServer, ServerConfig
+from .config import ServerConfig
+from .core import ChatServer
 
 
 def _positive_int(text: str) -> int:
@@ -185,7 +190,11 @@ def default_data_dir() -> Path:
     return Path(base or Path.home()) / "qtchat-server"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+AdminWindow = Callable[[ServerConfig, bool], int]  # (config, open the admin channel) -> exit code
+
+
+def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None = None) -> int:
+    """Run the server (headless, or with ``admin_window`` for ``--admin``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["admin"]:
         return admin_main(argv[1:])
@@ -209,9 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if limit < config.max_clients + 16:
         log.warning("the open-file limit is %d: at most about %d clients can connect", limit, limit - 16)
     if args.admin:
-        from qtchat.ui.admin_window import run_admin_window
-
-        return run_admin_window(config, admin_channel=not args.no_admin_channel)
+        if admin_window is None:
+            parser.error("--admin: this program has no admin window (run the qtchat-server command)")
+        return admin_window(config, not args.no_admin_channel)
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     app.setApplicationName("qtchat-server")
     server = ChatServer(config)

@@ -25,8 +25,9 @@ import time
 import unicodedata
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from .backend import HeldMessage, MailRow, StoredMessage
 
 log = logging.getLogger("qtchat.server.store")
 
@@ -110,28 +111,6 @@ def _like_escape(text: str) -> str:
 _COLS = "id, room, ts, sender, text, cid"
 
 
-MailRow = tuple[int, str, int, str, str, str | None, str]  # id, recipient key, ts, sender, sender key, cid, text
-
-
-@dataclass(frozen=True, slots=True)
-class HeldMessage:
-    """A private message waiting in a recipient's mailbox."""
-
-    id: int
-    ts: int
-    sender: str
-    text: str
-    cid: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: int
-    room: str
-    ts: int
-    sender: str
-    text: str
-    cid: str | None
 
 
 class MessageStore:

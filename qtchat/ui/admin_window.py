@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from collections import deque
+from concurrent.futures import Future
 from typing import Any
 
 from PySide6.QtCore import (
@@ -18,6 +19,7 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
     Signal,
+    SignalInstance,
 )
 from PySide6.QtGui import QCloseEvent, QPainter, QPainterPath, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import (
@@ -46,9 +48,8 @@ from PySide6.QtWidgets import (
 
 from qtchat import __version__
 from qtchat.client.models import literal_html
-from qtchat.protocol import name_key
-from qtchat.server import ChatServer, ServerConfig
-from qtchat.server.core import Session
+from qtchat.server import ChatServer, Operator, ServerConfig, UserSnapshot
+from qtchat.server.operator import sentence
 from qtchat.sysutil import QuitSignals
 from qtchat.ui.about import show_about
 
@@ -66,72 +67,57 @@ def human_bytes(n: float) -> str:
 
 
 class UsersTableModel(QAbstractTableModel):
-    """Connected users, from the core's signals, applied in batches.
+    """Connected users, as immutable snapshots from the operator facade, refreshed in batches.
 
-    Joins and leaves are queued and applied at most four times a second (one
-    insert for all joins, a reset when many leave at once), and the live
-    columns (idle, counters) refresh once a second with one dataChanged; so
-    thousands of clients connecting at once cost the view a few updates.
+    Joins and leaves (the core's signals) ask for a refresh at most four times a second (one
+    insert for all joins, a reset when many leave at once), and the live columns (idle,
+    counters) refresh once a second with one dataChanged; so thousands of clients connecting
+    at once cost the view a few updates. Rows keep their order; a row is a connection
+    (``UserSnapshot.id``), so a name used again by someone else is another row.
     """
 
-    def __init__(self, server: ChatServer, parent: QObject | None = None) -> None:
+    def __init__(self, operator: Operator, user_joined: SignalInstance, user_left: SignalInstance,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.server = server
-        self.rows: list[Session] = list(server.users.values())  # who is here already
-        self._joined: list[str] = []
-        self._left = False
-        server.user_joined.connect(self._on_joined)
-        server.user_left.connect(self._on_left)
+        self.operator = operator
+        self.rows: list[UserSnapshot] = operator.users()  # who is here already
+        user_joined.connect(self._changed)
+        user_left.connect(self._changed)
         self._apply_timer = QTimer(self)
         self._apply_timer.setSingleShot(True)
         self._apply_timer.setInterval(250)
         self._apply_timer.timeout.connect(self.apply)
         self._refresh = QTimer(self)
-        self._refresh.timeout.connect(self._refresh_live)
+        self._refresh.timeout.connect(self.apply)
         self._refresh.start(1000)
 
-    def _on_joined(self, name: str, peer: str) -> None:
-        self._joined.append(name)
-        if not self._apply_timer.isActive():
-            self._apply_timer.start()
-
-    def _on_left(self, name: str, reason: str) -> None:
-        self._left = True
+    def _changed(self, name: str, detail: str) -> None:
         if not self._apply_timer.isActive():
             self._apply_timer.start()
 
     def apply(self) -> None:
-        """Apply queued joins and leaves now (done automatically)."""
-        joined, self._joined = self._joined, []
-        if self._left:
-            self._left = False
-            live = {s for s in self.server.users.values()}
-            gone = [r for r, s in enumerate(self.rows) if s not in live]
-            if len(gone) > 50:
-                self.beginResetModel()
-                self.rows = [s for s in self.rows if s in live]
-                self.endResetModel()
-            else:
-                for row in reversed(gone):
-                    self.beginRemoveRows(QModelIndex(), row, row)
-                    del self.rows[row]
-                    self.endRemoveRows()
-        present = set(self.rows)
-        new = []
-        for name in joined:
-            session = self.server.users.get(name_key(name))
-            if session is not None and session not in present:
-                new.append(session)
-                present.add(session)
+        """Bring the rows up to date now (done automatically)."""
+        now = {u.id: u for u in self.operator.users()}
+        gone = [r for r, u in enumerate(self.rows) if u.id not in now]
+        if len(gone) > 50:
+            self.beginResetModel()
+            self.rows = [u for u in self.rows if u.id in now]
+            self.endResetModel()
+        else:
+            for row in reversed(gone):
+                self.beginRemoveRows(QModelIndex(), row, row)
+                del self.rows[row]
+                self.endRemoveRows()
+        self.rows = [now[u.id] for u in self.rows]
+        present = {u.id for u in self.rows}
+        new = [u for uid, u in now.items() if uid not in present]
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
         if new:
             first = len(self.rows)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
             self.rows.extend(new)
             self.endInsertRows()
-
-    def _refresh_live(self) -> None:
-        if self.rows:
-            self.dataChanged.emit(self.index(0, 3), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.rows)
@@ -144,39 +130,39 @@ class UsersTableModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
-    def session(self, row: int) -> Session:
+    def user(self, row: int) -> UserSnapshot:
         return self.rows[row]
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.rows):
             return None
-        s = self.rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.TextAlignmentRole and col >= 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role not in (Qt.ItemDataRole.DisplayRole, SortRole):
             return None
-        sort = role == SortRole
-        if col == 0:
-            return (s.name or "").casefold() if sort else s.name
-        if col == 1:
-            return s.peer
-        if col == 2:
-            if sort:
-                return s.connected_wall
-            today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", time.localtime(s.connected_wall))
-            return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", time.localtime(s.connected_wall))
-        if col == 3:
-            idle = time.monotonic() - s.last_seen
-            return idle if sort else (f"{idle:.0f} s" if idle < 120 else f"{idle / 60:.0f} min")
-        if col == 4:
-            return s.msgs_in
-        if col == 5:
-            return s.bytes_in if sort else human_bytes(s.bytes_in)
-        if col == 6:
-            return s.bytes_out if sort else human_bytes(s.bytes_out)
-        muted = s.key in self.server.muted
-        return int(muted) if sort else ("muted" if muted else "")
+        return _cell(self.rows[index.row()], col, role == SortRole)
+
+
+def _cell(u: UserSnapshot, col: int, sort: bool) -> Any:
+    """What a column shows of a user (``sort``: the value to sort by)."""
+    if col == 0:
+        return u.name.casefold() if sort else u.name
+    if col == 1:
+        return u.peer
+    if col == 2:
+        if sort:
+            return u.since
+        today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", time.localtime(u.since))
+        return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", time.localtime(u.since))
+    if col == 3:
+        return u.idle_s if sort else (f"{u.idle_s:.0f} s" if u.idle_s < 120 else f"{u.idle_s / 60:.0f} min")
+    if col == 4:
+        return u.messages
+    if col in (5, 6):
+        n = u.bytes_in if col == 5 else u.bytes_out
+        return n if sort else human_bytes(n)
+    return int(u.muted) if sort else ("muted" if u.muted else "")
 
 
 class RateChart(QWidget):
@@ -302,7 +288,8 @@ class AdminWindow(QMainWindow):
         header.addWidget(self.chart)
 
         # users
-        self.model = UsersTableModel(server, self)
+        self.operator = server.operator
+        self.model = UsersTableModel(server.operator, server.user_joined, server.user_left, self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SortRole)
@@ -399,7 +386,8 @@ class AdminWindow(QMainWindow):
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.model.modelReset.connect(self._update_buttons)
 
-        self._last = (time.monotonic(), server.total_messages, server.total_bytes_in, server.total_bytes_out)
+        snap = self.operator.snapshot()
+        self._last = (time.monotonic(), snap.messages, snap.bytes_in, snap.bytes_out)
         self._stats_timer = QTimer(self)
         self._stats_timer.timeout.connect(self._update_stats)
         self._stats_timer.start(1000)
@@ -415,18 +403,18 @@ class AdminWindow(QMainWindow):
     # ------------------------------------------------------------ figures
 
     def _update_stats(self) -> None:
-        s = self.server
+        s = self.operator.snapshot()
         now = time.monotonic()
         t0, m0, i0, o0 = self._last
         dt = max(1e-3, now - t0)
-        rate = (s.total_messages - m0) / dt
-        self._last = (now, s.total_messages, s.total_bytes_in, s.total_bytes_out)
+        rate = (s.messages - m0) / dt
+        self._last = (now, s.messages, s.bytes_in, s.bytes_out)
         self.chart.add(rate)
         up = int(time.time() - s.started)
-        self.clients_label.setText(f"Clients: {len(s.users)} / {s.config.max_clients}")
+        self.clients_label.setText(f"Clients: {s.users} / {s.max_clients}")
         self.rate_label.setText(f"Messages/s: {rate:.0f}")
         self.bytes_label.setText(
-            f"In: {human_bytes((s.total_bytes_in - i0) / dt)}/s   Out: {human_bytes((s.total_bytes_out - o0) / dt)}/s")
+            f"In: {human_bytes((s.bytes_in - i0) / dt)}/s   Out: {human_bytes((s.bytes_out - o0) / dt)}/s")
         self.uptime_label.setText(f"Up: {up // 3600}:{up // 60 % 60:02d}:{up % 60:02d}")
 
     # ------------------------------------------------------------ log
@@ -445,63 +433,61 @@ class AdminWindow(QMainWindow):
 
     # ------------------------------------------------------------ actions
 
-    def selected(self) -> Session | None:
+    def selected(self) -> UserSnapshot | None:
         rows = self.table.selectionModel().selectedRows()
         if not rows:
             return None
         row = self.proxy.mapToSource(rows[0]).row()
-        return self.model.session(row) if 0 <= row < len(self.model.rows) else None
+        return self.model.user(row) if 0 <= row < len(self.model.rows) else None
 
     def _update_buttons(self) -> None:
-        session = self.selected()
+        user = self.selected()
         for b in (self.kick_button, self.ban_button, self.mute_button):
-            b.setEnabled(session is not None)
-        if session is not None:
-            self.mute_button.setText("Un&mute" if session.key in self.server.muted else "&Mute")
+            b.setEnabled(user is not None)
+        if user is not None:
+            self.mute_button.setText("Un&mute" if user.muted else "&Mute")
 
-    def _report(self, action: Any) -> None:
-        try:
-            message = action()
-        except (KeyError, ValueError) as exc:
-            message = str(exc.args[0]) if exc.args else str(exc)
-        self.statusBar().showMessage(message, 8000)
-        self.model.apply()
-        self._update_buttons()
+    def _report(self, outcome: Future[str]) -> None:
+        """Show the operator's sentence of an action (once it is done: at once on one machine)."""
+        def show(message: str) -> None:
+            self.statusBar().showMessage(message, 8000)
+            self.model.apply()
+            self._update_buttons()
+
+        outcome.add_done_callback(lambda f: show(sentence(e) if (e := f.exception()) is not None else f.result()))
 
     def kick_selected(self, reason: str | None = None) -> None:
-        session = self.selected()
-        if session is None or session.name is None:
+        user = self.selected()
+        if user is None:
             return
-        name = session.name
         if reason is None or reason is False:
-            text, ok = QInputDialog.getText(self, "Kick", literal_html(f"Kick {name}? Reason (shown to them):"))
+            text, ok = QInputDialog.getText(self, "Kick", literal_html(f"Kick {user.name}? Reason (shown to them):"))
             if not ok:
                 return
             reason = text
-        self._report(lambda: self.server.kick(name, str(reason)))
+        self._report(self.operator.kick(user.id, str(reason)))
 
     def ban_selected(self) -> None:
-        session = self.selected()
-        if session is None or session.name is None:
+        user = self.selected()
+        if user is None:
             return
-        dialog = BanDialog(session.name, session.address, self)
+        dialog = BanDialog(user.name, user.address, self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
-        name = session.name if dialog.by_name.isChecked() else None
-        address = session.address if dialog.by_address.isChecked() else None
-        self._report(lambda: self.server.ban(name, address, dialog.seconds, dialog.reason.text()))
+        name = user.name if dialog.by_name.isChecked() else None
+        address = user.address if dialog.by_address.isChecked() else None
+        self._report(self.operator.ban(name, address, dialog.seconds, dialog.reason.text()))
 
     def toggle_mute_selected(self) -> None:
-        session = self.selected()
-        if session is None or session.name is None:
+        user = self.selected()
+        if user is None:
             return
-        on = session.key not in self.server.muted
-        name = session.name
+        on = not user.muted
         if self.confirm and QMessageBox.question(self, "Mute" if on else "Unmute",
-                                                 literal_html(f"{'Mute' if on else 'Unmute'} {name}?")) \
+                                                 literal_html(f"{'Mute' if on else 'Unmute'} {user.name}?")) \
                 != QMessageBox.StandardButton.Yes:
             return
-        self._report(lambda: self.server.mute(name, on))
+        self._report(self.operator.mute(user.id, on))
 
     def ask_broadcast(self, text: str | None = None) -> None:
         if text is None or text is False:
@@ -509,14 +495,14 @@ class AdminWindow(QMainWindow):
             if not ok or not value.strip():
                 return
             text = value
-        self._report(lambda: self.server.broadcast(str(text)))
+        self._report(self.operator.broadcast(str(text)))
 
     def _on_accept_toggled(self, stopped: bool) -> None:
         self.accept_button.setText("&Start accepting" if stopped else "&Stop accepting")
-        self._report(lambda: self.server.set_accepting(not stopped))
+        self._report(self.operator.set_accepting(not stopped))
 
     def _on_limit(self, value: int) -> None:
-        self._report(lambda: self.server.set_max_clients(value))
+        self._report(self.operator.set_max_clients(value))
 
     # ------------------------------------------------------------ closing
 
@@ -524,7 +510,7 @@ class AdminWindow(QMainWindow):
         if self._closing:
             event.accept()
             return
-        count = len(self.server.users)
+        count = self.operator.snapshot().users
         if self.confirm and QMessageBox.question(
             self, "Stop the server?",
             f"Closing this window stops the server; {count} user(s) are connected and will be told 'bye'.",

@@ -41,13 +41,13 @@ def test_held_messages_fill_the_private_conversation_once_with_unread_counts(mak
                                                                               tmp_path):
     first = make_server(data_dir=tmp_path)
     port = first.port
-    first.register_account("bob", HASH)
+    first.operator.register_account("bob", HASH).result()
     acks = write_to_offline_bob(first, connect, 3)
     ws = Workspace(client)
     mentions = []
     ws.mentioned.connect(lambda conv, line: mentions.append(line.text))
     # the server cannot delete what bob confirms (as with a full disk): the messages come again next time
-    first.store.db.execute("CREATE TEMP TRIGGER keep BEFORE DELETE ON mailbox BEGIN SELECT RAISE(ABORT, 'x'); END")
+    first.backend.store.db.execute("CREATE TEMP TRIGGER keep BEFORE DELETE ON mailbox BEGIN SELECT RAISE(ABORT, 'x'); END")
     with qtbot.waitSignal(client.message_received, timeout=5000):
         login_as(qtbot, client, port, "bob", PASSWORD)
     qtbot.waitUntil(lambda: (conv := ws.private("alice")) is not None and len(lines_of(conv)) == 3)
@@ -59,13 +59,13 @@ def test_held_messages_fill_the_private_conversation_once_with_unread_counts(mak
     assert private.unread == 3 and private.mentions == 3
     assert mentions == ["while you were out 0"]  # one notification for the lot, not one each
     qtbot.wait(200)  # the client confirmed; the server failed to delete
-    assert first.store.mailbox_count("bob", 10) == 3
+    assert first.backend.store.mailbox_count("bob", 10) == 3
     with qtbot.waitSignal(client.connection_lost, timeout=5000):
         first.shutdown("restart")
     client.BACKOFF_BASE = 0.5
     second = make_server(data_dir=tmp_path, port=port)
     qtbot.waitUntil(lambda: client.state is ClientState.ONLINE, timeout=10000)
-    qtbot.waitUntil(lambda: second.store.mailbox_count("bob", 10) == 0, timeout=5000)  # sent again, confirmed
+    qtbot.waitUntil(lambda: second.backend.store.mailbox_count("bob", 10) == 0, timeout=5000)  # sent again, confirmed
     assert len(lines_of(private)) == 3 and private.unread == 3  # and not shown twice
     assert texts(private).count("Sent to you while you were offline:") == 1
     ws.activate(private)
@@ -74,7 +74,7 @@ def test_held_messages_fill_the_private_conversation_once_with_unread_counts(mak
 
 
 def test_the_sender_is_told_the_recipient_gets_it_at_next_login(server, connect, client, qtbot):
-    server.register_account("bob", HASH)
+    server.operator.register_account("bob", HASH).result()
     ws = Workspace(client)
     login_as(qtbot, client, server.port, "alice")
     failures = []

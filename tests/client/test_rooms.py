@@ -133,7 +133,7 @@ def test_register_then_log_in_with_the_password_and_operator_commands(server, co
     ws.submit("/kick bob")
     ws.lobby.log.flush()
     assert ws.lobby.log.lines[-1].text == "Not done: Only operators may kick or ban."
-    server.set_operator("alice", True)
+    server.operator.set_operator("alice", True).result()
     qtbot.waitUntil(lambda: client.operator)
     bob = connect()
     bob.login("bob")
@@ -168,7 +168,7 @@ def test_changing_the_password_and_reconnecting_with_the_new_one(server, client,
     assert client.password == "a better password" and not client.changing_password
     # a lost connection: the reconnect logs in with the new password
     with qtbot.waitSignal(client.logged_in, timeout=5000):
-        server.find_user("alice").socket.abort()
+        server.users["alice"].socket.abort()
     assert client.state is ClientState.ONLINE and client.registered
 
 

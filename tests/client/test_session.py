@@ -124,12 +124,12 @@ def test_operator_notice_kick_and_ban_reach_the_client(server, client, qtbot):
     conv = Workspace(client).lobby
     login(qtbot, client, server.port, "alice")
     with qtbot.waitSignal(client.notice_received, timeout=3000) as notice:
-        server.broadcast("maintenance at noon")
+        server.operator.broadcast("maintenance at noon").result()
     assert notice.args == ["maintenance at noon"]
     conv.log.flush()
     assert any("maintenance at noon" in ln.text for ln in conv.log.lines)
     with qtbot.waitSignal(client.login_failed, timeout=3000) as failed:
-        server.kick("alice", "cool down")
+        server.operator.kick("alice", "cool down").result()
     assert failed.args[0] == "kicked" and "cool down" in failed.args[1]
     qtbot.wait(200)
     assert client.state is ClientState.OFFLINE  # a kicked client does not reconnect by itself

@@ -41,7 +41,7 @@ def test_unknown_certificate_then_trusted_logs_in_and_chats(tls_server, connect,
 
     # a reconnect after a loss keeps TLS and the pin
     with qtbot.waitSignal(client.connection_lost, timeout=5000):
-        for session in list(tls_server.sessions):
+        for session in list(tls_server.peers):
             session.socket.abort()
     with qtbot.waitSignal(client.logged_in, timeout=5000):
         pass

@@ -101,7 +101,7 @@ def test_accounts_survive_a_restart(make_server, connect, tmp_path):
 
 
 def test_operators_kick_and_ban_from_the_client_others_may_not(server, connect):
-    server.register_account("oper", hash_password(PASSWORD), admin=True)
+    server.operator.register_account("oper", hash_password(PASSWORD), admin=True).result()
     oper = connect()
     oper.login("oper", password=PASSWORD)
     assert oper.wait_event(AccountStatus) == AccountStatus(registered=True, admin=True)
@@ -118,7 +118,7 @@ def test_operators_kick_and_ban_from_the_client_others_may_not(server, connect):
     oper.send(BanRequest("pest", minutes=10, reason="again"))
     pest2.wait_closed()
     assert connect().refused("pest").code == "banned"
-    server.set_operator("oper", False)
+    server.operator.set_operator("oper", False).result()
     oper.wait_for(lambda: AccountStatus(registered=True, admin=False) in oper.of(AccountStatus))
 
 

@@ -12,40 +12,40 @@ def test_kick_tells_the_client_why_and_the_others_see_it(server, connect):
     alice, bob = connect(), connect()
     alice.login("alice")
     bob.login("bob")
-    assert server.kick("ALICE", "flooding") == "Kicked alice."
+    assert server.operator.kick("ALICE", "flooding").result() == "Kicked alice."
     alice.wait_closed()
     assert alice.of(Bye)[0].reason == "kicked: flooding"
     assert bob.wait_event(Left, user="alice").reason == "kicked: flooding"
     with pytest.raises(KeyError):
-        server.kick("nobody-here")
+        server.operator.kick("nobody-here").result()
 
 
 def test_ban_by_name_refuses_the_reconnect_and_survives_a_restart(make_server, connect, tmp_path):
     server = make_server(data_dir=tmp_path)
     alice = connect(server.port)
     alice.login("alice")
-    server.ban(name="alice", seconds=3600, reason="spam")
+    server.operator.ban(name="alice", seconds=3600, reason="spam").result()
     alice.wait_closed()
     error = connect(server.port).refused("Alice")
     assert error.code == "banned" and "spam" in error.message
     assert connect(server.port).login("bob").user == "bob"  # others are fine
     restarted = make_server(data_dir=tmp_path)
     assert connect(restarted.port).refused("alice").code == "banned"
-    assert "Lifted 1" in restarted.unban("ALICE")
+    assert "Lifted 1" in restarted.operator.unban("ALICE").result()
     assert connect(restarted.port).login("alice").user == "alice"
 
 
 def test_ban_by_address_refuses_at_connect(server, connect):
-    server.ban(address="127.0.0.1", reason="")
+    server.operator.ban(address="127.0.0.1", reason="").result()
     client = connect()
     client.wait_closed()
     assert client.of(Error)[0].code == "banned"
-    server.unban("127.0.0.1")
+    server.operator.unban("127.0.0.1").result()
     assert connect().login("carol")
 
 
 def test_expired_ban_lets_the_user_back(server, connect, qtbot):
-    server.ban(name="dave", seconds=0.2)
+    server.operator.ban(name="dave", seconds=0.2).result()
     assert connect().refused("dave").code == "banned"
     qtbot.wait(300)
     assert connect().login("dave")
@@ -55,12 +55,12 @@ def test_mute_refuses_messages_until_unmuted(server, connect):
     alice, bob = connect(), connect()
     alice.login("alice")
     bob.login("bob")
-    server.mute("alice")
+    server.operator.mute("alice").result()
     assert "muted" in alice.wait_event(Notice).text
     alice.say("can you hear me", cid="m1")
     error = alice.wait_event(Error, ref="m1")
     assert error.code == "muted" and not error.fatal
-    server.mute("alice", on=False)
+    server.operator.mute("alice", on=False).result()
     alice.say("now?", cid="m2")
     assert bob.wait_event(Message, cid="m2").text == "now?"
     assert [m.text for m in bob.of(Message)] == ["now?"]
@@ -70,21 +70,21 @@ def test_broadcast_reaches_everyone(server, connect):
     clients = [connect() for _ in range(5)]
     for i, c in enumerate(clients):
         c.login(f"u{i}")
-    assert server.broadcast("restart at 18:00 <b>sharp</b>") == "Sent to 5 users."
+    assert server.operator.broadcast("restart at 18:00 <b>sharp</b>").result() == "Sent to 5 users."
     for c in clients:
         assert c.wait_event(Notice).text == "restart at 18:00 <b>sharp</b>"
     with pytest.raises(ValueError):
-        server.broadcast("   ")
+        server.operator.broadcast("   ").result()
 
 
 def test_stop_accepting_and_client_limit(server: ChatServer, connect, qtbot):
-    server.set_accepting(False)
+    server.operator.set_accepting(False).result()
     waiting = connect()
     waiting.send_raw(b'{"type":"hello","version":1,"user":"late"}\n')
     qtbot.wait(200)
     waiting.pump()
     assert not waiting.of(Welcome)
-    server.set_accepting(True)
+    server.operator.set_accepting(True).result()
     waiting.wait_event(Welcome)
-    server.set_max_clients(1)
+    server.operator.set_max_clients(1).result()
     assert connect().refused("another").code == "server_full"

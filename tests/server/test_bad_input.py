@@ -90,7 +90,7 @@ def test_garbage_from_several_clients_while_two_chat_loses_nothing(make_server, 
     assert len(everyone) > 8, "some bad clients were disconnected (and replaced)"
     for client in everyone:
         client.close()
-    qtbot.waitUntil(lambda: len(server.sessions) == 2, timeout=5000)
+    qtbot.waitUntil(lambda: len(server.peers) == 2, timeout=5000)
     assert sorted(server.user_names()) == ["alice", "bob"]
     alice.say("still fine", cid="end")
     assert bob.wait_event(Message, cid="end").text == "still fine"
@@ -118,7 +118,7 @@ def test_slowloris_clients_are_dropped_by_the_handshake_timeout_while_others_log
             assert loris.of(Error)[0].code == "handshake_timeout"
     alice.say("hi bob", cid="1")
     assert bob.wait_event(Message, cid="1").text == "hi bob"
-    qtbot.waitUntil(lambda: len(server.sessions) == 2, timeout=3000)
+    qtbot.waitUntil(lambda: len(server.peers) == 2, timeout=3000)
 
 
 def test_peers_that_stop_reading_or_go_silent_are_dropped(make_server, qtbot):
@@ -153,7 +153,7 @@ def test_peers_that_stop_reading_or_go_silent_are_dropped(make_server, qtbot):
     assert "not reading" in reasons["stalled"]
     assert reasons["silent"] == "ping timeout"
     bob.wait_for(lambda: keep_alive() and len(bob.of(Message)) == sent, timeout=10)
-    qtbot.waitUntil(lambda: len(server.sessions) == 2, timeout=3000)
+    qtbot.waitUntil(lambda: len(server.peers) == 2, timeout=3000)
     stalled.close()
     silent.close()
 
@@ -176,12 +176,12 @@ def test_connect_disconnect_cycles_leave_no_sessions_and_no_open_files(make_serv
                 if i % 2:  # half of them reset the connection instead of closing it
                     client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 client.close()
-            qtbot.waitUntil(lambda: not server.sessions, timeout=5000)
+            qtbot.waitUntil(lambda: not server.peers, timeout=5000)
 
     cycles(3)  # warm up: Qt opens what it keeps for good on first use
     before = len(os.listdir("/proc/self/fd"))
     cycles(30)  # 300 connections
-    qtbot.waitUntil(lambda: not server.sessions and not server.users and not server.per_address, timeout=5000)
+    qtbot.waitUntil(lambda: not server.peers and not server.users and not server.connections.per_address, timeout=5000)
     assert len(os.listdir("/proc/self/fd")) <= before
     assert server.user_names() == []
 
@@ -247,7 +247,7 @@ def test_connections_over_the_per_address_cap_are_refused(make_server, qtbot):
     assert error.code == "too_many_connections" and error.fatal
     assert "3" in error.message and "127.0.0.1" in error.message
     first[0].close()
-    qtbot.waitUntil(lambda: server.per_address.get("127.0.0.1") == 2, timeout=3000)
+    qtbot.waitUntil(lambda: server.connections.per_address.get("127.0.0.1") == 2, timeout=3000)
     again = RawClient(server.port, qtbot)
     assert again.login("u-again").user == "u-again"
     names = {n for ev in again.of(UserList) for n in ev.users}

@@ -104,7 +104,7 @@ def test_retention_keeps_the_newest_messages(make_server, connect, qtbot):
     for i in range(12):
         alice.say(f"k{i}")
     alice.wait_for(lambda: len(alice.of(Message)) == 12)
-    server._prune()
+    server.backend.prune()
     assert [m.text for m in all_history(alice)] == [f"k{i}" for i in range(7, 12)]
 
 

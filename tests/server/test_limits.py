@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qtchat.server import ServerConfig
-from qtchat.server.core import announced_limits, rate_limits
+from qtchat.server.config import announced_limits, rate_limits
 from qtchat.server.limits import Limiter, RateLimits, Verdict
 
 MSGS_ONLY = RateLimits(messages=10, burst=20, bytes=0, flood_after=50, flood_window=10)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from qtchat.protocol import Delivered, Error, Message, Ping, Pong, SendMessage
 from qtchat.server.accounts import hash_password
-from qtchat.server.core import HELD_BATCH
+from qtchat.server.mailbox import HELD_BATCH
 from qtchat.server.store import MessageStore
 
 PASSWORD = "correct horse battery"
@@ -35,7 +35,7 @@ def settle(client) -> None:
 
 def offline_bob(server, connect):
     """A registered name 'bob' that is offline, and 'alice' logged in (unregistered) to write to him."""
-    server.register_account("bob", HASH)
+    server.operator.register_account("bob", HASH).result()
     alice = connect(server.port)
     alice.login("alice")
     return alice
@@ -79,7 +79,7 @@ def test_kept_across_a_restart_and_sent_again_until_confirmed(make_server, conne
         alice.wait_event(Message, cid=f"k{i}")
     first.shutdown("restart")
     second = make_server(data_dir=tmp_path)
-    assert second.ids.last >= max(i for i, _, _ in on_disk(tmp_path))  # new ids stay above the kept ones
+    assert second.backend.ids.last >= max(i for i, _, _ in on_disk(tmp_path))  # new ids stay above the kept ones
     bob = bob_logs_in(second, connect)
     bob.wait_for(lambda: len(held_to(bob, "Bob")) == 2)
     first_try = [(m.id, m.text) for m in held_to(bob, "Bob")]
@@ -185,7 +185,7 @@ def test_a_full_mailbox_comes_in_batches_each_after_the_last_is_confirmed(make_s
 
 
 def test_a_confirmation_with_nothing_delivered_is_a_clear_error(server, connect):
-    server.register_account("bob", HASH)
+    server.operator.register_account("bob", HASH).result()
     bob = bob_logs_in(server, connect)
     bob.send(Delivered(5))
     error = bob.wait_event(Error)
@@ -195,10 +195,10 @@ def test_a_confirmation_with_nothing_delivered_is_a_clear_error(server, connect)
 
 def test_muted_senders_are_refused_as_before(server, connect):
     alice = offline_bob(server, connect)
-    server.mute("alice")
+    server.operator.mute("alice").result()
     alice.send(SendMessage("let me in", cid="m1", to="bob"))
     assert alice.wait_event(Error, ref="m1").code == "muted"
-    assert server.store.mailbox_count("bob", 10) == 0
+    assert server.backend.store.mailbox_count("bob", 10) == 0
 
 
 def test_unregistering_a_name_drops_its_mailbox(make_server, connect, tmp_path):
@@ -207,7 +207,7 @@ def test_unregistering_a_name_drops_its_mailbox(make_server, connect, tmp_path):
     for i in range(2):
         alice.send(SendMessage(f"for bob {i}", cid=f"d{i}", to="bob"))
         alice.wait_event(Message, cid=f"d{i}")
-    text = server.unregister_account("bob")
+    text = server.operator.unregister_account("bob").result()
     assert "free for anyone" in text and "2 private message(s) kept for them were deleted" in text
     assert not on_disk(tmp_path)
     alice.send(SendMessage("now?", cid="d3", to="bob"))
@@ -221,16 +221,16 @@ def test_unregistering_a_name_drops_its_mailbox(make_server, connect, tmp_path):
 def test_a_message_that_cannot_be_stored_is_refused_not_acknowledged(server, connect):
     alice = offline_bob(server, connect)
     # a real SQLite failure, as a full disk gives: the insert into the mailbox aborts
-    server.store.db.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON mailbox BEGIN SELECT RAISE(ABORT, 'full'); END")
+    server.backend.store.db.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON mailbox BEGIN SELECT RAISE(ABORT, 'full'); END")
     alice.send(SendMessage("lost?", cid="f1", to="bob"))
     error = alice.wait_event(Error, ref="f1")
     assert error.code == "internal" and "not sent" in error.message
     settle(alice)
     assert not alice.of(Message)
-    server.store.db.execute("DROP TRIGGER refuse")
+    server.backend.store.db.execute("DROP TRIGGER refuse")
     alice.send(SendMessage("lost?", cid="f1", to="bob"))  # sent again: now kept, as a new message
     assert alice.wait_event(Message, cid="f1").held
-    assert server.store.mailbox_count("bob", 10) == 1
+    assert server.backend.store.mailbox_count("bob", 10) == 1
 
 
 def test_retention_applies_to_the_mailbox():

@@ -81,7 +81,7 @@ def test_search_finds_a_message_among_100000_only_in_rooms_you_are_in(make_serve
 @pytest.fixture(params=[True, False], ids=["fts5", "like-scan"])
 def any_server(request, make_server, tmp_path):
     server = make_server(data_dir=tmp_path, full_text=request.param)
-    assert server.store.fts is request.param
+    assert server.backend.store.fts is request.param
     return server
 
 
@@ -134,12 +134,12 @@ def test_pruned_messages_are_not_found(make_server, connect, tmp_path):
         ann.login("ann")
         say_all(ann, [f"prunable k{i}" for i in range(12)])
         assert len(search(ann, "prunable", limit=100).results) == 12  # indexed
-        server._prune()
+        server.backend.prune()
         assert texts(search(ann, "prunable", limit=100)) == [f"prunable k{i}" for i in range(11, 6, -1)]
         if full_text:
             # the index agrees with the table (raises if an entry of a deleted message were left)
-            server.store.db.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
-            assert server.store.db.execute("SELECT COUNT(*) FROM messages_fts").fetchone()[0] == 5
+            server.backend.store.db.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+            assert server.backend.store.db.execute("SELECT COUNT(*) FROM messages_fts").fetchone()[0] == 5
         ann.close()
         server.shutdown("next")
 

@@ -237,7 +237,7 @@ def test_abrupt_disconnects_are_cleaned_up(server, connect, qtbot):
     for c in clients:
         c.close()
     watcher.wait_for(lambda: len(watcher.of(Left)) == 20)
-    qtbot.waitUntil(lambda: len(server.sessions) == 1)
+    qtbot.waitUntil(lambda: len(server.peers) == 1)
     assert server.user_names() == ["watcher"]
     assert set(server.users) == {"watcher"}
 
@@ -260,7 +260,7 @@ def test_silent_connection_is_dropped(make_server, connect, qtbot):
     silent.wait_closed(timeout=3)
     error = silent.of(Error)[0]
     assert error.code == "handshake_timeout"
-    qtbot.waitUntil(lambda: not server.sessions)
+    qtbot.waitUntil(lambda: not server.peers)
 
 
 def test_slow_hello_dribble_is_dropped(make_server, connect, qtbot):
@@ -342,7 +342,7 @@ def test_500_clients_connected_at_once(make_server, qtbot):
         c.wait_event(Message, text="hello all", timeout=10)
     for c in clients:
         c.close()
-    qtbot.waitUntil(lambda: not server.sessions, timeout=10000)
+    qtbot.waitUntil(lambda: not server.peers, timeout=10000)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to count threads")

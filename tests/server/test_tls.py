@@ -51,7 +51,7 @@ def test_plain_and_garbage_clients_are_dropped_without_disturbing_others(tls_ser
         garbage = RawClient(tls_server.port, qtbot)
         garbage.send_raw(b"\x16\x03\x01\x00\x05hello, not quite TLS\r\n\r\n")
         garbage.wait_closed()
-        qtbot.waitUntil(lambda: len(tls_server.sessions) == 1)
+        qtbot.waitUntil(lambda: len(tls_server.peers) == 1)
     assert plain.received == 0  # nothing in clear text, not even an error
     assert len(re.findall(r"TLS handshake with 127\.0\.0\.1:\d+ failed", caplog.text)) == 2
     assert tls_server.user_names() == ["alice"]
@@ -64,7 +64,7 @@ def test_a_stalled_tls_handshake_is_bounded_by_the_handshake_timeout(make_server
     server = make_server(tls_cert=cert.cert_path, tls_key=cert.key_path, handshake_timeout=0.3)
     silent = RawClient(server.port, qtbot)  # connects, never says a TLS word
     silent.wait_closed(timeout=5)
-    assert not server.sessions
+    assert not server.peers
 
 
 def test_tls_client_that_never_says_hello_gets_the_handshake_timeout_error(make_server, make_cert, qtbot):

@@ -337,7 +337,7 @@ def test_a_crowd_joining_is_one_line_and_a_kick_leaves_a_way_back(server, connec
     assert not any(ln.text == "guest0 joined" for ln in lines(window))
     assert "and 2 more" in next(ln.text for ln in lines(window) if "7 people joined" in ln.text)
     with qtbot.waitSignal(window.client.login_failed, timeout=3000):
-        server.kick("alice", "testing")
+        server.operator.kick("alice", "testing").result()
     assert window.reconnect_action.isEnabled()  # offline after a kick, but not stuck
     assert not window.user_list.isEnabled()
     window.reconnect_action.trigger()

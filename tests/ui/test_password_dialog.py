@@ -47,7 +47,7 @@ def test_the_action_is_there_for_registered_names_only(server, window, qtbot):
 
 
 def test_the_dialog_checks_its_fields_and_shows_the_servers_answer(server, connect, window, qtbot):
-    server.register_account("nina", hash_password(PASSWORD))
+    server.operator.register_account("nina", hash_password(PASSWORD)).result()
     online(qtbot, window, server.port, "nina", PASSWORD)
     dialog = PasswordDialog(window.client, window)
     qtbot.addWidget(dialog)

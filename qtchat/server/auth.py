@@ -1,0 +1,261 @@
+"""Authentication: hello, registering a name, changing a password, and the limits on guessing.
+
+A login with a free, unregistered name is admitted at once. A registered name needs
+its password, checked in the hashing pool (accounts.Hasher: the server's only threads)
+and the answer comes back to the event loop; the right password takes the name over
+from a stale session. Registering hashes the new password there too. Wrong passwords
+are counted per address (AUTH_FAILURES_ALLOWED in AUTH_WINDOW seconds). Every refusal
+is a ProtocolError (fatal before login), turned into the ``error`` frame in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from qtchat.protocol import (
+    AccountStatus,
+    Bye,
+    ErrorCode,
+    Hello,
+    PasswordChange,
+    ProtocolError,
+    Register,
+    check_password,
+    validate_name,
+)
+
+from .accounts import Hasher, hash_password, verify_password
+from .backend import Account, Backend, then
+from .bans import Ban
+from .config import ServerConfig
+from .peer import Connections, Peer, User
+
+log = logging.getLogger("qtchat.server")
+
+PASSWD_REF = "passwd"  # the ``ref`` of every error that answers a ``passwd`` frame
+AUTH_WINDOW = 60.0  # seconds: wrong passwords from one address are counted over this long
+AUTH_FAILURES_ALLOWED = 10
+
+
+class Authenticator:
+    """Logins and passwords. ``admit(peer, name, key)`` lets a checked login in."""
+
+    def __init__(self, config: ServerConfig, backend: Backend, connections: Connections, users: dict[str, User],
+                 hasher: Hasher, *, admit: Callable[[Peer, str, str], None]) -> None:
+        self.config = config
+        self.backend = backend
+        self.connections = connections
+        self.users = users
+        self.hasher = hasher
+        self._admit = admit
+        self._failures: dict[str, list[float]] = {}  # address -> times of wrong passwords
+
+    # ------------------------------------------------------------ login
+
+    def on_hello(self, peer: Peer, hello: Hello) -> None:
+        if peer.logging_in:
+            return  # a second hello while the first one's password is checked
+        name, key = validate_name(hello.user)
+        ban = self.backend.bans.match(key, peer.address)
+        if ban is not None:
+            log.info("refused %s from %s: banned %s", name, peer.peer, ban.describe())
+            raise banned_error(ban)
+        account = self.backend.account(key)
+        if account is None or hello.password is None:
+            self._check_free(name, key)  # the right password takes a registered name over (below)
+        password = hello.password or ""
+        if account is not None:
+            self._check_account(peer, name, hello)
+            stored = account.password_hash
+            self._hash_job(peer, lambda: _verify(password, stored),
+                           lambda ok: self._after_password(peer, name, key, ok is True))
+        elif hello.register:
+            self._check_registration(password)
+            self._hash_job(peer, lambda: _hash(password), lambda hashed: self._registered(peer, name, key, hashed))
+        elif self.config.require_accounts:
+            how = "register the name first" if self.config.registration else "ask its operator for an account"
+            raise ProtocolError(ErrorCode.ACCOUNT_REQUIRED, f"This server admits registered names only: {how}.",
+                                fatal=True)
+        else:
+            self._admit(peer, name, key)
+
+    def _check_account(self, peer: Peer, name: str, hello: Hello) -> None:
+        if hello.register:
+            raise ProtocolError(ErrorCode.NAME_REGISTERED,
+                                f"The name {name!r} is registered already: log in with its password.", fatal=True)
+        if hello.password is None:
+            raise ProtocolError(ErrorCode.AUTH_REQUIRED,
+                                f"The name {name!r} is registered: log in with its password.", fatal=True)
+        self._check_attempts(peer)
+
+    def _check_registration(self, password: str, *, fatal: bool = True) -> None:
+        if not self.config.registration:
+            raise ProtocolError(ErrorCode.REGISTRATION_CLOSED,
+                                "This server does not take registrations; ask its operator.", fatal=fatal)
+        problem = check_password(password)
+        if problem is not None:
+            raise ProtocolError(ErrorCode.BAD_PASSWORD, problem, fatal=fatal)
+
+    def _check_free(self, name: str, key: str) -> None:
+        if key in self.users:
+            raise ProtocolError(ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.",
+                                fatal=True)
+
+    def _check_attempts(self, peer: Peer, *, fatal: bool = True) -> None:
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(peer.address, ()) if now - t < AUTH_WINDOW]
+        if recent:
+            self._failures[peer.address] = recent
+        else:
+            self._failures.pop(peer.address, None)
+        if len(recent) >= AUTH_FAILURES_ALLOWED:
+            raise ProtocolError(ErrorCode.TOO_MANY_ATTEMPTS,
+                                f"Too many wrong passwords from your address; wait {AUTH_WINDOW:.0f} seconds.",
+                                fatal=fatal, ref=None if fatal else PASSWD_REF)
+
+    def _wrong_password(self, peer: Peer) -> None:
+        self._failures.setdefault(peer.address, []).append(time.monotonic())
+
+    def _hash_job(self, peer: Peer, job: Callable[[], object], finished: Callable[[object], None],
+                  ref: str | None = None) -> None:
+        """Hash or check a password in the worker pool; ``finished`` runs on the event loop if the connection
+        lasts, and a ProtocolError it raises is answered. Before login a full queue ends the connection (the
+        client retries later); after, it is an error."""
+        def finish(result: object) -> None:
+            peer.logging_in = False
+            if peer in self.connections.peers and not peer.detached:
+                try:
+                    finished(result)
+                except ProtocolError as exc:
+                    self.connections.fail(peer, exc)
+
+        peer.logging_in = True
+        if not self.hasher.submit(job, (), finish):
+            peer.logging_in = False
+            raise ProtocolError(ErrorCode.SERVER_BUSY, "The server is busy checking passwords; try again in a moment.",
+                                fatal=peer.user is None, ref=ref)
+
+    def _after_password(self, peer: Peer, name: str, key: str, ok: bool) -> None:
+        if not ok:
+            self._wrong_password(peer)
+            log.info("refused %s from %s: wrong password", name, peer.peer)
+            raise ProtocolError(ErrorCode.AUTH_FAILED, f"Wrong password for {name!r}.", fatal=True)
+        old = self.users.get(key)
+        if old is not None:  # its owner again, from elsewhere (or after a connection that hung)
+            log.info("%s logged in again from %s: closing the session from %s", name, peer.peer, old.peer.peer)
+            self.connections.drop(old.peer, "logged in elsewhere", farewell=Bye("logged in elsewhere"))
+        self._admit(peer, name, key)
+
+    def _registered(self, peer: Peer, name: str, key: str, hashed: object) -> None:
+        if not isinstance(hashed, str):
+            raise ProtocolError(ErrorCode.INTERNAL, "The password could not be checked.", fatal=True)
+        self._check_free(name, key)  # someone may have logged in meanwhile
+        if self.backend.account(key) is not None:
+            raise ProtocolError(ErrorCode.NAME_REGISTERED, f"The name {name!r} was just registered.", fatal=True)
+
+        def created(account: Account) -> None:
+            log.info("%s registered from %s", account.name, peer.peer)
+            if not peer.detached:
+                self._admit(peer, name, key)
+
+        def broken(exc: BaseException) -> None:
+            log.error("storing the account of %s: %s", name, exc)
+            self.connections.fail(peer, ProtocolError(ErrorCode.INTERNAL, "The account could not be stored.",
+                                                      fatal=True))
+
+        then(self.backend.create_account(key, name, hashed), created, broken)
+
+    # ------------------------------------------------------------ logged in
+
+    def on_register(self, user: User, event: Register) -> None:
+        """Protect the name of a logged-in user with a password."""
+        if user.peer.logging_in:
+            return
+        if self.backend.account(user.key) is not None:
+            raise ProtocolError(ErrorCode.NAME_REGISTERED, f"The name {user.name!r} is registered already.")
+        self._check_registration(event.password, fatal=False)
+        password = event.password
+
+        def store(hashed: object) -> None:
+            if not isinstance(hashed, str) or self.backend.account(user.key) is not None:
+                raise ProtocolError(ErrorCode.INTERNAL, "The name could not be registered.")
+
+            def created(account: Account) -> None:
+                log.info("%s registered their name", account.name)
+                self.connections.send(user.peer, AccountStatus(True, False))
+
+            then(self.backend.create_account(user.key, user.name, hashed), created,
+                 lambda exc: self.connections.fail(user.peer, ProtocolError(
+                     ErrorCode.INTERNAL, "The name could not be registered.")))
+
+        self._hash_job(user.peer, lambda: _hash(password), store)
+
+    def on_passwd(self, user: User, event: PasswordChange) -> None:
+        """A logged-in user changes their own password: the old one is checked and the new one hashed in the
+        pool (one job), the wrong-password limit applies, and every answer refers to ``passwd`` (``ref``)."""
+        if user.peer.logging_in:
+            raise _passwd_error(ErrorCode.SERVER_BUSY,
+                                "A password of yours is being checked already; try again in a moment.")
+        account = self.backend.account(user.key)
+        if account is None:
+            raise _passwd_error(ErrorCode.ACCOUNT_REQUIRED,
+                                f"The name {user.name!r} is not registered, so it has no password to change.")
+        self._check_attempts(user.peer, fatal=False)
+        problem = check_password(event.new)
+        if problem is None and event.new == event.old:
+            problem = "The new password is the same as the old one."
+        if problem is not None:
+            raise _passwd_error(ErrorCode.BAD_PASSWORD, problem)
+        old, new, stored = event.old, event.new, account.password_hash
+
+        def check_then_hash() -> object:  # in the pool: False for a wrong old password, else the new hash
+            return _hash(new) if _verify(old, stored) else False
+
+        self._hash_job(user.peer, check_then_hash, lambda result: self._new_password(user, stored, result),
+                       ref=PASSWD_REF)
+
+    def _new_password(self, user: User, stored: str, result: object) -> None:
+        now = self.backend.account(user.key)
+        if result is False:
+            self._wrong_password(user.peer)
+            log.info("refused a new password for %s from %s: wrong old password", user.name, user.peer.peer)
+            raise _passwd_error(ErrorCode.AUTH_FAILED, "The current password is wrong, so the password was not changed.")
+        if now is None or now.password_hash != stored:  # unregistered or reset by the operator meanwhile
+            raise _passwd_error(ErrorCode.AUTH_FAILED, "The account changed while the password was checked; try again.")
+        if not isinstance(result, str):
+            raise _passwd_error(ErrorCode.INTERNAL, "The new password could not be stored.")
+
+        def changed(_: None) -> None:
+            log.info("%s changed their password (from %s)", user.name, user.peer.peer)
+            self.connections.send(user.peer, AccountStatus(True, now.admin, password_changed=True))
+
+        then(self.backend.set_password(user.key, result), changed, lambda exc: self.connections.fail(
+            user.peer, _passwd_error(ErrorCode.INTERNAL, "The new password could not be stored.")))
+
+
+def _passwd_error(code: ErrorCode, text: str) -> ProtocolError:
+    return ProtocolError(code, text, ref=PASSWD_REF)
+
+
+def banned_error(ban: Ban) -> ProtocolError:
+    end = "" if ban.until is None else " until " + time.strftime("%Y-%m-%d %H:%M", time.localtime(ban.until))
+    why = f": {ban.reason}" if ban.reason else "."
+    return ProtocolError(ErrorCode.BANNED, f"You are banned from this server{end}{why}", fatal=True)
+
+
+def _verify(password: str, stored: str) -> bool:
+    try:
+        return verify_password(password, stored)
+    except Exception:  # a broken stored hash: no login, and no crash in the pool
+        log.exception("cannot check a password against its stored hash")
+        return False
+
+
+def _hash(password: str) -> str | None:
+    try:
+        return hash_password(password)
+    except Exception:
+        log.exception("cannot hash a password")
+        return None

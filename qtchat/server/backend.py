@@ -1,0 +1,220 @@
+"""The storage seam: everything the server core asks of storage and of other nodes.
+
+``Backend`` is the one interface between the core and what outlives a connection:
+message ids, storing a pass, history and search reads, read markers, mailboxes,
+accounts, bans, and passing a pass to members connected to other nodes. The core
+never opens a database itself.
+
+Two rules make a clustered implementation possible without touching the core:
+
+- **Reads and writes of the message store answer with a** ``concurrent.futures.Future``
+  (standard library). The core continues in the future's done-callback and never
+  waits, so an implementation that talks to a database over a socket never blocks the
+  event loop. The SQLite backend answers at once (its futures are done when returned),
+  so on one machine every callback runs before the call returns, as the code always did.
+- **A room message's id comes from the store, when its pass is stored**
+  (``store_pass`` stamps ``Posted.id``). Ids in one room then become visible in their
+  order on every node, so "after the last id I saw" never skips a message; the core
+  encodes the frames only after the pass is stored, then sends them.
+
+Accounts and bans are small and read on every login, so they are served from memory
+(``account``, ``bans.match``); their writes answer with a future like the rest.
+
+Implementations: ``SqliteBackend`` (qtchat/server/sqlite_backend.py), for one machine,
+with its files in the data folder, or with ``data_dir`` None all in memory (tests, and
+a server hosted inside the desktop client).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from .bans import BanList
+
+T = TypeVar("T")
+
+log = logging.getLogger("qtchat.server")
+
+
+@dataclass(slots=True)
+class Posted:
+    """A room message accepted this pass; ``id`` is 0 until its pass is stored."""
+
+    room_key: str
+    room: str  # the room's display name
+    ts: int  # milliseconds since the epoch
+    sender: str
+    sender_key: str
+    cid: str | None
+    text: str
+    slot: int = 0  # where its frame goes in the room's batch of this pass
+    id: int = 0
+
+
+MailRow = tuple[int, str, int, str, str, str | None, str]  # id, recipient key, ts, sender, sender key, cid, text
+
+
+@dataclass(slots=True)
+class PassBatch:
+    """What one event-loop pass changed, stored in one transaction before anything of it is sent."""
+
+    messages: list[Posted] = field(default_factory=list)
+    markers: dict[tuple[str, str], int] = field(default_factory=dict)  # (user key, room key) -> id
+    mail: list[MailRow] = field(default_factory=list)  # private messages kept for offline users
+    delivered: dict[str, int] = field(default_factory=dict)  # user key -> the newest held id confirmed
+
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.markers or self.mail or self.delivered)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    room: str  # the room's key
+    ts: int
+    sender: str
+    text: str
+    cid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    """A private message waiting in a recipient's mailbox."""
+
+    id: int
+    ts: int
+    sender: str
+    text: str
+    cid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Messages of one room in id order; ``more``: there are more beyond the page's far end."""
+
+    messages: list[StoredMessage]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Around:
+    """Messages around an id: ``older`` and ``newer`` (from the id on), each in id order."""
+
+    older: list[StoredMessage]
+    newer: list[StoredMessage]
+    more_older: bool
+    more_newer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecentCid:
+    """A message its sender might send again after losing the acknowledgement (a reconnect, a restart)."""
+
+    cid: str
+    id: int
+    ts: int
+    where: str  # the room key, or "@" and the recipient's key for a private message
+    digest: int  # hash() of its text: a resend must have the same (the text itself is not kept)
+    held: bool = False  # kept in a mailbox for an offline recipient
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    key: str  # protocol.names.name_key of the name
+    name: str
+    password_hash: str
+    admin: bool
+    created: float
+
+
+class RemoteSink(Protocol):
+    """Where a backend hands what other nodes of a cluster sent (one machine: nothing ever comes)."""
+
+    def deliver_remote(self, room_key: str, frames: bytes) -> None: ...
+
+
+class Backend(Protocol):
+    """What the server core needs from storage and from the other nodes; see the module's text."""
+
+    history: bool  # False: nothing is kept (pages and searches are empty)
+    bans: BanList
+
+    def attach(self, sink: RemoteSink) -> None:
+        """Start; passes stored by other nodes go to ``sink`` from now on."""
+
+    def close(self) -> None: ...
+
+    # ids and passes
+    def next_id(self) -> int:
+        """An id for a message outside any room's order (private messages)."""
+
+    def store_pass(self, batch: PassBatch) -> Future[None]:
+        """Store the pass in one transaction, stamping each ``batch.messages[i].id``; fails as a whole."""
+
+    # history
+    def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]: ...
+    def around(self, room_key: str, mid: int, limit: int) -> Future[Around]: ...
+    def search(self, query: str, room_keys: list[str], *, before: int | None, limit: int) -> Future[Page]: ...
+    def marker(self, user_key: str, room_key: str) -> Future[int | None]: ...
+    def unread(self, room_key: str, user_key: str, after: int, cap: int) -> Future[int]: ...
+    def recent_cids(self, sender_key: str, limit: int) -> Future[list[RecentCid]]: ...
+
+    # mailboxes
+    def mailbox_count(self, user_key: str, cap: int) -> Future[int]: ...
+    def mailbox_page(self, user_key: str, after: int, limit: int) -> Future[tuple[list[HeldMessage], bool]]: ...
+
+    # accounts: read from memory, written through
+    def account(self, key: str) -> Account | None: ...
+    def accounts(self) -> list[Account]: ...
+    def create_account(self, key: str, name: str, password_hash: str, *, admin: bool = False) -> Future[Account]: ...
+    def set_password(self, key: str, password_hash: str) -> Future[None]: ...
+    def set_admin(self, key: str, admin: bool) -> Future[None]: ...
+    def delete_account(self, key: str) -> Future[int | None]:
+        """Delete an account and the private messages kept for it: how many were kept, None if no account."""
+
+
+def done(value: T) -> Future[T]:
+    """A future that is done already: what a backend that answers at once returns."""
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
+
+
+def failed(exc: BaseException) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_exception(exc)
+    return future
+
+
+def answer(call: Callable[[], T]) -> Future[T]:
+    """Run ``call`` now; its value or its exception, as a future that is done."""
+    try:
+        return done(call())
+    except Exception as exc:
+        return failed(exc)
+
+
+def then(future: Future[T], on_value: Callable[[T], None], on_error: Callable[[BaseException], None]) -> None:
+    """Continue with the future's value (or its error) once it is done: at once when it is."""
+
+    def finish(f: Future[T]) -> None:
+        exc = f.exception()
+        try:
+            if exc is not None:
+                on_error(exc)
+            else:
+                on_value(f.result())
+        except Exception:  # a bug of ours: logged here, where concurrent.futures would only hide it
+            log.exception("error continuing after the store answered")
+
+    future.add_done_callback(finish)
+
+
+__all__ = [
+    "Account", "Around", "Backend", "HeldMessage", "MailRow", "Page", "PassBatch", "Posted", "RecentCid",
+    "RemoteSink", "StoredMessage", "answer", "done", "failed", "then",
+]

@@ -1,0 +1,66 @@
+"""The server's configuration: everything the command line can set, and what follows from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from qtchat.protocol import DEFAULT_MAX_FRAME
+
+from .limits import RateLimits
+
+
+@dataclass
+class ServerConfig:
+    """Everything the command line can set. Times are in seconds, sizes in bytes."""
+
+    host: str = "127.0.0.1"
+    port: int = 4321
+    name: str = "qtchat"
+    motd: str = ""
+    max_clients: int = 10_000
+    max_frame: int = DEFAULT_MAX_FRAME
+    max_output: int = 8 * 1024 * 1024
+    handshake_timeout: float = 10.0
+    ping_interval: float = 30.0
+    ping_timeout: float = 30.0
+    close_timeout: float = 5.0
+    data_dir: Path | None = None  # where bans.json and messages.db live; None keeps both in memory
+    keep_days: float | None = None  # history retention: drop messages older than this
+    keep_messages: int | None = None  # history retention: keep at most this many per room
+    history: bool = True  # False: keep no history at all (history requests get empty pages)
+    full_text: bool = True  # False: searches scan the messages with LIKE (slower), as without SQLite's FTS5
+    max_rooms_per_user: int = 50
+    mailbox_size: int = 1000  # private messages kept per offline registered user; 0 keeps none
+    registration: bool = True  # anyone may register a free name with a password
+    require_accounts: bool = False  # only registered names may log in
+    # per-connection limits (see qtchat/server/limits.py and docs/SECURITY.md); 0 turns one off
+    rate_messages: float = 10.0  # chat messages per second
+    rate_burst: int = 20  # chat messages at once
+    rate_bytes: int = 64 * 1024  # bytes received per second
+    rate_bytes_burst: int = 512 * 1024  # bytes at once (never less than max_frame + 2)
+    flood_after: int = 50  # refused messages within flood_window seconds before a 'flood' disconnect
+    flood_window: float = 10.0
+    max_per_address: int = 16  # simultaneous connections from one IP address
+    notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
+    listen_backlog: int = 4096
+    tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, every connection is TLS
+    tls_key: Path | None = None  # PEM private key of tls_cert
+
+
+def rate_limits(cfg: ServerConfig) -> RateLimits:
+    return RateLimits(
+        messages=max(0.0, cfg.rate_messages), burst=max(1, cfg.rate_burst), bytes=max(0, cfg.rate_bytes),
+        bytes_burst=max(cfg.rate_bytes_burst, cfg.max_frame + 2), flood_after=max(0, cfg.flood_after),
+        flood_window=cfg.flood_window,
+    )
+
+
+def announced_limits(cfg: ServerConfig) -> dict[str, float]:
+    """The limits a client is told in ``welcome`` (0: none)."""
+    lim = rate_limits(cfg)
+    return {
+        "messages_per_s": lim.messages, "messages_burst": lim.burst if lim.messages else 0,
+        "bytes_per_s": lim.bytes, "bytes_burst": lim.bytes_burst if lim.bytes else 0,
+        "max_rooms": cfg.max_rooms_per_user, "max_per_address": cfg.max_per_address,
+    }

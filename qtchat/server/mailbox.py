@@ -1,0 +1,135 @@
+"""Mailboxes: private messages kept for a registered user who is offline, delivered at their next login.
+
+A kept message is stored with its pass and only then acknowledged to its sender
+(``held``). After the recipient logs in they come in batches (at most HELD_BATCH
+messages, about HELD_BATCH_BYTES), oldest first; the client confirms each batch with
+``delivered``, the confirmed ones are deleted with the next pass, and the next batch
+follows. Unconfirmed ones come again at the next login.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from qtchat.protocol import Delivered, ErrorCode, Message, ProtocolError, SendMessage, encode_event
+
+from .backend import Backend, HeldMessage, MailRow, RecentCid, then
+from .config import ServerConfig
+from .journal import NOT_STORED, Journal
+from .peer import Connections, User, now_ms
+from .resends import RecentCids
+
+log = logging.getLogger("qtchat.server")
+
+HELD_BATCH = 100  # private messages kept for an offline user: at most this many are sent at once...
+HELD_BATCH_BYTES = 512 * 1024  # ...and about this many bytes; the next batch waits for the client's 'delivered'
+
+
+class Mailboxes:
+    """The mailboxes; ``posted(message)`` is told of each message kept (the server's signal)."""
+
+    def __init__(self, config: ServerConfig, backend: Backend, connections: Connections, journal: Journal,
+                 recent: RecentCids, *, posted: Callable[[Message], None]) -> None:
+        self.config = config
+        self.backend = backend
+        self.connections = connections
+        self.journal = journal
+        self.recent = recent
+        self._posted = posted
+        self.total = 0  # messages kept since start
+
+    def hold(self, user: User, event: SendMessage, to_key: str) -> None:
+        """A private message to someone offline: into the mailbox of a registered name (stored at this
+        pass's flush, acknowledged after it), else refused."""
+        cfg, cid = self.config, event.cid
+        account = self.backend.account(to_key)
+        cap = cfg.mailbox_size if self.backend.history else 0
+        if account is None or cap <= 0:
+            why = ("private messages to people who are offline are kept only for registered names"
+                   if account is None else "this server keeps no private messages for people who are offline")
+            raise ProtocolError(ErrorCode.USER_OFFLINE,
+                                f"{event.to} is not online, and {why}: send it again when they are online.", ref=cid)
+        if self.journal.mail_pending.get(to_key, 0) >= cap:
+            raise self._full(account.name, cap, cid)
+        to_name = account.name
+
+        def counted(stored: int) -> None:
+            if user.peer.detached:
+                return
+            if self.journal.mail_pending.get(to_key, 0) + stored >= cap:
+                self.connections.fail(user.peer, self._full(to_name, cap, cid))
+            else:
+                self._keep(user, event, to_key, to_name)
+
+        def broken(exc: BaseException) -> None:
+            log.error("cannot count the private messages kept for %s: %s", to_name, exc)
+            self.connections.fail(user.peer, ProtocolError(ErrorCode.INTERNAL, NOT_STORED, ref=cid))
+
+        then(self.backend.mailbox_count(to_key, cap), counted, broken)
+
+    def _keep(self, user: User, event: SendMessage, to_key: str, to_name: str) -> None:
+        cid = event.cid
+        msg = Message(id=self.backend.next_id(), ts=now_ms(), sender=user.name, text=event.text, cid=cid,
+                      to=to_name, held=True)
+        row: MailRow = (msg.id, to_key, msg.ts, user.name, user.key, cid, msg.text)
+        self.journal.hold(row, user.peer, encode_event(msg), cid)
+        if cid is not None:
+            self.recent.remember(user.key, RecentCid(cid, msg.id, msg.ts, "@" + to_key, hash(msg.text), held=True))
+        user.peer.msgs_in += 1
+        self.total += 1
+        self.journal.schedule()  # stored with this pass's messages, in the same transaction
+        self._posted(msg)
+
+    @staticmethod
+    def _full(name: str, cap: int, cid: str | None) -> ProtocolError:
+        return ProtocolError(
+            ErrorCode.MAILBOX_FULL,
+            f"{name} is offline and has {cap} messages waiting already, as many as this server "
+            f"keeps: send it again once they have logged in.", ref=cid)
+
+    # ------------------------------------------------------------ delivery
+
+    def deliver(self, user: User) -> None:
+        """Send the next batch of the private messages kept for this user, oldest first; the next batch
+        follows when the client confirms this one (``delivered``), and each is deleted only then."""
+
+        def send(page: tuple[list[HeldMessage], bool]) -> None:
+            if not user.peer.detached:
+                self._send_batch(user, *page)
+
+        def broken(exc: BaseException) -> None:  # a broken disk: they stay where they are, for the next login
+            log.error("cannot read the private messages kept for %s: %s", user.name, exc)
+
+        then(self.backend.mailbox_page(user.key, user.held_sent, HELD_BATCH), send, broken)
+
+    def _send_batch(self, user: User, held: list[HeldMessage], more: bool) -> None:
+        budget = max(1, min(HELD_BATCH_BYTES, self.config.max_output // 2))
+        frames: list[bytes] = []
+        size = 0
+        for m in held:
+            frame = encode_event(Message(id=m.id, ts=m.ts, sender=m.sender, text=m.text, cid=m.cid, to=user.name,
+                                         held=True))
+            if frames and size + len(frame) > budget:
+                more = True
+                break
+            frames.append(frame)
+            size += len(frame)
+            user.held_sent = m.id
+        user.held_more = more
+        if frames:
+            log.debug("sending %s %d kept private message(s)", user.name, len(frames))
+            self.connections.write(user.peer, b"".join(frames))
+
+    def on_delivered(self, user: User, event: Delivered) -> None:
+        """The client has the held messages up to ``upto``: delete them at the flush, send the next batch."""
+        if not user.held_sent:
+            raise ProtocolError(ErrorCode.BAD_FRAME, "No kept private message was sent to you on this "
+                                "connection, so there is nothing to confirm.")
+        upto = min(event.upto, user.held_sent)  # what was sent, no more
+        if upto > user.held_confirmed:
+            user.held_confirmed = upto
+            self.journal.delivered(user.key, upto)
+            self.journal.schedule()  # deleted with this pass's messages, in the same transaction
+        if upto >= user.held_sent and user.held_more:
+            self.deliver(user)

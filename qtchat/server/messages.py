@@ -1,0 +1,118 @@
+"""Posting: chat messages to a room or a person, and resends recognised by their cid.
+
+A room message is accepted into the pass journal and given a slot in its room's
+batch; it gets its id and its frame once the pass is stored (journal.py). A private
+message to someone online goes straight to them and back to its sender; to a
+registered name that is offline it is kept in their mailbox (mailbox.py).
+
+A client that lost its connection sends again what it had not seen acknowledged,
+with the same cid: one with the same cid and text as a recent message (resends.py)
+is acknowledged again instead of relayed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from qtchat.protocol import ErrorCode, Message, ProtocolError, SendMessage, encode_event, name_key
+
+from .backend import Backend, Posted, RecentCid
+from .journal import Journal
+from .mailbox import Mailboxes
+from .peer import Connections, User, now_ms
+from .resends import RecentCids
+from .rooms import Rooms
+
+
+class Messages:
+    """The ``msg`` handler. ``posted(message)`` is told of every message accepted (the server's signal);
+    ``muted`` holds the name keys of muted users."""
+
+    def __init__(self, backend: Backend, connections: Connections, rooms: Rooms, journal: Journal, *,
+                 mailboxes: Mailboxes, users: dict[str, User], muted: set[str], recent: RecentCids,
+                 posted: Callable[[Message], None]) -> None:
+        self.backend = backend
+        self.connections = connections
+        self.rooms = rooms
+        self.journal = journal
+        self.mailboxes = mailboxes
+        self.users = users
+        self.muted = muted
+        self.recent = recent
+        self._posted = posted
+        self.total = 0  # messages accepted since start
+
+    def on_message(self, user: User, event: SendMessage) -> None:
+        if event.to is not None:
+            self._private(user, event)
+            return
+        room = self.rooms.member_room(user, event.room, event.cid)
+        cid, key = event.cid, user.key
+        if key in self.muted:
+            raise ProtocolError(ErrorCode.MUTED, "You are muted on this server.", ref=cid)
+        if cid is not None and self._resent(user, cid, room.key, room.name, event.text):
+            return
+        posted = Posted(room.key, room.name, now_ms(), user.name, key, cid, event.text)
+        posted.slot = self.rooms.queue(room, b"")  # the frame takes this place once stored
+        self.journal.post(user, posted)
+        user.peer.msgs_in += 1
+        self.total += 1
+
+    def _resent(self, user: User, cid: str, room_key: str, room: str, text: str) -> bool:
+        """A resend after a reconnect: acknowledged again, relayed nothing."""
+        earlier = self.recent.get(user.key, cid)
+        if earlier is not None and earlier.where == room_key and earlier.digest == hash(text):
+            ack = Message(id=earlier.id, ts=earlier.ts, sender=user.name, text=text, room=room, cid=cid)
+            self.connections.write(user.peer, encode_event(ack))
+            return True
+        index = self.journal.pending_message(user.key, cid)
+        if index is not None:  # not stored yet: acknowledged with the first one, once stored
+            self.journal.acknowledge_with(index, user)
+            return True
+        return False
+
+    def stored(self, posted: Posted, msg: Message) -> None:
+        """A room message is stored: remember its cid, tell the server's listeners."""
+        if posted.cid is not None:
+            self.recent.remember(posted.sender_key, RecentCid(posted.cid, posted.id, posted.ts, posted.room_key,
+                                                              hash(posted.text)))
+        self._posted(msg)
+
+    def _private(self, user: User, event: SendMessage) -> None:
+        """Straight to its recipient and back to its sender; for a registered name that is offline, kept."""
+        assert event.to is not None
+        if user.key in self.muted:
+            raise ProtocolError(ErrorCode.MUTED, "You are muted on this server.", ref=event.cid)
+        to_key = name_key(event.to)
+        target = self.users.get(to_key)
+        cid, where = event.cid, "@" + to_key
+        if cid is not None:
+            earlier = self.recent.get(user.key, cid)
+            if earlier is not None and earlier.where == where and earlier.digest == hash(event.text):
+                self._private_again(user, event, earlier, target)  # acknowledged again, not sent twice
+                return
+        if target is None:
+            self.mailboxes.hold(user, event, to_key)
+            return
+        msg = Message(id=self.backend.next_id(), ts=now_ms(), sender=user.name, text=event.text, cid=cid,
+                      to=target.name)
+        if cid is not None:
+            self.recent.remember(user.key, RecentCid(cid, msg.id, msg.ts, where, hash(msg.text)))
+        user.peer.msgs_in += 1
+        self.total += 1
+        frame = encode_event(msg)
+        self.connections.write(target.peer, frame)
+        if target is not user:
+            self.connections.write(user.peer, frame)
+        self._posted(msg)
+
+    def _private_again(self, user: User, event: SendMessage, earlier: RecentCid, target: User | None) -> None:
+        """The acknowledgement of a private message sent again (same cid and text): as the first one was."""
+        to_name = target.name if target is not None else None
+        if to_name is None:
+            account = self.backend.account(earlier.where[1:])
+            to_name = account.name if account is not None else event.to
+        ack = encode_event(Message(id=earlier.id, ts=earlier.ts, sender=user.name, text=event.text, cid=event.cid,
+                                   to=to_name, held=earlier.held))
+        if not (earlier.held and self.journal.held_again(earlier.id, user.peer, ack, event.cid)):
+            self.connections.write(user.peer, ack)

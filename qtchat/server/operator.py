@@ -1,0 +1,304 @@
+"""Operator actions: the one facade for the admin window, the admin channel and in-protocol kick/ban.
+
+Each action is logged and answers with a future of a sentence for the operator (done at
+once on one machine), or fails with KeyError/ValueError carrying one. Names are matched
+like logins (case and look-alikes folded); a connection id (``UserSnapshot.id``) names
+exactly the connection an operator sees. Readers get immutable snapshots
+(``snapshot()``, ``users()``), never the server's live objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from qtchat.protocol import (
+    AccountStatus,
+    BanRequest,
+    Bye,
+    ErrorCode,
+    KickRequest,
+    Notice,
+    ProtocolError,
+    encode_event,
+    name_key,
+    validate_name,
+)
+
+from .backend import Account, answer, done, failed, then
+from .bans import Ban
+from .peer import User, now_ms
+
+if TYPE_CHECKING:
+    from .core import ChatServer
+
+log = logging.getLogger("qtchat.server")
+A = TypeVar("A")
+
+
+@dataclass(frozen=True, slots=True)
+class UserSnapshot:
+    """A connected user as the operator sees them, at one moment."""
+
+    id: int  # the connection's id: stable while it lasts, never reused by this server
+    name: str
+    peer: str  # address:port
+    address: str
+    since: float  # Unix time of the connection
+    idle_s: float
+    messages: int
+    bytes_in: int
+    bytes_out: int
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSnapshot:
+    """The server's figures at one moment."""
+
+    port: int
+    users: int
+    connections: int
+    max_clients: int
+    accepting: bool
+    messages: int  # accepted since start
+    bytes_in: int
+    bytes_out: int
+    started: float  # Unix time
+
+
+class Operator:
+    def __init__(self, server: ChatServer) -> None:
+        self.server = server
+
+    # ------------------------------------------------------------ reading
+
+    def snapshot(self) -> ServerSnapshot:
+        s = self.server
+        c = s.connections
+        return ServerSnapshot(s.port, len(s.users), len(c.peers), s.config.max_clients, s.accepting,
+                              s.total_messages, c.total_bytes_in, c.total_bytes_out + s.rooms.total_bytes_out,
+                              s.started)
+
+    def users(self) -> list[UserSnapshot]:
+        now = time.monotonic()
+        muted = self.server.muted
+        return [_snapshot(u, now, u.key in muted) for u in self.server.users.values()]
+
+    def user(self, who: str | int) -> UserSnapshot:
+        u = self._find(who)
+        return _snapshot(u, time.monotonic(), u.key in self.server.muted)
+
+    def bans(self) -> list[Ban]:
+        return list(self.server.backend.bans.bans)
+
+    def accounts(self) -> list[Account]:
+        return self.server.backend.accounts()
+
+    def _find(self, who: str | int) -> User:
+        if isinstance(who, int):
+            for u in self.server.users.values():
+                if u.peer.id == who:
+                    return u
+            raise KeyError("That user is no longer connected.")
+        found = self.server.users.get(name_key(who))
+        if found is None:
+            raise KeyError(f"No user {who!r} is connected.")
+        return found
+
+    # ------------------------------------------------------------ acting on users
+
+    def kick(self, who: str | int, reason: str = "") -> Future[str]:
+        return answer(lambda: self._kick(who, reason))
+
+    def _kick(self, who: str | int, reason: str) -> str:
+        user = self._find(who)
+        why = f"kicked: {reason}" if reason else "kicked"
+        self.server.connections.drop(user.peer, why, farewell=Bye(why))
+        log.warning("admin: kicked %s (%s)%s", user.name, user.peer.peer, f": {reason}" if reason else "")
+        return f"Kicked {user.name}."
+
+    def ban(self, name: str | None = None, address: str | None = None, seconds: float | None = None,
+            reason: str = "") -> Future[str]:
+        """Ban a name and/or an address (None seconds: for good); connected matches are kicked."""
+        return answer(lambda: self._ban(name, address, seconds, reason))
+
+    def _ban(self, name: str | None, address: str | None, seconds: float | None, reason: str) -> str:
+        ban = self.server.backend.bans.add(name, address, seconds, reason)
+        log.warning("admin: banned %s", ban.describe())
+        for user in list(self.server.users.values()):
+            if ban.name_key == user.key or ban.address == user.peer.address:
+                why = f"banned: {reason}" if reason else "banned"
+                self.server.connections.drop(user.peer, why, farewell=Bye(why))
+        return f"Banned {ban.describe()}."
+
+    def unban(self, target: str) -> Future[str]:
+        def lift() -> str:
+            count = self.server.backend.bans.remove(target)
+            if not count:
+                raise KeyError(f"No ban on {target!r}.")
+            log.warning("admin: lifted %d ban(s) on %s", count, target)
+            return f"Lifted {count} ban(s) on {target}."
+        return answer(lift)
+
+    def mute(self, who: str | int, on: bool = True) -> Future[str]:
+        def act() -> str:
+            user = self._find(who)
+            if on:
+                self.server.muted.add(user.key)
+            else:
+                self.server.muted.discard(user.key)
+            log.warning("admin: %s %s", "muted" if on else "unmuted", user.name)
+            self.server.connections.send(user.peer, Notice(
+                f"You have been {'muted' if on else 'unmuted'} by the operator.", now_ms()))
+            return f"{'Muted' if on else 'Unmuted'} {user.name}."
+        return answer(act)
+
+    def broadcast(self, text: str) -> Future[str]:
+        def act() -> str:
+            if not text.strip():
+                raise ValueError("The notice is empty.")
+            frame = encode_event(Notice(text, now_ms()))
+            users = self.server.users
+            for user in users.values():
+                self.server.connections.write(user.peer, frame)
+            log.warning("admin: broadcast to %d users: %s", len(users), text[:200])
+            return f"Sent to {len(users)} users."
+        return answer(act)
+
+    # ------------------------------------------------------------ accounts
+
+    def register_account(self, name: str, password_hash: str, admin: bool = False) -> Future[str]:
+        """Register a name with an already hashed password (the admin command line hashes it)."""
+        try:
+            name, key = validate_name(name) if name else ("", "")
+            if not key:
+                raise ValueError("A name is needed.")
+            if self.server.backend.account(key) is not None:
+                raise ValueError(f"The name {name!r} is registered already.")
+        except (ValueError, ProtocolError) as exc:
+            return failed(exc if isinstance(exc, ValueError) else ValueError(exc.message))
+        role = " as an operator" if admin else ""
+
+        def created(account: Account) -> str:
+            log.warning("admin: registered %s%s", account.name, role)
+            self._account_changed(key)
+            return f"Registered {account.name}{role}."
+
+        return _map(self.server.backend.create_account(key, name, password_hash, admin=admin), created)
+
+    def unregister_account(self, name: str) -> Future[str]:
+        """Delete a name's account, and the private messages kept for it."""
+        key = name_key(name)
+        result: Future[str] = Future()
+
+        def deleted(dropped: int | None) -> None:
+            if dropped is None:
+                result.set_exception(KeyError(f"No account {name!r}."))
+                return
+            log.warning("admin: unregistered %s%s", name,
+                        f" and deleted {dropped} private message(s) kept for them" if dropped else "")
+            self._account_changed(key)
+            text = f"Unregistered {name}: the name is free for anyone again."
+            if dropped:
+                text += f" {dropped} private message(s) kept for them were deleted."
+            result.set_result(text)
+
+        # what was kept for the name this pass is stored first, then dropped with the rest
+        self.server.journal.when_stored(
+            lambda: then(self.server.backend.delete_account(key), deleted, result.set_exception))
+        return result
+
+    def set_operator(self, name: str, on: bool) -> Future[str]:
+        account = self.server.backend.account(name_key(name))
+        if account is None:
+            return failed(KeyError(f"No account {name!r}: only registered names can be operators."))
+
+        def changed(_: None) -> str:
+            log.warning("admin: %s is %s an operator", account.name, "now" if on else "no longer")
+            self._account_changed(account.key)
+            return f"{account.name} is {'now' if on else 'no longer'} an operator."
+
+        return _map(self.server.backend.set_admin(account.key, on), changed)
+
+    def set_password_hash(self, name: str, password_hash: str) -> Future[str]:
+        account = self.server.backend.account(name_key(name))
+        if account is None:
+            return failed(KeyError(f"No account {name!r}."))
+
+        def changed(_: None) -> str:
+            log.warning("admin: new password for %s", account.name)
+            return f"New password set for {account.name}."
+
+        return _map(self.server.backend.set_password(account.key, password_hash), changed)
+
+    def _account_changed(self, key: str) -> None:
+        user = self.server.users.get(key)
+        if user is not None:
+            account = self.server.backend.account(key)
+            self.server.connections.send(user.peer, AccountStatus(account is not None,
+                                                                  account is not None and account.admin))
+
+    # ------------------------------------------------------------ the server
+
+    def set_accepting(self, on: bool) -> Future[str]:
+        self.server.set_accepting(on)
+        log.warning("admin: %s accepting connections", "resumed" if on else "stopped")
+        return done("Accepting new connections." if on else "Not accepting new connections.")
+
+    def set_max_clients(self, count: int) -> Future[str]:
+        if count < 1:
+            return failed(ValueError("The client limit must be at least 1."))
+        self.server.config.max_clients = count
+        log.warning("admin: client limit set to %d", count)
+        return done(f"Client limit: {count}.")
+
+    # ------------------------------------------------------------ from the protocol
+
+    def on_request(self, user: User, event: KickRequest | BanRequest) -> None:
+        """``kick`` and ``ban`` frames from a client with the operator role."""
+        account = self.server.backend.account(user.key)
+        if account is None or not account.admin:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "Only operators may kick or ban.")
+        reason = f"{event.reason} (by {user.name})" if event.reason else f"by {user.name}"
+        if isinstance(event, KickRequest):
+            outcome = self.kick(event.user, reason)
+        else:
+            # the name only: an address may be shared by many (a campus, a NAT); address bans are
+            # for the server's own operator tools
+            seconds = event.minutes * 60.0 if event.minutes is not None else None
+            outcome = self.ban(event.user, None, seconds, reason)
+
+        def refused(exc: BaseException) -> None:
+            self.server.connections.fail(user.peer, ProtocolError(ErrorCode.USER_OFFLINE, sentence(exc)))
+
+        then(outcome, lambda text: self.server.connections.send(user.peer, Notice(text, now_ms())), refused)
+
+
+def sentence(exc: BaseException) -> str:
+    """The operator's sentence a failed action carries."""
+    return str(exc.args[0]) if isinstance(exc, KeyError | ValueError) and exc.args else str(exc)
+
+
+def _map(future: Future[A], change: Callable[[A], str]) -> Future[str]:
+    """The sentence ``change`` makes of the future's value, as a future."""
+    result: Future[str] = Future()
+
+    def finished(value: A) -> None:
+        try:
+            result.set_result(change(value))
+        except Exception as exc:
+            result.set_exception(exc)
+
+    then(future, finished, result.set_exception)
+    return result
+
+
+def _snapshot(u: User, now: float, muted: bool) -> UserSnapshot:
+    p = u.peer
+    return UserSnapshot(p.id, u.name, p.peer, p.address, p.connected_wall, round(now - p.last_seen, 1), p.msgs_in,
+                        p.bytes_in, p.bytes_out, muted)

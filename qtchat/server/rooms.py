@@ -1,0 +1,252 @@
+"""Rooms and the fan-out: membership, topics, user lists, and each pass's shared-buffer writes.
+
+Hot path: a room's frames of one event-loop pass wait in its ``pending`` list (a room
+message's frame fills its slot once its pass is stored); at the flush each dirty room
+joins them into one buffer and writes that same buffer to every member, so no
+per-recipient Python work is done per message. A member that joins during a pass gets
+only the part of the batch queued after it joined (``joiners`` keeps its index), so
+nobody sees a message from before they arrived, and nobody misses one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from PySide6.QtCore import QByteArray
+
+from qtchat.protocol import (
+    DEFAULT_ROOM,
+    ErrorCode,
+    Joined,
+    JoinRoom,
+    Left,
+    PartRoom,
+    ProtocolError,
+    RoomInfo,
+    RoomJoined,
+    RoomList,
+    RoomsRequest,
+    SendableEvent,
+    SetTopic,
+    TopicChanged,
+    UsersRequest,
+    encode_event,
+    encode_name,
+    encode_user_lists,
+    name_key,
+    names_per_frame,
+    validate_name,
+)
+
+from .backend import then
+from .config import ServerConfig
+from .peer import Connections, User, now_ms
+
+log = logging.getLogger("qtchat.server")
+
+
+class Room:
+    """A room: its members and the frames waiting for this pass's flush."""
+
+    __slots__ = ("encoded_names", "joiners", "key", "members", "name", "names", "pending", "topic")
+
+    def __init__(self, name: str, topic: str = "") -> None:
+        self.name = name
+        self.key = name_key(name)  # rooms compare like usernames; the history is kept under this
+        self.topic = topic
+        self.members: set[User] = set()
+        self.names: dict[str, str] = {}  # name key -> display name, in join order
+        self.encoded_names: dict[str, bytes] = {}  # name key -> the name as a JSON string
+        self.pending: list[bytes] = []
+        self.joiners: dict[User, int] = {}  # joined this pass -> index of the first frame of theirs in pending
+
+
+@dataclass(slots=True)
+class Batch:
+    """One room's frames of one pass, taken off the room for the flush."""
+
+    room: Room
+    frames: list[bytes]
+    joiners: dict[User, int]
+
+
+class Rooms:
+    """Every room, the session handlers about rooms, and the fan-out.
+
+    ``schedule(urgent)`` asks the core for a flush (urgent: this pass; else within the notice
+    delay); ``describe(user, room, members)`` answers a room's RoomInfo with the user's read
+    marker and unread count.
+    """
+
+    def __init__(self, config: ServerConfig, connections: Connections, *, schedule: Callable[[bool], None],
+                 describe: Callable[[User, Room, int | None], Future[RoomInfo]]) -> None:
+        self.config = config
+        self.connections = connections
+        self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
+        self.lobby = self.rooms[DEFAULT_ROOM]
+        self.dirty: list[Room] = []
+        self._schedule = schedule
+        self._describe = describe
+        self.total_bytes_out = 0
+
+    # ------------------------------------------------------------ membership
+
+    def member_room(self, user: User, name: str, ref: str | None = None) -> Room:
+        """The room of that name the user is in; else ``no_such_room``."""
+        room = self.rooms.get(name_key(name))
+        if room is None or (user not in room.members and user not in room.joiners):
+            raise ProtocolError(ErrorCode.NO_SUCH_ROOM, f"You are not in a room {name!r}.", ref=ref)
+        return room
+
+    def join(self, user: User, room: Room) -> None:
+        self.queue(room, encode_event(Joined(user.name, now_ms(), room.name)), urgent=False)
+        room.names[user.key] = user.name
+        room.encoded_names[user.key] = encode_name(user.name)
+        room.joiners[user] = len(room.pending)
+        user.rooms.append(room)
+        self.send_user_list(user, room)
+
+    def leave(self, user: User, room: Room, reason: str) -> None:
+        room.members.discard(user)
+        room.joiners.pop(user, None)
+        room.names.pop(user.key, None)
+        room.encoded_names.pop(user.key, None)
+        if room in user.rooms:
+            user.rooms.remove(room)
+        self.queue(room, encode_event(Left(user.name, now_ms(), room.name, reason)), urgent=False)
+
+    def leave_all(self, user: User, reason: str) -> None:
+        for room in list(user.rooms):
+            self.leave(user, room, reason)
+            if not room.names and room is not self.lobby:
+                self.rooms.pop(room.key, None)  # its history stays in the store
+
+    def send_user_list(self, user: User, room: Room) -> None:
+        frames = encode_user_lists(room.name, list(room.encoded_names.values()),
+                                   names_per_frame(self.config.max_frame))
+        for frame in frames:
+            self.connections.write(user.peer, frame)
+
+    def user_names(self, room: str = DEFAULT_ROOM) -> list[str]:
+        r = self.rooms.get(name_key(room))
+        return list(r.names.values()) if r else []
+
+    # ------------------------------------------------------------ session handlers
+
+    def on_join(self, user: User, event: JoinRoom) -> None:
+        raw = event.room
+        try:
+            name, key = validate_name(raw, what="room name")
+        except ProtocolError as exc:
+            raise ProtocolError(ErrorCode.ROOM_INVALID, exc.message, ref=raw) from None
+        room = self.rooms.get(key)
+        if room is not None and (user in room.members or user in room.joiners):
+            return  # already there
+        if len(user.rooms) >= self.config.max_rooms_per_user:
+            raise ProtocolError(ErrorCode.TOO_MANY_ROOMS,
+                                f"You are in {len(user.rooms)} rooms already; leave one first.", ref=raw)
+        if room is None:
+            room = self.rooms[key] = Room(name)
+            log.info("%s created the room %r", user.name, name)
+        joined = room
+
+        def enter(info: RoomInfo) -> None:
+            if user.peer.detached or user in joined.members or user in joined.joiners:
+                return
+            self.rooms.setdefault(joined.key, joined)  # (emptied and forgotten meanwhile: it is back)
+            self._send(user, RoomJoined(info))
+            self.join(user, joined)
+
+        then(self._describe(user, room, len(room.names) + 1), enter, self._failed(user, raw))
+
+    def on_part(self, user: User, event: PartRoom) -> None:
+        room = self.member_room(user, event.room)
+        if room is self.lobby:
+            raise ProtocolError(ErrorCode.ROOM_INVALID, "Everyone stays in the lobby.")
+        self.leave(user, room, "part")
+        if not room.names:
+            del self.rooms[room.key]  # its history stays in the store
+
+    def on_topic(self, user: User, event: SetTopic) -> None:
+        room = self.member_room(user, event.room)
+        room.topic = event.topic
+        self.queue(room, encode_event(TopicChanged(room.name, event.topic, user.name, now_ms())))
+
+    def on_users(self, user: User, event: UsersRequest) -> None:
+        self.send_user_list(user, self.member_room(user, event.room))
+
+    def on_rooms(self, user: User, event: RoomsRequest) -> None:
+        self._send(user, RoomList(tuple(RoomInfo(r.name, r.topic, len(r.names)) for r in self.rooms.values())))
+
+    def _send(self, user: User, event: SendableEvent) -> None:
+        self.connections.send(user.peer, event)
+
+    def _failed(self, user: User, ref: str | None) -> Callable[[BaseException], None]:
+        def report(exc: BaseException) -> None:
+            log.error("reading the state of a room for %s: %s", user.name, exc)
+            self.connections.fail(user.peer, ProtocolError(ErrorCode.INTERNAL, "The server could not read that room.",
+                                                           ref=ref))
+        return report
+
+    # ------------------------------------------------------------ the fan-out
+
+    def queue(self, room: Room, frame: bytes, *, urgent: bool = True) -> int:
+        """Add a frame to the room's batch (chat goes out this pass, notices within the notice
+        delay); returns its slot, so that a frame known only once stored can take its place."""
+        pending = room.pending
+        if not pending:
+            self.dirty.append(room)
+        pending.append(frame)
+        self._schedule(urgent)
+        return len(pending) - 1
+
+    def take(self) -> list[Batch]:
+        """This pass's frames, room by room, taken off the rooms (later frames start a new pass)."""
+        dirty, self.dirty = self.dirty, []
+        batches = []
+        for room in dirty:
+            batches.append(Batch(room, room.pending, room.joiners))
+            room.pending = []
+            room.joiners = {}
+        return batches
+
+    def send(self, batches: list[Batch]) -> None:
+        """Write each batch, as one shared buffer, to every member of its room (joiners: their part)."""
+        limit = self.config.max_output
+        slow: list[User] = []
+        for batch in batches:
+            room = batch.room
+            data = b"".join(batch.frames)
+            size = len(data)
+            shared = QByteArray(data)
+            members = room.members
+            for member in members:
+                sock = member.socket
+                if not sock.isValid():
+                    continue  # failed on an earlier write; reaped once this pass is over
+                sock.write(shared)
+                member.peer.bytes_out += size
+                if sock.bytesToWrite() > limit:
+                    slow.append(member)
+            self.total_bytes_out += size * len(members)
+            for member, first in batch.joiners.items():
+                if room.names.get(member.key) is None or member.peer.detached:
+                    continue  # left again (or was dropped) in the same pass
+                part = b"".join(batch.frames[first:])
+                if part and member.socket.isValid():
+                    member.socket.write(part)
+                    member.peer.bytes_out += len(part)
+                members.add(member)
+        for member in slow:
+            if not member.peer.detached:
+                self.connections.drop_slow(member.peer)
+
+    def drop_frames(self, batches: list[Batch]) -> None:
+        """A pass that could not be stored: none of its frames go out, but its joiners are members now."""
+        for batch in batches:
+            for member in batch.joiners:
+                if batch.room.names.get(member.key) is not None and not member.peer.detached:
+                    batch.room.members.add(member)

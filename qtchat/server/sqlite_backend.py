@@ -1,0 +1,193 @@
+"""The storage seam on one machine: SQLite files in the data folder, or all in memory.
+
+``messages.db`` (history, read markers, mailboxes, the full-text index: store.py),
+``accounts.db`` (accounts.py) and ``bans.json`` (bans.py). Every call answers at
+once (its future is done when returned): SQLite on a local disk is fast enough to
+be asked from the event loop, and a pass's commit is one fsync shared by all its
+messages. Indexing for search and retention run on timers of their own here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer
+
+from .accounts import AccountStore
+from .backend import Account, Around, HeldMessage, Page, PassBatch, RecentCid, RemoteSink, answer, done
+from .bans import BanList
+from .store import INDEX_BATCH, MessageStore
+
+log = logging.getLogger("qtchat.server")
+
+INDEX_INTERVAL_MS = 1000  # how often stored messages are added to the full-text index
+INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst) and no message came in
+INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
+SEARCH_INDEX_BUDGET_S = 0.1  # a search first indexes for at most this long; what is left is scanned
+PRUNE_INTERVAL_MS = 10 * 60 * 1000
+
+
+class MessageIds:
+    """Message ids: microseconds since the Unix epoch, bumped to stay strictly increasing.
+
+    Unique across restarts as long as the clock does not go back by more than
+    the ids ran ahead of it: ``last`` starts from the highest stored id. Every id
+    fits in JavaScript's 2**53.
+    """
+
+    __slots__ = ("last",)
+
+    def __init__(self, last: int = 0) -> None:
+        self.last = last
+
+    def next(self) -> int:
+        now = time.time_ns() // 1000
+        self.last = now if now > self.last else self.last + 1
+        return self.last
+
+
+class SqliteBackend(QObject):
+    """One machine's backend. ``data_dir`` None keeps everything in memory; ``history`` False keeps no
+    messages at all; ``keep_days``/``keep_messages`` are the retention settings."""
+
+    def __init__(self, data_dir: Path | None, *, history: bool = True, keep_days: float | None = None,
+                 keep_messages: int | None = None, full_text: bool = True, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.bans = BanList(data_dir / "bans.json" if data_dir else None)
+        self.store = MessageStore(
+            data_dir / "messages.db" if data_dir and history else None, keep_days=keep_days,
+            # a history kept in memory only is bounded whatever the settings say
+            keep_per_room=keep_messages if data_dir or keep_messages else 20_000,
+            full_text=full_text,
+        )
+        self.ids = MessageIds(self.store.opened_at_id)  # the newest id stored before this run
+        self._accounts = AccountStore(data_dir / "accounts.db" if data_dir else None)
+        self.stored_messages = 0  # room messages stored by this run
+        self._stored_at_index = 0
+        self._prune_timer = QTimer(self)
+        self._prune_timer.timeout.connect(self.prune)
+        self._index_timer = QTimer(self)
+        self._index_timer.timeout.connect(self._index)
+
+    def attach(self, sink: RemoteSink) -> None:
+        del sink  # one machine: no other node sends anything
+        self._prune_timer.start(PRUNE_INTERVAL_MS)
+        self.prune()
+        if self.store.fts and self.history:
+            self._index_timer.start(INDEX_INTERVAL_MS)
+
+    def close(self) -> None:
+        self._prune_timer.stop()
+        self._index_timer.stop()
+        self.store.close()
+        self._accounts.close()
+
+    # ------------------------------------------------------------ ids and passes
+
+    def next_id(self) -> int:
+        return self.ids.next()
+
+    def store_pass(self, batch: PassBatch) -> Future[None]:
+        ids = self.ids
+        for m in batch.messages:
+            m.id = ids.next()
+        rows = [(m.id, m.room_key, m.ts, m.sender, m.sender_key, m.cid, m.text) for m in batch.messages] \
+            if self.history else []
+        future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered))
+        if future.exception() is None:
+            self.stored_messages += len(rows)
+        return future
+
+    # ------------------------------------------------------------ history
+
+    def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
+        return answer(lambda: Page(*self.store.page(room_key, before=before, after=after, limit=limit)))
+
+    def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
+        return answer(lambda: Around(*self.store.around(room_key, mid, limit)))
+
+    def search(self, query: str, room_keys: list[str], *, before: int | None, limit: int) -> Future[Page]:
+        def run() -> Page:
+            self.store.index_pending(SEARCH_INDEX_BUDGET_S)  # what is still not indexed after this is scanned
+            return Page(*self.store.search(query, room_keys, before=before, limit=limit))
+
+        return answer(run)
+
+    def marker(self, user_key: str, room_key: str) -> Future[int | None]:
+        return answer(lambda: self.store.marker(user_key, room_key))
+
+    def unread(self, room_key: str, user_key: str, after: int, cap: int) -> Future[int]:
+        return answer(lambda: self.store.unread(room_key, user_key, after, cap))
+
+    def recent_cids(self, sender_key: str, limit: int) -> Future[list[RecentCid]]:
+        def run() -> list[RecentCid]:
+            found = [RecentCid(cid, mid, ts, room, hash(text)) for cid, mid, ts, room, text in
+                     self.store.recent_cids(sender_key, limit)]
+            found += [RecentCid(cid, mid, ts, "@" + to_key, hash(text), held=True) for cid, mid, ts, to_key, text in
+                      self.store.recent_mail_cids(sender_key, limit)]
+            found.sort(key=lambda r: r.id)
+            return found[-limit:]
+
+        return answer(run)
+
+    # ------------------------------------------------------------ mailboxes
+
+    def mailbox_count(self, user_key: str, cap: int) -> Future[int]:
+        return answer(lambda: self.store.mailbox_count(user_key, cap))
+
+    def mailbox_page(self, user_key: str, after: int, limit: int) -> Future[tuple[list[HeldMessage], bool]]:
+        return answer(lambda: self.store.mailbox_page(user_key, after, limit))
+
+    # ------------------------------------------------------------ accounts
+
+    def account(self, key: str) -> Account | None:
+        return self._accounts.get(key)
+
+    def accounts(self) -> list[Account]:
+        return self._accounts.all()
+
+    def create_account(self, key: str, name: str, password_hash: str, *, admin: bool = False) -> Future[Account]:
+        return answer(lambda: self._accounts.create(key, name, password_hash, admin=admin))
+
+    def set_password(self, key: str, password_hash: str) -> Future[None]:
+        return answer(lambda: self._accounts.set_password(key, password_hash))
+
+    def set_admin(self, key: str, admin: bool) -> Future[None]:
+        return answer(lambda: self._accounts.set_admin(key, admin))
+
+    def delete_account(self, key: str) -> Future[int | None]:
+        if not self._accounts.delete(key):
+            return done(None)
+        try:
+            return done(self.store.drop_mailbox(key))
+        except Exception as exc:
+            log.error("cannot delete the private messages kept for %s: %s", key, exc)
+            return done(0)
+
+    # ------------------------------------------------------------ upkeep
+
+    def prune(self) -> None:
+        try:
+            deleted = self.store.prune()
+        except Exception as exc:
+            log.error("history retention: %s", exc)
+            return
+        if deleted:
+            log.info("history retention removed %d messages", deleted)
+
+    def _index(self) -> None:
+        try:
+            count = self.store.index_pending(INDEX_BUDGET_S)
+        except Exception as exc:
+            log.error("full-text index: %s", exc)
+            return
+        # stopped by the time budget, most likely with more to do: catch up faster, but only while no
+        # messages come in, so that indexing never competes with a busy server's fan-out
+        behind = count >= INDEX_BATCH
+        quiet = self.stored_messages == self._stored_at_index
+        self._stored_at_index = self.stored_messages
+        self._index_timer.setInterval(INDEX_CATCH_UP_MS if behind and quiet else INDEX_INTERVAL_MS)

@@ -94,7 +94,7 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], logfile: Path) -> N
     raise RuntimeError("server did not start listening")
 
 
-OPTIONS = {"history": True}  # --no-history turns the server's durable history off
+OPTIONS: dict[str, Any] = {"history": True, "tree": REPO}  # --no-history: no durable history; --ab: other code
 
 
 def start_qtchat(clients: int) -> Server:
@@ -108,7 +108,7 @@ def start_qtchat(clients: int) -> Server:
          "--max-clients", str(clients + 100), "--max-output", str(64 << 20), *history,
          # the load generator floods from one address on purpose
          "--rate-messages", "0", "--rate-bytes", "0", "--max-per-address", "0"],
-        stderr=log.open("wb"), cwd=REPO,
+        stderr=log.open("wb"), cwd=OPTIONS["tree"], env={**os.environ, "PYTHONPATH": str(OPTIONS["tree"])},
     )
     wait_listening(port, proc, log)
     return Server("qtchat", proc, port, log)
@@ -344,6 +344,7 @@ async def fanout(server: Server, clients: int, senders: int, messages: int, size
         "deliveries_per_s": round(to_others / elapsed) if not pending and lost == 0 else None,
         "lat_p50_ms": q(0.5), "lat_p99_ms": q(0.99), "complete": not pending,
         "server_cpu_s": round(server_cpu, 2), "loadgen_cpu_s": round(gen_cpu, 2),
+        "server_cpu_ns_per_delivery": round(server_cpu * 1e9 / to_others, 1) if to_others else None,
         "acked_per_s": round(senders * messages / elapsed) if echo and not pending else None,
         "history": OPTIONS["history"] if proto == "qtchat" else None,
     }
@@ -401,6 +402,9 @@ def main() -> int:
     ap.add_argument("--no-history", action="store_true", help="run qtchat-server without its durable history")
     ap.add_argument("--history-cost", action="store_true",
                     help="throughput with history on and off, alternating --repeat times, and the ratio")
+    ap.add_argument("--ab", type=Path, metavar="DIR",
+                    help="throughput of this tree's server and of the one in DIR (another checkout, e.g. the "
+                         "commit before a change), alternating --repeat times, and the ratio")
     a = ap.parse_args()
     OPTIONS["history"] = not a.no_history
     raise_fd_limit()
@@ -455,6 +459,27 @@ def main() -> int:
         print(json.dumps({"summary": "history cost", "with_history_per_s": rates[True],
                           "without_history_per_s": rates[False],
                           "cost_of_best": round(1 - on_best / off_best, 3) if off_best else None}))
+        scenarios.discard("throughput")
+    if a.ab is not None:
+        ab: dict[str, list[dict[str, Any]]] = {"this": [], "other": []}
+        for _ in range(a.repeat):
+            for label, tree in (("this", REPO), ("other", a.ab.resolve())):
+                OPTIONS["tree"] = tree
+                run("qtchat", a.clients, lambda s: fanout(s, a.clients, a.senders, a.messages, a.size, 0, a.timeout))
+                results[-1]["tree"] = str(tree)
+                ab[label].append(results[-1])
+        OPTIONS["tree"] = REPO
+
+        def figures(runs: list[dict[str, Any]], key: str) -> list[float]:
+            return [float(r.get(key) or 0) for r in runs]
+
+        this, other = figures(ab["this"], "deliveries_per_s"), figures(ab["other"], "deliveries_per_s")
+        print(json.dumps({"summary": "A/B", "this_per_s": this, "other_per_s": other,
+                          "this_cpu_ns_per_delivery": figures(ab["this"], "server_cpu_ns_per_delivery"),
+                          "other_cpu_ns_per_delivery": figures(ab["other"], "server_cpu_ns_per_delivery"),
+                          "best_ratio": round(max(this) / max(other), 3) if max(other) else None,
+                          "median_ratio": round(sorted(this)[len(this) // 2] / sorted(other)[len(other) // 2], 3)
+                          if min(other) else None}))
         scenarios.discard("throughput")
     if "throughput" in scenarios:
         for _ in range(a.repeat):

@@ -39,6 +39,7 @@ class _Pass:
     # stored by this pass, None for a resend)
     mail_acks: list[tuple[Peer, bytes, str | None, MailRow | None]] = field(default_factory=list)
     resends: dict[int, list[User]] = field(default_factory=dict)  # index in batch.messages -> more to acknowledge
+    by_cid: dict[tuple[str, str], int] = field(default_factory=dict)  # (sender key, cid) -> index in batch.messages
 
 
 class Journal:
@@ -62,15 +63,15 @@ class Journal:
     # ------------------------------------------------------------ what a pass collects
 
     def post(self, user: User, posted: Posted) -> None:
-        self._pass.batch.messages.append(posted)
-        self._pass.senders.append(user)
+        p = self._pass
+        if posted.cid is not None:
+            p.by_cid[(posted.sender_key, posted.cid)] = len(p.senders)
+        p.batch.messages.append(posted)
+        p.senders.append(user)
 
     def pending_message(self, sender_key: str, cid: str) -> int | None:
         """The index of this pass's room message with that cid from that sender, if any."""
-        for i, m in enumerate(self._pass.batch.messages):
-            if m.cid == cid and m.sender_key == sender_key:
-                return i
-        return None
+        return self._pass.by_cid.get((sender_key, cid))
 
     def acknowledge_with(self, index: int, user: User) -> None:
         """A resend of this pass's message ``index`` (from another connection): acknowledge it too."""

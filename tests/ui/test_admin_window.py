@@ -148,3 +148,26 @@ def test_server_admin_flag_runs_the_window_and_the_channel(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_window_reads_snapshots_and_acts_on_the_connection_it_shows(admin, connect, qtbot):
+    import dataclasses
+
+    from qtchat.server import UserSnapshot
+
+    first = connect()
+    first.login("alice")
+    select(admin, "alice")
+    shown = admin.selected()
+    assert isinstance(shown, UserSnapshot)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shown.name = "mallory"  # type: ignore[misc]
+    # alice reconnects before the operator clicks: the row on screen is the old connection
+    first.close()
+    qtbot.waitUntil(lambda: "alice" not in admin.server.users, timeout=3000)
+    second = connect()
+    second.login("alice")
+    admin._report(admin.operator.kick(shown.id, "old row"))  # what Kick does with the row it shows
+    assert "no longer connected" in admin.statusBar().currentMessage()
+    assert not second.of(Bye)  # the new alice was not kicked
+    assert "alice" in admin.server.users

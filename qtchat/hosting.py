@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtNetwork import QAbstractSocket, QNetworkInterface
 
-from qtchat.server import ChatServer, ServerConfig
+from qtchat.server import ChatServer, MemoryBackend, ServerConfig
 
 
 def lan_addresses() -> list[str]:
@@ -27,8 +27,9 @@ def lan_addresses() -> list[str]:
 
 
 def start_local_server(port: int, name: str = "qtchat") -> ChatServer:
-    """A ChatServer listening on every address of this computer; raises OSError if the port is taken."""
-    server = ChatServer(ServerConfig(host="0.0.0.0", port=port, name=name, max_clients=500))
+    """A ChatServer listening on every address of this computer, keeping the conversation in memory while the
+    client runs; raises OSError if the port is taken."""
+    server = ChatServer(ServerConfig(host="0.0.0.0", port=port, name=name, max_clients=500), backend=MemoryBackend())
     server.listen()
     return server
 

@@ -33,17 +33,31 @@ def private_settings(tmp_path):
 NO_LIMITS: dict[str, Any] = {"rate_messages": 0, "rate_bytes": 0, "max_per_address": 0}
 
 
+BACKENDS = ("sqlite", "memory-later")  # what a test marked 'backends' runs on (tests/server/conftest.py)
+
+
 @pytest.fixture
-def make_server(qtbot):
+def backend_kind() -> str:
+    """The storage backend of the servers make_server makes: SQLite, unless a test runs on every one."""
+    return "sqlite"
+
+
+@pytest.fixture
+def make_server(qtbot, backend_kind):
     """Factory: a ChatServer listening on 127.0.0.1, a free port, with the given config fields
-    (and the per-connection limits off, unless given)."""
-    from qtchat.server import ChatServer, ServerConfig
+    (and the per-connection limits off, unless given), on the backend ``backend_kind`` names."""
+    from qtchat.server import ChatServer, MemoryBackend, ServerConfig
 
     servers: list[ChatServer] = []
 
     def make(**overrides: Any) -> ChatServer:
         config = ServerConfig(**{"host": "127.0.0.1", "port": 0, **NO_LIMITS, **overrides})
-        server = ChatServer(config)
+        backend = None
+        if backend_kind == "memory-later":  # answers on a later loop pass, as a database over a socket does
+            assert config.data_dir is None, "a test that keeps a data folder runs on SQLite only"
+            backend = MemoryBackend(history=config.history, keep_days=config.keep_days,
+                                    keep_per_room=config.keep_messages or 20_000, answer_later=True)
+        server = ChatServer(config, backend=backend)
         server.listen()
         servers.append(server)
         return server

@@ -188,3 +188,10 @@ def garbage_frame(rng: random.Random, max_frame: int = 65536) -> tuple[str, byte
     else:
         data = rng.choice([b'{"type":"ping","token":"t"}', b'{"type":"rooms"}', b'{"type":"users"}'])
     return kind, data + b"\n"
+
+
+def outcome(qtbot: Any, future: Any, timeout: int = 5000) -> Any:
+    """The value of a server future (an operator action), once the loop has answered it: at once on SQLite, a
+    pass later on a backend that answers later. Raises what the future failed with."""
+    qtbot.waitUntil(future.done, timeout=timeout)
+    return future.result()

@@ -104,6 +104,8 @@ class ChatServer(QObject):
         self.backend: Backend = backend or SqliteBackend(
             cfg.data_dir, history=cfg.history, keep_days=cfg.keep_days, keep_messages=cfg.keep_messages,
             full_text=cfg.full_text, parent=self)
+        if isinstance(self.backend, QObject) and self.backend.parent() is None:
+            self.backend.setParent(self)  # its timers live and die with the server
         self.started = time.time()
         self.accepting = True
         self.users: dict[str, User] = {}  # name key -> user

@@ -6,6 +6,7 @@ from __future__ import annotations
 from qtchat.client import ChatClient, ClientState, Workspace
 from qtchat.protocol import Message, SendMessage
 from qtchat.server.accounts import hash_password
+from tests.helpers import outcome
 
 from .test_session import lines_of
 
@@ -41,7 +42,7 @@ def test_held_messages_fill_the_private_conversation_once_with_unread_counts(mak
                                                                               tmp_path):
     first = make_server(data_dir=tmp_path)
     port = first.port
-    first.operator.register_account("bob", HASH).result()
+    outcome(qtbot, first.operator.register_account("bob", HASH))
     acks = write_to_offline_bob(first, connect, 3)
     ws = Workspace(client)
     mentions = []
@@ -74,7 +75,7 @@ def test_held_messages_fill_the_private_conversation_once_with_unread_counts(mak
 
 
 def test_the_sender_is_told_the_recipient_gets_it_at_next_login(server, connect, client, qtbot):
-    server.operator.register_account("bob", HASH).result()
+    outcome(qtbot, server.operator.register_account("bob", HASH))
     ws = Workspace(client)
     login_as(qtbot, client, server.port, "alice")
     failures = []

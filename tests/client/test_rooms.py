@@ -6,6 +6,7 @@ import pytest
 
 from qtchat.client import ChatClient, ClientState, Workspace
 from qtchat.protocol import JoinRoom, Message, RoomJoined
+from tests.helpers import outcome
 
 from .test_session import lines_of, login
 
@@ -133,7 +134,7 @@ def test_register_then_log_in_with_the_password_and_operator_commands(server, co
     ws.submit("/kick bob")
     ws.lobby.log.flush()
     assert ws.lobby.log.lines[-1].text == "Not done: Only operators may kick or ban."
-    server.operator.set_operator("alice", True).result()
+    outcome(qtbot, server.operator.set_operator("alice", True))
     qtbot.waitUntil(lambda: client.operator)
     bob = connect()
     bob.login("bob")

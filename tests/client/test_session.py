@@ -6,6 +6,7 @@ import pytest
 
 from qtchat.client import ChatClient, ClientState, Conversation, Workspace
 from qtchat.protocol import Left, Message
+from tests.helpers import outcome
 
 
 def login(qtbot, client: ChatClient, port: int, user: str) -> None:
@@ -124,12 +125,12 @@ def test_operator_notice_kick_and_ban_reach_the_client(server, client, qtbot):
     conv = Workspace(client).lobby
     login(qtbot, client, server.port, "alice")
     with qtbot.waitSignal(client.notice_received, timeout=3000) as notice:
-        server.operator.broadcast("maintenance at noon").result()
+        outcome(qtbot, server.operator.broadcast("maintenance at noon"))
     assert notice.args == ["maintenance at noon"]
     conv.log.flush()
     assert any("maintenance at noon" in ln.text for ln in conv.log.lines)
     with qtbot.waitSignal(client.login_failed, timeout=3000) as failed:
-        server.operator.kick("alice", "cool down").result()
+        outcome(qtbot, server.operator.kick("alice", "cool down"))
     assert failed.args[0] == "kicked" and "cool down" in failed.args[1]
     qtbot.wait(200)
     assert client.state is ClientState.OFFLINE  # a kicked client does not reconnect by itself

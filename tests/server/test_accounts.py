@@ -23,7 +23,10 @@ from qtchat.protocol import (
     Welcome,
 )
 from qtchat.server.accounts import KDF_NICE, Hasher, hash_password, verify_password
+from tests.helpers import outcome
 from tests.server.test_cli import BlockingClient, Proc
+
+pytestmark = pytest.mark.backends
 
 PASSWORD = "correct horse battery"
 
@@ -91,6 +94,7 @@ def test_wrong_passwords_from_one_address_are_limited(server, connect):
     assert error.code == "too_many_attempts" and "wait" in error.message
 
 
+@pytest.mark.sqlite
 def test_accounts_survive_a_restart(make_server, connect, tmp_path):
     first = make_server(data_dir=tmp_path)
     connect(first.port).login("frank", password=PASSWORD, register=True)
@@ -100,8 +104,8 @@ def test_accounts_survive_a_restart(make_server, connect, tmp_path):
     connect(second.port).login("frank", password=PASSWORD)
 
 
-def test_operators_kick_and_ban_from_the_client_others_may_not(server, connect):
-    server.operator.register_account("oper", hash_password(PASSWORD), admin=True).result()
+def test_operators_kick_and_ban_from_the_client_others_may_not(server, connect, qtbot):
+    outcome(qtbot, server.operator.register_account("oper", hash_password(PASSWORD), admin=True))
     oper = connect()
     oper.login("oper", password=PASSWORD)
     assert oper.wait_event(AccountStatus) == AccountStatus(registered=True, admin=True)
@@ -118,7 +122,7 @@ def test_operators_kick_and_ban_from_the_client_others_may_not(server, connect):
     oper.send(BanRequest("pest", minutes=10, reason="again"))
     pest2.wait_closed()
     assert connect().refused("pest").code == "banned"
-    server.operator.set_operator("oper", False).result()
+    outcome(qtbot, server.operator.set_operator("oper", False))
     oper.wait_for(lambda: AccountStatus(registered=True, admin=False) in oper.of(AccountStatus))
 
 

@@ -6,85 +6,88 @@ import pytest
 
 from qtchat.protocol import Bye, Error, Left, Message, Notice, Welcome
 from qtchat.server import ChatServer
+from tests.helpers import outcome
 
+pytestmark = pytest.mark.backends
 
-def test_kick_tells_the_client_why_and_the_others_see_it(server, connect):
+def test_kick_tells_the_client_why_and_the_others_see_it(server, connect, qtbot):
     alice, bob = connect(), connect()
     alice.login("alice")
     bob.login("bob")
-    assert server.operator.kick("ALICE", "flooding").result() == "Kicked alice."
+    assert outcome(qtbot, server.operator.kick("ALICE", "flooding")) == "Kicked alice."
     alice.wait_closed()
     assert alice.of(Bye)[0].reason == "kicked: flooding"
     assert bob.wait_event(Left, user="alice").reason == "kicked: flooding"
     with pytest.raises(KeyError):
-        server.operator.kick("nobody-here").result()
+        outcome(qtbot, server.operator.kick("nobody-here"))
 
 
-def test_ban_by_name_refuses_the_reconnect_and_survives_a_restart(make_server, connect, tmp_path):
+@pytest.mark.sqlite
+def test_ban_by_name_refuses_the_reconnect_and_survives_a_restart(make_server, connect, tmp_path, qtbot):
     server = make_server(data_dir=tmp_path)
     alice = connect(server.port)
     alice.login("alice")
-    server.operator.ban(name="alice", seconds=3600, reason="spam").result()
+    outcome(qtbot, server.operator.ban(name="alice", seconds=3600, reason="spam"))
     alice.wait_closed()
     error = connect(server.port).refused("Alice")
     assert error.code == "banned" and "spam" in error.message
     assert connect(server.port).login("bob").user == "bob"  # others are fine
     restarted = make_server(data_dir=tmp_path)
     assert connect(restarted.port).refused("alice").code == "banned"
-    assert "Lifted 1" in restarted.operator.unban("ALICE").result()
+    assert "Lifted 1" in outcome(qtbot, restarted.operator.unban("ALICE"))
     assert connect(restarted.port).login("alice").user == "alice"
 
 
-def test_ban_by_address_refuses_at_connect(server, connect):
-    server.operator.ban(address="127.0.0.1", reason="").result()
+def test_ban_by_address_refuses_at_connect(server, connect, qtbot):
+    outcome(qtbot, server.operator.ban(address="127.0.0.1", reason=""))
     client = connect()
     client.wait_closed()
     assert client.of(Error)[0].code == "banned"
-    server.operator.unban("127.0.0.1").result()
+    outcome(qtbot, server.operator.unban("127.0.0.1"))
     assert connect().login("carol")
 
 
 def test_expired_ban_lets_the_user_back(server, connect, qtbot):
-    server.operator.ban(name="dave", seconds=0.2).result()
+    outcome(qtbot, server.operator.ban(name="dave", seconds=0.2))
     assert connect().refused("dave").code == "banned"
     qtbot.wait(300)
     assert connect().login("dave")
 
 
-def test_mute_refuses_messages_until_unmuted(server, connect):
+def test_mute_refuses_messages_until_unmuted(server, connect, qtbot):
     alice, bob = connect(), connect()
     alice.login("alice")
     bob.login("bob")
-    server.operator.mute("alice").result()
+    outcome(qtbot, server.operator.mute("alice"))
     assert "muted" in alice.wait_event(Notice).text
     alice.say("can you hear me", cid="m1")
     error = alice.wait_event(Error, ref="m1")
     assert error.code == "muted" and not error.fatal
-    server.operator.mute("alice", on=False).result()
+    outcome(qtbot, server.operator.mute("alice", on=False))
     alice.say("now?", cid="m2")
     assert bob.wait_event(Message, cid="m2").text == "now?"
     assert [m.text for m in bob.of(Message)] == ["now?"]
 
 
-def test_broadcast_reaches_everyone(server, connect):
+def test_broadcast_reaches_everyone(server, connect, qtbot):
     clients = [connect() for _ in range(5)]
     for i, c in enumerate(clients):
         c.login(f"u{i}")
-    assert server.operator.broadcast("restart at 18:00 <b>sharp</b>").result() == "Sent to 5 users."
+    assert outcome(qtbot, server.operator.broadcast("restart at 18:00 <b>sharp</b>")) == "Sent to 5 users."
     for c in clients:
         assert c.wait_event(Notice).text == "restart at 18:00 <b>sharp</b>"
     with pytest.raises(ValueError):
-        server.operator.broadcast("   ").result()
+        outcome(qtbot, server.operator.broadcast("   "))
 
 
 def test_stop_accepting_and_client_limit(server: ChatServer, connect, qtbot):
-    server.operator.set_accepting(False).result()
+    outcome(qtbot, server.operator.set_accepting(False))
     waiting = connect()
     waiting.send_raw(b'{"type":"hello","version":1,"user":"late"}\n')
     qtbot.wait(200)
     waiting.pump()
     assert not waiting.of(Welcome)
-    server.operator.set_accepting(True).result()
+    outcome(qtbot, server.operator.set_accepting(True))
     waiting.wait_event(Welcome)
-    server.operator.set_max_clients(1).result()
+    outcome(qtbot, server.operator.set_max_clients(1))
     assert connect().refused("another").code == "server_full"

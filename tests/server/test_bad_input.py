@@ -20,6 +20,8 @@ from qtchat.protocol import Error, ErrorCode, Hello, Joined, Left, Message, Ping
 from qtchat.server import ServerConfig
 from tests.helpers import RawClient, garbage_frame
 
+pytestmark = pytest.mark.backends
+
 DEFAULTS = {k: getattr(ServerConfig(), k) for k in ("rate_messages", "rate_bytes", "max_per_address")}
 KNOWN_CODES = {c.value for c in ErrorCode}
 

@@ -7,6 +7,8 @@ import os
 import signal
 import socket
 
+import pytest
+
 from qtchat.protocol import (
     NEED_DATA,
     PEER_CLOSED,
@@ -22,6 +24,7 @@ from qtchat.protocol import (
 from tests.helpers import RawClient
 from tests.server.test_cli import NO_LIMITS, Proc
 
+pytestmark = pytest.mark.backends
 
 def all_history(client: RawClient, room: str = "lobby") -> list[Message]:
     """Page backwards from the newest message to the first."""
@@ -77,6 +80,7 @@ def test_after_resumes_without_gap_or_duplicate(server, connect):
     assert [m.text for m in second.messages] == [f"x{i}" for i in range(22, 30)] and not second.more
 
 
+@pytest.mark.sqlite
 def test_history_and_ids_survive_a_restart_and_a_resend_is_not_stored_twice(make_server, connect, tmp_path):
     first = make_server(data_dir=tmp_path)
     alice = connect(first.port)
@@ -188,6 +192,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path):
 
 
 
+@pytest.mark.sqlite
 def test_no_history_keeps_nothing(make_server, connect, tmp_path):
     server = make_server(history=False, data_dir=tmp_path)
     alice = connect(server.port)

@@ -8,6 +8,8 @@ from qtchat.server import ServerConfig
 from qtchat.server.config import announced_limits, rate_limits
 from qtchat.server.limits import Limiter, RateLimits, Verdict
 
+pytestmark = pytest.mark.backends
+
 MSGS_ONLY = RateLimits(messages=10, burst=20, bytes=0, flood_after=50, flood_window=10)
 
 

@@ -7,10 +7,15 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from qtchat.protocol import Delivered, Error, Message, Ping, Pong, SendMessage
 from qtchat.server.accounts import hash_password
 from qtchat.server.mailbox import HELD_BATCH
 from qtchat.server.store import MessageStore
+from tests.helpers import outcome
+
+pytestmark = pytest.mark.backends
 
 PASSWORD = "correct horse battery"
 HASH = hash_password(PASSWORD)  # once: registering through the server would hash in its pool every time
@@ -35,8 +40,8 @@ def settle(client) -> None:
 
 def offline_bob(server, connect):
     """A registered name 'bob' that is offline, and 'alice' logged in (unregistered) to write to him."""
-    server.operator.register_account("bob", HASH).result()
     alice = connect(server.port)
+    outcome(alice.qtbot, server.operator.register_account("bob", HASH))
     alice.login("alice")
     return alice
 
@@ -47,6 +52,7 @@ def bob_logs_in(server, connect):
     return bob
 
 
+@pytest.mark.sqlite
 def test_kept_after_storage_delivered_once_at_the_next_login_in_order(make_server, connect, tmp_path):
     server = make_server(data_dir=tmp_path)
     alice = offline_bob(server, connect)
@@ -71,6 +77,7 @@ def test_kept_after_storage_delivered_once_at_the_next_login_in_order(make_serve
     assert not again.of(Message)  # confirmed: never again
 
 
+@pytest.mark.sqlite
 def test_kept_across_a_restart_and_sent_again_until_confirmed(make_server, connect, tmp_path):
     first = make_server(data_dir=tmp_path)
     alice = offline_bob(first, connect)
@@ -97,6 +104,7 @@ def test_kept_across_a_restart_and_sent_again_until_confirmed(make_server, conne
     assert [(m.id, m.text) for m in held_to(bob, "Bob")] == first_try[1:]
 
 
+@pytest.mark.sqlite
 def test_an_unregistered_offline_name_is_refused_and_nothing_is_kept(make_server, connect, tmp_path):
     server = make_server(data_dir=tmp_path)
     alice = offline_bob(server, connect)
@@ -112,6 +120,7 @@ def test_an_unregistered_offline_name_is_refused_and_nothing_is_kept(make_server
     assert error.code == "user_offline" and "keeps no private messages" in error.message
 
 
+@pytest.mark.sqlite
 def test_a_full_mailbox_refuses_clearly_until_its_owner_logs_in(make_server, connect, tmp_path):
     server = make_server(data_dir=tmp_path, mailbox_size=3)
     alice = offline_bob(server, connect)
@@ -132,6 +141,7 @@ def test_a_full_mailbox_refuses_clearly_until_its_owner_logs_in(make_server, con
     assert alice.wait_event(Message, cid="c3b").held
 
 
+@pytest.mark.sqlite
 def test_a_resent_held_message_is_kept_and_delivered_once_also_after_a_restart(make_server, connect, tmp_path):
     first = make_server(data_dir=tmp_path)
     alice = offline_bob(first, connect)
@@ -158,6 +168,7 @@ def test_a_resent_held_message_is_kept_and_delivered_once_also_after_a_restart(m
     assert [m.cid for m in held_to(bob, "Bob")] == ["r1", "r2"]
 
 
+@pytest.mark.sqlite
 def test_a_full_mailbox_comes_in_batches_each_after_the_last_is_confirmed(make_server, connect, tmp_path):
     server = make_server(data_dir=tmp_path)
     alice = offline_bob(server, connect)
@@ -184,8 +195,8 @@ def test_a_full_mailbox_comes_in_batches_each_after_the_last_is_confirmed(make_s
     assert not bob.of(Error)
 
 
-def test_a_confirmation_with_nothing_delivered_is_a_clear_error(server, connect):
-    server.operator.register_account("bob", HASH).result()
+def test_a_confirmation_with_nothing_delivered_is_a_clear_error(server, connect, qtbot):
+    outcome(qtbot, server.operator.register_account("bob", HASH))
     bob = bob_logs_in(server, connect)
     bob.send(Delivered(5))
     error = bob.wait_event(Error)
@@ -193,21 +204,23 @@ def test_a_confirmation_with_nothing_delivered_is_a_clear_error(server, connect)
     settle(bob)  # the session goes on
 
 
-def test_muted_senders_are_refused_as_before(server, connect):
+@pytest.mark.sqlite
+def test_muted_senders_are_refused_as_before(server, connect, qtbot):
     alice = offline_bob(server, connect)
-    server.operator.mute("alice").result()
+    outcome(qtbot, server.operator.mute("alice"))
     alice.send(SendMessage("let me in", cid="m1", to="bob"))
     assert alice.wait_event(Error, ref="m1").code == "muted"
     assert server.backend.store.mailbox_count("bob", 10) == 0
 
 
-def test_unregistering_a_name_drops_its_mailbox(make_server, connect, tmp_path):
+@pytest.mark.sqlite
+def test_unregistering_a_name_drops_its_mailbox(make_server, connect, tmp_path, qtbot):
     server = make_server(data_dir=tmp_path)
     alice = offline_bob(server, connect)
     for i in range(2):
         alice.send(SendMessage(f"for bob {i}", cid=f"d{i}", to="bob"))
         alice.wait_event(Message, cid=f"d{i}")
-    text = server.operator.unregister_account("bob").result()
+    text = outcome(qtbot, server.operator.unregister_account("bob"))
     assert "free for anyone" in text and "2 private message(s) kept for them were deleted" in text
     assert not on_disk(tmp_path)
     alice.send(SendMessage("now?", cid="d3", to="bob"))
@@ -218,6 +231,7 @@ def test_unregistering_a_name_drops_its_mailbox(make_server, connect, tmp_path):
     assert not bob.of(Message)
 
 
+@pytest.mark.sqlite
 def test_a_message_that_cannot_be_stored_is_refused_not_acknowledged(server, connect):
     alice = offline_bob(server, connect)
     # a real SQLite failure, as a full disk gives: the insert into the mailbox aborts
@@ -244,6 +258,7 @@ def test_retention_applies_to_the_mailbox():
     assert [m.text for m in held] == ["new"] and not more
 
 
+@pytest.mark.sqlite
 def test_a_login_taking_the_name_over_gets_what_the_old_session_did_not_confirm(make_server, connect, tmp_path):
     server = make_server(data_dir=tmp_path)
     alice = offline_bob(server, connect)

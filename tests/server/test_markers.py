@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
+
 from qtchat.protocol import (
     Error,
     JoinRoom,
@@ -19,6 +21,7 @@ from qtchat.protocol import (
 from qtchat.server.store import MessageStore
 from tests.helpers import RawClient
 
+pytestmark = pytest.mark.backends
 
 def sync(client: RawClient) -> None:
     """Wait until the server has handled everything this client sent (frames are handled in order)."""
@@ -48,6 +51,7 @@ def say_all(client: RawClient, texts: list[str], room: str = "lobby") -> list[Me
     return [client.wait_event(Message, cid=cid) for cid in cids]
 
 
+@pytest.mark.sqlite
 def test_markers_move_forward_only_are_per_user_and_room_and_survive_a_restart(make_server, connect, tmp_path):
     first = make_server(data_dir=tmp_path)
     ann, ben = connect(first.port), connect(first.port)
@@ -107,6 +111,7 @@ def test_a_marker_for_a_room_you_are_not_in_is_refused(server, connect):
     ann.wait_event(Message, cid="ok")
 
 
+@pytest.mark.sqlite
 def test_unread_stops_counting_at_1000(make_server, connect, tmp_path):
     store = MessageStore(tmp_path / "messages.db")
     rows: list[Any] = [(1000 + i, "lobby", i, "bob", "bob", None, f"m{i}") for i in range(1500)]
@@ -132,6 +137,7 @@ def test_markers_without_a_data_dir_last_as_long_as_the_server(server, connect):
     assert (room.read, room.unread) == (msgs[0].id, 2)
 
 
+@pytest.mark.sqlite
 def test_with_no_history_markers_are_kept_but_nothing_is_counted(make_server, connect, tmp_path):
     server = make_server(history=False, data_dir=tmp_path)
     ann = connect(server.port)

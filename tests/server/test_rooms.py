@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from qtchat.protocol import (
     Error,
     History,
@@ -18,6 +20,8 @@ from qtchat.protocol import (
     TopicChanged,
     UserList,
 )
+
+pytestmark = pytest.mark.backends
 
 
 def test_rooms_reach_exactly_their_members(server, connect):

@@ -23,6 +23,7 @@ from qtchat.server.store import MessageStore
 from tests.helpers import RawClient
 from tests.server.test_markers import join, say_all
 
+pytestmark = pytest.mark.backends
 
 def ask(client: RawClient, event: Any, kind: type) -> Any:
     """Send a request and wait for the next frame of ``kind``, its answer."""
@@ -41,6 +42,7 @@ def texts(results: SearchResults) -> list[str]:
     return [m.text for m in results.results]
 
 
+@pytest.mark.sqlite
 def test_search_finds_a_message_among_100000_only_in_rooms_you_are_in(make_server, connect, tmp_path):
     store = MessageStore(tmp_path / "messages.db")
     rooms = ("lobby", "dev", "secret")
@@ -85,6 +87,7 @@ def any_server(request, make_server, tmp_path):
     return server
 
 
+@pytest.mark.sqlite
 def test_prefix_case_diacritics_and_query_syntax_taken_literally(any_server, connect):
     ann = connect(any_server.port)
     ann.login("ann")
@@ -104,6 +107,7 @@ def test_prefix_case_diacritics_and_query_syntax_taken_literally(any_server, con
     assert not ann.of(Error)
 
 
+@pytest.mark.sqlite
 def test_newest_first_paging_and_a_message_acknowledged_a_moment_ago(any_server, connect):
     ann = connect(any_server.port)
     ann.login("ann")
@@ -126,6 +130,7 @@ def test_newest_first_paging_and_a_message_acknowledged_a_moment_ago(any_server,
     assert texts(search(ann, "just")) == ["just now"]  # indexed before the search runs
 
 
+@pytest.mark.sqlite
 def test_pruned_messages_are_not_found(make_server, connect, tmp_path):
     for full_text in (True, False):
         data = tmp_path / str(full_text)

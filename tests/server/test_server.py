@@ -22,6 +22,8 @@ from qtchat.protocol import (
 )
 from tests.helpers import RawClient
 
+pytestmark = pytest.mark.backends
+
 
 def names_in(client: RawClient) -> set[str]:
     return {n for ev in client.of(UserList) for n in ev.users}

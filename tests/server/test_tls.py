@@ -18,6 +18,8 @@ from qtchat.server import ChatServer, ServerConfig
 from qtchat.tls import TlsSetupError, format_fingerprint, generate_certificate
 from tests.helpers import RawClient
 
+pytestmark = pytest.mark.backends
+
 SERVER = [sys.executable, "-m", "qtchat.server"]
 
 

@@ -10,6 +10,7 @@ from qtchat.protocol import Message
 from qtchat.ui.chat_view import find_urls
 from qtchat.ui.connect_dialog import ConnectDialog
 from qtchat.ui.main_window import MainWindow
+from tests.helpers import outcome
 
 
 def online(qtbot, w: MainWindow, port: int, user: str = "alice") -> None:
@@ -337,7 +338,7 @@ def test_a_crowd_joining_is_one_line_and_a_kick_leaves_a_way_back(server, connec
     assert not any(ln.text == "guest0 joined" for ln in lines(window))
     assert "and 2 more" in next(ln.text for ln in lines(window) if "7 people joined" in ln.text)
     with qtbot.waitSignal(window.client.login_failed, timeout=3000):
-        server.operator.kick("alice", "testing").result()
+        outcome(qtbot, server.operator.kick("alice", "testing"))
     assert window.reconnect_action.isEnabled()  # offline after a kick, but not stuck
     assert not window.user_list.isEnabled()
     window.reconnect_action.trigger()

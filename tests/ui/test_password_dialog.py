@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QApplication, QLineEdit
 from qtchat.server.accounts import hash_password
 from qtchat.ui.main_window import MainWindow
 from qtchat.ui.password_dialog import PasswordDialog
+from tests.helpers import outcome
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "staple battery horse correct"
@@ -47,7 +48,7 @@ def test_the_action_is_there_for_registered_names_only(server, window, qtbot):
 
 
 def test_the_dialog_checks_its_fields_and_shows_the_servers_answer(server, connect, window, qtbot):
-    server.operator.register_account("nina", hash_password(PASSWORD)).result()
+    outcome(qtbot, server.operator.register_account("nina", hash_password(PASSWORD)))
     online(qtbot, window, server.port, "nina", PASSWORD)
     dialog = PasswordDialog(window.client, window)
     qtbot.addWidget(dialog)

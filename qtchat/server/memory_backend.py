@@ -1,0 +1,271 @@
+"""The storage seam in memory: a second implementation, in plain Python, that keeps nothing on disk.
+
+For a server hosted inside the desktop client (the conversation lasts while the
+client runs) and for tests. It keeps what the SQLite backend keeps, with the same
+answers (search has the semantics of SQLite's scan without FTS5: every word a
+prefix of a word, case and diacritics ignored), bounded by ``keep_per_room``.
+
+With ``answer_later`` every answer comes on a later pass of the event loop, in the
+order asked, as a backend that talks to a database over a socket answers: the tests
+run the server's behaviour against it, so the core never relies on an answer that
+comes at once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
+
+from PySide6.QtCore import QObject, QTimer
+
+from .backend import (
+    Account,
+    Around,
+    HeldMessage,
+    Page,
+    PassBatch,
+    RecentCid,
+    RemoteSink,
+    StoredMessage,
+    answer,
+)
+from .bans import BanList
+from .sqlite_backend import PRUNE_INTERVAL_MS, MessageIds
+from .store import fold, query_words
+
+T = TypeVar("T")
+Row = tuple[int, int, str, str, str | None, str]  # id, ts, sender, sender key, cid, text
+
+
+class MemoryBackend(QObject):
+    def __init__(self, *, history: bool = True, keep_days: float | None = None, keep_per_room: int = 20_000,
+                 answer_later: bool = False, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.bans = BanList(None)
+        self.ids = MessageIds()
+        self.keep_days = keep_days
+        self.keep_per_room = keep_per_room
+        self.answer_later = answer_later
+        self._rooms: dict[str, list[Row]] = {}  # room key -> rows in id order
+        self._room_ids: dict[str, list[int]] = {}  # room key -> their ids (for bisect)
+        self._markers: dict[tuple[str, str], int] = {}
+        self._mail: dict[str, list[Row]] = {}  # recipient key -> rows in id order
+        self._accounts: dict[str, Account] = {}
+        self._queue: deque[Callable[[], None]] = deque()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._answer_queued)
+        self._prune_timer = QTimer(self)
+        self._prune_timer.timeout.connect(self.prune)
+
+    def attach(self, sink: RemoteSink) -> None:
+        del sink  # nothing comes from elsewhere
+        self._prune_timer.start(PRUNE_INTERVAL_MS)
+
+    def close(self) -> None:
+        self._prune_timer.stop()
+        self._answer_queued()
+
+    # ------------------------------------------------------------ answering
+
+    def _answer(self, call: Callable[[], T]) -> Future[T]:
+        if not self.answer_later:
+            return answer(call)
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(call())
+            except Exception as exc:
+                future.set_exception(exc)
+
+        self._queue.append(run)
+        if not self._timer.isActive():
+            self._timer.start()
+        return future
+
+    def _answer_queued(self) -> None:
+        queue, self._queue = self._queue, deque()
+        for run in queue:
+            run()
+
+    # ------------------------------------------------------------ ids and passes
+
+    def next_id(self) -> int:
+        return self.ids.next()
+
+    def store_pass(self, batch: PassBatch) -> Future[None]:
+        return self._answer(lambda: self._store(batch))
+
+    def _store(self, batch: PassBatch) -> None:
+        for m in batch.messages:
+            m.id = self.ids.next()
+            if self.history:
+                self._rooms.setdefault(m.room_key, []).append((m.id, m.ts, m.sender, m.sender_key, m.cid, m.text))
+                self._room_ids.setdefault(m.room_key, []).append(m.id)
+        for key, mid in batch.markers.items():
+            self._markers[key] = max(mid, self._markers.get(key, mid))
+        for mid, to_key, ts, sender, sender_key, cid, text in batch.mail:
+            self._mail.setdefault(to_key, []).append((mid, ts, sender, sender_key, cid, text))
+        for user_key, upto in batch.delivered.items():
+            kept = [r for r in self._mail.get(user_key, ()) if r[0] > upto]
+            if kept:
+                self._mail[user_key] = kept
+            else:
+                self._mail.pop(user_key, None)
+        if batch.messages and self.history:
+            self._trim({m.room_key for m in batch.messages})
+
+    def _trim(self, rooms: set[str]) -> None:
+        for room in rooms:
+            extra = len(self._rooms[room]) - self.keep_per_room
+            if extra > 0:
+                del self._rooms[room][:extra]
+                del self._room_ids[room][:extra]
+
+    # ------------------------------------------------------------ history
+
+    def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
+        def read() -> Page:
+            rows, ids = self._rooms.get(room_key, []), self._room_ids.get(room_key, [])
+            if after is not None:
+                start = bisect.bisect_right(ids, after)
+                found = rows[start:start + limit + 1]
+                return Page(_stored(room_key, found[:limit]), len(found) > limit)
+            end = bisect.bisect_left(ids, before) if before is not None else len(ids)
+            found = rows[max(0, end - limit - 1):end]
+            return Page(_stored(room_key, found[-limit:] if limit else []), len(found) > limit)
+
+        return self._answer(read)
+
+    def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
+        def read() -> Around:
+            rows, ids = self._rooms.get(room_key, []), self._room_ids.get(room_key, [])
+            at = bisect.bisect_left(ids, mid)
+            older, newer = rows[max(0, at - limit - 1):at], rows[at:at + limit + 1]
+            want_old = limit // 2
+            want_new = limit - want_old
+            if len(newer) < want_new:
+                want_old = limit - len(newer)
+            elif len(older) < want_old:
+                want_new = limit - len(older)
+            old = older[len(older) - want_old:] if want_old else []
+            return Around(_stored(room_key, old), _stored(room_key, newer[:want_new]), len(older) > len(old),
+                          len(newer) > want_new)
+
+        return self._answer(read)
+
+    def search(self, query: str, room_keys: list[str], *, before: int | None, limit: int) -> Future[Page]:
+        def read() -> Page:
+            words = [" " + fold(w).strip() for w in query_words(query)]
+            if not words:
+                return Page([], False)
+            top = before if before is not None else 1 << 62
+            found: list[StoredMessage] = []
+            for room in room_keys:
+                rows, ids = self._rooms.get(room, []), self._room_ids.get(room, [])
+                taken = 0
+                for row in reversed(rows[:bisect.bisect_left(ids, top)]):
+                    folded = fold(row[5])
+                    if all(w in folded for w in words):
+                        found.append(_stored(room, [row])[0])
+                        taken += 1
+                        if taken > limit:
+                            break
+            found.sort(key=lambda m: m.id, reverse=True)
+            return Page(found[:limit], len(found) > limit)
+
+        return self._answer(read)
+
+    def marker(self, user_key: str, room_key: str) -> Future[int | None]:
+        return self._answer(lambda: self._markers.get((user_key, room_key)))
+
+    def unread(self, room_key: str, user_key: str, after: int, cap: int) -> Future[int]:
+        def count() -> int:
+            rows, ids = self._rooms.get(room_key, []), self._room_ids.get(room_key, [])
+            n = 0
+            for row in rows[bisect.bisect_right(ids, after):]:
+                if row[3] != user_key:
+                    n += 1
+                    if n >= cap:
+                        break
+            return n
+
+        return self._answer(count)
+
+    def recent_cids(self, sender_key: str, limit: int) -> Future[list[RecentCid]]:
+        del sender_key, limit  # nothing outlives the server here, and the server itself remembers this run's
+        return self._answer(list)
+
+    # ------------------------------------------------------------ mailboxes
+
+    def mailbox_count(self, user_key: str, cap: int) -> Future[int]:
+        return self._answer(lambda: min(cap, len(self._mail.get(user_key, ()))))
+
+    def mailbox_page(self, user_key: str, after: int, limit: int) -> Future[tuple[list[HeldMessage], bool]]:
+        def read() -> tuple[list[HeldMessage], bool]:
+            rows = [r for r in self._mail.get(user_key, ()) if r[0] > after][:limit + 1]
+            return [HeldMessage(r[0], r[1], r[2], r[5], r[4]) for r in rows[:limit]], len(rows) > limit
+
+        return self._answer(read)
+
+    # ------------------------------------------------------------ accounts
+
+    def account(self, key: str) -> Account | None:
+        return self._accounts.get(key)
+
+    def accounts(self) -> list[Account]:
+        return [self._accounts[k] for k in sorted(self._accounts)]
+
+    def create_account(self, key: str, name: str, password_hash: str, *, admin: bool = False) -> Future[Account]:
+        def create() -> Account:
+            if key in self._accounts:
+                raise ValueError(f"The name {name!r} is registered already.")
+            account = self._accounts[key] = Account(key, name, password_hash, admin, time.time())
+            return account
+
+        return self._answer(create)
+
+    def set_password(self, key: str, password_hash: str) -> Future[None]:
+        return self._answer(lambda: self._change(key, password_hash=password_hash))
+
+    def set_admin(self, key: str, admin: bool) -> Future[None]:
+        return self._answer(lambda: self._change(key, admin=admin))
+
+    def _change(self, key: str, *, password_hash: str | None = None, admin: bool | None = None) -> None:
+        a = self._accounts.get(key)
+        if a is not None:
+            self._accounts[key] = Account(a.key, a.name, password_hash if password_hash is not None else
+                                          a.password_hash, a.admin if admin is None else admin, a.created)
+
+    def delete_account(self, key: str) -> Future[int | None]:
+        def delete() -> int | None:
+            if self._accounts.pop(key, None) is None:
+                return None
+            return len(self._mail.pop(key, ()))
+
+        return self._answer(delete)
+
+    # ------------------------------------------------------------ upkeep
+
+    def prune(self) -> None:
+        if self.keep_days is None:
+            return
+        cutoff = int((time.time() - self.keep_days * 86400) * 1000)
+        for store in (self._rooms, self._mail):
+            for key, rows in list(store.items()):
+                kept = [r for r in rows if r[1] >= cutoff]
+                if len(kept) != len(rows):
+                    store[key] = kept
+                    if store is self._rooms:
+                        self._room_ids[key] = [r[0] for r in kept]
+
+
+def _stored(room_key: str, rows: list[Row]) -> list[StoredMessage]:
+    return [StoredMessage(r[0], room_key, r[1], r[2], r[5], r[4]) for r in rows]

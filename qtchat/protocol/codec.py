@@ -65,10 +65,10 @@ class Records(Kind):
         return typing.get_origin(annotation) is tuple and typing.get_args(annotation) == (self.of, Ellipsis)
 
     def wire_value(self, attr: str) -> str:
-        return f"[_enc_{self.of.__name__}_{id(self)}(x) for x in {attr}]"
+        return f"_enc_{attr.rsplit('.', 1)[1]}({attr})"
 
-    def bind(self, consts: dict[str, object]) -> None:
-        consts[f"_enc_{self.of.__name__}_{id(self)}"] = view_encoder(self.of, self.view)
+    def bind(self, s: Slot, consts: dict[str, object]) -> None:
+        consts[f"_enc_{s.name}"] = list_encoder(self.of, self.view)
         consts[f"_dec_{self.of.__name__}"] = _decoder_of(self.of)
         consts[f"_cls_{self.of.__name__}"] = self.of
 
@@ -102,7 +102,7 @@ class Flat(Kind):
     def wire_value(self, attr: str) -> str:
         return f"{attr}.to_wire()"
 
-    def bind(self, consts: dict[str, object]) -> None:
+    def bind(self, s: Slot, consts: dict[str, object]) -> None:
         consts[f"_dec_{self.of.__name__}"] = _decoder_of(self.of)
         consts[f"_cls_{self.of.__name__}"] = self.of
 
@@ -194,25 +194,33 @@ def _compile(name: str, lines: list[str], consts: dict[str, object]) -> tuple[Ca
     return namespace[lines[0].split()[1].split("(")[0]], source
 
 
-def _condition(slot: Slot, fields: Sequence[str]) -> str | None:
-    kind, attr = slot.kind, f"self.{slot.name}"
+def _condition(slot: Slot, fields: Sequence[str], obj: str) -> str | None:
+    kind, attr = slot.kind, f"{obj}.{slot.name}"
     tests = []
     if slot.optional:
         tests.append(f"{attr} is not None")
     if kind.omit_empty:
         tests.append(attr)
     if kind.omit_if is not None and kind.omit_if in fields:
-        tests.append(f"self.{kind.omit_if} is None")
+        tests.append(f"{obj}.{kind.omit_if} is None")
     return " and ".join(tests) or None
 
 
-def _encoder_lines(shape: Shape, fields: Sequence[str], with_type: bool) -> list[str]:
+def _negation(condition: str) -> str:
+    if condition.endswith(" is not None"):
+        return condition[: -len(" is not None")] + " is None"
+    return condition[: -len(" is None")] + " is not None" if condition.endswith(" is None") else ""
+
+
+def _encoding(shape: Shape, fields: Sequence[str], obj: str, with_type: bool) -> tuple[str, list[str]]:
+    """The dict display of the fields always sent first, and the statements that add the others."""
     head = [f"'type': {shape.type_tag!r}"] if with_type and shape.type_tag else []
     body: list[str] = []
+    previous: str | None = None
     for name in fields:
         slot = shape.slots[name]
-        value = slot.kind.wire_value(f"self.{name}")
-        condition = _condition(slot, fields)
+        value = slot.kind.wire_value(f"{obj}.{name}")
+        condition = _condition(slot, fields, obj)
         if isinstance(slot.kind, Flat):
             item, statement = f"**{value}", f"d.update({value})"
         else:
@@ -221,11 +229,33 @@ def _encoder_lines(shape: Shape, fields: Sequence[str], with_type: bool) -> list
             head.append(item)
         elif condition is None:
             body.append(statement)
+        elif previous is not None and condition == _negation(previous):  # room, or else to
+            body += ["else:", f"    {statement}"]
         else:
             body += [f"if {condition}:", f"    {statement}"]
+        previous = condition
+    return "{" + ", ".join(head) + "}", body
+
+
+def _encoder_lines(shape: Shape, fields: Sequence[str], with_type: bool) -> list[str]:
+    head, body = _encoding(shape, fields, "self", with_type)
     if not body:
-        return ["def to_wire(self):", f"    return {{{', '.join(head)}}}"]
-    return ["def to_wire(self):", f"    d = {{{', '.join(head)}}}", *("    " + b for b in body), "    return d"]
+        return ["def to_wire(self):", f"    return {head}"]
+    return ["def to_wire(self):", f"    d = {head}", *("    " + b for b in body), "    return d"]
+
+
+def list_encoder(cls: type[Record], view: Sequence[str] | None) -> Callable[[Any], list[Wire]]:
+    """An encoder of a sequence of ``cls`` records as a JSON list, each with the fields in ``view``
+    (all of them when None), without their type: one call per list, not per record."""
+    shape = _SHAPES[cls]
+    head, body = _encoding(shape, tuple(view) if view is not None else shape.order, "x", with_type=False)
+    if not body:
+        lines = ["def encode_list(items):", f"    return [{head} for x in items]"]
+    else:
+        lines = ["def encode_list(items):", "    out = []", "    for x in items:", f"        d = {head}",
+                 *("        " + b for b in body), "        out.append(d)", "    return out"]
+    function, _ = _compile(f"{cls.__name__} list", lines, {})
+    return typing.cast(Callable[[Any], list[Wire]], function)
 
 
 def _decoder_lines(shape: Shape, consts: dict[str, object]) -> list[str]:
@@ -283,7 +313,7 @@ def declare(type_tag: str | None = None, *, order: Sequence[str] | None = None, 
         _SHAPES[cls] = shape
         consts: dict[str, object] = {}
         for slot in shape.slots.values():
-            slot.kind.bind(consts)
+            slot.kind.bind(slot, consts)
         decoder, decoder_source = _compile(cls.__name__, _decoder_lines(shape, consts), consts)
         encoder, encoder_source = _compile(cls.__name__, _encoder_lines(shape, shape.order, True), consts)
         cls.to_wire = encoder  # type: ignore[method-assign]

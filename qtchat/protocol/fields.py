@@ -154,7 +154,7 @@ class Kind:
     def accepts(self, annotation: Any) -> bool:
         return bool(annotation == self.python_type)
 
-    def bind(self, consts: dict[str, object]) -> None:
+    def bind(self, s: Slot, consts: dict[str, object]) -> None:
         """Put what the generated code of this field calls into its namespace."""
 
     def wire_value(self, attr: str) -> str:

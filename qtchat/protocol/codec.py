@@ -21,7 +21,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 
-from .fields import HELPERS, REQUIRED, Kind, Slot
+from .fields import HELPERS, REQUIRED, UNSET, Kind, Slot
 
 Wire = dict[str, Any]
 
@@ -149,7 +149,7 @@ def _split(annotation: Any) -> tuple[Any, bool, Kind]:
 
 
 def _wire_default(f: dataclasses.Field[Any], kind: Kind, optional: bool) -> object:
-    if kind.explicit_default is not REQUIRED:
+    if kind.explicit_default is not UNSET:
         return kind.explicit_default
     if kind.required or f.default is dataclasses.MISSING:
         return None if optional else REQUIRED

@@ -25,15 +25,20 @@ _C0_ALLOWED = frozenset("\t\n")
 _FORBIDDEN_IN_TEXT = frozenset({"Cc", "Zl", "Zp"})
 
 
-class _Required:
-    __slots__ = ()
+class _Marker:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
 
     def __repr__(self) -> str:
-        return "REQUIRED"
+        return self._name
 
 
-REQUIRED: Final = _Required()
+REQUIRED: Final = _Marker("REQUIRED")
 """A field's wire default when the frame must hold it."""
+UNSET: Final = _Marker("UNSET")
+"""A Kind's ``default`` when the declaration gives none (the constructor's default applies)."""
 
 
 # --------------------------------------------------------------------- shared checks
@@ -140,7 +145,7 @@ class Kind:
     python_type: Any = object
 
     def __init__(self, *, key: str | None = None, omit_empty: bool = False, omit_if: str | None = None,
-                 default: object = REQUIRED, required: bool = False) -> None:
+                 default: object = UNSET, required: bool = False) -> None:
         self.key = key
         self.omit_empty = omit_empty
         self.omit_if = omit_if

@@ -2,11 +2,11 @@
 """Codec throughput, A/B in one run: microseconds per frame to encode and to decode the frames that
 matter, for this tree and for another checkout (by default the commit before "events declared once").
 
-Each measurement runs in a fresh worker process whose PYTHONPATH is one tree's root, so both import
-their own ``qtchat.protocol``; workers for the two trees alternate (A B, B A, A B, ...) for --rounds
-rounds, so a change in machine load hits both alike. In a worker, each case is timed in batches of
-about 20 ms, --batches times; the worker reports its fastest batch. Over the rounds, "best" is the
-fastest of those and "median" their median.
+Each measurement runs in a fresh worker process whose PYTHONPATH is one tree's root, so each imports
+its own ``qtchat.protocol``. A round measures every case once in each tree, case by case, the trees'
+workers back to back in alternating order (A B, B A, ...), so a change in machine load hits both
+alike; --rounds rounds. In a worker, each timing is the fastest of --batches batches of about 20 ms.
+Over the rounds, "best" is the fastest and "median" the median.
 
 Cases (the frames a chat spends its time on): a room ``msg`` from the server, a client's ``msg``, a
 ``history`` page of 50 messages, a ``welcome`` with 5 rooms and the limits, a ``users`` list of 50
@@ -110,12 +110,14 @@ def _cases(event: Any, line: bytes, wire: dict[str, Any], encode_frame: Callable
     return {"enc": enc, "dec": dec, "to_wire": event.to_wire, "from_wire": from_wire}
 
 
-def worker(batches: int, use_msgspec: bool) -> dict[str, Any]:
+def worker(cases: list[str], batches: int, use_msgspec: bool) -> dict[str, Any]:
     import qtchat
 
     encode_frame, decode_frame = _json_layer(use_msgspec)
     out: dict[str, Any] = {"tree": str(Path(qtchat.__file__).resolve().parent.parent), "times": {}}
     for case, event in _events().items():
+        if case not in cases:
+            continue
         cls = type(event)
         frame = encode_frame(event.to_wire())
         line = frame[:-1]
@@ -129,9 +131,9 @@ def worker(batches: int, use_msgspec: bool) -> dict[str, Any]:
 # --------------------------------------------------------------------- the driver
 
 
-def _run(tree: Path, batches: int, use_msgspec: bool = False) -> dict[str, Any]:
+def _run(tree: Path, case: str, batches: int, use_msgspec: bool = False) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
-    args = [sys.executable, str(Path(__file__).resolve()), "--worker", "--batches", str(batches)]
+    args = [sys.executable, str(Path(__file__).resolve()), "--worker", case, "--batches", str(batches)]
     if use_msgspec:
         args.append("--msgspec")
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
@@ -147,41 +149,39 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--msgspec", action="store_true", help="also this tree with msgspec as the JSON layer")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.batches, args.msgspec)))
+        print(json.dumps(worker([args.worker], args.batches, args.msgspec)))
         return
     columns: dict[str, tuple[Path, bool]] = {"A (base)": (args.base, False), "B (this tree)": (REPO, False)}
     if args.msgspec:
-        columns["B + msgspec JSON"] = (REPO, True)
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in columns}
+        columns["C (B + msgspec JSON)"] = (REPO, True)
+    runs: dict[str, list[dict[str, Any]]] = {name: [{} for _ in range(args.rounds)] for name in columns}
     for r in range(args.rounds):
-        order = list(columns) if r % 2 == 0 else list(reversed(columns))
-        for name in order:
-            tree, use_msgspec = columns[name]
-            runs[name].append(_run(tree, args.batches, use_msgspec)["times"])
+        for i, case in enumerate(CASES):
+            order = list(columns) if (r + i) % 2 == 0 else list(reversed(columns))
+            for name in order:
+                tree, use_msgspec = columns[name]
+                runs[name][r].update(_run(tree, case, args.batches, use_msgspec)["times"])
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     report(runs)
 
 
 def report(runs: dict[str, list[dict[str, Any]]]) -> None:
     names = list(runs)
-    print(f"µs per frame, best / median of {len(runs[names[0]])} rounds; ratio = B / A (median)")
-    header = f"{'case':<12} {'what':<10}" + "".join(f"{n:>22}" for n in names) + f"{'B/A':>8}"
-    if len(names) > 2:
-        header += f"{'B+m/A':>8}"
+    print(f"µs per frame, best / median of {len(runs[names[0]])} rounds; the ratios are to A, best / median")
+    header = f"{'case':<12} {'what':<10}" + "".join(f"{n:>22}" for n in names)
+    header += "".join(f"{n.split()[0] + ' / A':>14}" for n in names[1:])
     print(header)
     for case in CASES:
         for kind in KINDS:
-            cells, medians = [], []
-            for name in names:
-                values = [run[case][kind] * 1e6 for run in runs[name]]
-                medians.append(statistics.median(values))
-                cells.append(f"{min(values):9.2f} / {medians[-1]:8.2f}")
-            line = f"{case:<12} {kind:<10}" + "".join(f"{c:>22}" for c in cells) + f"{medians[1] / medians[0]:8.2f}"
-            if len(names) > 2:
-                line += f"{medians[2] / medians[0]:8.2f}"
+            values = {name: [run[case][kind] * 1e6 for run in runs[name]] for name in names}
+            best = {name: min(v) for name, v in values.items()}
+            median = {name: statistics.median(v) for name, v in values.items()}
+            line = f"{case:<12} {kind:<10}" + "".join(f"  {best[n]:9.2f} / {median[n]:8.2f}" for n in names)
+            a = names[0]
+            line += "".join(f"{best[n] / best[a]:7.2f} /{median[n] / median[a]:5.2f}" for n in names[1:])
             print(line)
 
 

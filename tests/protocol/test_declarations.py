@@ -21,6 +21,7 @@ from qtchat.protocol import (
     Connection,
     Delivered,
     Error,
+    ErrorCode,
     Event,
     Hello,
     History,
@@ -36,6 +37,7 @@ from qtchat.protocol import (
     PasswordChange,
     Ping,
     Pong,
+    ProtocolError,
     Register,
     Role,
     RoomInfo,
@@ -369,9 +371,9 @@ def test_the_errors_are_the_documented_ones() -> None:
         (HistoryRequest, {"before": 1, "around": 2}, "Give at most one of 'before', 'after' and 'around'."),
     ]
     for cls, wire, message in cases:
-        with pytest.raises(Exception) as info:
+        with pytest.raises(ProtocolError) as info:
             cls.from_wire(wire)
-        assert getattr(info.value, "message", None) == message, (cls, wire)
+        assert info.value.code is ErrorCode.BAD_FRAME and info.value.message == message, (cls, wire)
 
 
 def test_decoding_cleans_and_clamps_as_declared() -> None:

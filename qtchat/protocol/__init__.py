@@ -50,12 +50,11 @@ from .events import (
     UserList,
     UsersRequest,
     Welcome,
-    check_text,
-    clean_line,
     encode_name,
     encode_user_lists,
     names_per_frame,
 )
+from .fields import check_text, clean_line
 from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
 from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 from .passwords import MAX_PASSWORD, MIN_PASSWORD, check_password

@@ -174,7 +174,7 @@ class Connection:
                 return UnknownEvent(kind, d)
             raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r}.")
         try:
-            event: Event = cls.from_wire(d)
+            event: SendableEvent = cls.from_wire(d)
         except (ValueError, TypeError, OverflowError) as exc:  # a field no check above foresaw
             raise ProtocolError(ErrorCode.BAD_FRAME, f"A field of this {kind!r} frame is unusable: {exc}.") from None
         if self.state is State.HANDSHAKE:
@@ -183,7 +183,7 @@ class Connection:
             raise ProtocolError(ErrorCode.ALREADY_LOGGED_IN, "The handshake is already done.")
         return event
 
-    def _handshake_event(self, event: Event) -> Event:
+    def _handshake_event(self, event: SendableEvent) -> Event:
         if self.our_role is Role.SERVER:
             if isinstance(event, Hello):
                 self.version = negotiate_version(event)
@@ -204,7 +204,7 @@ class Connection:
             self.version = event.version
             self.state = State.OPEN
             return event
-        if isinstance(event, (Error, UnknownEvent, *_ANYTIME)):
+        if isinstance(event, (Error, *_ANYTIME)):
             return event
         raise ProtocolError(ErrorCode.HANDSHAKE_REQUIRED, f"The server sent {event.TYPE!r} before welcome.")
 

@@ -14,6 +14,7 @@ unfinished frame: a longer one raises a fatal ProtocolError at once.
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
 from collections import deque
 from typing import Any
@@ -23,10 +24,35 @@ from .errors import ErrorCode, ProtocolError
 DEFAULT_MAX_FRAME = 64 * 1024
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False, allow_nan=False)
+# What _encoder.encode() builds anew on every call (json.encoder.JSONEncoder.iterencode, one-shot):
+# CPython's C encoder, made once here with the same settings, so the bytes are the same.
+# (Another Python, or another signature: the plain path.)
+
+
+def _make_c_encoder() -> Any:
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    try:
+        encode = make(None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+        sample = {"a": [1, 2.5, -0.0, "\u00e9\n\U0001f600", None, True, {}]}
+        if "".join(encode(sample, 0)) != _encoder.encode(sample):
+            return None
+    except (TypeError, ValueError):
+        return None
+    return encode
+
+
+_c_encode: Any = _make_c_encoder()
 
 
 def encode_frame(obj: dict[str, Any]) -> bytes:
     """One frame: compact JSON, UTF-8, newline-terminated."""
+    if _c_encode is not None:
+        return "".join(_c_encode(obj, 0)).encode("utf-8") + b"\n"
+    return _encoder.encode(obj).encode("utf-8") + b"\n"
+
+
+def encode_frame_plain(obj: dict[str, Any]) -> bytes:
+    """encode_frame through json.JSONEncoder.encode: what the fast path must equal (a test checks)."""
     return _encoder.encode(obj).encode("utf-8") + b"\n"
 
 

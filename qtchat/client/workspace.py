@@ -111,9 +111,6 @@ class Workspace(QObject):
         self._read_timer.timeout.connect(self._send_read)
         c = client
         c.logged_in.connect(self._on_logged_in)
-        c.login_failed.connect(self._on_login_failed)
-        c.connection_lost.connect(
-            lambda reason: self.tell_all(f"Connection lost: {reason} Reconnecting\N{HORIZONTAL ELLIPSIS}", error=True))
         c.message_received.connect(self._on_message)
         c.message_failed.connect(self._on_failed)
         c.room_joined.connect(self._on_room_joined)
@@ -242,6 +239,11 @@ class Workspace(QObject):
         return [c.name for c in self.model.items if c.is_room and not c.is_lobby]
 
     @property
+    def logins(self) -> int:
+        """How many times the client logged in since this workspace began (reconnects included)."""
+        return self._logins
+
+    @property
     def total_unread(self) -> int:
         return sum(c.unread for c in self.model.items)
 
@@ -317,10 +319,6 @@ class Workspace(QObject):
             self.active.error(f"Not done: {exc}")
 
     # ------------------------------------------------------------ what the server says
-
-    def _on_login_failed(self, code: str, text: str) -> None:
-        if self._logins:  # a refused first login is the connect dialog's to show
-            self.tell_all(text, error=True)
 
     def _on_logged_in(self, welcome: Welcome) -> None:
         self._logins += 1

@@ -10,13 +10,14 @@ from typing import Any
 from PySide6.QtWidgets import QApplication
 
 from qtchat import __version__
-from qtchat.client import ChatClient
+from qtchat.client import ChatClient, Reason
 from qtchat.client.settings import ClientSettings
 from qtchat.hosting import start_local_server
 from qtchat.sysutil import QuitSignals
 
 from .icon import app_icon
 from .main_window import MainWindow
+from .wording import reason_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +75,7 @@ def self_test(host: str, port: int, user: str, timeout: float = 15.0, *, tls: bo
     client.message_acked.connect(
         lambda cid, msg: done(0, f"ok: logged in as {client.me}{' over ' + client.tls_summary() if tls else ''}, "
                                  f"message {msg.id} acknowledged in {(time.perf_counter() - started) * 1000:.0f} ms"))
-    client.login_failed.connect(lambda code, text: done(1, f"login failed ({code}): {text}"))
+    client.login_failed.connect(lambda code, reason: done(1, f"login failed ({code}): {reason_text(reason)}"))
     QTimer.singleShot(int(timeout * 1000), app.quit)
     client.connect_to(host, port, user, tls=tls)
     app.exec()
@@ -187,9 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if not ask(f"Cannot host on port {port}: {exc}."):
                         return 0
             if window.server is not None or not serve:
-                def on_first_failure(code: str, text: str) -> None:
+                def on_first_failure(code: str, reason: Reason) -> None:
                     client.login_failed.disconnect(on_first_failure)
-                    if client.welcome is None and not ask(text):
+                    if client.welcome is None and not ask(reason_text(reason)):
                         window.close()
 
                 client.login_failed.connect(on_first_failure)

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from qtchat.client import ChatClient, ChatLine, ClientState, Conversation, Workspace
+from qtchat.client import ChatClient, ChatLine, ClientState, Conversation, Reason, Workspace
 from qtchat.client.models import literal_html
 from qtchat.client.settings import ClientSettings
 from qtchat.hosting import join_addresses
@@ -47,13 +47,8 @@ from .chat_view import ChatView
 from .message_input import MessageInput
 from .search_panel import SearchPanel
 from .sidebar import Sidebar
+from .wording import STATE_TEXT, certificate_heading, connection_lost_text, reason_text
 
-STATE_TEXT = {
-    ClientState.OFFLINE: "\N{BLACK CIRCLE} Offline",
-    ClientState.CONNECTING: "\N{BLACK CIRCLE} Connecting\N{HORIZONTAL ELLIPSIS}",
-    ClientState.ONLINE: "\N{BLACK CIRCLE} Online",
-    ClientState.WAITING: "\N{BLACK CIRCLE} Reconnecting\N{HORIZONTAL ELLIPSIS}",
-}
 STATE_COLOR = {
     ClientState.OFFLINE: "#9e9e9e",
     ClientState.CONNECTING: "#f9a825",
@@ -245,6 +240,8 @@ class MainWindow(QMainWindow):
         c = client
         c.state_changed.connect(self._on_state)
         c.logged_in.connect(self._on_logged_in)
+        c.connection_lost.connect(lambda reason: self.workspace.tell_all(connection_lost_text(reason), error=True))
+        c.login_failed.connect(self._on_login_failed)
         c.latency_changed.connect(lambda ms: self.latency_label.setText(f"{ms} ms"))
         c.pending_changed.connect(self._on_pending)
         c.reconnect_scheduled.connect(self._on_reconnect_scheduled)
@@ -467,9 +464,7 @@ class MainWindow(QMainWindow):
         def ask() -> None:
             problem = c.certificate_problem
             if problem is not None and not self._dialog_open and c.state is ClientState.OFFLINE:
-                text = ("The server's certificate changed." if problem.code == "certificate_changed"
-                        else "The server's certificate is not trusted.")
-                self.open_connect_dialog(text)
+                self.open_connect_dialog(certificate_heading(problem.code))
 
         QTimer.singleShot(0, ask)  # after the client finished reporting the failure
 
@@ -673,6 +668,10 @@ class MainWindow(QMainWindow):
         self._show_tls()
         self._show_server()
         self._update_title()
+
+    def _on_login_failed(self, code: str, reason: Reason) -> None:
+        if self.workspace.logins:  # a refused first login is the connect dialog's to show
+            self.workspace.tell_all(reason_text(reason), error=True)
 
     def _on_reconnect_scheduled(self, seconds: float) -> None:
         self._retry_at = time.monotonic() + seconds

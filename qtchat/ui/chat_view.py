@@ -5,9 +5,6 @@ are inserted, which at 100,000 rows and thousands of inserts a second cannot
 keep up. ChatView keeps the height of each row and their running sum, appends
 to both when rows arrive, and paints only the rows in sight, so inserting and
 scrolling cost the same at 100 rows or 1,000,000.
-
-User text is laid out with QTextLayout as plain text: it is never parsed as
-markup, so ``<b>x</b>`` shows exactly those characters.
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
 """qtchat's client core: connection, session state, reconnect, outbox, conversations and Qt models. No widgets."""
 
 from .conversation import Conversation
+from .link import ClientState
 from .models import ChatLine, MessageLog, UserListModel
 from .pins import PinStore
-from .session import CertificateProblem, ChatClient, ClientState, RoomState
+from .reasons import CertificateProblem, Failure, Loss, Reason
+from .rooms import RoomState
+from .session import ChatClient
 from .workspace import ConversationList, Workspace
 
 __all__ = [
-    "CertificateProblem", "ChatClient", "ChatLine", "ClientState", "Conversation", "ConversationList", "MessageLog",
-    "PinStore", "RoomState", "UserListModel", "Workspace",
+    "CertificateProblem", "ChatClient", "ChatLine", "ClientState", "Conversation", "ConversationList", "Failure",
+    "Loss", "MessageLog", "PinStore", "Reason", "RoomState", "UserListModel", "Workspace",
 ]

@@ -16,23 +16,13 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistent
 
 from qtchat.protocol import DEFAULT_ROOM, History, Message, RoomInfo, Welcome, name_key
 
+from .commands import run_command
 from .conversation import PRIVATE, ROOM, Conversation, conversation_key
 from .models import ChatLine, literal_html
 from .search import SearchModel
 from .session import ChatClient
 
 Index = QModelIndex | QPersistentModelIndex
-
-HELP = """Commands:
-/join ROOM  enter a room, creating it if it does not exist
-/part  leave this room (/part ROOM leaves that one)
-/topic TEXT  set this room's topic
-/msg NAME TEXT  send a private message (/query NAME opens the conversation)
-/rooms  list the server's rooms
-/kick NAME [reason], /ban NAME [minutes] [reason]  for operators
-/help  this list
-Start a message with // to send it beginning with a single /."""
-
 
 class ConversationList(QAbstractListModel):
     """The sidebar: rooms first (the lobby at the top, then in the order joined), then private conversations."""
@@ -111,9 +101,6 @@ class Workspace(QObject):
         self._read_timer.timeout.connect(self._send_read)
         c = client
         c.logged_in.connect(self._on_logged_in)
-        c.login_failed.connect(self._on_login_failed)
-        c.connection_lost.connect(
-            lambda reason: self.tell_all(f"Connection lost: {reason} Reconnecting\N{HORIZONTAL ELLIPSIS}", error=True))
         c.message_received.connect(self._on_message)
         c.message_failed.connect(self._on_failed)
         c.room_joined.connect(self._on_room_joined)
@@ -206,9 +193,13 @@ class Workspace(QObject):
         self.activate(conv)
         return conv.jump_to(message_id)
 
+    def conversation_with(self, name: str) -> Conversation:
+        """The private conversation with this person, opened if new (not made active)."""
+        return self.private(name) or self._add(PRIVATE, name)
+
     def open_private(self, name: str) -> Conversation:
         """The conversation with this person (opened if new) and made active."""
-        conv = self.private(name) or self._add(PRIVATE, name)
+        conv = self.conversation_with(name)
         self.activate(conv)
         return conv
 
@@ -242,6 +233,11 @@ class Workspace(QObject):
         return [c.name for c in self.model.items if c.is_room and not c.is_lobby]
 
     @property
+    def logins(self) -> int:
+        """How many times the client logged in since this workspace began (reconnects included)."""
+        return self._logins
+
+    @property
     def total_unread(self) -> int:
         return sum(c.unread for c in self.model.items)
 
@@ -260,67 +256,15 @@ class Workspace(QObject):
     # ------------------------------------------------------------ what the user types
 
     def submit(self, text: str) -> ChatLine | None:
-        """Send what the user typed in the active conversation, or carry out its command."""
+        """Send what the user typed in the active conversation, or carry out its command (see commands.py)."""
         conv = self.active
         if not text.startswith("/"):
             return conv.send(text)
         if text.startswith("//"):
             return conv.send(text[1:])
-        command, _, rest = text[1:].partition(" ")
-        rest = rest.strip()
-        command = command.lower()
-        if command == "msg":
-            name, _, body = rest.partition(" ")
-            if not name or not body.strip():
-                conv.error("Usage: /msg NAME message")
-                return None
-            return (self.private(name) or self._add(PRIVATE, name)).send(body)
-        if command == "query" and rest:
-            self.open_private(rest)
-        elif command == "join" and rest:
-            self.join(rest.removeprefix("#"))
-        elif command in ("part", "leave", "close"):
-            target = self.room(rest.removeprefix("#")) if rest else conv
-            if target is None:
-                conv.error(f"You are not in a room {rest!r}.")
-            else:
-                self.close(target)
-        elif command == "topic":
-            if not conv.is_room:
-                conv.error("Private conversations have no topic.")
-            else:
-                try:
-                    self.client.set_topic(conv.name, rest)
-                except ValueError as exc:
-                    conv.error(f"Topic not set: {exc}")
-        elif command in ("kick", "ban") and rest:
-            self._operator_command(command, rest)
-        elif command in ("rooms", "list"):
-            if not self.client.request_rooms():
-                conv.error("Not connected.")
-        elif command == "help":
-            conv.notice(HELP)
-        else:
-            conv.error(f"Unknown command {text.split(' ', 1)[0]!r}; /help lists them.")
-        return None
-
-    def _operator_command(self, command: str, rest: str) -> None:
-        name, _, reason = rest.partition(" ")
-        try:
-            if command == "kick":
-                self.client.kick(name, reason.strip())
-            else:
-                first, _, more = reason.strip().partition(" ")
-                minutes = int(first) if first.isdigit() and int(first) > 0 else None
-                self.client.ban(name, minutes, (more if minutes else reason).strip())
-        except ValueError as exc:
-            self.active.error(f"Not done: {exc}")
+        return run_command(self, conv, text)
 
     # ------------------------------------------------------------ what the server says
-
-    def _on_login_failed(self, code: str, text: str) -> None:
-        if self._logins:  # a refused first login is the connect dialog's to show
-            self.tell_all(text, error=True)
 
     def _on_logged_in(self, welcome: Welcome) -> None:
         self._logins += 1

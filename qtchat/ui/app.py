@@ -10,13 +10,14 @@ from typing import Any
 from PySide6.QtWidgets import QApplication
 
 from qtchat import __version__
-from qtchat.client import ChatClient
+from qtchat.client import ChatClient, Reason
 from qtchat.client.settings import ClientSettings
 from qtchat.hosting import start_local_server
 from qtchat.sysutil import QuitSignals
 
 from .icon import app_icon
 from .main_window import MainWindow
+from .wording import reason_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +75,7 @@ def self_test(host: str, port: int, user: str, timeout: float = 15.0, *, tls: bo
     client.message_acked.connect(
         lambda cid, msg: done(0, f"ok: logged in as {client.me}{' over ' + client.tls_summary() if tls else ''}, "
                                  f"message {msg.id} acknowledged in {(time.perf_counter() - started) * 1000:.0f} ms"))
-    client.login_failed.connect(lambda code, text: done(1, f"login failed ({code}): {text}"))
+    client.login_failed.connect(lambda code, reason: done(1, f"login failed ({code}): {reason_text(reason)}"))
     QTimer.singleShot(int(timeout * 1000), app.quit)
     client.connect_to(host, port, user, tls=tls)
     app.exec()
@@ -133,68 +134,77 @@ def install_desktop_entry() -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.install_desktop_entry:
-        return install_desktop_entry()
-    if args.trust_fingerprint is not None:
-        from qtchat.tls import normalize_fingerprint
+def _check_trust_fingerprint(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from qtchat.tls import normalize_fingerprint
 
-        if not (args.self_test and args.tls):
-            parser.error("--trust-fingerprint is for --self-test --tls only (the window asks you to check it)")
-        try:
-            normalize_fingerprint(args.trust_fingerprint)
-        except ValueError as exc:
-            parser.error(str(exc))
-    if args.self_test:
-        return self_test(args.host or "127.0.0.1", args.port or 4321, args.user or "self-test", tls=args.tls,
-                         trust_fingerprint=args.trust_fingerprint)
+    if not (args.self_test and args.tls):
+        parser.error("--trust-fingerprint is for --self-test --tls only (the window asks you to check it)")
+    try:
+        normalize_fingerprint(args.trust_fingerprint)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def _application() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setOrganizationName("qtchat")
     app.setApplicationName("qtchat")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("qtchat")
+    return app
+
+
+def _connect_directly(args: argparse.Namespace, settings: ClientSettings, client: ChatClient,
+                      window: MainWindow) -> bool:
+    """Connect (and host) as the command line or the last session says; False when the user cancelled."""
+    user = args.user or settings.user
+    port = args.port or settings.port
+    serve = args.serve or (settings.hosting and not (args.host or args.user))
+    host = "127.0.0.1" if serve else (args.host or settings.host)
+    tls = not serve and (args.tls or (settings.tls and not args.host))
+    if not user:
+        return window.open_connect_dialog()
+    if serve:
+        try:
+            window.set_server(start_local_server(port))
+        except OSError as exc:
+            if not window.open_connect_dialog(f"Cannot host on port {port}: {exc}."):
+                return False
+    if window.server is not None or not serve:
+        def on_first_failure(code: str, reason: Reason) -> None:
+            client.login_failed.disconnect(on_first_failure)
+            if client.welcome is None and not window.open_connect_dialog(reason_text(reason)):
+                window.close()
+
+        client.login_failed.connect(on_first_failure)
+        client.connect_to(host, port, user, tls=tls)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.install_desktop_entry:
+        return install_desktop_entry()
+    if args.trust_fingerprint is not None:
+        _check_trust_fingerprint(parser, args)
+    if args.self_test:
+        return self_test(args.host or "127.0.0.1", args.port or 4321, args.user or "self-test", tls=args.tls,
+                         trust_fingerprint=args.trust_fingerprint)
+    app = _application()
     icon = app_icon()
     app.setWindowIcon(icon)
     settings = ClientSettings()
     client = ChatClient()
     window = MainWindow(client, settings, icon)
+
     def on_signal(signum: int) -> None:
         window.close()
 
     signals = QuitSignals(on_signal)
-
-    def ask(error: str | None = None) -> bool:
-        return window.open_connect_dialog(error)
-
     direct = bool(args.user or args.host or args.serve) or settings.has_server
-    if direct:
-        user = args.user or settings.user
-        port = args.port or settings.port
-        serve = args.serve or (settings.hosting and not (args.host or args.user))
-        host = "127.0.0.1" if serve else (args.host or settings.host)
-        tls = not serve and (args.tls or (settings.tls and not args.host))
-        if not user:
-            if not ask():
-                return 0
-        else:
-            if serve:
-                try:
-                    window.set_server(start_local_server(port))
-                except OSError as exc:
-                    if not ask(f"Cannot host on port {port}: {exc}."):
-                        return 0
-            if window.server is not None or not serve:
-                def on_first_failure(code: str, text: str) -> None:
-                    client.login_failed.disconnect(on_first_failure)
-                    if client.welcome is None and not ask(text):
-                        window.close()
-
-                client.login_failed.connect(on_first_failure)
-                client.connect_to(host, port, user, tls=tls)
-    elif not ask():
+    if not (_connect_directly(args, settings, client, window) if direct else window.open_connect_dialog()):
         return 0
     window.show()
     code = app.exec()

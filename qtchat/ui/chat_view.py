@@ -1,31 +1,21 @@
-"""The message view: a virtualised list over MessageLog, painted by MessageDelegate.
+"""The message view: a virtualised list over MessageLog, painted by MessageDelegate (message_delegate.py).
 
 QListView with rows of different heights lays out every row again whenever rows
 are inserted, which at 100,000 rows and thousands of inserts a second cannot
 keep up. ChatView keeps the height of each row and their running sum, appends
 to both when rows arrive, and paints only the rows in sight, so inserting and
 scrolling cost the same at 100 rows or 1,000,000.
-
-User text is laid out with QTextLayout as plain text: it is never parsed as
-markup, so ``<b>x</b>`` shows exactly those characters.
 """
 
 from __future__ import annotations
 
 import bisect
-import re
-import time
-import zlib
-from collections import OrderedDict
 
-from PySide6.QtCore import QEvent, QModelIndex, QPoint, QPointF, QRect, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QClipboard,
-    QColor,
     QContextMenuEvent,
     QDesktopServices,
-    QFont,
-    QFontMetrics,
     QGuiApplication,
     QKeyEvent,
     QKeySequence,
@@ -34,249 +24,15 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPalette,
     QResizeEvent,
-    QTextCharFormat,
-    QTextLayout,
-    QTextOption,
     QWheelEvent,
 )
 from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QToolButton, QWidget
 
 from qtchat.client.models import ChatLine, MessageLog, literal_html
 
-URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
-_TRAILING = ".,;:!?)]}'\""
-PAD_X = 8
-PAD_Y = 2
-NICK_CHARS = 12
+from .message_delegate import MessageDelegate, find_urls, utf16_len, utf16_slice
 
-
-def find_urls(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, url) of each link in ``text``; trailing punctuation is not part of a link."""
-    found = []
-    for m in URL_RE.finditer(text):
-        url = m.group(0).rstrip(_TRAILING)
-        if url.count("(") > url.count(")") and m.group(0)[len(url) : len(url) + 1] == ")":
-            url += ")"  # wikipedia-style links with parentheses
-        if len(url) > 4:
-            found.append((m.start(), m.start() + len(url), url))
-    return found
-
-
-def utf16_ranges(text: str, urls: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """The same ranges in UTF-16 code units, as Qt counts them (an emoji is two there, one here)."""
-    if text.isascii():
-        return urls
-
-    def at(i: int) -> int:
-        return len(text[:i].encode("utf-16-le")) // 2
-
-    return [(at(start), at(end), url) for start, end, url in urls]
-
-
-def _utf16_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
-
-
-def _utf16_slice(text: str, start: int, end: int) -> str:
-    if text.isascii():
-        return text[start:end]
-    return text.encode("utf-16-le")[2 * start : 2 * end].decode("utf-16-le", errors="ignore")
-
-
-def nick_color(name: str, dark: bool) -> QColor:
-    """A stable colour per user, readable on the current background."""
-    hue = zlib.crc32(name.casefold().encode("utf-8")) % 360
-    if dark:
-        return QColor.fromHsl(hue, 170, 175)
-    # yellows and greens look much lighter than blues at one lightness: darker there keeps >= 4.5:1 on white
-    return QColor.fromHsl(hue, 170, 62 if 35 <= hue <= 190 else 95)
-
-
-class MessageDelegate:
-    """Measures and paints ChatLines: ``time  nick  text``, the text wrapped in its own column."""
-
-    def __init__(self, font: QFont, palette: QPalette) -> None:
-        self._layouts: OrderedDict[int, tuple[int, str, QTextLayout]] = OrderedDict()
-        self.set_style(font, palette)
-
-    def set_style(self, font: QFont, palette: QPalette) -> None:
-        self.font = QFont(font)
-        self.bold = QFont(font)
-        self.bold.setBold(True)
-        self.italic = QFont(font)
-        self.italic.setItalic(True)
-        self.palette = palette
-        self.fm = QFontMetrics(self.font)
-        self.fm_italic = QFontMetrics(self.italic)
-        self.line_h = self.fm.lineSpacing()
-        self.time_w = self.fm.horizontalAdvance("00:00") + PAD_X
-        self.nick_w = self.fm.averageCharWidth() * NICK_CHARS
-        base = palette.color(QPalette.ColorRole.Base)
-        self.dark = base.lightness() < 128
-        text = palette.color(QPalette.ColorRole.Text)
-        self.dim = QColor(text)
-        self.dim.setAlpha(140)
-        self.error = QColor("#ff6b6b") if self.dark else QColor("#c62828")
-        self.link = palette.color(QPalette.ColorRole.Link)
-        self.own_bg = palette.color(QPalette.ColorRole.AlternateBase)
-        self.mention_bg = QColor(palette.color(QPalette.ColorRole.Highlight))
-        self.mention_bg.setAlpha(45)
-        self.mention_bar = palette.color(QPalette.ColorRole.Highlight)
-        self.found_bg = QColor(self.mention_bar)
-        self.found_bg.setAlpha(100)
-        self._layouts.clear()
-
-    @property
-    def text_x(self) -> int:
-        return PAD_X + self.time_w + self.nick_w + PAD_X
-
-    def text_width(self, width: int) -> int:
-        return max(40, width - self.text_x - PAD_X)
-
-    def height(self, line: ChatLine, width: int) -> int:
-        """The row's height at this view width; cached on the line with its one-line width."""
-        avail = self.text_width(width)
-        cached = line.layout
-        if cached is not None:
-            if cached[0] == avail:
-                return int(cached[1])
-            natural = cached[2]
-        else:
-            text = line.text
-            breaks = "\n" in text or "\u2028" in text or "\u2029" in text
-            fm = self.fm_italic if line.kind == "notice" else self.fm
-            natural = -1 if breaks else fm.horizontalAdvance(text)
-        if 0 <= natural <= avail:
-            h = self.line_h + 2 * PAD_Y
-        else:
-            h = self._layout(line, avail).lineCount() * self.line_h + 2 * PAD_Y
-        line.layout = (avail, h, natural)
-        return h
-
-    def _layout(self, line: ChatLine, avail: int) -> QTextLayout:
-        key = id(line)
-        hit = self._layouts.get(key)
-        if hit is not None and hit[0] == avail and hit[1] is line.text:
-            return hit[2]
-        # QTextLayout breaks lines at U+2028, not at "\n"; same length, so offsets stay valid
-        layout = QTextLayout(line.text.replace("\n", "\u2028"), self.italic if line.kind == "notice" else self.font)
-        option = QTextOption()
-        option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
-        layout.setTextOption(option)
-        ranges = []
-        for start, end, _ in utf16_ranges(line.text, find_urls(line.text)):
-            fr = QTextLayout.FormatRange()
-            fr.start, fr.length = start, end - start
-            fmt = QTextCharFormat()
-            fmt.setForeground(self.link)
-            fmt.setFontUnderline(True)
-            fr.format = fmt
-            ranges.append(fr)
-        layout.setFormats(ranges)
-        layout.beginLayout()
-        y = 0.0
-        while True:
-            tl = layout.createLine()
-            if not tl.isValid():
-                break
-            tl.setLineWidth(avail)
-            tl.setPosition(QPointF(0, y))
-            y += self.line_h
-        layout.endLayout()
-        self._layouts[key] = (avail, line.text, layout)
-        if len(self._layouts) > 400:
-            self._layouts.popitem(last=False)
-        return layout
-
-    def cursor_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> int:
-        """The UTF-16 offset in the line's text nearest to ``pos`` (0 left of the text column)."""
-        if pos.x() < self.text_x:
-            return 0
-        layout = self._layout(line, self.text_width(width))
-        y = pos.y() - top - PAD_Y
-        for i in range(layout.lineCount()):
-            tl = layout.lineAt(i)
-            if y < tl.y() + self.line_h or i == layout.lineCount() - 1:
-                return int(tl.xToCursor(pos.x() - self.text_x))
-        return 0
-
-    def paint(self, p: QPainter, line: ChatLine, top: int, width: int,
-              selection: tuple[int, int] | None = None) -> None:
-        h = self.height(line, width)
-        avail = self.text_width(width)
-        p.setClipRect(QRect(0, top, width, h))  # nothing a message holds can draw over its neighbours
-        if line.kind == "marker":  # "new since you last read": a rule with its words
-            p.setPen(self.mention_bar)
-            p.setFont(self.font)
-            mid = top + h // 2
-            label = f" {line.text} "
-            label_w = self.fm.horizontalAdvance(label)
-            p.drawLine(PAD_X, mid, max(PAD_X, width - label_w - 2 * PAD_X), mid)
-            p.drawText(width - label_w - PAD_X, top + PAD_Y + self.fm.ascent(), label)
-            p.setClipping(False)
-            return
-        if line.highlight:  # the message a search result led to
-            p.fillRect(QRect(0, top, width, h), self.found_bg)
-            p.fillRect(QRect(0, top, 4, h), self.mention_bar)
-        elif line.mention or line.private is not None:
-            p.fillRect(QRect(0, top, width, h), self.mention_bg)
-            p.fillRect(QRect(0, top, 3, h), self.mention_bar)
-        elif line.own:
-            p.fillRect(QRect(0, top, width, h), self.own_bg)
-        y_text = top + PAD_Y + self.fm.ascent()
-        # time column
-        p.setFont(self.font)
-        p.setPen(self.dim)
-        stamp = "\N{HORIZONTAL ELLIPSIS}" if line.pending else time.strftime("%H:%M", time.localtime(line.ts / 1000))
-        p.drawText(PAD_X, y_text, stamp)
-        # nick column, right-aligned and elided
-        nick_rect = QRect(PAD_X + self.time_w, top + PAD_Y, self.nick_w, self.line_h)
-        if line.kind == "msg":
-            p.setFont(self.bold if line.own else self.font)
-            p.setPen(nick_color(line.sender, self.dark))
-            who = line.sender
-            if line.private is not None:  # private: "→ bob" for yours, "bob →" for theirs
-                who = f"\N{RIGHTWARDS ARROW} {line.private}" if line.own else f"{line.sender} \N{RIGHTWARDS ARROW}"
-                p.setPen(self.mention_bar)
-            nick = QFontMetrics(p.font()).elidedText(who, Qt.TextElideMode.ElideRight, self.nick_w)
-        else:
-            p.setPen(self.error if line.kind == "error" else self.dim)
-            nick = "!" if line.kind == "error" else "\N{BULLET}"
-        p.drawText(nick_rect, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), nick)
-        # text column
-        if line.failed or line.kind == "error":
-            p.setPen(self.error)
-        elif line.pending or line.kind == "notice":
-            p.setPen(self.dim)
-        else:
-            p.setPen(self.palette.color(QPalette.ColorRole.Text))
-        layout = self._layout(line, avail)
-        ranges = []
-        if selection is not None and selection[1] > selection[0]:
-            fr = QTextLayout.FormatRange()
-            fr.start, fr.length = selection[0], selection[1] - selection[0]
-            fmt = QTextCharFormat()
-            fmt.setBackground(self.palette.color(QPalette.ColorRole.Highlight))
-            fmt.setForeground(self.palette.color(QPalette.ColorRole.HighlightedText))
-            fr.format = fmt
-            ranges.append(fr)
-        layout.draw(p, QPointF(self.text_x, top + PAD_Y), ranges)
-        p.setClipping(False)
-
-    def link_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> str | None:
-        urls = find_urls(line.text)
-        if not urls:
-            return None
-        layout = self._layout(line, self.text_width(width))
-        x, y = pos.x() - self.text_x, pos.y() - top - PAD_Y
-        for i in range(layout.lineCount()):
-            tl = layout.lineAt(i)
-            if tl.y() <= y < tl.y() + self.line_h and 0 <= x <= tl.naturalTextWidth():
-                offset = tl.xToCursor(x)
-                for start, end, url in utf16_ranges(line.text, urls):
-                    if start <= offset < end:
-                        return url if "://" in url else f"https://{url}"
-        return None
+__all__ = ["ChatView", "MessageDelegate", "find_urls"]
 
 
 class ChatView(QAbstractScrollArea):
@@ -525,7 +281,7 @@ class ChatView(QAbstractScrollArea):
             selected = None
             if span is not None and span[0][0] <= row <= span[1][0]:
                 start = span[0][1] if row == span[0][0] else 0
-                end = span[1][1] if row == span[1][0] else _utf16_len(lines[row].text)
+                end = span[1][1] if row == span[1][0] else utf16_len(lines[row].text)
                 selected = (start, end)
             paint(p, lines[row], tops[row] - offset, width, selected)
             row += 1
@@ -581,8 +337,8 @@ class ChatView(QAbstractScrollArea):
         for row in range(r0, r1 + 1):
             line = self.model.lines[row]
             start = o0 if row == r0 else 0
-            end = o1 if row == r1 else _utf16_len(line.text)
-            text = _utf16_slice(line.text, start, end)
+            end = o1 if row == r1 else utf16_len(line.text)
+            text = utf16_slice(line.text, start, end)
             if r0 != r1 and line.sender and start == 0:
                 text = f"{line.sender}: {text}"  # whole lines copy with who said them
             parts.append(text)

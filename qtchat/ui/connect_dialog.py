@@ -29,12 +29,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from qtchat.client import CertificateProblem, ChatClient
+from qtchat.client import CertificateProblem, ChatClient, Failure, Reason
+from qtchat.client.reasons import login_code
 from qtchat.client.settings import ClientSettings
 from qtchat.hosting import join_addresses, start_local_server
-from qtchat.protocol import MIN_PASSWORD
+from qtchat.protocol import MIN_PASSWORD, ErrorCode
 from qtchat.server import ChatServer
 from qtchat.tls import format_fingerprint
+
+from .wording import reason_text
+
+# refusals about the name: the name field takes the focus; about the password: the password field
+NAME_ERRORS = frozenset({ErrorCode.NAME_INVALID, ErrorCode.NAME_RESERVED, ErrorCode.NAME_TAKEN,
+                         ErrorCode.NAME_REGISTERED})
+PASSWORD_ERRORS = frozenset({ErrorCode.AUTH_REQUIRED, ErrorCode.AUTH_FAILED, ErrorCode.BAD_PASSWORD,
+                             ErrorCode.ACCOUNT_REQUIRED})
 
 
 def grouped_fingerprint(fingerprint: str) -> str:
@@ -242,18 +251,19 @@ class ConnectDialog(QDialog):
         self._busy(False)
         self.accept()
 
-    def _on_failed(self, code: str, text: str) -> None:
+    def _on_failed(self, raw_code: str, reason: Reason) -> None:
         if not self._connecting:
             return
         self._connecting = False
         self._busy(False)
-        if code == "certificate_unknown" and self.cert_box.isVisible():
+        code = login_code(raw_code)
+        if code is Failure.CERTIFICATE_UNKNOWN and self.cert_box.isVisible():
             return  # the certificate box says it all, with the way on
-        self.show_error(text)
-        if code.startswith("name"):
+        self.show_error(reason_text(reason))
+        if code in NAME_ERRORS:
             self.user.setFocus()
             self.user.selectAll()
-        elif code in ("auth_required", "auth_failed", "bad_password", "account_required"):
+        elif code in PASSWORD_ERRORS:
             self.password.setFocus()
             self.password.selectAll()
 
@@ -261,13 +271,13 @@ class ConnectDialog(QDialog):
 
     def _on_certificate_unknown(self, host: str, port: int, fingerprint: str, summary: str) -> None:
         if self._connecting:
-            self.show_certificate_problem(CertificateProblem("certificate_unknown", host, port, fingerprint, None,
+            self.show_certificate_problem(CertificateProblem(Failure.CERTIFICATE_UNKNOWN, host, port, fingerprint, None,
                                                              summary))
 
     def _on_certificate_changed(self, host: str, port: int, pinned: str, presented: str) -> None:
         if self._connecting:
             self.show_certificate_problem(self.client.certificate_problem or CertificateProblem(
-                "certificate_changed", host, port, presented, pinned, ""))
+                Failure.CERTIFICATE_CHANGED, host, port, presented, pinned, ""))
 
     def show_certificate_problem(self, problem: CertificateProblem, error: str | None = None) -> None:
         """Show what is wrong with the server's certificate, and what the user can do about it; the
@@ -279,7 +289,7 @@ class ConnectDialog(QDialog):
         self.tls.setChecked(True)
         self.hosting.setChecked(False)
         self.problem = problem
-        if problem.code == "certificate_changed":
+        if problem.code is Failure.CERTIFICATE_CHANGED:
             assert problem.pinned is not None
             self.cert_intro.setText(
                 f"Do not connect: {where} presented a different certificate from the one you trusted before. "
@@ -297,14 +307,15 @@ class ConnectDialog(QDialog):
             self.error.hide()
         self.cert_summary.setText(problem.summary)
         self.cert_summary.setVisible(bool(problem.summary))
-        self.trust_button.setVisible(problem.code == "certificate_unknown")
-        self.forget_button.setVisible(problem.code == "certificate_changed")
+        unknown = problem.code is Failure.CERTIFICATE_UNKNOWN
+        self.trust_button.setVisible(unknown)
+        self.forget_button.setVisible(not unknown)
         self.cert_box.show()
-        (self.trust_button if problem.code == "certificate_unknown" else self.cert_cancel).setFocus()
+        (self.trust_button if unknown else self.cert_cancel).setFocus()
 
     def _trust(self) -> None:
         problem = self.problem
-        if problem is None or problem.code != "certificate_unknown":
+        if problem is None or problem.code is not Failure.CERTIFICATE_UNKNOWN:
             return
         self.client.trust_certificate(problem.host, problem.port, problem.fingerprint)
         self.start()

@@ -17,18 +17,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from qtchat.client import ChatClient
+from qtchat.client import ChatClient, Failure
 
 # what qtchat-server asks of a password; the server decides, checking here only saves a round trip
-from qtchat.protocol import MAX_PASSWORD, MIN_PASSWORD
+from qtchat.protocol import MAX_PASSWORD, MIN_PASSWORD, ErrorCode
 
-REASONS = {  # the server's error codes, as a heading for its sentence
-    "auth_failed": "Not changed",
-    "bad_password": "Not changed",
-    "too_many_attempts": "Not changed",
-    "account_required": "Not changed",
-    "server_busy": "The server is busy",
-    "network": "Connection lost",
+from .wording import password_failure_text
+
+REASONS: dict[str, str] = {  # the codes, as a heading for the sentence
+    ErrorCode.AUTH_FAILED: "Not changed",
+    ErrorCode.BAD_PASSWORD: "Not changed",
+    ErrorCode.TOO_MANY_ATTEMPTS: "Not changed",
+    ErrorCode.ACCOUNT_REQUIRED: "Not changed",
+    ErrorCode.SERVER_BUSY: "The server is busy",
+    Failure.NETWORK: "Connection lost",
 }
 
 
@@ -104,11 +106,11 @@ class PasswordDialog(QDialog):
     def _on_failed(self, code: str, text: str) -> None:
         for edit in (self.old_edit, self.new_edit, self.again_edit):
             edit.setEnabled(True)
-        if code == "auth_failed":
+        if ErrorCode.parse(code) is ErrorCode.AUTH_FAILED:
             self.old_edit.clear()
             self.old_edit.setFocus()
         self._check()
-        self.status.setText(f"{REASONS.get(code, 'Not changed')}: {text}")
+        self.status.setText(f"{REASONS.get(code, 'Not changed')}: {password_failure_text(code, text)}")
 
     def done(self, result: int) -> None:
         self.client.password_changed.disconnect(self._on_changed)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from qtchat.client.search import SearchModel, match_spans
 from qtchat.protocol import Message
 
-from .chat_view import utf16_ranges
+from .message_delegate import utf16_ranges
 from .sidebar import draw_item_base
 
 PAD = 6

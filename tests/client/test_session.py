@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from qtchat.client import ChatClient, ClientState, Conversation, Workspace
+from qtchat.client import ChatClient, ClientState, Conversation, Loss, Workspace
 from qtchat.protocol import Left, Message
+from qtchat.ui.wording import reason_text
 from tests.helpers import outcome
 
 
@@ -40,7 +41,8 @@ def test_taken_name_fails_without_retry(server, connect, client, qtbot):
     with qtbot.waitSignal(client.login_failed, timeout=5000) as failed:
         client.connect_to("127.0.0.1", server.port, "ALICE")
     assert failed.args[0] == "name_taken"
-    assert "already in use" in failed.args[1]
+    assert failed.args[1].loss is Loss.SERVER_ERROR  # in the server's own words:
+    assert "already in use" in failed.args[1].detail and reason_text(failed.args[1]) == failed.args[1].detail
     assert client.state is ClientState.OFFLINE
     qtbot.wait(300)
     assert client.state is ClientState.OFFLINE  # no reconnect loop
@@ -55,7 +57,8 @@ def test_nothing_listening_is_a_clear_failure(client, qtbot):
     with qtbot.waitSignal(client.login_failed, timeout=5000) as failed:
         client.connect_to("127.0.0.1", port, "alice")
     assert failed.args[0] == "network"
-    assert f"127.0.0.1:{port}" in failed.args[1]
+    assert failed.args[1].loss is Loss.REFUSED
+    assert f"127.0.0.1:{port}" in reason_text(failed.args[1])
 
 
 def test_invalid_text_is_refused_locally(server, client, qtbot):
@@ -131,7 +134,8 @@ def test_operator_notice_kick_and_ban_reach_the_client(server, client, qtbot):
     assert any("maintenance at noon" in ln.text for ln in conv.log.lines)
     with qtbot.waitSignal(client.login_failed, timeout=3000) as failed:
         outcome(qtbot, server.operator.kick("alice", "cool down"))
-    assert failed.args[0] == "kicked" and "cool down" in failed.args[1]
+    assert failed.args[0] == "kicked" and failed.args[1].loss is Loss.SERVER_BYE
+    assert "cool down" in reason_text(failed.args[1])
     qtbot.wait(200)
     assert client.state is ClientState.OFFLINE  # a kicked client does not reconnect by itself
 
@@ -146,7 +150,8 @@ def test_a_server_that_never_answers_the_login_times_out(client, qtbot):
     try:
         with qtbot.waitSignal(client.login_failed, timeout=5000) as failed:
             client.connect_to("127.0.0.1", silent.getsockname()[1], "alice")
-        assert failed.args[0] == "timeout" and "did not answer" in failed.args[1]
+        assert failed.args[0] == "timeout" and failed.args[1].loss is Loss.LOGIN_TIMEOUT
+        assert "did not answer" in reason_text(failed.args[1])
     finally:
         silent.close()
 

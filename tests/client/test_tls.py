@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from PySide6.QtNetwork import QSslCertificate, QSslConfiguration
 
-from qtchat.client import ChatClient, ClientState
+from qtchat.client import ChatClient, ClientState, Loss, Reason
 from qtchat.protocol import Message
 from qtchat.tls import format_fingerprint
+from qtchat.ui.wording import reason_text
 
 
-def refused(qtbot, client: ChatClient, port: int, tls: bool = True, host: str = "127.0.0.1") -> tuple[str, str]:
+def refused(qtbot, client: ChatClient, port: int, tls: bool = True, host: str = "127.0.0.1") -> tuple[str, Reason]:
     with qtbot.waitSignal(client.login_failed, timeout=5000) as failed:
         client.connect_to(host, port, "alice", tls=tls)
     assert client.state is ClientState.OFFLINE
@@ -26,7 +27,8 @@ def test_unknown_certificate_then_trusted_logs_in_and_chats(tls_server, connect,
     assert unknown.args[:3] == ["127.0.0.1", tls_server.port, fingerprint]
     assert "self-signed" in unknown.args[3]
     assert failed.args[0] == "certificate_unknown"
-    assert format_fingerprint(fingerprint) in failed.args[1]
+    assert failed.args[1].loss is Loss.CERTIFICATE_UNKNOWN and failed.args[1].certificate.fingerprint == fingerprint
+    assert format_fingerprint(fingerprint) in reason_text(failed.args[1])
     assert not tls_server.users  # never logged in
     qtbot.wait(200)
     assert client.state is ClientState.OFFLINE  # no retry
@@ -69,7 +71,8 @@ def test_changed_certificate_is_refused_loudly_without_retry(make_server, make_c
         pass
     assert changed.args == ["127.0.0.1", port, first.fingerprint, second.fingerprint]
     assert failed.args[0] == "certificate_changed"
-    text = failed.args[1]
+    assert failed.args[1].loss is Loss.CERTIFICATE_CHANGED
+    text = reason_text(failed.args[1])
     assert "identity" in text and "changed" in text
     assert format_fingerprint(first.fingerprint) in text and format_fingerprint(second.fingerprint) in text
     qtbot.wait(300)
@@ -95,15 +98,15 @@ def test_a_certificate_verified_by_a_ca_needs_no_pin(make_server, make_cert, cli
 
 
 def test_tls_client_to_a_plain_server_says_so(server, client, qtbot):
-    code, text = refused(qtbot, client, server.port, tls=True)
-    assert code in ("network", "timeout")
-    assert "plain (unencrypted) server" in text
+    code, reason = refused(qtbot, client, server.port, tls=True)
+    assert code in ("network", "timeout") and reason.loss in (Loss.NOT_TLS, Loss.TLS_TIMEOUT)
+    assert "plain (unencrypted) server" in reason_text(reason)
 
 
 def test_plain_client_to_a_tls_server_says_it_may_need_tls(tls_server, client, qtbot):
-    code, text = refused(qtbot, client, tls_server.port, tls=False)
+    code, reason = refused(qtbot, client, tls_server.port, tls=False)
     assert code == "network"
-    assert "Encrypted (TLS)" in text
+    assert "Encrypted (TLS)" in reason_text(reason)
 
 
 def test_plain_client_that_gets_tls_bytes_says_the_server_requires_tls(qtbot, client):
@@ -118,7 +121,9 @@ def test_plain_client_that_gets_tls_bytes_says_the_server_requires_tls(qtbot, cl
         sock.disconnectFromHost()
 
     fake.newConnection.connect(answer_like_tls)
-    _, text = refused(qtbot, client, fake.serverPort(), tls=False)
+    _, reason = refused(qtbot, client, fake.serverPort(), tls=False)
+    assert reason.loss is Loss.TLS_REQUIRED
+    text = reason_text(reason)
     assert "answered with TLS" in text and "Encrypted (TLS)" in text
     fake.close()
 

@@ -1,0 +1,139 @@
+"""The slash commands typed into the input (``/join``, ``/msg`` ...), declared once each.
+
+Every ``Command`` states its name, its other names, its arguments as ``/help`` shows them, its help line
+and its handler; ``/help`` is made from the same table, and so is the line for a missing argument.
+``run_command`` is what ``Workspace.submit`` calls for a line that starts with a single ``/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
+    from .models import ChatLine
+    from .workspace import Workspace
+
+# what a command does: given the workspace, the conversation it was typed in and the rest of the line
+# (stripped), perhaps the line it sent
+Handler = Callable[["Workspace", "Conversation", str], "ChatLine | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    args: str  # as /help shows them; "" for none, in [brackets] when optional
+    help: str
+    run: Handler
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def needs_args(self) -> bool:
+        return bool(self.args) and not self.args.startswith("[")
+
+    @property
+    def usage(self) -> str:
+        return f"/{self.name} {self.args}" if self.args else f"/{self.name}"
+
+    def help_line(self) -> str:
+        also = f" (also {', '.join('/' + a for a in self.aliases)})" if self.aliases else ""
+        return f"{self.usage}  {self.help}{also}"
+
+
+def _join(ws: Workspace, conv: Conversation, rest: str) -> None:
+    ws.join(rest.removeprefix("#"))
+
+
+def _part(ws: Workspace, conv: Conversation, rest: str) -> None:
+    target = ws.room(rest.removeprefix("#")) if rest else conv
+    if target is None:
+        conv.error(f"You are not in a room {rest!r}.")
+    else:
+        ws.close(target)
+
+
+def _topic(ws: Workspace, conv: Conversation, rest: str) -> None:
+    if not conv.is_room:
+        conv.error("Private conversations have no topic.")
+        return
+    try:
+        ws.client.set_topic(conv.name, rest)
+    except ValueError as exc:
+        conv.error(f"Topic not set: {exc}")
+
+
+def _msg(ws: Workspace, conv: Conversation, rest: str) -> ChatLine | None:
+    name, _, body = rest.partition(" ")
+    if not body.strip():
+        conv.error(f"Usage: {MSG.usage}")
+        return None
+    return ws.conversation_with(name).send(body)
+
+
+def _query(ws: Workspace, conv: Conversation, rest: str) -> None:
+    ws.open_private(rest)
+
+
+def _rooms(ws: Workspace, conv: Conversation, rest: str) -> None:
+    if not ws.client.request_rooms():
+        conv.error("Not connected.")
+
+
+def _kick(ws: Workspace, conv: Conversation, rest: str) -> None:
+    name, _, reason = rest.partition(" ")
+    _operator(conv, lambda: ws.client.kick(name, reason.strip()))
+
+
+def _ban(ws: Workspace, conv: Conversation, rest: str) -> None:
+    name, _, reason = rest.partition(" ")
+    first, _, more = reason.strip().partition(" ")
+    minutes = int(first) if first.isdigit() and int(first) > 0 else None
+    _operator(conv, lambda: ws.client.ban(name, minutes, (more if minutes else reason).strip()))
+
+
+def _operator(conv: Conversation, request: Callable[[], None]) -> None:
+    try:
+        request()
+    except ValueError as exc:
+        conv.error(f"Not done: {exc}")
+
+
+def _help(ws: Workspace, conv: Conversation, rest: str) -> None:
+    conv.notice(help_text())
+
+
+MSG = Command("msg", "NAME message", "send a private message", _msg)
+COMMANDS: tuple[Command, ...] = (
+    Command("join", "ROOM", "enter a room, creating it if it does not exist", _join),
+    Command("part", "[ROOM]", "leave this room (or that one)", _part, aliases=("leave", "close")),
+    Command("topic", "[TEXT]", "set this room's topic (clear it with no text)", _topic),
+    MSG,
+    Command("query", "NAME", "open the private conversation with someone", _query),
+    Command("rooms", "", "list the server's rooms", _rooms, aliases=("list",)),
+    Command("kick", "NAME [reason]", "for operators: disconnect someone", _kick),
+    Command("ban", "NAME [minutes] [reason]", "for operators: keep a name out (for good without minutes)", _ban),
+    Command("help", "", "this list", _help),
+)
+BY_NAME = {name: cmd for cmd in COMMANDS for name in (cmd.name, *cmd.aliases)}
+
+
+def help_text() -> str:
+    lines = [cmd.help_line() for cmd in COMMANDS]
+    return "\n".join(["Commands:", *lines, "Start a message with // to send it beginning with a single /."])
+
+
+def run_command(ws: Workspace, conv: Conversation, text: str) -> ChatLine | None:
+    """Carry out the command ``text`` (starting with one "/") typed in ``conv``; an unknown one, or one
+    without the argument it needs, is refused with a line that says so."""
+    word, _, rest = text[1:].partition(" ")
+    rest = rest.strip()
+    command = BY_NAME.get(word.lower())
+    if command is None:
+        conv.error(f"Unknown command {text.split(' ', 1)[0]!r}; /help lists them.")
+        return None
+    if command.needs_args and not rest:
+        conv.error(f"Usage: {command.usage}")
+        return None
+    return command.run(ws, conv, rest)

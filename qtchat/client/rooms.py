@@ -1,0 +1,348 @@
+"""The rooms the client is in, their user lists and topics, and their history: pages, context pages, search.
+
+``ChatRooms`` is the part of ``ChatClient`` that keeps a ``RoomState`` per room (the lobby always, others
+joined by the user and joined again after every login), asks for history and sorts the pages that come
+back: the latest page after a join, older pages as the user scrolls, everything missed after a reconnect
+(reported as live messages, in order), and pages around a search result. ChatClient handles the messages
+themselves (``_on_message``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, Signal
+
+from qtchat.protocol import (
+    DEFAULT_ROOM,
+    MAX_QUERY,
+    History,
+    HistoryRequest,
+    Joined,
+    JoinRoom,
+    Left,
+    MarkRead,
+    Message,
+    PartRoom,
+    ProtocolError,
+    RoomInfo,
+    RoomJoined,
+    RoomList,
+    RoomsRequest,
+    SearchRequest,
+    SearchResults,
+    SetTopic,
+    TopicChanged,
+    UserList,
+    name_key,
+    validate_name,
+)
+
+from .link import ClientLink, ClientState
+from .pins import PinStore
+
+LATEST_PAGE = 50  # messages asked for when a room is joined afresh
+CATCH_UP_PAGE = 200  # messages per page when catching up after a reconnect
+SEEN_IDS = 10_000  # message ids remembered, so that none is reported twice
+
+
+@dataclass(slots=True)
+class RoomState:
+    """What the client knows of one room it is in (or wants to be in after the next login)."""
+
+    name: str  # as the server spells it, once it said
+    topic: str = ""
+    users: list[str] = field(default_factory=list)
+    joined: bool = False  # confirmed on the current connection
+    last_id: int = 0  # the newest message id seen here: a reconnect asks for everything after it
+    held: list[Message] | None = None  # live messages held while catching up
+    collecting: list[str] | None = None  # a user list arriving in parts
+    # pages asked for with request_context, by what the answer repeats: ("around" | "before" | "after", id)
+    context_requests: set[tuple[str, int]] = field(default_factory=set)
+
+
+def page_anchor(around: int | None, before: int | None, after: int | None) -> tuple[str, int] | None:
+    """Which message a history page is anchored at, as its request said and its answer repeats:
+    ("around" | "before" | "after", id), or None for the newest page."""
+    return next(((k, v) for k, v in (("around", around), ("before", before), ("after", after)) if v is not None),
+                None)
+
+
+def _fresh_rooms() -> dict[str, RoomState]:
+    return {name_key(DEFAULT_ROOM): RoomState(DEFAULT_ROOM)}
+
+
+class ChatRooms(ClientLink):
+    """Rooms, user lists, topics and history; see ChatClient for the signals (these are declared here)."""
+
+    room_joined = Signal(object)
+    room_left = Signal(str)
+    join_failed = Signal(str, str)
+    room_list = Signal(list)
+    topic_changed = Signal(str, str, str)
+    users_reset = Signal(str, list)
+    user_joined = Signal(str, str)
+    user_left = Signal(str, str, str)
+    history_received = Signal(object)
+    context_received = Signal(object)
+    search_results = Signal(object)
+
+    def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
+        super().__init__(parent, pins)
+        # the rooms we are in, by name key; the lobby always, others joined by the user and
+        # joined again after every login
+        self.rooms = _fresh_rooms()
+        self._seen_ids: set[int] = set()
+        self._seen_order: deque[int] = deque()
+
+    # ------------------------------------------------------------ what ChatClient adds
+
+    def _on_message(self, msg: Message) -> None:
+        """Report a message (once), or take it as the acknowledgement of ours."""
+        raise NotImplementedError
+
+    def _awaits_ack(self, msg: Message) -> bool:
+        """Is this stored message one of ours still waiting for its acknowledgement?"""
+        raise NotImplementedError
+
+    def _forget_server(self) -> None:
+        self._seen_ids.clear()
+        self._seen_order.clear()
+        self.rooms = _fresh_rooms()  # another server: its rooms are other rooms
+
+    def _new_connection(self) -> None:
+        for room in self.rooms.values():
+            room.joined, room.held, room.collecting = False, None, None
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def users(self) -> list[str]:
+        """Who is in the lobby."""
+        return self.rooms[name_key(DEFAULT_ROOM)].users
+
+    @property
+    def last_id(self) -> int:
+        """The newest room message id seen, in any room."""
+        return max(room.last_id for room in self.rooms.values())
+
+    def room(self, name: str) -> RoomState | None:
+        return self.rooms.get(name_key(name))
+
+    def join_room(self, name: str) -> str:
+        """Enter a room (creating it on the server if nobody is in it); it is joined again after every
+        login. Returns its name key; raises ValueError (a sentence for the user) for a name the server
+        would refuse."""
+        try:
+            name, key = validate_name(name, what="room name")
+        except ProtocolError as exc:
+            raise ValueError(exc.message) from None
+        if key not in self.rooms:
+            self.rooms[key] = RoomState(name)
+            if self.state is ClientState.ONLINE:
+                self._send(JoinRoom(name))
+        return key
+
+    def part_room(self, name: str) -> None:
+        """Leave a room (not the lobby: everyone stays there)."""
+        key = name_key(name)
+        room = self.rooms.get(key)
+        if room is None or key == name_key(DEFAULT_ROOM):
+            return
+        del self.rooms[key]
+        if self.state is ClientState.ONLINE and room.joined:
+            self._send(PartRoom(room.name))
+        self.room_left.emit(room.name)
+
+    def set_topic(self, room: str, topic: str) -> None:
+        """Raises ValueError (a sentence for the user) while offline."""
+        if self.state is not ClientState.ONLINE:
+            raise ValueError("Not connected.")
+        self._send(SetTopic(room, topic))
+
+    def request_rooms(self) -> bool:
+        """Ask for the server's list of rooms; it arrives as room_list. False while offline."""
+        if self.state is not ClientState.ONLINE:
+            return False
+        self._send(RoomsRequest())
+        return True
+
+    def _joined_room(self, room: str) -> RoomState | None:
+        """The room's state while online and in it on this connection, else None."""
+        state = self.rooms.get(name_key(room))
+        if self.state is not ClientState.ONLINE or state is None or not state.joined:
+            return None
+        return state
+
+    def request_older(self, before: int, limit: int = LATEST_PAGE, room: str = DEFAULT_ROOM) -> bool:
+        """Ask for the page of a room's messages before id ``before``; it arrives as history_received.
+        False (and nothing asked) while not online."""
+        state = self._joined_room(room)
+        if state is None:
+            return False
+        self._send(HistoryRequest(state.name, before=before, limit=limit))
+        return True
+
+    def request_context(self, room: str, *, around: int | None = None, before: int | None = None,
+                        after: int | None = None, limit: int = 50) -> bool:
+        """Ask for a page of a room's history apart from the live conversation: ``limit`` messages
+        around the message ``around`` (a search result), or before/after such a page. It arrives as
+        context_received. False (and nothing asked) while not online."""
+        state = self._joined_room(room)
+        if state is None:
+            return False
+        anchor = page_anchor(around, before, after)
+        if anchor is None:
+            raise ValueError("give around, before or after")
+        kind, mid = anchor
+        if (kind, mid) in state.context_requests:
+            return True  # asked already: one answer serves both
+        state.context_requests.add((kind, mid))
+        self._send(HistoryRequest(state.name, limit=limit, **{kind: mid}))
+        return True
+
+    def search(self, query: str, room: str | None = None, before: int | None = None, limit: int = 50) -> bool:
+        """Search the stored messages of the rooms we are in (or of ``room``), newest first; ``before`` pages
+        on. The answer arrives as search_results. False (and nothing asked) while not online; ValueError
+        for a query the server would refuse."""
+        query = query.strip()
+        if not query:
+            raise ValueError("the search is empty")
+        if len(query) > MAX_QUERY:
+            raise ValueError(f"a search may be at most {MAX_QUERY} characters long")
+        if self.state is not ClientState.ONLINE:
+            return False
+        self._send(SearchRequest(query, room, before, limit))
+        return True
+
+    def mark_read(self, room: str, message_id: int) -> None:
+        """Tell the server we read the room up to this message (its read marker follows us across machines)."""
+        state = self._joined_room(room)
+        if state is not None:
+            self._send(MarkRead(state.name, message_id))
+
+    # ------------------------------------------------------------ what the server says of rooms
+
+    def _join_rooms(self, welcome_rooms: tuple[RoomInfo, ...]) -> None:
+        """After the welcome: the rooms it put us in, then the others we want to be in."""
+        for info in welcome_rooms:
+            self._on_room_joined(info)
+        for room in self.rooms.values():
+            if not room.joined:
+                self._send(JoinRoom(room.name))
+
+    def _on_room_joined_event(self, event: RoomJoined) -> None:
+        self._on_room_joined(event.info)
+
+    def _on_room_joined(self, info: RoomInfo) -> None:
+        room = self.rooms.get(name_key(info.name))
+        if room is None:  # left again before the server answered: nothing to show
+            if self.state is ClientState.ONLINE:
+                self._send(PartRoom(info.name))
+            return
+        room.name, room.topic, room.joined = info.name, info.topic, True
+        room.context_requests.clear()  # asked on a connection that is gone
+        self.room_joined.emit(info)
+        # history first: a page to start with, or everything missed while away (which may
+        # acknowledge messages of ours that were stored before the connection dropped)
+        if room.last_id:
+            # live messages wait until the missed ones are in, so the conversation stays in order
+            room.held = []
+            self._send(HistoryRequest(room.name, after=room.last_id, limit=CATCH_UP_PAGE))
+        else:
+            self._send(HistoryRequest(room.name, limit=LATEST_PAGE))
+
+    def _on_joined(self, event: Joined) -> None:
+        room = self.rooms.get(name_key(event.room))
+        if room is not None:
+            if event.user not in room.users:
+                room.users.append(event.user)
+            self.user_joined.emit(room.name, event.user)
+
+    def _on_left(self, event: Left) -> None:
+        room = self.rooms.get(name_key(event.room))
+        if room is not None:
+            if event.user in room.users:
+                room.users.remove(event.user)
+            self.user_left.emit(room.name, event.user, event.reason)
+
+    def _on_user_list(self, event: UserList) -> None:
+        room = self.rooms.get(name_key(event.room))
+        if room is None:
+            return
+        if room.collecting is None:
+            room.collecting = []
+        room.collecting.extend(event.users)
+        if not event.more:
+            room.users = list(dict.fromkeys(room.collecting))
+            room.collecting = None
+            self.users_reset.emit(room.name, list(room.users))
+
+    def _on_topic(self, event: TopicChanged) -> None:
+        room = self.rooms.get(name_key(event.room))
+        if room is not None:
+            room.topic = event.topic
+            self.topic_changed.emit(room.name, event.topic, event.by)
+
+    def _on_room_list(self, event: RoomList) -> None:
+        self.room_list.emit(list(event.rooms))
+
+    def _on_search_results(self, event: SearchResults) -> None:
+        self.search_results.emit(event)
+
+    def _room_refused(self, name: str, text: str) -> bool:
+        """The server would not let us into a room we asked for: forget it. False when we did not ask."""
+        room = self.rooms.pop(name_key(name), None)
+        if room is None:
+            return False
+        self.join_failed.emit(room.name, text)
+        self.room_left.emit(room.name)
+        return True
+
+    # ------------------------------------------------------------ history
+
+    def _on_history(self, page: History) -> None:
+        room = self.rooms.get(name_key(page.room))
+        if room is None:
+            return  # a room left meanwhile
+        asked = page_anchor(page.around, page.before, page.after)
+        if asked is not None and asked in room.context_requests:
+            room.context_requests.discard(asked)
+            self.context_received.emit(page)
+        elif page.around is not None:
+            return  # a context page nobody waits for (asked on a connection since replaced): not history
+        elif page.after is not None:
+            self._catch_up(room, page)
+        else:
+            self._older_page(room, page)
+
+    def _catch_up(self, room: RoomState, page: History) -> None:
+        """Catching up after a reconnect: these are simply messages, then those held meanwhile."""
+        for msg in page.messages:
+            self._on_message(msg)
+        if page.more and page.messages:
+            self._send(HistoryRequest(room.name, after=page.messages[-1].id, limit=CATCH_UP_PAGE))
+            return
+        held, room.held = room.held, None
+        for msg in held or ():
+            self._on_message(msg)  # those the catch-up already brought are skipped as seen
+
+    def _older_page(self, room: RoomState, page: History) -> None:
+        """The latest page after a join, or an older one: reported without what was seen already."""
+        fresh = []
+        for m in page.messages:
+            if self._awaits_ack(m):
+                self._on_message(m)  # stored before the connection dropped: this is its acknowledgement
+            elif m.id not in self._seen_ids:
+                self._remember_id(m.id, room)
+                fresh.append(m)
+        self.history_received.emit(History(tuple(fresh), room.name, before=page.before, more=page.more))
+
+    def _remember_id(self, mid: int, room: RoomState | None) -> None:
+        self._seen_ids.add(mid)
+        self._seen_order.append(mid)
+        if len(self._seen_order) > SEEN_IDS:
+            self._seen_ids.discard(self._seen_order.popleft())
+        if room is not None and mid > room.last_id:
+            room.last_id = mid

@@ -1,0 +1,94 @@
+"""The main window's status bar: the connection's state (and the countdown to the next attempt), the server
+(or the one hosted here), messages not yet acknowledged, TLS and latency."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtWidgets import QLabel, QStatusBar
+
+from qtchat.client import ChatClient, ClientState
+from qtchat.client.models import literal_html
+from qtchat.hosting import join_addresses
+from qtchat.server import ChatServer
+
+from .wording import STATE_TEXT
+
+STATE_COLOR = {
+    ClientState.OFFLINE: "#9e9e9e",
+    ClientState.CONNECTING: "#f9a825",
+    ClientState.ONLINE: "#2e7d32",
+    ClientState.WAITING: "#ef6c00",
+}
+
+
+class ConnectionStatus(QObject):
+    """Fills the status bar's labels from what the client reports."""
+
+    def __init__(self, client: ChatClient, bar: QStatusBar, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.state_label = QLabel()
+        self.server_label = QLabel()
+        self.latency_label = QLabel()
+        self.pending_label = QLabel()
+        self.tls_label = QLabel()
+        for label in (self.state_label, self.server_label, self.latency_label, self.pending_label, self.tls_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)
+        bar.addWidget(self.state_label)
+        bar.addWidget(self.server_label, 1)
+        bar.addPermanentWidget(self.pending_label)
+        bar.addPermanentWidget(self.tls_label)
+        bar.addPermanentWidget(self.latency_label)
+        self._retry_at = 0.0
+        self._countdown = QTimer(self)
+        self._countdown.timeout.connect(self._tick_countdown)
+
+    def connect_client(self) -> None:
+        c = self.client
+        c.latency_changed.connect(lambda ms: self.latency_label.setText(f"{ms} ms"))
+        c.pending_changed.connect(self._on_pending)
+        c.reconnect_scheduled.connect(self._on_reconnect_scheduled)
+
+    def show_state(self, s: ClientState, server: ChatServer | None) -> None:
+        self.state_label.setText(STATE_TEXT[s])
+        self.state_label.setStyleSheet(f"color: {STATE_COLOR[s]};")
+        if s is not ClientState.ONLINE:
+            self.latency_label.setText("")
+        self.show_tls()
+        if s is not ClientState.WAITING:
+            self._countdown.stop()
+        self.show_server(server)
+
+    def show_tls(self) -> None:
+        c = self.client
+        on = c.state is ClientState.ONLINE and c.is_encrypted
+        self.tls_label.setText("\N{LOCK} TLS" if on else "")
+        self.tls_label.setToolTip(literal_html(c.tls_summary()) if on else "")
+
+    def show_server(self, server: ChatServer | None) -> None:
+        """Where we are: the server hosted here (if any), else the server we are logged in to."""
+        c = self.client
+        if server is not None and server.is_listening:
+            where = ", ".join(join_addresses(server))
+            self.server_label.setText(f"Hosting \N{EM DASH} others join at {where}")
+        elif server is not None:
+            self.server_label.setText("Hosting stopped")
+        elif c.welcome is not None:
+            name = f"{c.welcome.name} " if c.welcome.name else ""
+            self.server_label.setText(f"{name}{c.host}:{c.port} as {c.me}")
+        else:
+            self.server_label.setText(f"{c.host}:{c.port}" if c.host else "")
+
+    def _on_reconnect_scheduled(self, seconds: float) -> None:
+        self._retry_at = time.monotonic() + seconds
+        self._tick_countdown()
+        self._countdown.start(1000)
+
+    def _tick_countdown(self) -> None:
+        left = max(0, round(self._retry_at - time.monotonic()))
+        self.state_label.setText(f"{STATE_TEXT[ClientState.WAITING]} in {left} s (Ctrl+R: now)")
+
+    def _on_pending(self, count: int) -> None:
+        self.pending_label.setText(f"{count} unsent" if count else "")

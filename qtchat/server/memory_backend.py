@@ -96,6 +96,9 @@ class MemoryBackend(QObject):
         for run in queue:
             run()
 
+    def publish(self, room_key: str, frames: bytes) -> None:
+        del room_key, frames  # one machine: no other node to tell
+
     # ------------------------------------------------------------ ids and passes
 
     def next_id(self) -> int:

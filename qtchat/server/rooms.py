@@ -82,7 +82,8 @@ class Rooms:
     """
 
     def __init__(self, config: ServerConfig, connections: Connections, *, schedule: Callable[[bool], None],
-                 describe: Callable[[User, Room, int | None], Future[RoomInfo]]) -> None:
+                 describe: Callable[[User, Room, int | None], Future[RoomInfo]],
+                 publish: Callable[[str, bytes], None]) -> None:
         self.config = config
         self.connections = connections
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
@@ -90,6 +91,7 @@ class Rooms:
         self.dirty: list[Room] = []
         self._schedule = schedule
         self._describe = describe
+        self._publish = publish
         self.total_bytes_out = 0
 
     # ------------------------------------------------------------ membership
@@ -213,8 +215,9 @@ class Rooms:
             room.joiners = {}
         return batches
 
-    def send(self, batches: list[Batch]) -> None:
-        """Write each batch, as one shared buffer, to every member of its room (joiners: their part)."""
+    def send(self, batches: list[Batch], *, publish: bool = True) -> None:
+        """Write each batch, as one shared buffer, to every member of its room (joiners: their part), and
+        hand it to the backend for the room's members on other nodes (unless it came from there)."""
         limit = self.config.max_output
         slow: list[User] = []
         for batch in batches:
@@ -232,6 +235,8 @@ class Rooms:
                 if sock.bytesToWrite() > limit:
                     slow.append(member)
             self.total_bytes_out += size * len(members)
+            if publish:
+                self._publish(room.key, data)
             for member, first in batch.joiners.items():
                 if room.names.get(member.key) is None or member.peer.detached:
                     continue  # left again (or was dropped) in the same pass

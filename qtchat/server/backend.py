@@ -5,24 +5,57 @@ message ids, storing a pass, history and search reads, read markers, mailboxes,
 accounts, bans, and passing a pass to members connected to other nodes. The core
 never opens a database itself.
 
-Two rules make a clustered implementation possible without touching the core:
+The contract (what the core relies on; a new backend must keep every point):
 
-- **Reads and writes of the message store answer with a** ``concurrent.futures.Future``
-  (standard library). The core continues in the future's done-callback and never
-  waits, so an implementation that talks to a database over a socket never blocks the
-  event loop. The SQLite backend answers at once (its futures are done when returned),
-  so on one machine every callback runs before the call returns, as the code always did.
-- **A room message's id comes from the store, when its pass is stored**
-  (``store_pass`` stamps ``Posted.id``). Ids in one room then become visible in their
-  order on every node, so "after the last id I saw" never skips a message; the core
-  encodes the frames only after the pass is stored, then sends them.
+1. **Futures, resolved on the event loop's thread.** Every read and write of the
+   message store and of accounts answers with a ``concurrent.futures.Future``
+   (standard library); the core continues in its done-callback (``then``) and never
+   waits. A done-callback runs in the thread that resolves the future, so a backend
+   resolves them on the Qt event loop's thread only (driven by the loop's own
+   sockets, as ``QTcpSocket``/``QSocketNotifier``), never from a thread of its own.
+   The SQLite backend answers at once (its futures are done when returned);
+   ``MemoryBackend(answer_later=True)`` answers a loop pass later, in the order asked,
+   and the server's tests run on both.
+2. **One pass at a time.** The core has at most one ``store_pass`` in flight; the next
+   pass waits for its answer (journal.py). Reads may be answered in any order among
+   themselves.
+3. **Reading your own writes.** A read asked after a ``store_pass`` (or an account
+   write) was answered sees what it stored; ``account()`` reflects an account write as
+   soon as its future is done. The core asks history and search only once everything
+   accepted so far is stored, and overlays read markers not stored yet itself.
+4. **Ids.** Every id is a positive integer below 2**53, unique among all messages (room
+   and private: a client keeps them in one set), and ids only grow. A room message's id
+   comes from the store, when its pass is stored (``store_pass`` stamps ``Posted.id``
+   before its future is done), and within a room ids must become *visible* in
+   increasing order: a reader that resumes "after the last id I saw" must never skip
+   one. A database sequence taken inside concurrent transactions does not give that
+   (a smaller id can commit after a larger one); a per-room counter locked until the
+   commit does. ``next_id()`` (private messages, kept ones too) answers at once and its
+   ids also grow per recipient, since ``delivered`` confirms everything up to an id.
+5. **A pass is stored whole or not at all.** ``store_pass`` fails (any exception) only
+   when nothing of the pass was stored; the core then sends none of its messages,
+   answers each sender ``internal``, and keeps its read markers and confirmations for
+   the next pass (storing a marker or a confirmation twice must be harmless: markers
+   only move forward, confirmations delete up to an id). A backend that cannot tell
+   whether a commit happened (a dropped connection) must find out before it answers.
+6. **Other nodes.** After each pass the core hands ``publish(room_key, frames)`` each
+   room's frames as it wrote them to its own members (encoded protocol lines, newline
+   terminated: stored messages with their ids, joins, leaves, topic changes, in order),
+   and ``RemoteSink.deliver_remote(room_key, frames)`` (the sink given to ``attach``)
+   writes what another node published to this node's members of the room, as it came,
+   without publishing it again. What else a cluster must share (who is online where,
+   so that a name is held once; private messages to a user on another node) is not in
+   the seam yet: the core keeps those per node.
+7. **Accounts and bans are read from memory**: small, read on every login
+   (``account()``, ``bans.match()``). Account writes answer with futures; a backend
+   refuses ``create_account`` for a key that exists (a race between two nodes) with an
+   exception. Ban writes (``bans.add``/``bans.remove``) take effect at once in memory,
+   and the backend keeps them (one machine: ``bans.json``).
 
-Accounts and bans are small and read on every login, so they are served from memory
-(``account``, ``bans.match``); their writes answer with a future like the rest.
-
-Implementations: ``SqliteBackend`` (qtchat/server/sqlite_backend.py), for one machine,
-with its files in the data folder, or with ``data_dir`` None all in memory (tests, and
-a server hosted inside the desktop client).
+Implementations: ``SqliteBackend`` (sqlite_backend.py) for one machine, with its files in
+the data folder (or with ``data_dir`` None its databases in memory); ``MemoryBackend``
+(memory_backend.py), plain Python, for a server hosted inside the desktop client and for
+the tests. Retention (``--keep-days``, ``--keep-messages``) is each backend's own upkeep.
 """
 
 from __future__ import annotations
@@ -157,19 +190,39 @@ class Backend(Protocol):
         """An id for a message outside any room's order (private messages)."""
 
     def store_pass(self, batch: PassBatch) -> Future[None]:
-        """Store the pass in one transaction, stamping each ``batch.messages[i].id``; fails as a whole."""
+        """Store the pass in one transaction (its room messages, read markers moving forward only, kept
+        private messages, and deleting each user's kept messages up to the id confirmed), stamping each
+        ``batch.messages[i].id``; stored whole or not at all (points 2, 4, 5)."""
 
     # history
-    def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]: ...
-    def around(self, room_key: str, mid: int, limit: int) -> Future[Around]: ...
-    def search(self, query: str, room_keys: list[str], *, before: int | None, limit: int) -> Future[Page]: ...
-    def marker(self, user_key: str, room_key: str) -> Future[int | None]: ...
-    def unread(self, room_key: str, user_key: str, after: int, cap: int) -> Future[int]: ...
-    def recent_cids(self, sender_key: str, limit: int) -> Future[list[RecentCid]]: ...
+    def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
+        """A room's messages in id order: the oldest ``limit`` after ``after``, else the newest ``limit``
+        before ``before`` (both None: the newest of all); ``more``: more lie beyond the page's far end."""
+
+    def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
+        """Up to ``limit`` messages around the id ``mid`` (``around_shares`` says how many of each side), the
+        message itself first among the newer ones."""
+
+    def search(self, query: str, room_keys: list[str], *, before: int | None, limit: int) -> Future[Page]:
+        """Messages of those rooms holding every word of ``query`` (store.query_words) as the prefix of a
+        word, case and diacritics ignored, with ids below ``before``: **newest first**, at most ``limit``."""
+
+    def marker(self, user_key: str, room_key: str) -> Future[int | None]:
+        """The user's stored read marker in the room (the highest id marked read), None if never."""
+
+    def unread(self, room_key: str, user_key: str, after: int, cap: int) -> Future[int]:
+        """How many messages of the room with ids above ``after`` are not the user's own (stops at ``cap``)."""
+
+    def recent_cids(self, sender_key: str, limit: int) -> Future[list[RecentCid]]:
+        """At a user's first login after a restart: their latest messages with a cid (room messages stored
+        shortly before the restart, private ones still kept), oldest first, at most ``limit``."""
 
     # mailboxes
-    def mailbox_count(self, user_key: str, cap: int) -> Future[int]: ...
-    def mailbox_page(self, user_key: str, after: int, limit: int) -> Future[tuple[list[HeldMessage], bool]]: ...
+    def mailbox_count(self, user_key: str, cap: int) -> Future[int]:
+        """How many private messages are kept for the user (stops at ``cap``)."""
+
+    def mailbox_page(self, user_key: str, after: int, limit: int) -> Future[tuple[list[HeldMessage], bool]]:
+        """The oldest ``limit`` messages kept for the user with ids above ``after``, and whether more wait."""
 
     # accounts: read from memory, written through
     def account(self, key: str) -> Account | None: ...

@@ -244,6 +244,8 @@ class Rooms:
                 if part and member.socket.isValid():
                     member.socket.write(part)
                     member.peer.bytes_out += len(part)
+                    if member.socket.bytesToWrite() > limit:
+                        slow.append(member)
                 members.add(member)
         for member in slow:
             if not member.peer.detached:

@@ -43,13 +43,14 @@ class Authenticator:
     """Logins and passwords. ``admit(peer, name, key)`` lets a checked login in."""
 
     def __init__(self, config: ServerConfig, backend: Backend, connections: Connections, users: dict[str, User],
-                 hasher: Hasher, *, admit: Callable[[Peer, str, str], None]) -> None:
+                 hasher: Hasher, *, admit: Callable[[Peer, str, str], None], taken: Callable[[str], bool]) -> None:
         self.config = config
         self.backend = backend
         self.connections = connections
         self.users = users
         self.hasher = hasher
         self._admit = admit
+        self._taken = taken  # a name in use, or being logged in with
         self._failures: dict[str, list[float]] = {}  # address -> times of wrong passwords
 
     # ------------------------------------------------------------ login
@@ -99,7 +100,7 @@ class Authenticator:
             raise ProtocolError(ErrorCode.BAD_PASSWORD, problem, fatal=fatal)
 
     def _check_free(self, name: str, key: str) -> None:
-        if key in self.users:
+        if self._taken(key):
             raise ProtocolError(ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.",
                                 fatal=True)
 
@@ -134,8 +135,9 @@ class Authenticator:
         peer.logging_in = True
         if not self.hasher.submit(job, (), finish):
             peer.logging_in = False
-            raise ProtocolError(ErrorCode.SERVER_BUSY, "The server is busy checking passwords; try again in a moment.",
-                                fatal=peer.user is None, ref=ref)
+            self.connections.fail(peer, ProtocolError(
+                ErrorCode.SERVER_BUSY, "The server is busy checking passwords; try again in a moment.",
+                fatal=peer.user is None, ref=ref), report=True)
 
     def _after_password(self, peer: Peer, name: str, key: str, ok: bool) -> None:
         if not ok:

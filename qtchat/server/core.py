@@ -109,6 +109,7 @@ class ChatServer(QObject):
         self.started = time.time()
         self.accepting = True
         self.users: dict[str, User] = {}  # name key -> user
+        self._admitting: dict[str, Peer] = {}  # name key -> a checked login whose welcome is on its way
         self.muted: set[str] = set()  # name keys
         self._build()
         self._init_timers()
@@ -136,7 +137,8 @@ class ChatServer(QObject):
                                  posted=self.message_posted.emit)
         self.history = HistoryService(cfg, backend, self.connections, self.rooms, self.journal)
         self.hasher = Hasher(parent=self)
-        self.auth = Authenticator(cfg, backend, self.connections, self.users, self.hasher, admit=self._admit)
+        self.auth = Authenticator(cfg, backend, self.connections, self.users, self.hasher, admit=self._admit,
+                                  taken=self.name_taken)
         self.operator = Operator(self)
         self._tcp = Listener(self.connections.accept, self)
         self._tcp.acceptError.connect(self._on_accept_error)
@@ -250,7 +252,10 @@ class ChatServer(QObject):
             return
         self._stopping = True
         self._tcp.close()
-        self.flush()
+        # what was accepted is stored and acknowledged first, then everyone is told
+        self.journal.when_stored(lambda: self._say_bye(reason))
+
+    def _say_bye(self, reason: str) -> None:
         log.info("shutting down: %s (%d connections)", reason, len(self.peers))
         for peer in list(self.peers):
             self.connections.drop(peer, f"server shutdown: {reason}", farewell=Bye(reason))
@@ -364,27 +369,41 @@ class ChatServer(QObject):
 
     # ------------------------------------------------------------ joining and leaving
 
-    def _admit(self, peer: Peer, name: str, key: str) -> None:
-        """A login checked: the user is in, told ``welcome`` and put in the lobby."""
-        if self.journal.has_mail_for(key):
-            # kept for them this pass, or confirmed by their last session: stored (or deleted) first
-            self.journal.when_stored(lambda: self._admit(peer, name, key))
+    def name_taken(self, key: str) -> bool:
+        """Is the name in use, or being logged in with (its welcome on its way)?"""
+        return key in self.users or key in self._admitting
+
+    def _admit(self, peer: Peer, name: str, key: str, *, waited: bool = False) -> None:
+        """A login checked: the user is in, told ``welcome`` and put in the lobby. The name is held from now
+        on; the user is listed (and reachable) once its welcome is sent."""
+        if peer.detached:
             return
-        user = peer.user = User(name, key, peer)
-        self.users[key] = user
-        lobby = self.rooms.lobby
+        if self.name_taken(key) and self._admitting.get(key) is not peer:
+            self.connections.fail(peer, ProtocolError(
+                ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.", fatal=True))
+            return
+        self._admitting[key] = peer
+        if not waited and self.journal.has_mail_for(key):
+            # kept for them this pass, or confirmed by their last session: stored (or deleted) first, once
+            self.journal.when_stored(lambda: self._admit(peer, name, key, waited=True))
+            return
+        user = User(name, key, peer)
         recent = self.backend.recent_cids(key, RECENT_CIDS_PER_USER) if key not in self.recent else None
-        then(self.history.describe(user, lobby), lambda info: self._welcome(user, info, recent),
+        then(self.history.describe(user, self.rooms.lobby), lambda info: self._welcome(user, info, recent),
              self._admit_failed(user))
 
     def _welcome(self, user: User, lobby: RoomInfo, recent: Any) -> None:
-        if user.peer.detached:
+        peer = user.peer
+        if self._admitting.get(user.key) is peer:
+            del self._admitting[user.key]
+        if peer.detached:
             return
+        peer.user = user
+        self.users[user.key] = user
         if recent is not None:  # resends after a server restart are recognised too
             then(recent, lambda found: self._remember(user.key, found), lambda exc: log.error(
                 "cannot read the recent messages of %s: %s", user.name, exc))
         cfg = self.config
-        peer = user.peer
         self.connections.send(peer, Welcome(
             user=user.name, version=peer.conn.version or 1, server=f"qtchat-server {__version__}",
             name=cfg.name, rooms=(lobby,), max_frame=cfg.max_frame, ping_interval=cfg.ping_interval,
@@ -404,6 +423,8 @@ class ChatServer(QObject):
 
     def _admit_failed(self, user: User) -> Callable[[BaseException], None]:
         def failed(exc: BaseException) -> None:
+            if self._admitting.get(user.key) is user.peer:
+                del self._admitting[user.key]
             log.error("cannot read the state of %s: %s", user.name, exc)
             self.connections.fail(user.peer, ProtocolError(
                 ErrorCode.INTERNAL, "The server could not read your state; try again in a moment.", fatal=True))
@@ -412,7 +433,10 @@ class ChatServer(QObject):
     def _detach(self, peer: Peer, reason: str) -> None:
         """A connection is closing: its user (if any) leaves every room and frees the name."""
         user = peer.user
-        if user is not None and self.users.get(user.key) is user:
+        if user is None:
+            for key in [k for k, p in self._admitting.items() if p is peer]:  # closed before its welcome
+                del self._admitting[key]
+        elif self.users.get(user.key) is user:
             del self.users[user.key]
             self.rooms.leave_all(user, reason)
             log.info("%s left (%r)", user.name, reason)

@@ -155,7 +155,9 @@ class HistoryService:
     def on_read(self, user: User, event: MarkRead) -> None:
         room = self.rooms.member_room(user, event.room)
 
-        def move(old: int | None) -> None:
+        def move(stored: int | None) -> None:
+            old = self.journal.marker(user.key, room.key)  # (one moved while the stored one was read)
+            old = stored if old is None else old
             if old is not None and old >= event.id:
                 return  # markers only move forward
             self.journal.mark(user.key, room.key, event.id)

@@ -24,7 +24,7 @@ from qtchat.protocol import ErrorCode, Message, ProtocolError, encode_event
 
 from .backend import Backend, MailRow, PassBatch, Posted, then
 from .peer import Connections, Peer, User
-from .rooms import Batch, Rooms
+from .rooms import Batch, Room, Rooms
 
 log = logging.getLogger("qtchat.server")
 
@@ -34,12 +34,15 @@ NOT_STORED = "The server could not store your message, so it was not sent."
 @dataclass(slots=True)
 class _Pass:
     batch: PassBatch = field(default_factory=PassBatch)
-    senders: list[User] = field(default_factory=list)  # batch.messages[i] was sent by senders[i]
+    senders: list[User] = field(default_factory=list)  # batch.messages[i] was sent by senders[i]...
+    rooms: list[Room] = field(default_factory=list)  # ...to rooms[i] (the object: a room can be made anew in a pass)
     # acknowledgements of kept private messages, written once stored: (sender, frame, cid, its row if it is
     # stored by this pass, None for a resend)
     mail_acks: list[tuple[Peer, bytes, str | None, MailRow | None]] = field(default_factory=list)
+    mail_for: dict[str, int] = field(default_factory=dict)  # recipient key -> how many kept for them in this pass
     resends: dict[int, list[User]] = field(default_factory=dict)  # index in batch.messages -> more to acknowledge
     by_cid: dict[tuple[str, str], int] = field(default_factory=dict)  # (sender key, cid) -> index in batch.messages
+    after: list[Callable[[], None]] = field(default_factory=list)  # run once this pass is stored (or not)
 
 
 class Journal:
@@ -57,25 +60,34 @@ class Journal:
         self._forget = forget
         self._pass = _Pass()
         self._in_flight: _Pass | None = None
-        self.mail_pending: dict[str, int] = {}  # recipient key -> how many kept for them are not stored yet
-        self._after: list[Callable[[], None]] = []  # run once everything accepted so far is stored (or not)
+        self._deferred = False  # a flush was asked for while a pass was being stored
+
+    def _passes(self) -> list[_Pass]:
+        """The passes not stored yet: the one being stored (if any), then this one."""
+        return [self._pass] if self._in_flight is None else [self._in_flight, self._pass]
 
     # ------------------------------------------------------------ what a pass collects
 
-    def post(self, user: User, posted: Posted) -> None:
+    def post(self, user: User, room: Room, posted: Posted) -> None:
         p = self._pass
         if posted.cid is not None:
             p.by_cid[(posted.sender_key, posted.cid)] = len(p.senders)
         p.batch.messages.append(posted)
         p.senders.append(user)
+        p.rooms.append(room)
 
-    def pending_message(self, sender_key: str, cid: str) -> int | None:
-        """The index of this pass's room message with that cid from that sender, if any."""
-        return self._pass.by_cid.get((sender_key, cid))
-
-    def acknowledge_with(self, index: int, user: User) -> None:
-        """A resend of this pass's message ``index`` (from another connection): acknowledge it too."""
-        self._pass.resends.setdefault(index, []).append(user)
+    def resent(self, user: User, cid: str, room_key: str, text: str) -> bool:
+        """A resend (same cid, room and text) of a room message not stored yet: it is acknowledged with the
+        first one, once stored (also on another connection of the sender). False if there is none."""
+        for p in self._passes():
+            index = p.by_cid.get((user.key, cid))
+            if index is not None:
+                first = p.batch.messages[index]
+                if first.room_key == room_key and first.text == text:
+                    if p.senders[index] is not user:
+                        p.resends.setdefault(index, []).append(user)
+                    return True
+        return False
 
     def mark(self, user_key: str, room_key: str, mid: int) -> None:
         self._pass.batch.markers[(user_key, room_key)] = mid
@@ -91,18 +103,23 @@ class Journal:
     def unstored(self, room_key: str, user_key: str) -> int:
         """Room messages accepted but not stored yet, in the room and not the user's own (all newer than
         any stored message)."""
-        passes = [self._pass] if self._in_flight is None else [self._in_flight, self._pass]
-        return sum(1 for p in passes for m in p.batch.messages if m.room_key == room_key and m.sender_key != user_key)
+        return sum(1 for p in self._passes() for m in p.batch.messages
+                   if m.room_key == room_key and m.sender_key != user_key)
 
     def hold(self, row: MailRow, sender: Peer, ack: bytes, cid: str | None) -> None:
-        self._pass.batch.mail.append(row)
-        self._pass.mail_acks.append((sender, ack, cid, row))
-        self.mail_pending[row[1]] = self.mail_pending.get(row[1], 0) + 1
+        p = self._pass
+        p.batch.mail.append(row)
+        p.mail_acks.append((sender, ack, cid, row))
+        p.mail_for[row[1]] = p.mail_for.get(row[1], 0) + 1
+
+    def pending_mail(self, user_key: str) -> int:
+        """How many private messages kept for the user are not stored yet."""
+        return sum(p.mail_for.get(user_key, 0) for p in self._passes())
 
     def held_again(self, mid: int, sender: Peer, ack: bytes, cid: str | None) -> bool:
         """A resend of a kept private message not stored yet: acknowledged with it. False if it is stored."""
-        for p in (self._pass, self._in_flight):
-            if p is not None and any(row[0] == mid for row in p.batch.mail):
+        for p in self._passes():
+            if any(row[0] == mid for row in p.batch.mail):
                 p.mail_acks.append((sender, ack, cid, None))
                 return True
         return False
@@ -114,17 +131,16 @@ class Journal:
 
     def has_mail_for(self, user_key: str) -> bool:
         """Private messages kept for the user, or confirmations of theirs, wait to be stored."""
-        passes = [self._pass] if self._in_flight is None else [self._in_flight, self._pass]
-        return user_key in self.mail_pending or any(user_key in p.batch.delivered for p in passes)
+        return any(user_key in p.mail_for or user_key in p.batch.delivered for p in self._passes())
 
     def when_stored(self, call: Callable[[], None]) -> None:
-        """Run ``call`` once everything accepted so far is stored and sent: at once when nothing waits
-        (a history page or a search then sees a message acknowledged a moment ago)."""
+        """Run ``call`` once everything accepted so far is stored (or could not be) and sent: at once when
+        nothing waits (a history page or a search then sees a message acknowledged a moment ago)."""
         if not self._pass.batch and self._in_flight is None:
             self.flush()  # frames of the pass with nothing to store (notices) go out first, as they would
             call()
             return
-        self._after.append(call)
+        (self._pass if self._pass.batch else self._in_flight or self._pass).after.append(call)
         self.flush()
 
     # ------------------------------------------------------------ the flush
@@ -132,35 +148,36 @@ class Journal:
     def flush(self) -> None:
         """Store this pass, then send its frames; frames of a pass with nothing to store go out at once."""
         if self._in_flight is not None:
-            return  # stored next, when the pass before is
+            self._deferred = True  # flushed when the pass before is stored
+            return
         batches = self.rooms.take()
         work, self._pass = self._pass, _Pass()
-        self.mail_pending.clear()
         if not work.batch:
             self.rooms.send(batches)
-            self._run_after()
+            self._finished(work)
             return
         self._in_flight = work
         then(self.backend.store_pass(work.batch), lambda _: self._sent(work, batches),
              lambda exc: self._not_sent(work, batches, exc))
 
-    def _run_after(self) -> None:
-        if self._pass.batch:  # more was accepted while the pass before was stored: that first
-            self.flush()
-            return
-        after, self._after = self._after, []
-        for call in after:
+    def _finished(self, work: _Pass) -> None:
+        """A pass is done (stored and sent, or refused): what waited for it runs, and a flush asked for
+        meanwhile happens now."""
+        for call in work.after:
             call()
+        if self._deferred and self._in_flight is None:
+            self._deferred = False
+            self.flush()
 
     def _sent(self, work: _Pass, batches: list[Batch]) -> None:
         self._in_flight = None
         if work.batch.messages:
-            by_room = {b.room.key: b for b in batches}
+            by_room = {id(b.room): b for b in batches}
             for i, posted in enumerate(work.batch.messages):
                 msg = Message(id=posted.id, ts=posted.ts, sender=posted.sender, text=posted.text, room=posted.room,
                               cid=posted.cid)
                 frame = encode_event(msg)
-                batch = by_room.get(posted.room_key)
+                batch = by_room.get(id(work.rooms[i]))
                 if batch is not None:
                     batch.frames[posted.slot] = frame
                 for user in work.resends.get(i, ()):
@@ -169,30 +186,30 @@ class Journal:
         self.rooms.send(batches)
         for sender, ack, _, _ in work.mail_acks:  # stored: now their senders hear it
             self.connections.write(sender, ack)
-        self._run_after()
+        self._finished(work)
 
     def _not_sent(self, work: _Pass, batches: list[Batch], exc: BaseException) -> None:
         """A full or broken disk: refuse this pass's messages, keep serving."""
         self._in_flight = None
         batch = work.batch
         log.critical("cannot store %d messages: %s; they were not sent", len(batch.messages) + len(batch.mail), exc)
-        for (user_key, room_key), mid in batch.markers.items():  # markers are not acknowledged: again next pass
+        # markers and confirmations are not acknowledged: they go with the next pass (not a pass of their own,
+        # which with a broken disk would be tried again and again)
+        for (user_key, room_key), mid in batch.markers.items():
             if mid > (self._pass.batch.markers.get((user_key, room_key)) or -1):
                 self._pass.batch.markers[(user_key, room_key)] = mid
-        for user_key, upto in batch.delivered.items():  # nor are confirmations: the held messages wait meanwhile
+        for user_key, upto in batch.delivered.items():  # the held messages wait meanwhile
             self.delivered(user_key, upto)
         for sender, _, cid, row in work.mail_acks:
             if row is not None and cid is not None:
                 self._forget(row[4], cid)
             self.connections.fail(sender, ProtocolError(ErrorCode.INTERNAL, NOT_STORED, ref=cid))
         if batch.messages:
-            self.rooms.drop_frames(batches)  # the pass's frames, messages with them, are not sent
-            for posted, user in zip(batch.messages, work.senders, strict=True):
-                self.connections.fail(user.peer, ProtocolError(ErrorCode.INTERNAL, NOT_STORED, ref=posted.cid))
+            for batch_of_room in batches:  # the pass's frames, messages with them, are not sent
+                batch_of_room.frames.clear()
+            for i, (posted, user) in enumerate(zip(batch.messages, work.senders, strict=True)):
+                for who in (user, *work.resends.get(i, ())):
+                    self.connections.fail(who.peer, ProtocolError(ErrorCode.INTERNAL, NOT_STORED, ref=posted.cid))
         else:
             self.rooms.send(batches)  # no room messages: the pass's notices can still go out
-        if self._pass.batch:
-            self.schedule()
-        after, self._after = self._after, []
-        for call in after:
-            call()
+        self._finished(work)

@@ -38,6 +38,7 @@ class Mailboxes:
         self.recent = recent
         self._posted = posted
         self.total = 0  # messages kept since start
+        self._counting: set[tuple[str, str]] = set()  # (sender key, cid) of messages whose mailbox is counted
 
     def hold(self, user: User, event: SendMessage, to_key: str) -> None:
         """A private message to someone offline: into the mailbox of a registered name (stored at this
@@ -50,19 +51,26 @@ class Mailboxes:
                    if account is None else "this server keeps no private messages for people who are offline")
             raise ProtocolError(ErrorCode.USER_OFFLINE,
                                 f"{event.to} is not online, and {why}: send it again when they are online.", ref=cid)
-        if self.journal.mail_pending.get(to_key, 0) >= cap:
+        if self.journal.pending_mail(to_key) >= cap:
             raise self._full(account.name, cap, cid)
         to_name = account.name
+        counting = (user.key, cid or "")
+        if cid is not None:
+            if counting in self._counting:
+                return  # sent again while the first is being counted: that one is acknowledged once kept
+            self._counting.add(counting)
 
         def counted(stored: int) -> None:
+            self._counting.discard(counting)
             if user.peer.detached:
                 return
-            if self.journal.mail_pending.get(to_key, 0) + stored >= cap:
+            if self.journal.pending_mail(to_key) + stored >= cap:
                 self.connections.fail(user.peer, self._full(to_name, cap, cid))
             else:
                 self._keep(user, event, to_key, to_name)
 
         def broken(exc: BaseException) -> None:
+            self._counting.discard(counting)
             log.error("cannot count the private messages kept for %s: %s", to_name, exc)
             self.connections.fail(user.peer, ProtocolError(ErrorCode.INTERNAL, NOT_STORED, ref=cid))
 

@@ -54,7 +54,7 @@ class Messages:
             return
         posted = Posted(room.key, room.name, now_ms(), user.name, key, cid, event.text)
         posted.slot = self.rooms.queue(room, b"")  # the frame takes this place once stored
-        self.journal.post(user, posted)
+        self.journal.post(user, room, posted)
         user.peer.msgs_in += 1
         self.total += 1
 
@@ -65,11 +65,7 @@ class Messages:
             ack = Message(id=earlier.id, ts=earlier.ts, sender=user.name, text=text, room=room, cid=cid)
             self.connections.write(user.peer, encode_event(ack))
             return True
-        index = self.journal.pending_message(user.key, cid)
-        if index is not None:  # not stored yet: acknowledged with the first one, once stored
-            self.journal.acknowledge_with(index, user)
-            return True
-        return False
+        return self.journal.resent(user, cid, room_key, text)  # not stored yet: acknowledged with the first
 
     def stored(self, posted: Posted, msg: Message) -> None:
         """A room message is stored: remember its cid, tell the server's listeners."""

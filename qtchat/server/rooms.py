@@ -144,25 +144,39 @@ class Rooms:
             name, key = validate_name(raw, what="room name")
         except ProtocolError as exc:
             raise ProtocolError(ErrorCode.ROOM_INVALID, exc.message, ref=raw) from None
-        room = self.rooms.get(key)
-        if room is not None and (user in room.members or user in room.joiners):
+        if not self._may_join(user, key, raw):
             return  # already there
-        if len(user.rooms) >= self.config.max_rooms_per_user:
-            raise ProtocolError(ErrorCode.TOO_MANY_ROOMS,
-                                f"You are in {len(user.rooms)} rooms already; leave one first.", ref=raw)
-        if room is None:
-            room = self.rooms[key] = Room(name)
-            log.info("%s created the room %r", user.name, name)
-        joined = room
+        # the user's marker and unread count are read first; the room is made (if new) only then
+        asked = self.rooms.get(key) or Room(name)
 
         def enter(info: RoomInfo) -> None:
-            if user.peer.detached or user in joined.members or user in joined.joiners:
+            if user.peer.detached:
                 return
-            self.rooms.setdefault(joined.key, joined)  # (emptied and forgotten meanwhile: it is back)
-            self._send(user, RoomJoined(info))
-            self.join(user, joined)
+            try:  # again: two joins at once, or the room limit reached meanwhile
+                if not self._may_join(user, key, raw):
+                    return
+            except ProtocolError as exc:
+                self.connections.fail(user.peer, exc)
+                return
+            room = self.rooms.get(key)
+            if room is None:
+                room = self.rooms[key] = asked if not asked.names else Room(name)
+                log.info("%s created the room %r", user.name, room.name)
+            self._send(user, RoomJoined(RoomInfo(room.name, room.topic, len(room.names) + 1, read=info.read,
+                                                 unread=info.unread)))
+            self.join(user, room)
 
-        then(self._describe(user, room, len(room.names) + 1), enter, self._failed(user, raw))
+        then(self._describe(user, asked, None), enter, self._failed(user, raw))
+
+    def _may_join(self, user: User, key: str, ref: str) -> bool:
+        """False when the user is in the room already; refused when they are in as many rooms as they may be."""
+        room = self.rooms.get(key)
+        if room is not None and (user in room.members or user in room.joiners):
+            return False
+        if len(user.rooms) >= self.config.max_rooms_per_user:
+            raise ProtocolError(ErrorCode.TOO_MANY_ROOMS,
+                                f"You are in {len(user.rooms)} rooms already; leave one first.", ref=ref)
+        return True
 
     def on_part(self, user: User, event: PartRoom) -> None:
         room = self.member_room(user, event.room)
@@ -210,23 +224,29 @@ class Rooms:
         dirty, self.dirty = self.dirty, []
         batches = []
         for room in dirty:
-            batches.append(Batch(room, room.pending, room.joiners))
+            joiners = room.joiners
+            batches.append(Batch(room, room.pending, joiners))
             room.pending = []
-            room.joiners = {}
+            if joiners:
+                room.members.update(joiners)  # members from now on: later frames go to them whole
+                room.joiners = {}
         return batches
 
     def send(self, batches: list[Batch], *, publish: bool = True) -> None:
-        """Write each batch, as one shared buffer, to every member of its room (joiners: their part), and
-        hand it to the backend for the room's members on other nodes (unless it came from there)."""
+        """Write each batch, as one shared buffer, to every member of its room (those who joined in this pass:
+        only their part), and hand it to the backend for the room's members on other nodes (unless it came
+        from there)."""
         limit = self.config.max_output
         slow: list[User] = []
         for batch in batches:
             room = batch.room
             data = b"".join(batch.frames)
             size = len(data)
+            joiners = batch.joiners
             shared = QByteArray(data)
-            members = room.members
-            for member in members:
+            for member in room.members:
+                if joiners and member in joiners:
+                    continue  # their part, below
                 sock = member.socket
                 if not sock.isValid():
                     continue  # failed on an earlier write; reaped once this pass is over
@@ -234,26 +254,16 @@ class Rooms:
                 member.peer.bytes_out += size
                 if sock.bytesToWrite() > limit:
                     slow.append(member)
-            self.total_bytes_out += size * len(members)
+            self.total_bytes_out += size * (len(room.members) - sum(1 for j in joiners if j in room.members))
             if publish:
                 self._publish(room.key, data)
-            for member, first in batch.joiners.items():
-                if room.names.get(member.key) is None or member.peer.detached:
-                    continue  # left again (or was dropped) in the same pass
+            for member, first in joiners.items():
                 part = b"".join(batch.frames[first:])
-                if part and member.socket.isValid():
+                if member in room.members and part and member.socket.isValid():
                     member.socket.write(part)
                     member.peer.bytes_out += len(part)
                     if member.socket.bytesToWrite() > limit:
                         slow.append(member)
-                members.add(member)
         for member in slow:
             if not member.peer.detached:
                 self.connections.drop_slow(member.peer)
-
-    def drop_frames(self, batches: list[Batch]) -> None:
-        """A pass that could not be stored: none of its frames go out, but its joiners are members now."""
-        for batch in batches:
-            for member in batch.joiners:
-                if batch.room.names.get(member.key) is not None and not member.peer.detached:
-                    batch.room.members.add(member)

@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 from qtchat import __version__
 from qtchat.client.models import literal_html
 from qtchat.server import ChatServer, Operator, ServerConfig, UserSnapshot
+from qtchat.server.backend import then
 from qtchat.server.operator import sentence
 from qtchat.sysutil import QuitSignals
 from qtchat.ui.about import show_about
@@ -111,8 +112,8 @@ class UsersTableModel(QAbstractTableModel):
         self.rows = [now[u.id] for u in self.rows]
         present = {u.id for u in self.rows}
         new = [u for uid, u in now.items() if uid not in present]
-        if self.rows:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
+        if self.rows:  # a row's name, address and start never change: the live columns only
+            self.dataChanged.emit(self.index(0, 3), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
         if new:
             first = len(self.rows)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
@@ -454,7 +455,7 @@ class AdminWindow(QMainWindow):
             self.model.apply()
             self._update_buttons()
 
-        outcome.add_done_callback(lambda f: show(sentence(e) if (e := f.exception()) is not None else f.result()))
+        then(outcome, show, lambda exc: show(sentence(exc)))
 
     def kick_selected(self, reason: str | None = None) -> None:
         user = self.selected()

@@ -30,7 +30,7 @@ def private_settings(tmp_path):
 # Tests set their scenes up faster than any person types (thousands of messages, hundreds of clients,
 # all from 127.0.0.1), so the servers they make have the per-connection limits off unless a test
 # asks for them; the limits' own tests (tests/server/test_bad_input.py) pass them explicitly.
-NO_LIMITS: dict[str, Any] = {"rate_messages": 0, "rate_bytes": 0, "max_per_address": 0}
+NO_LIMITS: dict[str, Any] = {"rate_messages": 0, "rate_bytes": 0, "max_per_address": 0, "rate_work": 0}
 
 
 BACKENDS = ("sqlite", "memory-later")  # what a test marked 'backends' runs on (tests/server/conftest.py)

@@ -44,6 +44,7 @@ from .pins import PinStore
 
 LATEST_PAGE = 50  # messages asked for when a room is joined afresh
 CATCH_UP_PAGE = 200  # messages per page when catching up after a reconnect
+MAX_LISTED_ROOMS = 5000  # rooms of the server's list fetched (in pages) for the join dialog
 SEEN_IDS = 10_000  # message ids remembered, so that none is reported twice
 
 
@@ -87,9 +88,11 @@ class ChatRooms(ClientLink):
     history_received = Signal(object)
     context_received = Signal(object)
     search_results = Signal(object)
+    search_failed = Signal(str, str)
 
     def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
         super().__init__(parent, pins)
+        self._room_pages: list[RoomInfo] = []  # the server's room list as its pages come
         # the rooms we are in, by name key; the lobby always, others joined by the user and
         # joined again after every login
         self.rooms = _fresh_rooms()
@@ -165,6 +168,7 @@ class ChatRooms(ClientLink):
         """Ask for the server's list of rooms; it arrives as room_list. False while offline."""
         if self.state is not ClientState.ONLINE:
             return False
+        self._room_pages = []
         self._send(RoomsRequest())
         return True
 
@@ -286,7 +290,13 @@ class ChatRooms(ClientLink):
             self.topic_changed.emit(room.name, event.topic, event.by)
 
     def _on_room_list(self, event: RoomList) -> None:
-        self.room_list.emit(list(event.rooms))
+        """A page of the server's rooms: the next is asked for until the last (or MAX_LISTED_ROOMS) came."""
+        self._room_pages += event.rooms
+        if event.more and event.rooms and len(self._room_pages) < MAX_LISTED_ROOMS:
+            self._send(RoomsRequest(after=event.rooms[-1].name))
+            return
+        rooms, self._room_pages = self._room_pages, []
+        self.room_list.emit(rooms)
 
     def _on_search_results(self, event: SearchResults) -> None:
         self.search_results.emit(event)

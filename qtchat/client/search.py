@@ -55,6 +55,7 @@ class SearchModel(QAbstractListModel):
         self.error = ""
         self._asked_before: int | None = None  # the page on its way
         client.search_results.connect(self._on_results)
+        client.search_failed.connect(self._on_failed)
         client.connection_lost.connect(self._on_connection_lost)
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
@@ -124,6 +125,12 @@ class SearchModel(QAbstractListModel):
         if self.searching:  # the answer went with the connection
             self.searching = False
             self.error = "The connection dropped before the answer came: search again."
+            self.state_changed.emit()
+
+    def _on_failed(self, code: str, text: str) -> None:
+        if self.searching:  # refused (the server's words say why): nothing more comes for it
+            self.searching = False
+            self.error = text
             self.state_changed.emit()
 
     def _on_results(self, answer: SearchResults) -> None:

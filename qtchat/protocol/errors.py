@@ -50,6 +50,7 @@ class ErrorCode(StrEnum):
     SLOW_DOWN = "slow_down"
     FLOOD = "flood"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    SEARCH_TOO_BROAD = "search_too_broad"  # a search with too many words, or one that ran past its time budget
     INTERNAL = "internal"
 
     @classmethod

@@ -45,6 +45,8 @@ MAX_QUERY = 200  # search query, after trimming
 MAX_SEARCH_LIMIT = 100
 UNREAD_CAP = 1000  # RoomInfo.unread counts no further, so it stays cheap
 MAX_ROOM_NAME = 100  # a room name a client sends (rooms' own rules are the server's)
+MAX_ROOMS_PAGE = 200  # rooms in one ``rooms`` answer
+MAX_SEARCH_WORDS = 8  # words in one search query
 MAX_BAN_MINUTES = 10 * 365 * 24 * 60
 
 
@@ -254,7 +256,11 @@ class PartRoom(ClientEvent):
 @event("rooms")
 @dataclass(frozen=True, slots=True)
 class RoomsRequest(ClientEvent):
-    """Ask for the list of rooms with their member counts."""
+    """Ask for the list of rooms with their member counts, a page at a time: the first ``limit`` (default
+    and most: MAX_ROOMS_PAGE) in the order of their names' keys, or those after the room ``after``."""
+
+    after: Annotated[str | None, Str(MAX_ROOM_NAME)] = None
+    limit: Annotated[int | None, Int(lo=1, hi=MAX_ROOMS_PAGE, clamp=True)] = None
 
 
 @event("topic")
@@ -384,7 +390,10 @@ class RoomJoined(ServerEvent):
 @event("rooms")
 @dataclass(frozen=True, slots=True)
 class RoomList(ServerEvent):
+    """A page of the server's rooms; ``more``: more follow (ask with ``after`` set to the last one's name)."""
+
     rooms: Annotated[tuple[RoomInfo, ...], Records(RoomInfo)]
+    more: Annotated[bool, Bool(omit_empty=True)] = False
 
 
 @event("topic")

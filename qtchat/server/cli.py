@@ -117,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: %(default)s)")
     lim.add_argument("--flood-window", type=_positive_float, default=d.flood_window, metavar="SECONDS",
                      help="see --flood-after (default: %(default)s)")
+    lim.add_argument("--rate-work", type=_rate, default=d.rate_work, metavar="UNITS_PER_S",
+                     help="what a connection's requests may cost the server, in work units per second (about "
+                          "0.1 ms each; a history page of 500 is 52, a search 20-60): frames past it wait their turn "
+                          "(default: %(default)s)")
+    lim.add_argument("--rate-work-burst", type=_rate, default=d.rate_work_burst, metavar="UNITS",
+                     help="work units a connection may spend at once after a quiet spell (default: %(default)s)")
+    lim.add_argument("--max-backlog", type=_positive_int, default=d.max_backlog, metavar="N",
+                     help="frames of one connection waiting their turn before it is disconnected with 'flood' "
+                          "(default: %(default)s)")
     lim.add_argument("--max-per-address", type=_count, default=d.max_per_address, metavar="N",
                      help="simultaneous connections from one IP address, loopback included; more are refused "
                           "with 'too_many_connections' (default: %(default)s)")
@@ -178,7 +187,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         require_accounts=args.require_accounts, registration=not args.no_registration,
         max_rooms_per_user=args.max_rooms, rate_messages=args.rate_messages, rate_burst=args.rate_burst,
         rate_bytes=args.rate_bytes, rate_bytes_burst=args.rate_bytes_burst, flood_after=args.flood_after,
-        flood_window=args.flood_window, max_per_address=args.max_per_address,
+        flood_window=args.flood_window, max_per_address=args.max_per_address, rate_work=args.rate_work,
+        rate_work_burst=args.rate_work_burst, max_backlog=args.max_backlog,
         tls_cert=args.tls_cert, tls_key=args.tls_key,
     )
 

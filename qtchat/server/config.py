@@ -7,7 +7,7 @@ from pathlib import Path
 
 from qtchat.protocol import DEFAULT_MAX_FRAME
 
-from .limits import RateLimits
+from .limits import RateLimits, WorkLimits
 
 
 @dataclass
@@ -42,6 +42,9 @@ class ServerConfig:
     flood_after: int = 50  # refused messages within flood_window seconds before a 'flood' disconnect
     flood_window: float = 10.0
     max_per_address: int = 16  # simultaneous connections from one IP address
+    rate_work: float = 100.0  # work units per second every request is paid from (prices.py); 0: no limit
+    rate_work_burst: float = 400.0  # work units at once
+    max_backlog: int = 200  # frames held back while a connection waits for work units, before 'flood'
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
     tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, every connection is TLS
@@ -56,6 +59,11 @@ def rate_limits(cfg: ServerConfig) -> RateLimits:
     )
 
 
+def work_limits(cfg: ServerConfig) -> WorkLimits:
+    return WorkLimits(per_s=max(0.0, cfg.rate_work), burst=max(1.0, cfg.rate_work_burst),
+                      backlog=max(1, cfg.max_backlog))
+
+
 def announced_limits(cfg: ServerConfig) -> dict[str, float]:
     """The limits a client is told in ``welcome`` (0: none)."""
     lim = rate_limits(cfg)
@@ -63,4 +71,5 @@ def announced_limits(cfg: ServerConfig) -> dict[str, float]:
         "messages_per_s": lim.messages, "messages_burst": lim.burst if lim.messages else 0,
         "bytes_per_s": lim.bytes, "bytes_burst": lim.bytes_burst if lim.bytes else 0,
         "max_rooms": cfg.max_rooms_per_user, "max_per_address": cfg.max_per_address,
+        "work_per_s": max(0.0, cfg.rate_work), "work_burst": max(1.0, cfg.rate_work_burst) if cfg.rate_work > 0 else 0,
     }

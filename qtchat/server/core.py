@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -62,7 +63,7 @@ from qtchat.tls import TlsSetupError, describe_certificate, format_fingerprint, 
 from .accounts import Hasher
 from .auth import Authenticator, banned_error
 from .backend import Backend, RecentCid, then
-from .config import ServerConfig, announced_limits
+from .config import ServerConfig, announced_limits, work_limits
 from .history import HistoryService
 from .journal import Journal
 from .limits import Verdict
@@ -70,6 +71,7 @@ from .mailbox import Mailboxes
 from .messages import Messages
 from .operator import Operator
 from .peer import Connections, Listener, Peer, User, host_address
+from .prices import price
 from .resends import RECENT_CIDS_PER_USER, RecentCids
 from .rooms import Batch, Rooms
 from .sqlite_backend import SqliteBackend
@@ -78,6 +80,7 @@ log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
 RATED = (SendMessage, SetTopic)  # what the message rate limit counts
+LAG_TICK_MS = 10  # how often frames held back (fakelag) are looked at
 
 
 class ChatServer(QObject):
@@ -154,6 +157,10 @@ class ChatServer(QObject):
         self._notice_timer.timeout.connect(self.flush)
         self._sweep_timer = QTimer(self)
         self._sweep_timer.timeout.connect(self.connections.sweep)
+        self._lagged: set[Peer] = set()  # connections with frames waiting for their price
+        self._lag_timer = QTimer(self)
+        self._lag_timer.setInterval(LAG_TICK_MS)
+        self._lag_timer.timeout.connect(self._serve_lagged)
         self._stopping = False
         self._stopped = False
         self._stop_deadline = QTimer(self)
@@ -313,7 +320,39 @@ class ChatServer(QObject):
                 continue
             if event is NEED_DATA or event is PEER_CLOSED:
                 break
-            self._dispatch(peer, event)
+            if peer.work is None:
+                self._dispatch(peer, event)
+            elif peer.backlog or peer.work.take(price(event, self.rooms), time.monotonic()) > 0:
+                self._hold_back(peer, event)  # its frames wait for their price (fakelag)
+            else:
+                self._dispatch(peer, event)
+
+    def _hold_back(self, peer: Peer, event: object) -> None:
+        backlog = peer.backlog
+        if backlog is None:
+            backlog = peer.backlog = deque()
+        if len(backlog) >= work_limits(self.config).backlog:
+            self._flood(peer, "You sent requests faster than this server serves them, for too long.")
+            return
+        backlog.append(event)
+        self._lagged.add(peer)
+        if not self._lag_timer.isActive():
+            self._lag_timer.start()
+
+    def _serve_lagged(self) -> None:
+        """Act on the frames held back, as each connection's work units allow, oldest first."""
+        now = time.monotonic()
+        for peer in list(self._lagged):
+            backlog, work = peer.backlog, peer.work
+            while backlog and work is not None and not peer.detached:
+                if work.take(price(backlog[0], self.rooms), now) > 0:
+                    break
+                self._dispatch(peer, backlog.popleft())
+            if peer.detached or not backlog:
+                self._lagged.discard(peer)
+                peer.backlog = None
+        if not self._lagged:
+            self._lag_timer.stop()
 
     def _dispatch(self, peer: Peer, event: object) -> None:
         """One lookup in the table of the connection's phase; a ProtocolError a handler raises is answered."""

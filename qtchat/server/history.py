@@ -26,15 +26,18 @@ from qtchat.protocol import (
     encode_event,
     encode_frame,
 )
-from qtchat.protocol.events import search_result_wire
+from qtchat.protocol.events import MAX_SEARCH_WORDS, search_result_wire
 
 from .backend import Around, Backend, Page, StoredMessage, done, then
 from .config import ServerConfig
 from .journal import Journal
 from .peer import Connections, User
 from .rooms import Room, Rooms
+from .store import SearchTooCostly, query_words
 
 log = logging.getLogger("qtchat.server")
+
+SEARCH_REF = "search"  # the ``ref`` of an error that answers a ``search``
 
 
 class HistoryService:
@@ -119,6 +122,9 @@ class HistoryService:
     # ------------------------------------------------------------ search
 
     def on_search(self, user: User, request: SearchRequest) -> None:
+        if len(query_words(request.query)) > MAX_SEARCH_WORDS:
+            raise ProtocolError(ErrorCode.SEARCH_TOO_BROAD,
+                                f"A search may have at most {MAX_SEARCH_WORDS} words; leave some out.", ref=SEARCH_REF)
         rooms = [self.rooms.member_room(user, request.room)] if request.room is not None else list(user.rooms)
         echo = rooms[0].name if request.room is not None else None  # only what the user may read now
         if not self.backend.history:
@@ -127,7 +133,19 @@ class HistoryService:
         names = {r.key: r.name for r in rooms}
         self.journal.when_stored(lambda: then(
             self.backend.search(request.query, list(names), before=request.before, limit=request.limit),
-            lambda page: self._send_results(user, request, names, echo, page), self._failed(user, "search")))
+            lambda page: self._send_results(user, request, names, echo, page), self._search_failed(user)))
+
+    def _search_failed(self, user: User) -> Callable[[BaseException], None]:
+        internal = self._failed(user, "search")
+
+        def report(exc: BaseException) -> None:
+            if isinstance(exc, SearchTooCostly):
+                self.connections.fail(user.peer, ProtocolError(
+                    ErrorCode.SEARCH_TOO_BROAD, f"This search would take too long ({exc}): search for longer or "
+                    "rarer words, or in one room.", ref=SEARCH_REF))
+            else:
+                internal(exc)
+        return report
 
     def _send_results(self, user: User, request: SearchRequest, names: dict[str, str], echo: str | None,
                       page: Page) -> None:

@@ -104,3 +104,43 @@ class Limiter:
         self._strikes = max(0.0, self._strikes - (now - self._strike_stamp) * leak) + 1
         self._strike_stamp = now
         return Verdict.FLOOD if self._strikes > lim.flood_after else Verdict.SLOW_DOWN
+
+
+@dataclass(frozen=True, slots=True)
+class WorkLimits:
+    """What a connection's requests may cost the server: every frame has a price in work units (about a
+    tenth of a millisecond of the server's time each: prices.py), paid from a bucket of ``burst`` units
+    refilled at ``per_s``. A frame that finds too few units waits, and the connection's later frames wait
+    behind it (fakelag): up to ``backlog`` frames, then the connection is dropped (``flood``)."""
+
+    per_s: float = 100.0  # 0: no limit
+    burst: float = 400.0
+    backlog: int = 200
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_s > 0
+
+
+class WorkBucket:
+    """The work units of one connection. ``now`` is a monotonic clock in seconds."""
+
+    __slots__ = ("_stamp", "_units", "limits")
+
+    def __init__(self, limits: WorkLimits, now: float) -> None:
+        self.limits = limits
+        self._units = limits.burst
+        self._stamp = now
+
+    def take(self, cost: float, now: float) -> float:
+        """Pay ``cost``: 0.0 when paid, else the seconds until it can be (nothing is taken then). A cost
+        above the whole burst is paid once the bucket is full, so every request can be served."""
+        lim = self.limits
+        self._units = min(lim.burst, self._units + (now - self._stamp) * lim.per_s)
+        self._stamp = now
+        due = min(cost, lim.burst)
+        if self._units + 1e-9 >= due:
+            self._units -= due
+            return 0.0
+        return (due - self._units) / lim.per_s
+

@@ -35,8 +35,8 @@ from .backend import (
     around_shares,
 )
 from .bans import BanList
-from .sqlite_backend import PRUNE_INTERVAL_MS, MessageIds
-from .store import fold, query_words
+from .sqlite_backend import PRUNE_INTERVAL_MS, SEARCH_BUDGET_S, MessageIds
+from .store import SearchTooCostly, fold, query_words
 
 T = TypeVar("T")
 Row = tuple[int, int, str, str, str | None, str]  # id, ts, sender, sender key, cid, text
@@ -165,12 +165,15 @@ class MemoryBackend(QObject):
             words = [" " + fold(w).strip() for w in query_words(query)]
             if not words:
                 return Page([], False)
+            deadline = time.monotonic() + SEARCH_BUDGET_S
             top = before if before is not None else 1 << 62
             found: list[StoredMessage] = []
             for room in room_keys:
                 rows, ids = self._rooms.get(room, []), self._room_ids.get(room, [])
                 taken = 0
-                for row in reversed(rows[:bisect.bisect_left(ids, top)]):
+                for n, row in enumerate(reversed(rows[:bisect.bisect_left(ids, top)])):
+                    if n % 256 == 255 and time.monotonic() > deadline:
+                        raise SearchTooCostly(SEARCH_BUDGET_S)
                     folded = fold(row[5])
                     if all(w in folded for w in words):
                         found.append(_stored(room, [row])[0])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, cast
@@ -26,8 +27,8 @@ from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QSslConfiguration, 
 
 from qtchat.protocol import Connection, Error, ErrorCode, Ping, ProtocolError, Role, SendableEvent
 
-from .config import ServerConfig, rate_limits
-from .limits import Limiter
+from .config import ServerConfig, rate_limits, work_limits
+from .limits import Limiter, WorkBucket
 
 if TYPE_CHECKING:
     from .rooms import Room
@@ -60,8 +61,8 @@ class Peer:
     """One connection and, once logged in, its ``user``."""
 
     __slots__ = (
-        "address", "bytes_in", "bytes_out", "closing_since", "conn", "connected_at", "connected_wall", "detached",
-        "id", "last_seen", "limiter", "logging_in", "msgs_in", "peer", "pinged", "socket", "user",
+        "address", "backlog", "bytes_in", "bytes_out", "closing_since", "conn", "connected_at", "connected_wall",
+        "detached", "id", "last_seen", "limiter", "logging_in", "msgs_in", "peer", "pinged", "socket", "user", "work",
     )
 
     def __init__(self, socket: QAbstractSocket, conn: Connection, address: str, port: int, now: float, *,
@@ -83,6 +84,8 @@ class Peer:
         self.bytes_in = 0
         self.bytes_out = 0
         self.limiter: Limiter | None = None
+        self.work: WorkBucket | None = None  # what its requests may cost (prices.py)
+        self.backlog: deque[object] | None = None  # frames waiting for work units (fakelag), oldest first
 
     @property
     def label(self) -> str:
@@ -176,6 +179,9 @@ class Connections:
         limits = rate_limits(cfg)
         if limits.enabled:
             peer.limiter = Limiter(limits, peer.connected_at)
+        work = work_limits(cfg)
+        if work.enabled:
+            peer.work = WorkBucket(work, peer.connected_at)
         sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
         sock.setSocketOption(QAbstractSocket.SocketOption.KeepAliveOption, 1)
         sock.readyRead.connect(partial(self._on_ready_read, peer))

@@ -19,6 +19,7 @@ from PySide6.QtCore import QByteArray
 
 from qtchat.protocol import (
     DEFAULT_ROOM,
+    MAX_ROOMS_PAGE,
     ErrorCode,
     Joined,
     JoinRoom,
@@ -195,7 +196,23 @@ class Rooms:
         self.send_user_list(user, self.member_room(user, event.room))
 
     def on_rooms(self, user: User, event: RoomsRequest) -> None:
-        self._send(user, RoomList(tuple(RoomInfo(r.name, r.topic, len(r.names)) for r in self.rooms.values())))
+        """A page of the rooms in the order of their keys, cut to the frame limit: a server with thousands
+        of rooms (and long names and topics) answers in pages, never in one frame too large to read."""
+        after = name_key(event.after) if event.after is not None else None
+        keys = sorted(k for k in self.rooms if after is None or k > after)
+        limit = event.limit or MAX_ROOMS_PAGE
+        budget = self.config.max_frame - 100
+        infos: list[RoomInfo] = []
+        size = 0
+        for key in keys[:limit]:
+            room = self.rooms[key]
+            info = RoomInfo(room.name, room.topic, len(room.names))
+            cost = len(room.name) * 6 + len(room.topic) * 6 + 48  # at most, escapes and all
+            if infos and size + cost > budget:
+                break
+            infos.append(info)
+            size += cost
+        self._send(user, RoomList(tuple(infos), more=len(infos) < len(keys)))
 
     def _send(self, user: User, event: SendableEvent) -> None:
         self.connections.send(user.peer, event)

@@ -26,7 +26,8 @@ log = logging.getLogger("qtchat.server")
 INDEX_INTERVAL_MS = 1000  # how often stored messages are added to the full-text index
 INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst) and no message came in
 INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
-SEARCH_INDEX_BUDGET_S = 0.1  # a search first indexes for at most this long; what is left is scanned
+SEARCH_INDEX_BUDGET_S = 0.01  # a search first indexes for at most this long; what is left is scanned
+SEARCH_BUDGET_S = 0.025  # a search is stopped past this (search_too_broad): nobody else waits longer for it
 PRUNE_INTERVAL_MS = 10 * 60 * 1000
 
 
@@ -116,7 +117,7 @@ class SqliteBackend(QObject):
     def search(self, query: str, room_keys: list[str], *, before: int | None, limit: int) -> Future[Page]:
         def run() -> Page:
             self.store.index_pending(SEARCH_INDEX_BUDGET_S)  # what is still not indexed after this is scanned
-            return Page(*self.store.search(query, room_keys, before=before, limit=limit))
+            return Page(*self.store.search(query, room_keys, before=before, limit=limit, budget=SEARCH_BUDGET_S))
 
         return answer(run)
 

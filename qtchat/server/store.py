@@ -111,6 +111,14 @@ def _like_escape(text: str) -> str:
 _COLS = "id, room, ts, sender, text, cid"
 
 
+class SearchTooCostly(Exception):
+    """A search stopped at its time budget."""
+
+    def __init__(self, budget: float) -> None:
+        super().__init__(f"the search ran past its budget of {budget * 1000:.0f} ms")
+        self.budget = budget
+
+
 
 
 class MessageStore:
@@ -280,14 +288,31 @@ class MessageStore:
             db.execute("PRAGMA synchronous=FULL")
         return done
 
-    def search(self, query: str, rooms: list[str], *, before: int | None = None,
-               limit: int = 50) -> tuple[list[StoredMessage], bool]:
+    def search(self, query: str, rooms: list[str], *, before: int | None = None, limit: int = 50,
+               budget: float | None = None) -> tuple[list[StoredMessage], bool]:
         """Messages of ``rooms`` (room keys) holding every word of ``query`` as a word prefix, case and
         diacritics ignored, newest first, with ids below ``before``. Returns (messages, more).
 
         With the index, the messages it does not hold yet (stored after its last ``index_pending``)
-        are scanned, so the answer is complete whenever the index was last brought up to date.
+        are scanned, so the answer is complete whenever the index was last brought up to date. A search
+        still running after ``budget`` seconds is stopped (SQLite's progress handler) and raises
+        SearchTooCostly: nothing else waits longer than that for it.
         """
+        if budget is None:
+            return self._search(query, rooms, before, limit)
+        deadline = time.monotonic() + budget
+        self.db.set_progress_handler(lambda: int(time.monotonic() > deadline), 2000)
+        try:
+            return self._search(query, rooms, before, limit)
+        except sqlite3.OperationalError as exc:
+            if "interrupt" in str(exc):
+                raise SearchTooCostly(budget) from None
+            raise
+        finally:
+            self.db.set_progress_handler(None, 0)
+
+    def _search(self, query: str, rooms: list[str], before: int | None,
+                limit: int) -> tuple[list[StoredMessage], bool]:
         words = query_words(query)
         if not words or not rooms:
             return [], False

@@ -214,3 +214,23 @@ def test_read_markers_follow_the_user_to_the_next_session(make_server, connect, 
     kinds = [(ln.kind, ln.text) for ln in ws2.lobby.log.lines if ln.kind in ("msg", "marker")]
     assert kinds[5] == ("marker", "New since you last read") and kinds[6] == ("msg", "later 0")
     other.quit()
+
+
+def test_the_room_list_is_fetched_in_pages_and_given_once(make_server, connect, client, qtbot):
+    from qtchat.protocol import MAX_ROOMS_PAGE, JoinRoom, RoomJoined
+
+    server = make_server(max_rooms_per_user=1000)
+    owner = connect(server.port)
+    owner.login("owner")
+    names = [f"r{i:03d}" for i in range(MAX_ROOMS_PAGE + 50)]
+    owner.send_raw(b"".join(owner.conn.send(JoinRoom(n)) for n in names))
+    owner.wait_for(lambda: len(owner.of(RoomJoined)) == len(names), timeout=20)
+    with qtbot.waitSignal(client.logged_in, timeout=5000):
+        client.connect_to("127.0.0.1", server.port, "asker")
+    lists: list[list] = []
+    client.room_list.connect(lists.append)
+    assert client.request_rooms()
+    qtbot.waitUntil(lambda: bool(lists), timeout=5000)
+    qtbot.wait(100)
+    assert len(lists) == 1  # one list, not one per page
+    assert sorted(r.name for r in lists[0]) == sorted([*names, "lobby"])

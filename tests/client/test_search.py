@@ -230,3 +230,15 @@ def test_asking_again_while_older_results_load_keeps_the_newest(server, connect,
     wait_search(qtbot, model)
     qtbot.wait(100)
     assert [m.text for m in model.results] == [f"bee {i}" for i in range(29, 19, -1)]
+
+
+def test_a_search_the_server_refuses_says_why_and_stops_searching(server, client, qtbot):
+    from qtchat.client.search import SearchModel
+
+    with qtbot.waitSignal(client.logged_in, timeout=5000):
+        client.connect_to("127.0.0.1", server.port, "alice")
+    model = SearchModel(client)
+    with qtbot.waitSignal(client.search_failed, timeout=3000), \
+            qtbot.assert_not_emitted(client.server_error, wait=100):
+        model.start(" ".join(f"word{i}" for i in range(12)))
+    assert not model.searching and "at most 8 words" in model.status

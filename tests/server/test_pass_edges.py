@@ -211,7 +211,12 @@ def test_login_recursion_count(server, connect, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: "bob" not in server.users)
     n = []
     orig = Journal.when_stored
-    monkeypatch.setattr(Journal, "when_stored", lambda self, call: (n.append(1), orig(self, call))[1])
+
+    def counted(self, call):
+        n.append(1)
+        orig(self, call)
+
+    monkeypatch.setattr(Journal, "when_stored", counted)
     again = connect()
     again.send(Hello(user="bob", password=PASSWORD))
     again.wait_event(Welcome, timeout=3)

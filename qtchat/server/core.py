@@ -80,7 +80,9 @@ log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
 RATED = (SendMessage, SetTopic)  # what the message rate limit counts
-LAG_TICK_MS = 10  # how often frames held back (fakelag) are looked at
+LAG_TICK_MS = 5  # how often frames held back (fakelag) are served...
+LAG_TICK_SHARE_S = 0.003  # ...for about this long at most, in turns, so the loop serves everyone else between
+AT_ONCE = 5.0  # a frame costing more than this (history, search, lists) always waits for its turn
 
 
 class ChatServer(QObject):
@@ -157,7 +159,7 @@ class ChatServer(QObject):
         self._notice_timer.timeout.connect(self.flush)
         self._sweep_timer = QTimer(self)
         self._sweep_timer.timeout.connect(self.connections.sweep)
-        self._lagged: set[Peer] = set()  # connections with frames waiting for their price
+        self._lagged: dict[Peer, None] = {}  # connections with frames waiting, in the order of their turns
         self._lag_timer = QTimer(self)
         self._lag_timer.setInterval(LAG_TICK_MS)
         self._lag_timer.timeout.connect(self._serve_lagged)
@@ -322,8 +324,10 @@ class ChatServer(QObject):
                 break
             if peer.work is None:
                 self._dispatch(peer, event)
-            elif peer.backlog or peer.work.take(price(event, self.rooms), time.monotonic()) > 0:
-                self._hold_back(peer, event)  # its frames wait for their price (fakelag)
+                continue
+            cost = price(event, self.rooms)
+            if peer.backlog or cost > AT_ONCE or peer.work.take(cost, time.monotonic()) > 0:
+                self._hold_back(peer, event)  # it waits for its price, or for its turn (fakelag)
             else:
                 self._dispatch(peer, event)
 
@@ -335,21 +339,30 @@ class ChatServer(QObject):
             self._flood(peer, "You sent requests faster than this server serves them, for too long.")
             return
         backlog.append(event)
-        self._lagged.add(peer)
+        self._lagged[peer] = None
         if not self._lag_timer.isActive():
             self._lag_timer.start()
 
     def _serve_lagged(self) -> None:
-        """Act on the frames held back, as each connection's work units allow, oldest first."""
+        """Frames held back, in turns: one frame of each waiting connection in rotation, as its work units
+        allow, until this tick's share of the loop is spent (the loop then serves everyone else)."""
         now = time.monotonic()
-        for peer in list(self._lagged):
+        deadline = now + LAG_TICK_SHARE_S
+        turns = len(self._lagged)
+        while self._lagged and turns > 0 and time.monotonic() < deadline:
+            turns -= 1
+            peer = next(iter(self._lagged))
+            del self._lagged[peer]  # to the end of the rotation, if it still waits
             backlog, work = peer.backlog, peer.work
-            while backlog and work is not None and not peer.detached:
-                if work.take(price(backlog[0], self.rooms), now) > 0:
-                    break
+            if peer.detached or not backlog or work is None:
+                peer.backlog = None
+                continue
+            if work.take(price(backlog[0], self.rooms), now) == 0:
+                turns = len(self._lagged) + 1  # something was served: another round may follow
                 self._dispatch(peer, backlog.popleft())
-            if peer.detached or not backlog:
-                self._lagged.discard(peer)
+            if backlog and not peer.detached:
+                self._lagged[peer] = None
+            else:
                 peer.backlog = None
         if not self._lagged:
             self._lag_timer.stop()

@@ -38,7 +38,7 @@ from .rooms import Rooms
 from .store import query_words
 
 FIXED: dict[type, float] = {
-    Pong: 0.0, Bye: 0.0, Ping: 0.2, MarkRead: 0.2, SendMessage: 0.5, Delivered: 0.5, Hello: 1.0, SetTopic: 1.0,
+    Pong: 0.0, Bye: 0.0, Ping: 1.0, MarkRead: 0.2, SendMessage: 0.5, Delivered: 0.5, Hello: 1.0, SetTopic: 1.0,
     PartRoom: 1.0, KickRequest: 2.0, BanRequest: 2.0, Register: 5.0, PasswordChange: 5.0,
 }
 OTHER = 1.0  # a frame of a kind not priced here

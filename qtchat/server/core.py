@@ -30,6 +30,7 @@ from PySide6.QtNetwork import QAbstractSocket
 
 from qtchat import __version__
 from qtchat.protocol import (
+    ByeCode,
     DEFAULT_ROOM,
     NEED_DATA,
     PEER_CLOSED,
@@ -265,7 +266,7 @@ class ChatServer(QObject):
     def _say_bye(self, reason: str) -> None:
         log.info("shutting down: %s (%d connections)", reason, len(self.peers))
         for peer in list(self.peers):
-            self.connections.drop(peer, f"server shutdown: {reason}", farewell=Bye(reason))
+            self.connections.drop(peer, f"server shutdown: {reason}", farewell=Bye(reason, ByeCode.SHUTDOWN))
         if self.peers:
             self._stop_deadline.start(int(self.config.close_timeout * 1000))
         else:

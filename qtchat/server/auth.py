@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 
 from qtchat.protocol import (
-    ByeCode,
     AccountStatus,
     Bye,
+    ByeCode,
     ErrorCode,
     Hello,
     PasswordChange,

@@ -30,13 +30,13 @@ from PySide6.QtNetwork import QAbstractSocket
 
 from qtchat import __version__
 from qtchat.protocol import (
-    ByeCode,
     DEFAULT_ROOM,
     NEED_DATA,
     PEER_CLOSED,
     AccountStatus,
     BanRequest,
     Bye,
+    ByeCode,
     Delivered,
     ErrorCode,
     Hello,

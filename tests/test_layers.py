@@ -65,10 +65,14 @@ SERVER_MUST_NOT = ("PySide6.QtWidgets", "PySide6.QtGui", "qtchat.ui", "qtchat.cl
                    "qtchat.server_app")
 CLIENT_MUST_NOT = ("qtchat.server", "qtchat.ui", "qtchat.hosting", "qtchat.server_app", "PySide6.QtWidgets")
 PROTOCOL_MUST_NOT = ("PySide6", "shiboken6", "qtchat.server", "qtchat.client", "qtchat.ui")
+# the conformance suite: qtchat.protocol and the standard library only (plain sockets, no Qt)
+CONFORMANCE_MUST_NOT = (*PROTOCOL_MUST_NOT, "qtchat.hosting", "qtchat.server_app", "qtchat.tls", "qtchat.sysutil",
+                        "qtchat.assets")
 
 
 @pytest.mark.parametrize(("package", "forbidden"), [
     ("protocol", PROTOCOL_MUST_NOT), ("server", SERVER_MUST_NOT), ("client", CLIENT_MUST_NOT),
+    ("conformance", CONFORMANCE_MUST_NOT),
 ])
 def test_no_module_imports_a_layer_above_it(package: str, forbidden: tuple[str, ...]) -> None:
     assert modules_of(package)
@@ -77,6 +81,7 @@ def test_no_module_imports_a_layer_above_it(package: str, forbidden: tuple[str, 
 
 @pytest.mark.parametrize(("package", "forbidden"), [
     ("protocol", PROTOCOL_MUST_NOT), ("server", SERVER_MUST_NOT), ("client", CLIENT_MUST_NOT),
+    ("conformance", CONFORMANCE_MUST_NOT),
 ])
 def test_importing_a_layer_loads_nothing_above_it(package: str, forbidden: tuple[str, ...]) -> None:
     loaded = loaded_after_import(package_modules(package))

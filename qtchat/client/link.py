@@ -43,7 +43,7 @@ from qtchat.protocol import (
 from qtchat.tls import certificate_fingerprint, describe_certificate, format_fingerprint
 
 from .pins import PinStore
-from .reasons import FINAL_BYES, FINAL_LOGIN_ERRORS, CertificateProblem, Failure, Loss, Reason
+from .reasons import FINAL_BYES, FINAL_LOGIN_ERRORS, CertificateProblem, Failure, Loss, Reason, bye_code, bye_loss
 
 log = logging.getLogger("qtchat.client")
 
@@ -108,7 +108,7 @@ class ClientLink(QObject):
         self._attempt = 0
         self._fatal: Error | None = None
         self._timed_out: Loss | None = None  # the login did not complete in time (LOGIN_TIMEOUT or TLS_TIMEOUT)
-        self._bye: str | None = None
+        self._bye: Bye | None = None  # the server's, before it closed
         self._last_rx = 0.0
         self._online_since = 0.0
         self._ping_sent: dict[str, float] = {}
@@ -358,7 +358,7 @@ class ClientLink(QObject):
             self.latency_changed.emit(self.latency_ms)
 
     def _on_bye(self, event: Bye) -> None:
-        self._bye = event.reason
+        self._bye = event
 
     # ------------------------------------------------------------ losing it
 
@@ -397,7 +397,7 @@ class ClientLink(QObject):
         fatal = self._fatal
         code = ErrorCode.parse(fatal.code) if fatal is not None else None
         final = code in FINAL_LOGIN_ERRORS or (code is ErrorCode.NAME_TAKEN and not self._ever_online)
-        kicked = self._bye is not None and self._bye.startswith(FINAL_BYES)
+        kicked = self._bye is not None and bye_code(self._bye) in FINAL_BYES
         if not (final or kicked or not self._ever_online):
             return None
         if self._timed_out is not None:
@@ -414,8 +414,8 @@ class ClientLink(QObject):
             return Reason(self._timed_out, self.host, self.port)
         if self._fatal is not None:
             return Reason(Loss.SERVER_ERROR, self.host, self.port, self._fatal.message)
-        if self._bye:
-            return Reason(Loss.SERVER_BYE, self.host, self.port, self._bye)
+        if self._bye is not None and (self._bye.reason or self._bye.code):
+            return Reason(bye_loss(self._bye), self.host, self.port, self._bye.reason)
         return self._socket_loss(sock)
 
     def _socket_loss(self, sock: QTcpSocket) -> Reason:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from qtchat.protocol import ErrorCode
+from qtchat.protocol import Bye, ByeCode, ErrorCode
 
 
 class Failure(enum.StrEnum):
@@ -30,7 +30,11 @@ class Loss(enum.StrEnum):
     """What ended an attempt or a connection."""
 
     SERVER_ERROR = "server_error"  # the server's fatal error: detail is its own message
-    SERVER_BYE = "server_bye"  # the server said bye: detail is its reason
+    SERVER_BYE = "server_bye"  # the server said bye, with no code this version knows: detail is its reason
+    KICKED = "kicked"  # an operator disconnected you (bye code kicked): detail is the bye's reason
+    BANNED = "banned"  # an operator banned you (bye code banned): detail is the bye's reason
+    SERVER_SHUTDOWN = "server_shutdown"  # the server is stopping (bye code shutdown): detail is its reason
+    LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"  # your name logged in on another connection
     CERTIFICATE_CHANGED = "certificate_changed"  # Reason.certificate says which
     CERTIFICATE_UNKNOWN = "certificate_unknown"  # Reason.certificate says which
     NOT_TLS = "not_tls"  # TLS asked for, the server did not answer with it: detail is Qt's error
@@ -53,8 +57,27 @@ FINAL_LOGIN_ERRORS = frozenset({
     ErrorCode.AUTH_REQUIRED, ErrorCode.AUTH_FAILED, ErrorCode.TOO_MANY_ATTEMPTS, ErrorCode.ACCOUNT_REQUIRED,
     ErrorCode.NAME_REGISTERED, ErrorCode.REGISTRATION_CLOSED, ErrorCode.BAD_PASSWORD,
 })
-# how the server's bye starts when it will not have us back (the server's own words, see qtchat.server)
-FINAL_BYES = ("kicked", "banned", "logged in elsewhere")
+# the server's bye codes after which reconnecting by ourselves would be unwelcome or refused
+FINAL_BYES = frozenset({ByeCode.KICKED, ByeCode.BANNED, ByeCode.LOGGED_IN_ELSEWHERE})
+BYE_LOSSES = {ByeCode.KICKED: Loss.KICKED, ByeCode.BANNED: Loss.BANNED, ByeCode.SHUTDOWN: Loss.SERVER_SHUTDOWN,
+              ByeCode.LOGGED_IN_ELSEWHERE: Loss.LOGGED_IN_ELSEWHERE}
+# a server from before bye codes said it only in words: how its bye's reason started
+_LEGACY_BYES = (("kicked", ByeCode.KICKED), ("banned", ByeCode.BANNED),
+                ("logged in elsewhere", ByeCode.LOGGED_IN_ELSEWHERE))
+
+
+def bye_code(bye: Bye) -> ByeCode | None:
+    """Why the server said bye: its code, or (a server without codes) what its reason starts with."""
+    code = ByeCode.parse(bye.code)
+    if code is None and not bye.code:
+        code = next((c for start, c in _LEGACY_BYES if bye.reason.startswith(start)), None)
+    return code
+
+
+def bye_loss(bye: Bye) -> Loss:
+    """The Loss a server's bye reports: one per known code, SERVER_BYE for any other."""
+    code = bye_code(bye)
+    return BYE_LOSSES[code] if code is not None else Loss.SERVER_BYE
 
 
 @dataclass(frozen=True, slots=True)

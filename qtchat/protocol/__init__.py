@@ -4,7 +4,7 @@ Nothing in this package imports Qt (a test checks it). See docs/PROTOCOL.md.
 """
 
 from .connection import NEED_DATA, PEER_CLOSED, Connection, Role, State, encode_event, negotiate_version
-from .errors import ErrorCode, ProtocolError
+from .errors import ByeCode, ErrorCode, ProtocolError
 from .events import (
     DEFAULT_ROOM,
     MAX_CID_LENGTH,
@@ -81,6 +81,7 @@ __all__ = [
     "AccountStatus",
     "BanRequest",
     "Bye",
+    "ByeCode",
     "ClientEvent",
     "Connection",
     "Delivered",

@@ -168,11 +168,14 @@ class Connection:
     def _decode(self, frame: bytes) -> Event:
         d = decode_frame(frame)
         kind = d.get("type")
-        cls = self._table.get(kind) if isinstance(kind, str) else None
+        if not isinstance(kind, str):
+            what = "has no" if kind is None else "has a non-string"
+            raise ProtocolError(ErrorCode.BAD_FRAME, f'The frame {what} "type" field (a string is required).')
+        cls = self._table.get(kind)
         if cls is None:
-            if self.our_role is Role.CLIENT and isinstance(kind, str):
+            if self.our_role is Role.CLIENT:
                 return UnknownEvent(kind, d)
-            raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind!r}.")
+            raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"Unknown frame type {kind[:100]!r}.")
         try:
             event: SendableEvent = cls.from_wire(d)
         except (ValueError, TypeError, OverflowError) as exc:  # a field no check above foresaw

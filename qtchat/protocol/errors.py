@@ -62,6 +62,26 @@ class ErrorCode(StrEnum):
             return None
 
 
+class ByeCode(StrEnum):
+    """Why the server says ``bye`` (its optional ``code``), so a client need not read the free text.
+
+    A client treats an unknown code (or none) as a plain close: it may reconnect.
+    """
+
+    KICKED = "kicked"  # an operator disconnected you; reconnecting at once is unwelcome
+    BANNED = "banned"  # an operator banned your name or address: a new login is refused
+    SHUTDOWN = "shutdown"  # the server is stopping (or restarting): try again later
+    LOGGED_IN_ELSEWHERE = "logged_in_elsewhere"  # your registered name logged in on another connection
+
+    @classmethod
+    def parse(cls, code: str) -> ByeCode | None:
+        """The code a server sent, or None for none or one this version does not know."""
+        try:
+            return cls(code)
+        except ValueError:
+            return None
+
+
 class ProtocolError(Exception):
     """Something in the byte stream or an event broke the protocol.
 

@@ -41,10 +41,11 @@ PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 DEFAULT_ROOM = "lobby"
 MAX_CID_LENGTH = 64
+MAX_ROOM_NAME = 100  # a room name a client sends (rooms' own rules are the server's)
+MAX_REF = max(MAX_CID_LENGTH, MAX_ROOM_NAME)  # an error's ref: a cid, a request's name, or a room name as sent
 MAX_QUERY = 200  # search query, after trimming
 MAX_SEARCH_LIMIT = 100
 UNREAD_CAP = 1000  # RoomInfo.unread counts no further, so it stays cheap
-MAX_ROOM_NAME = 100  # a room name a client sends (rooms' own rules are the server's)
 MAX_ROOMS_PAGE = 200  # rooms in one ``rooms`` answer
 MAX_SEARCH_WORDS = 8  # words in one search query
 MAX_BAN_MINUTES = 10 * 365 * 24 * 60
@@ -115,9 +116,11 @@ class Pong(ClientEvent, ServerEvent):
 @event("bye")
 @dataclass(frozen=True, slots=True)
 class Bye(ClientEvent, ServerEvent):
-    """The sender is about to close the connection, on purpose."""
+    """The sender is about to close the connection, on purpose. ``reason`` is free text for people;
+    ``code`` (the server's, optional) says why for machines: an ``errors.ByeCode`` value."""
 
     reason: Annotated[str, Str()] = ""
+    code: Annotated[str, Str(omit_empty=True)] = ""
 
 
 # ------------------------------------------------------------- client to server
@@ -442,7 +445,7 @@ class Error(ServerEvent):
     code: Annotated[str, Str()]
     message: Annotated[str, Str(10_000)]
     fatal: Annotated[bool, Bool()] = False
-    ref: Annotated[str | None, Str(MAX_CID_LENGTH)] = None
+    ref: Annotated[str | None, Str(MAX_REF)] = None
     retry_after: Annotated[float | None, Seconds()] = None  # slow_down: seconds to wait before sending again
 
     @classmethod

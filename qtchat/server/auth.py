@@ -17,6 +17,7 @@ from collections.abc import Callable
 from qtchat.protocol import (
     AccountStatus,
     Bye,
+    ByeCode,
     ErrorCode,
     Hello,
     PasswordChange,
@@ -147,7 +148,8 @@ class Authenticator:
         old = self.users.get(key)
         if old is not None:  # its owner again, from elsewhere (or after a connection that hung)
             log.info("%s logged in again from %s: closing the session from %s", name, peer.peer, old.peer.peer)
-            self.connections.drop(old.peer, "logged in elsewhere", farewell=Bye("logged in elsewhere"))
+            self.connections.drop(old.peer, "logged in elsewhere",
+                                  farewell=Bye("logged in elsewhere", ByeCode.LOGGED_IN_ELSEWHERE))
         self._admit(peer, name, key)
 
     def _registered(self, peer: Peer, name: str, key: str, hashed: object) -> None:
@@ -242,7 +244,8 @@ def _passwd_error(code: ErrorCode, text: str) -> ProtocolError:
 
 
 def banned_error(ban: Ban) -> ProtocolError:
-    end = "" if ban.until is None else " until " + time.strftime("%Y-%m-%d %H:%M", time.localtime(ban.until))
+    """The fatal ``banned``: for good, or until a time in UTC that says so (``2031-05-04 12:30 UTC``)."""
+    end = " for good" if ban.until is None else " until " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ban.until))
     why = f": {ban.reason}" if ban.reason else "."
     return ProtocolError(ErrorCode.BANNED, f"You are banned from this server{end}{why}", fatal=True)
 

@@ -36,6 +36,7 @@ from qtchat.protocol import (
     AccountStatus,
     BanRequest,
     Bye,
+    ByeCode,
     Delivered,
     ErrorCode,
     Hello,
@@ -267,7 +268,7 @@ class ChatServer(QObject):
     def _say_bye(self, reason: str) -> None:
         log.info("shutting down: %s (%d connections)", reason, len(self.peers))
         for peer in list(self.peers):
-            self.connections.drop(peer, f"server shutdown: {reason}", farewell=Bye(reason))
+            self.connections.drop(peer, f"server shutdown: {reason}", farewell=Bye(reason, ByeCode.SHUTDOWN))
         if self.peers:
             self._stop_deadline.start(int(self.config.close_timeout * 1000))
         else:

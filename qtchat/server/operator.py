@@ -20,6 +20,7 @@ from qtchat.protocol import (
     AccountStatus,
     BanRequest,
     Bye,
+    ByeCode,
     ErrorCode,
     KickRequest,
     Notice,
@@ -118,7 +119,7 @@ class Operator:
     def _kick(self, who: str | int, reason: str) -> str:
         user = self._find(who)
         why = f"kicked: {reason}" if reason else "kicked"
-        self.server.connections.drop(user.peer, why, farewell=Bye(why))
+        self.server.connections.drop(user.peer, why, farewell=Bye(why, ByeCode.KICKED))
         log.warning("admin: kicked %s (%s)%s", user.name, user.peer.peer, f": {reason}" if reason else "")
         return f"Kicked {user.name}."
 
@@ -133,7 +134,7 @@ class Operator:
         for user in list(self.server.users.values()):
             if ban.name_key == user.key or ban.address == user.peer.address:
                 why = f"banned: {reason}" if reason else "banned"
-                self.server.connections.drop(user.peer, why, farewell=Bye(why))
+                self.server.connections.drop(user.peer, why, farewell=Bye(why, ByeCode.BANNED))
         return f"Banned {ban.describe()}."
 
     def unban(self, target: str) -> Future[str]:
@@ -263,7 +264,7 @@ class Operator:
         """``kick`` and ``ban`` frames from a client with the operator role."""
         account = self.server.backend.account(user.key)
         if account is None or not account.admin:
-            raise ProtocolError(ErrorCode.FORBIDDEN, "Only operators may kick or ban.")
+            raise ProtocolError(ErrorCode.FORBIDDEN, "Only operators may kick or ban.", ref=event.TYPE)
         reason = f"{event.reason} (by {user.name})" if event.reason else f"by {user.name}"
         if isinstance(event, KickRequest):
             outcome = self.kick(event.user, reason)
@@ -274,7 +275,8 @@ class Operator:
             outcome = self.ban(event.user, None, seconds, reason)
 
         def refused(exc: BaseException) -> None:
-            self.server.connections.fail(user.peer, ProtocolError(ErrorCode.USER_OFFLINE, sentence(exc)))
+            self.server.connections.fail(user.peer, ProtocolError(ErrorCode.USER_OFFLINE, sentence(exc),
+                                                                  ref=event.TYPE))
 
         then(outcome, lambda text: self.server.connections.send(user.peer, Notice(text, now_ms())), refused)
 

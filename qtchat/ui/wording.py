@@ -47,9 +47,19 @@ def _certificate_unknown(r: Reason) -> str:
             "the server's operator gave you.")
 
 
+def _because(detail: str, said: str) -> str:
+    """The server's reason without the word its bye starts with (``kicked: spam`` -> `` (spam)``)."""
+    rest = detail.removeprefix(said).lstrip(": ").strip()
+    return f" ({rest})" if rest else ""
+
+
 _REASON_TEXT: dict[Loss, Callable[[Reason], str]] = {
     Loss.SERVER_ERROR: lambda r: r.detail,
     Loss.SERVER_BYE: lambda r: f"The server closed the connection: {r.detail}",
+    Loss.KICKED: lambda r: f"An operator disconnected you{_because(r.detail, 'kicked')}.",
+    Loss.BANNED: lambda r: f"An operator banned you from this server{_because(r.detail, 'banned')}.",
+    Loss.SERVER_SHUTDOWN: lambda r: f"The server is shutting down{_because(r.detail, '')}.",
+    Loss.LOGGED_IN_ELSEWHERE: lambda r: "Your name logged in from somewhere else, which closed this connection.",
     Loss.CERTIFICATE_CHANGED: _certificate_changed,
     Loss.CERTIFICATE_UNKNOWN: _certificate_unknown,
     Loss.NOT_TLS: lambda r: (f"The server at {_where(r)} did not answer with TLS: is it a plain (unencrypted) "

@@ -74,8 +74,9 @@ def test_reconnect_after_server_restart_delivers_queued_messages_once(make_serve
     port = first.port
     login(qtbot, client, port, "alice")
     unacked = client.send_text("sent just before the crash")
-    with qtbot.waitSignal(client.connection_lost, timeout=5000):
+    with qtbot.waitSignal(client.connection_lost, timeout=5000) as lost:
         first.shutdown("restart")
+    assert lost.args[0].loss is Loss.SERVER_SHUTDOWN and lost.args[0].detail == "restart"  # the bye's code
     queued = [client.send_text(f"typed offline {i}") for i in range(3)]
     assert len(client.pending) >= 3
     second = make_server(port=port)
@@ -134,10 +135,20 @@ def test_operator_notice_kick_and_ban_reach_the_client(server, client, qtbot):
     assert any("maintenance at noon" in ln.text for ln in conv.log.lines)
     with qtbot.waitSignal(client.login_failed, timeout=3000) as failed:
         outcome(qtbot, server.operator.kick("alice", "cool down"))
-    assert failed.args[0] == "kicked" and failed.args[1].loss is Loss.SERVER_BYE
+    assert failed.args[0] == "kicked" and failed.args[1].loss is Loss.KICKED
     assert "cool down" in reason_text(failed.args[1])
     qtbot.wait(200)
     assert client.state is ClientState.OFFLINE  # a kicked client does not reconnect by itself
+
+
+def test_a_banned_client_is_told_so_by_the_byes_code(server, client, qtbot):
+    login(qtbot, client, server.port, "alice")
+    with qtbot.waitSignal(client.login_failed, timeout=3000) as failed:
+        outcome(qtbot, server.operator.ban(name="alice", reason="spam"))
+    assert failed.args[0] == "kicked" and failed.args[1].loss is Loss.BANNED
+    assert reason_text(failed.args[1]) == "An operator banned you from this server (spam)."
+    qtbot.wait(200)
+    assert client.state is ClientState.OFFLINE
 
 
 def test_a_server_that_never_answers_the_login_times_out(client, qtbot):

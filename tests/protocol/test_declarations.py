@@ -79,6 +79,7 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (Ping("k1"), b'{"type":"ping","token":"k1"}\n'),
     (Pong(), b'{"type":"pong","token":""}\n'),
     (Bye("see you"), b'{"type":"bye","reason":"see you"}\n'),
+    (Bye("kicked: spam", "kicked"), b'{"type":"bye","reason":"kicked: spam","code":"kicked"}\n'),
     (Hello("alice", client="handmade 1.0"), b'{"type":"hello","version":1,"user":"alice","client":"handmade 1.0"}\n'),
     (Hello("\uff21\uff4c\uff49\uff43\uff45", 5, 1, "", "pw", True), b'{"type":"hello","version":5,"user":"\xef\xbc\xa1\xef\xbd\x8c\xef\xbd\x89\xef\xbd\x83\xef\xbd\x85","min_version":1,"password":"pw","register":true}\n'),
     (Register("correct horse battery"), b'{"type":"register","password":"correct horse battery"}\n'),

@@ -34,3 +34,25 @@ def test_password_failures_and_login_codes():
     assert login_code("name_taken") is ErrorCode.NAME_TAKEN
     assert login_code("network") is Failure.NETWORK
     assert login_code("from_a_later_version") is ErrorCode.INTERNAL  # an unknown code is treated as internal
+
+
+def test_a_bye_with_a_code_gets_its_own_words():
+    assert reason_text(Reason(Loss.KICKED, "h", 1, "kicked: cool down (by oper)")) == \
+        "An operator disconnected you (cool down (by oper))."
+    assert reason_text(Reason(Loss.KICKED, "h", 1, "kicked")) == "An operator disconnected you."
+    assert reason_text(Reason(Loss.BANNED, "h", 1, "banned: spam")) == \
+        "An operator banned you from this server (spam)."
+    assert reason_text(Reason(Loss.SERVER_SHUTDOWN, "h", 1, "maintenance")) == \
+        "The server is shutting down (maintenance)."
+    assert "somewhere else" in reason_text(Reason(Loss.LOGGED_IN_ELSEWHERE, "h", 1, "logged in elsewhere"))
+
+
+def test_a_bye_code_decides_the_loss_and_an_old_servers_words_still_count():
+    from qtchat.client.reasons import bye_loss
+    from qtchat.protocol import Bye
+
+    assert bye_loss(Bye("whatever the words", "banned")) is Loss.BANNED
+    assert bye_loss(Bye("maintenance", "shutdown")) is Loss.SERVER_SHUTDOWN
+    assert bye_loss(Bye("kicked: spam")) is Loss.KICKED  # a server from before bye codes
+    assert bye_loss(Bye("kicked: spam", "from_a_later_version")) is Loss.SERVER_BYE
+    assert bye_loss(Bye("restarting")) is Loss.SERVER_BYE

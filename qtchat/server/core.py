@@ -83,7 +83,8 @@ Handler = Callable[[Any, Any], None]  # (Peer or User, event)
 RATED = (SendMessage, SetTopic)  # what the message rate limit counts
 LAG_TICK_MS = 5  # how often frames held back (fakelag) are served...
 LAG_TICK_SHARE_S = 0.003  # ...for about this long at most, in turns, so the loop serves everyone else between
-AT_ONCE = 5.0  # a frame costing more than this (history, search, lists) always waits for its turn
+AT_ONCE = 5.0  # a frame costing more than this (history, search, lists) always waits for its turn...
+PER_READ = 20.0  # ...and so do cheap ones past this much work in one read of one connection
 
 
 class ChatServer(QObject):
@@ -315,6 +316,7 @@ class ChatServer(QObject):
             return
         conn = peer.conn
         conn.receive_data(data)
+        spent = 0.0  # work acted on at once in this read: at most PER_READ, the rest takes turns
         while not peer.detached:
             try:
                 event = conn.next_event()
@@ -327,9 +329,10 @@ class ChatServer(QObject):
                 self._dispatch(peer, event)
                 continue
             cost = price(event, self.rooms)
-            if peer.backlog or cost > AT_ONCE or peer.work.take(cost, time.monotonic()) > 0:
+            if peer.backlog or cost > AT_ONCE or spent + cost > PER_READ or peer.work.take(cost, time.monotonic()) > 0:
                 self._hold_back(peer, event)  # it waits for its price, or for its turn (fakelag)
             else:
+                spent += cost
                 self._dispatch(peer, event)
 
     def _hold_back(self, peer: Peer, event: object) -> None:
@@ -349,6 +352,7 @@ class ChatServer(QObject):
         allow, until this tick's share of the loop is spent (the loop then serves everyone else)."""
         now = time.monotonic()
         deadline = now + LAG_TICK_SHARE_S
+        self._lag_timer.setInterval(LAG_TICK_MS)
         turns = len(self._lagged)
         while self._lagged and turns > 0 and time.monotonic() < deadline:
             turns -= 1
@@ -367,6 +371,10 @@ class ChatServer(QObject):
                 peer.backlog = None
         if not self._lagged:
             self._lag_timer.stop()
+        else:  # a frame that took long (a search up to its budget) leaves the loop to others twice as long
+            overrun = time.monotonic() - now
+            if overrun > LAG_TICK_SHARE_S:
+                self._lag_timer.setInterval(max(LAG_TICK_MS, int(overrun * 2000)))
 
     def _dispatch(self, peer: Peer, event: object) -> None:
         """One lookup in the table of the connection's phase; a ProtocolError a handler raises is answered."""

@@ -27,7 +27,7 @@ INDEX_INTERVAL_MS = 1000  # how often stored messages are added to the full-text
 INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst) and no message came in
 INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
 SEARCH_INDEX_BUDGET_S = 0.01  # a search first indexes for at most this long; what is left is scanned
-SEARCH_BUDGET_S = 0.025  # a search is stopped past this (search_too_broad): nobody else waits longer for it
+SEARCH_BUDGET_S = 0.01  # a search is stopped past this (search_too_broad): nobody else waits longer for it
 PRUNE_INTERVAL_MS = 10 * 60 * 1000
 
 

@@ -25,7 +25,8 @@ def laid_out(text: str) -> QTextLayout:
 
 
 def x_of(layout: QTextLayout, offset: int) -> float:
-    return float(layout.lineAt(0).cursorToX(offset)[0])
+    x = layout.lineAt(0).cursorToX(offset)
+    return float(x[0]) if isinstance(x, tuple) else float(x)  # type: ignore[arg-type]
 
 
 def test_an_override_is_drawn_in_logical_order_with_a_visible_marker(qapp):

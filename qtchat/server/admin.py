@@ -9,6 +9,7 @@ one JSON object: ``{"ok": true|false, "message": "...", ...}``.
     {"cmd": "ban", "name": "alice", "address": "10.0.0.7", "seconds": 3600, "reason": "spam"}
     {"cmd": "unban", "target": "alice"}      {"cmd": "bans"}
     {"cmd": "mute", "name": "alice"}         {"cmd": "unmute", "name": "alice"}
+    (kick, ban, mute and unmute take "id": N instead of "name", the connection id `users` lists)
     {"cmd": "broadcast", "text": "restart at noon"}
     {"cmd": "accept", "on": false}           {"cmd": "limit", "count": 500}
     {"cmd": "users"}                         {"cmd": "status"}
@@ -58,6 +59,27 @@ def _text(request: Reply, key: str, default: str | None = None) -> str:
     return value
 
 
+def _who(request: Reply) -> str | int:
+    """The user a command names: by connection id ("id", as `users` lists it: exactly the one the operator
+    saw) or by name."""
+    who = request.get("id")
+    if who is None:
+        return _text(request, "name")
+    if not isinstance(who, int) or isinstance(who, bool):
+        raise ValueError("'id' must be a connection id, as 'users' lists them.")
+    return who
+
+
+def _ban_name(op: Operator, request: Reply) -> str | None:
+    who = _who(request) if request.get("id") is not None else request.get("name") or None
+    if not isinstance(who, int):
+        return who
+    for u in op.users():
+        if u.id == who:
+            return u.name
+    raise KeyError("That user is no longer connected.")
+
+
 def _status(op: Operator) -> Reply:
     s = op.snapshot()
     return {"message": (
@@ -71,13 +93,13 @@ def _commands(op: Operator, request: Reply) -> dict[str, Callable[[], Future[str
     return {
         "status": lambda: _status(op),
         "users": lambda: {"message": f"{len(op.server.users)} users", "users": user_rows(op)},
-        "kick": lambda: op.kick(_text(request, "name"), _text(request, "reason", "")),
-        "ban": lambda: op.ban(request.get("name") or None, request.get("address") or None,
+        "kick": lambda: op.kick(_who(request), _text(request, "reason", "")),
+        "ban": lambda: op.ban(_ban_name(op, request), request.get("address") or None,
                               _seconds(request.get("seconds")), _text(request, "reason", "")),
         "unban": lambda: op.unban(_text(request, "target")),
         "bans": lambda: {"message": f"{len(op.bans())} bans", "bans": [b.describe() for b in op.bans()]},
-        "mute": lambda: op.mute(_text(request, "name"), True),
-        "unmute": lambda: op.mute(_text(request, "name"), False),
+        "mute": lambda: op.mute(_who(request), True),
+        "unmute": lambda: op.mute(_who(request), False),
         "broadcast": lambda: op.broadcast(_text(request, "text")),
         "accept": lambda: op.set_accepting(bool(request.get("on", True))),
         "accounts": lambda: {"message": f"{len(op.accounts())} accounts", "accounts": [

@@ -280,6 +280,12 @@ def generate_cert_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?")
+    p.add_argument("--id", type=int, metavar="N",
+                   help="the user with this connection id (as 'users' lists them), exactly the one you saw")
+
+
 def build_admin_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qtchat-server admin",
@@ -291,10 +297,10 @@ def build_admin_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="users, connections, messages")
     sub.add_parser("users", help="list connected users")
     kick = sub.add_parser("kick", help="disconnect a user, telling them why")
-    kick.add_argument("name")
+    _target(kick)
     kick.add_argument("--reason", default="")
     ban = sub.add_parser("ban", help="ban a name and/or an address (kicks who matches)")
-    ban.add_argument("name", nargs="?")
+    _target(ban)
     ban.add_argument("--address", help="an IP address to ban")
     ban.add_argument("--minutes", type=float, help="ban for this long (default: for good)")
     ban.add_argument("--reason", default="")
@@ -302,7 +308,7 @@ def build_admin_parser() -> argparse.ArgumentParser:
     unban.add_argument("target")
     sub.add_parser("bans", help="list the bans")
     for name in ("mute", "unmute"):
-        sub.add_parser(name, help=f"{name} a user").add_argument("name")
+        _target(sub.add_parser(name, help=f"{name} a user"))
     bc = sub.add_parser("broadcast", help="send a notice to everyone")
     bc.add_argument("text", nargs="+")
     sub.add_parser("pause", help="stop accepting new connections")
@@ -341,12 +347,19 @@ def _ask_password(name: str) -> str:
     return hash_password(password)
 
 
+def _check_target(args: argparse.Namespace) -> None:
+    given = (args.name is not None) + (args.id is not None)
+    if given == 2 or (given == 0 and not getattr(args, "address", None)):
+        extra = ", --address, or a name or --id with --address" if args.cmd == "ban" else " (not both)"
+        raise SystemExit(f"qtchat-server admin {args.cmd}: give a name or --id{extra}")
+
+
 def admin_request(args: argparse.Namespace) -> dict[str, Any]:
     cmd = args.cmd
+    if cmd in ("kick", "mute", "unmute", "ban"):
+        _check_target(args)
     if cmd == "ban":
-        if not args.name and not args.address:
-            raise SystemExit("qtchat-server admin ban: give a name, --address, or both")
-        return {"cmd": "ban", "name": args.name, "address": args.address, "reason": args.reason,
+        return {"cmd": "ban", "name": args.name, "id": args.id, "address": args.address, "reason": args.reason,
                 "seconds": args.minutes * 60 if args.minutes else None}
     if cmd in ("pause", "resume"):
         return {"cmd": "accept", "on": cmd == "resume"}
@@ -387,7 +400,8 @@ def admin_main(argv: Sequence[str]) -> int:
     reply = json.loads(data)
     print(reply.get("message", ""))
     for row in reply.get("users", []) if isinstance(reply.get("users"), list) else []:
-        print(f"  {row['name']:<32} {row['peer']:<22} idle {row['idle_s']:>7.1f} s  {row['messages']:>6} msgs"
+        name = row["name"] if row["name"].isascii() else f"{row['name']} ({ascii(row['name'])[1:-1]})"
+        print(f"  {row['id']:>6}  {name:<32} {row['peer']:<22} idle {row['idle_s']:>7.1f} s  {row['messages']:>6} msgs"
               f"{'  (muted)' if row.get('muted') else ''}")
     for line in reply.get("bans", []):
         print(f"  {line}")

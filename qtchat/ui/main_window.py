@@ -37,6 +37,7 @@ from qtchat.server import ChatServer
 
 from .about import show_about
 from .account import ask_operator_action, ask_to_register
+from .bidi import isolate
 from .chat_view import ChatView
 from .elided_label import ElidedLabel
 from .message_input import MessageInput
@@ -454,7 +455,8 @@ class MainWindow(QMainWindow):
 
     def _on_conversation_changed(self, conv: Conversation) -> None:
         if conv is self.workspace.active:
-            self.topic_label.set_full_text(f"{conv.title} \N{EM DASH} {conv.topic}" if conv.topic else conv.title)
+            title = isolate(conv.title)  # a topic's (or a name's) direction stays inside it
+            self.topic_label.set_full_text(f"{title} \N{EM DASH} {isolate(conv.topic)}" if conv.topic else title)
 
     def _show_user_count(self, conv: Conversation) -> None:
         if conv is self.workspace.active:

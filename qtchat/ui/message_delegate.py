@@ -2,7 +2,9 @@
 and paints it; ChatView (chat_view.py) decides which lines are in sight.
 
 User text is laid out with QTextLayout as plain text: it is never parsed as
-markup, so ``<b>x</b>`` shows exactly those characters.
+markup, so ``<b>x</b>`` shows exactly those characters. Each message is its own
+paragraph (its direction controls end with it), and a bidirectional override in
+it is drawn as a visible marker, in the error colour (``bidi.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from PySide6.QtGui import (
 )
 
 from qtchat.client.models import ChatLine
+
+from .bidi import isolate, mark_overrides, override_offsets
 
 URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
@@ -128,7 +132,7 @@ class MessageDelegate:
             text = line.text
             breaks = "\n" in text or "\u2028" in text or "\u2029" in text
             fm = self.fm_italic if line.kind == "notice" else self.fm
-            natural = -1 if breaks else fm.horizontalAdvance(text)
+            natural = -1 if breaks else fm.horizontalAdvance(mark_overrides(text))
         if 0 <= natural <= avail:
             h = self.line_h + 2 * PAD_Y
         else:
@@ -142,7 +146,8 @@ class MessageDelegate:
         if hit is not None and hit[0] == avail and hit[1] is line.text:
             return hit[2]
         # QTextLayout breaks lines at U+2028, not at "\n"; same length, so offsets stay valid
-        layout = QTextLayout(line.text.replace("\n", "\u2028"), self.italic if line.kind == "notice" else self.font)
+        shown = mark_overrides(line.text.replace("\n", "\u2028"))
+        layout = QTextLayout(shown, self.italic if line.kind == "notice" else self.font)
         option = QTextOption()
         option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         layout.setTextOption(option)
@@ -153,6 +158,14 @@ class MessageDelegate:
             fmt = QTextCharFormat()
             fmt.setForeground(self.link)
             fmt.setFontUnderline(True)
+            fr.format = fmt
+            ranges.append(fr)
+        for at in override_offsets(line.text):
+            fr = QTextLayout.FormatRange()
+            fr.start, fr.length = at, 1
+            fmt = QTextCharFormat()
+            fmt.setForeground(self.error)
+            fmt.setFontWeight(QFont.Weight.Bold)
             fr.format = fmt
             ranges.append(fr)
         layout.setFormats(ranges)
@@ -219,7 +232,8 @@ class MessageDelegate:
             p.setPen(nick_color(line.sender, self.dark))
             who = line.sender
             if line.private is not None:  # private: "→ bob" for yours, "bob →" for theirs
-                who = f"\N{RIGHTWARDS ARROW} {line.private}" if line.own else f"{line.sender} \N{RIGHTWARDS ARROW}"
+                who = (f"\N{RIGHTWARDS ARROW} {isolate(line.private)}" if line.own
+                       else f"{isolate(line.sender)} \N{RIGHTWARDS ARROW}")
                 p.setPen(self.mention_bar)
             nick = QFontMetrics(p.font()).elidedText(who, Qt.TextElideMode.ElideRight, self.nick_w)
         else:

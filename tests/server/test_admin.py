@@ -91,3 +91,38 @@ def test_stop_accepting_and_client_limit(server: ChatServer, connect, qtbot):
     waiting.wait_event(Welcome)
     outcome(qtbot, server.operator.set_max_clients(1))
     assert connect().refused("another").code == "server_full"
+
+
+def test_the_admin_channel_acts_on_exactly_the_connection_it_names(server, connect, qtbot):
+    from qtchat.server.admin import execute
+
+    alice, bob = connect(), connect()
+    alice.login("alice")
+    bob.login("bob")
+    rows = outcome(qtbot, execute(server.operator, {"cmd": "users"}))["users"]
+    ids = {row["name"]: row["id"] for row in rows}
+    assert set(ids) == {"alice", "bob"} and len(set(ids.values())) == 2
+    assert outcome(qtbot, execute(server.operator, {"cmd": "mute", "id": ids["bob"]}))["ok"]
+    assert [u.name for u in server.operator.users() if u.muted] == ["bob"]
+    assert outcome(qtbot, execute(server.operator, {"cmd": "kick", "id": ids["bob"], "reason": "x"}))["ok"]
+    bob.wait_closed()
+    assert not alice.closed
+    assert not outcome(qtbot, execute(server.operator, {"cmd": "kick", "id": ids["bob"]}))["ok"]  # gone now
+    assert not outcome(qtbot, execute(server.operator, {"cmd": "kick", "id": "1"}))["ok"]
+    assert outcome(qtbot, execute(server.operator, {"cmd": "ban", "id": ids["alice"]}))["ok"]
+    alice.wait_closed()
+    assert [b.name_key for b in server.operator.bans()] == ["alice"]
+
+
+def test_the_admin_command_line_takes_an_id():
+    from qtchat.server.cli import admin_request, build_admin_parser
+
+    def request(*argv: str) -> dict[str, object]:
+        return admin_request(build_admin_parser().parse_args(argv))
+
+    assert request("kick", "--id", "7") == {"cmd": "kick", "name": None, "id": 7, "reason": ""}
+    assert request("mute", "--id", "7") == {"cmd": "mute", "name": None, "id": 7}
+    assert request("ban", "--id", "7")["id"] == 7
+    for argv in (("kick",), ("kick", "alice", "--id", "7"), ("ban",)):
+        with pytest.raises(SystemExit):
+            request(*argv)

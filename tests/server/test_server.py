@@ -80,6 +80,40 @@ def test_duplicate_and_lookalike_names_are_taken(server, connect, lookalike):
     assert server.user_names() == ["Alice"]
 
 
+@pytest.mark.parametrize("lookalike", ["\u0410lice", "\u0430l\u0456c\u0435", "\u0410LICE"])
+def test_confusable_names_are_taken(server, connect, lookalike):
+    connect().login("alice")
+    assert connect().refused(lookalike).code == "name_taken"
+    assert server.user_names() == ["alice"]
+
+
+def test_a_confusable_of_a_registered_name_needs_its_password(server, connect, qtbot):
+    owner = connect()
+    owner.login("alice", password="correct horse battery", register=True)
+    owner.close()
+    qtbot.waitUntil(lambda: server.user_names() == [])
+    assert connect().refused("\u0410lice").code == "auth_required"
+    assert connect().refused("\u0410lice", password="other password", register=True).code == "name_registered"
+
+
+def test_a_confusable_of_a_reserved_name_is_reserved(server, connect):
+    assert connect().refused("\u0455\u0435rver").code == "name_reserved"
+
+
+@pytest.mark.parametrize("name", ["a\u034fl\u180bice", "b\U000e0100ob", "\u3164", "\u2800", "\u115f\u1160",
+                                  "x\u2800y"])
+def test_invisible_and_blank_names_are_refused_and_nothing_happens(server, connect, qtbot, name):
+    watcher = connect()
+    watcher.login("watcher")
+    client = connect()
+    with qtbot.assert_not_emitted(server.user_joined, wait=100):
+        error = client.refused(name)
+    assert (error.code, error.fatal) == ("name_invalid", True)
+    assert client.closed
+    assert server.user_names() == ["watcher"]
+    assert not watcher.of(Joined)
+
+
 def test_name_is_free_again_after_its_owner_leaves(server, connect, qtbot):
     first = connect()
     first.login("carol")

@@ -113,7 +113,7 @@ def test_room_dialog_lists_rooms_and_joins_the_one_picked(server, connect, windo
     qtbot.waitUntil(lambda: room.users.rowCount() == 2)
     window.client.set_topic(room.name, "<i>topic</i>")
     qtbot.waitUntil(lambda: room.topic == "<i>topic</i>")
-    assert window.topic_label.text() == "#<b>not bold</b> \N{EM DASH} <i>topic</i>"
+    assert window.topic_label.text() == "\u2068#<b>not bold</b>\u2069 \N{EM DASH} \u2068<i>topic</i>\u2069"  # isolated
     assert window.topic_label.textFormat() == Qt.TextFormat.PlainText
     tip = window.sidebar.model().data(window.sidebar.model().index(row_of(window, room.title), 0),
                                       Qt.ItemDataRole.ToolTipRole)

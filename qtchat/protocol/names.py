@@ -11,11 +11,16 @@ variation selectors, Hangul fillers...) or one that shows as blank (U+2800):
 a name that looks like another, or like nothing, is refused.
 
 Two names are the same name when their *keys* are equal. The key is the name
-reduced to its confusable skeleton (UTS #39, as Ergo does: each character
-that looks like another is replaced by that one's prototype, from
-``confusables.py``, generated from Unicode's data) and folded (NFKC, then
-casefold, then NFKC again, with runs of white space folded to one space),
-again until nothing changes. So "Alice", "ALICE", the fullwidth
+folded (NFKC, then casefold, then NFKC again, with runs of white space folded
+to one space) and reduced to its confusable skeleton (UTS #39, as Ergo does:
+each character that looks like another is replaced by that one's prototype,
+from ``confusables.py``, generated from Unicode's data), folded again, until
+nothing changes. Case is folded first, as Ergo does: so a name's key never
+depends on its case, and the key of an old key (before skeletons) is the new
+key, which lets stored keys be brought up to date (qtchat/server/rekey.py);
+the price is that a capital whose small letter looks like nothing Latin (the
+Greek capital Nu, small nu looking like "v") is not taken for the Latin
+capital it resembles. So "Alice", "ALICE", the fullwidth
 "\\uff21\\uff4c\\uff49\\uff43\\uff45" and the Cyrillic "\\u0410lice" are one name.
 ASCII characters are never replaced (no "m" -> "rn"): every all-ASCII name
 keeps the key it had before skeletons.
@@ -65,9 +70,10 @@ def fold(name: str) -> str:
 
 
 def skeleton(name: str) -> str:
-    """UTS #39's skeleton of a name, folded: invisible characters dropped, look-alikes mapped (before folding,
-    so that capital look-alikes count, and again after it, until nothing changes)."""
-    out = unicodedata.normalize("NFKC", name)
+    """UTS #39's skeleton of a name, folded: case folded first (so that a name's key does not depend on its
+    case, and the key of a key is the key), then invisible characters dropped and look-alikes mapped, folded
+    again, until nothing changes."""
+    out = fold(name)
     for _ in range(6):  # a fixed point comes within two or three steps
         decomposed = unicodedata.normalize("NFD", _INVISIBLE_CHARS.sub("", out))
         step = fold("".join(_PROTOTYPES.get(ch, ch) for ch in decomposed))

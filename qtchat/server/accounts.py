@@ -34,6 +34,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer
 
 from .backend import Account
+from .rekey import rekey_accounts
 
 SCRYPT_N = 1 << 14
 SCRYPT_R = 8
@@ -87,6 +88,7 @@ class AccountStore:
         self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        rekey_accounts(self.db)  # (once, after names began to compare by their skeletons)
         self._cache: dict[str, Account | None] = {}
 
     def close(self) -> None:

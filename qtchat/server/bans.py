@@ -47,6 +47,9 @@ class BanList:
             try:
                 raw = json.loads(path.read_text(encoding="utf-8"))
                 self.bans = [Ban(**entry) for entry in raw["bans"]]
+                for ban in self.bans:  # keys made before names compared by their skeletons
+                    if ban.name_key is not None and not ban.name_key.isascii():
+                        ban.name_key = name_key(ban.name_key)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.error("cannot read the ban list %s: %s (starting with none)", path, exc)
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .backend import HeldMessage, MailRow, StoredMessage, around_shares
+from .rekey import rekey_messages
 
 log = logging.getLogger("qtchat.server.store")
 
@@ -133,6 +134,7 @@ class MessageStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk: acknowledgements depend on it
         self.db.executescript(SCHEMA)
+        rekey_messages(self.db)  # (once, after names began to compare by their skeletons)
         self.db.create_function("qtchat_fold", 1, fold, deterministic=True)
         self.keep_days = keep_days
         self.keep_per_room = keep_per_room

@@ -30,6 +30,7 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from qtchat.protocol import FrameDecoder, ProtocolError, decode_frame, encode_frame
 
 from .backend import done, then
+from .bans import check_ban_seconds
 from .core import ChatServer
 from .operator import Operator, sentence
 
@@ -112,11 +113,8 @@ def execute(op: Operator, request: Reply) -> Future[Reply]:
 
 
 def _seconds(value: Any) -> float | None:
-    if value is None:
-        return None
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValueError("'seconds' must be a positive number (or left out for a ban for good).")
-    return float(value)
+    """A ban's 'seconds': checked as every ban's length is (bans.check_ban_seconds)."""
+    return check_ban_seconds(value)
 
 
 def _count(value: Any) -> int:

@@ -18,6 +18,7 @@ from PySide6.QtCore import QCoreApplication
 
 from qtchat import __version__
 from qtchat.protocol import DEFAULT_MAX_FRAME
+from qtchat.protocol.events import MAX_BAN_MINUTES
 from qtchat.sysutil import QuitSignals, raise_open_file_limit
 
 from .admin import AdminChannel, channel_name
@@ -57,6 +58,14 @@ def _rate(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1e12:
         raise argparse.ArgumentTypeError(f"must be a number, 0 or more, not {text}")
+    return value
+
+
+def _ban_minutes(text: str) -> float:
+    value = float(text)
+    if not 1 / 60 <= value <= MAX_BAN_MINUTES:  # (NaN too)
+        raise argparse.ArgumentTypeError(f"must be from 1/60 to {MAX_BAN_MINUTES} minutes (ten years), not {text}; "
+                                         f"leave it out for a ban for good")
     return value
 
 
@@ -233,8 +242,8 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
         return admin_window(config, not args.no_admin_channel)
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     app.setApplicationName("qtchat-server")
-    server = ChatServer(config)
     try:
+        server = ChatServer(config)  # a data folder or a ban file it cannot use: OSError
         server.listen()
         if not args.no_admin_channel:
             AdminChannel(server, channel_name(server.port)).listen()
@@ -296,7 +305,7 @@ def build_admin_parser() -> argparse.ArgumentParser:
     ban = sub.add_parser("ban", help="ban a name and/or an address (kicks who matches)")
     ban.add_argument("name", nargs="?")
     ban.add_argument("--address", help="an IP address to ban")
-    ban.add_argument("--minutes", type=float, help="ban for this long (default: for good)")
+    ban.add_argument("--minutes", type=_ban_minutes, help="ban for this long (default: for good)")
     ban.add_argument("--reason", default="")
     unban = sub.add_parser("unban", help="lift the bans on a name or an address")
     unban.add_argument("target")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from qtchat.protocol import DEFAULT_MAX_FRAME
 from qtchat.protocol.events import MAX_BAN_MINUTES
 from qtchat.sysutil import QuitSignals, raise_open_file_limit
 
-from .admin import AdminChannel, channel_name
+from .admin import AdminChannel, channel_name, check_socket
 from .config import ServerConfig
 from .core import ChatServer
 
@@ -378,8 +379,18 @@ def admin_main(argv: Sequence[str]) -> int:
     args = build_admin_parser().parse_args(argv)
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     del app
+    try:
+        name = channel_name(args.port)
+        mine = check_socket(name)
+    except OSError as exc:
+        print(f"qtchat-server admin: {exc}", file=sys.stderr)
+        return 2
     sock = QLocalSocket()
-    sock.connectToServer(channel_name(args.port))
+    if os.name != "nt" and not mine:
+        print(f"qtchat-server admin: no qtchat-server of yours is running on port {args.port} (no {name})",
+              file=sys.stderr)
+        return 2
+    sock.connectToServer(name)
     if not sock.waitForConnected(3000):
         print(f"qtchat-server admin: no qtchat-server of yours is running on port {args.port} "
               f"({sock.errorString()})", file=sys.stderr)

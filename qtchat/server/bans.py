@@ -25,12 +25,12 @@ class BanFileError(OSError):
 
 
 def check_ban_seconds(seconds: object) -> float | None:
-    """A ban's length in seconds, checked: None (for good), or a number from 1 second to MAX_BAN_SECONDS."""
+    """A ban's length in seconds, checked: None (for good), or a positive number up to MAX_BAN_SECONDS."""
     if seconds is None:
         return None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
-            or not 1 <= seconds <= MAX_BAN_SECONDS:
-        raise ValueError(f"A ban lasts from 1 second to {MAX_BAN_SECONDS} seconds (ten years), "
+            or not 0 < seconds <= MAX_BAN_SECONDS:
+        raise ValueError(f"A ban lasts a positive number of seconds up to {MAX_BAN_SECONDS} (ten years), "
                          f"or for good; not {seconds!r}.")
     return float(seconds)
 

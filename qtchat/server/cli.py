@@ -64,8 +64,8 @@ def _rate(text: str) -> float:
 
 def _ban_minutes(text: str) -> float:
     value = float(text)
-    if not 1 / 60 <= value <= MAX_BAN_MINUTES:  # (NaN too)
-        raise argparse.ArgumentTypeError(f"must be from 1/60 to {MAX_BAN_MINUTES} minutes (ten years), not {text}; "
+    if not 0 < value <= MAX_BAN_MINUTES:  # (NaN too)
+        raise argparse.ArgumentTypeError(f"must be a positive number of minutes up to {MAX_BAN_MINUTES} (ten years), not {text}; "
                                          f"leave it out for a ban for good")
     return value
 
@@ -273,6 +273,8 @@ def generate_cert_main(args: argparse.Namespace) -> int:
     if cert_path == key_path:
         print("qtchat-server: the certificate and the key need two different files", file=sys.stderr)
         return 2
+    if not (args.cert_out and args.key_out) and not folder.exists():
+        folder.mkdir(mode=0o700, parents=True)  # the data folder, private as the server makes it
     try:
         made = generate_certificate(cert_path, key_path, args.cert_name)
     except OSError as exc:

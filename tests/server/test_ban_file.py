@@ -17,7 +17,7 @@ from tests.helpers import outcome
 
 SERVER = [sys.executable, "-m", "qtchat.server"]
 ENTRY = '{"name_key": "eve", "address": null, "until": %s, "reason": "", "created": 1700000000}'
-BROKEN = {
+BROKEN: dict[str, str | bytes] = {
     "garbage": "this is not json {",
     "a list": "[1, 2, 3]",
     "bans not a list": '{"version": 1, "bans": {"eve": 1}}',

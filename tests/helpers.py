@@ -31,9 +31,11 @@ from qtchat.protocol import (
 
 class RawClient:
     def __init__(self, port: int, qtbot: Any, rcvbuf: int | None = None, tls: ssl.SSLContext | None = None,
-                 server_hostname: str = "localhost") -> None:
+                 server_hostname: str = "localhost", source: str | None = None) -> None:
         self.qtbot = qtbot
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if source is not None:  # another loopback address (127.0.0.2...): another client address to the server
+            self.sock.bind((source, 0))
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.connect(("127.0.0.1", port))

@@ -26,8 +26,10 @@ import sqlite3
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,19 +140,44 @@ def _lower_thread_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + KDF_NICE))
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    done: Callable[[Any], None]
+    lane: str
+    owner: str
+
+
+LOGIN = "login"  # the hashing lane of logins of existing accounts
+OTHER = "other"  # ... of registrations and password changes
+JOBS_PER_ADDRESS = 4  # hashing jobs one address group may have queued or running at once
+
+
 class Hasher(QObject):
     """Runs password hashing in a small worker pool; each result comes back on the event loop.
 
     ``submit`` refuses (returns False) when ``max_pending`` jobs wait already, so a
-    login storm is bounded: the caller tells the client to try again shortly.
+    login storm is bounded: the caller tells the client to try again shortly. Two
+    lanes share the queue: registrations and password changes (``OTHER``) may take
+    at most half of it, logins of existing accounts (``LOGIN``) all of it, and a
+    free worker always takes a waiting login first; so others' hashing never starves
+    a registered user's login. One ``owner`` (an address group) may have at most
+    ``per_owner`` jobs in the queue.
     """
 
-    def __init__(self, workers: int = 2, max_pending: int = 64, parent: QObject | None = None) -> None:
+    def __init__(self, workers: int = 2, max_pending: int = 64, parent: QObject | None = None, *,
+                 per_owner: int = JOBS_PER_ADDRESS) -> None:
         super().__init__(parent)
         self.max_pending = max_pending
+        self.per_owner = per_owner
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qtchat-kdf",
                                         initializer=_lower_thread_priority)
-        self._jobs: list[tuple[Future[Any], Callable[[Any], None]]] = []
+        self._lock = threading.Lock()
+        self._waiting: dict[str, deque[_Job]] = {LOGIN: deque(), OTHER: deque()}
+        self._jobs: list[Future[tuple[_Job, Any]]] = []
+        self._lanes: dict[str, int] = {LOGIN: 0, OTHER: 0}
+        self._owners: dict[str, int] = {}
         self._timer = QTimer(self)
         self._timer.setInterval(5)
         self._timer.timeout.connect(self._collect)
@@ -159,26 +186,50 @@ class Hasher(QObject):
     def pending(self) -> int:
         return len(self._jobs)
 
-    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any], None]) -> bool:
-        if len(self._jobs) >= self.max_pending:
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Any], None], *,
+               lane: str = LOGIN, owner: str = "") -> bool:
+        limit = self.max_pending if lane == LOGIN else self.max_pending // 2
+        if len(self._jobs) >= self.max_pending or self._lanes[lane] >= limit or (
+                owner and 0 < self.per_owner <= self._owners.get(owner, 0)):
             return False
-        self._jobs.append((self._pool.submit(fn, *args), done))
+        with self._lock:
+            self._waiting[lane].append(_Job(fn, args, done, lane, owner))
+        self._jobs.append(self._pool.submit(self._run_next))
+        self._lanes[lane] += 1
+        if owner:
+            self._owners[owner] = self._owners.get(owner, 0) + 1
         if not self._timer.isActive():
             self._timer.start()
         return True
 
+    def _run_next(self) -> tuple[_Job, Any]:
+        """In a worker: the waiting job to run next, logins first. Every submit queues one job and one call
+        of this, so each call finds one; the job travels back with its result."""
+        with self._lock:
+            job = (self._waiting[LOGIN] or self._waiting[OTHER]).popleft()
+        return job, job.fn(*job.args)
+
     def _collect(self) -> None:
-        finished: list[tuple[Future[Any], Callable[[Any], None]]] = []
-        waiting: list[tuple[Future[Any], Callable[[Any], None]]] = []
-        for job in self._jobs:
-            (finished if job[0].done() else waiting).append(job)
+        finished: list[Future[tuple[_Job, Any]]] = []
+        waiting: list[Future[tuple[_Job, Any]]] = []
+        for future in self._jobs:
+            (finished if future.done() else waiting).append(future)
         if not finished:
             return
         self._jobs = waiting
-        if not waiting:
+        if not self._jobs:
             self._timer.stop()
-        for future, done in finished:
-            done(future.result())  # the functions given return their failures as values
+        results = [f.result() for f in finished]
+        for job, _ in results:
+            self._lanes[job.lane] -= 1
+            if job.owner:
+                left = self._owners[job.owner] - 1
+                if left:
+                    self._owners[job.owner] = left
+                else:
+                    del self._owners[job.owner]
+        for job, result in results:
+            job.done(result)  # the functions given return their failures as values
 
     def shutdown(self) -> None:
         self._timer.stop()

@@ -15,22 +15,34 @@ one JSON object: ``{"ok": true|false, "message": "...", ...}``.
     {"cmd": "users"}                         {"cmd": "status"}
 
 ``qtchat-server admin ...`` (see cli.py) is the command-line client.
+
+Where it lives: on POSIX a socket in the user's runtime folder (``$XDG_RUNTIME_DIR``,
+Qt's RuntimeLocation: a folder only its owner may write to), never in the shared
+temporary folder, where another local user could create the name first and stop
+the server from starting, or take the operator's commands and answer them. Both
+ends check that the folder is the user's own and private, and that a socket found
+there is the user's; anything else is refused, never removed. On Windows it is a
+named pipe, which only this user may open (``UserAccessOption``, as Qt does).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QStandardPaths
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from qtchat.protocol import FrameDecoder, ProtocolError, decode_frame, encode_frame
 
 from .backend import done, then
+from .bans import check_ban_seconds
 from .core import ChatServer
 from .operator import Operator, sentence
 
@@ -40,8 +52,47 @@ Reply = dict[str, Any]
 
 
 def channel_name(port: int) -> str:
-    """The local socket name of the server listening on ``port``."""
-    return f"qtchat-server-admin-{port}"
+    """The admin channel of the server listening on ``port``: a socket's full path in the user's runtime folder
+    (POSIX), a pipe's name (Windows). OSError when that folder is not private to this user."""
+    name = f"qtchat-server-admin-{port}"
+    if os.name == "nt":
+        return name
+    return str(runtime_dir() / name)
+
+
+def runtime_dir() -> Path:
+    """The user's runtime folder (Qt's RuntimeLocation), checked to be the user's own and private; without one,
+    a private folder in the home folder."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.RuntimeLocation)
+    folder = Path(base) if base else Path.home() / ".qtchat-server-run"
+    if not base:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    check_private(folder)
+    return folder
+
+
+def check_private(folder: Path) -> None:
+    """OSError unless ``folder`` is a real folder of this user's that no one else may write to."""
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise OSError(f"the admin channel's folder {folder} is not yours: refusing to use it")
+    if info.st_mode & 0o022:
+        raise OSError(f"the admin channel's folder {folder} can be written by others "
+                      f"(mode {stat.S_IMODE(info.st_mode):o}): refusing to use it")
+
+
+def check_socket(path: str) -> bool:
+    """Whether a socket of ours is at ``path`` (False: nothing there); OSError when something else is."""
+    if os.name == "nt":
+        return False
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
+        raise OSError(f"{path} is in the way of the admin channel and is not a socket of yours: refusing it "
+                      f"(remove it if it is no one's)")
+    return True
 
 
 def user_rows(op: Operator) -> list[dict[str, Any]]:
@@ -134,11 +185,8 @@ def execute(op: Operator, request: Reply) -> Future[Reply]:
 
 
 def _seconds(value: Any) -> float | None:
-    if value is None:
-        return None
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValueError("'seconds' must be a positive number (or left out for a ban for good).")
-    return float(value)
+    """A ban's 'seconds': checked as every ban's length is (bans.check_ban_seconds)."""
+    return check_ban_seconds(value)
 
 
 def _count(value: Any) -> int:
@@ -160,7 +208,9 @@ class AdminChannel(QObject):
         self._clients: dict[QLocalSocket, FrameDecoder] = {}
 
     def listen(self) -> None:
-        """Raises OSError when the channel cannot be opened (another server owns the name)."""
+        """Raises OSError when the channel cannot be opened (another server owns the name, or something not
+        ours is in its place)."""
+        check_socket(self.name)
         probe = QLocalSocket()
         probe.connectToServer(self.name)
         if probe.waitForConnected(200):

@@ -3,9 +3,11 @@
 A login with a free, unregistered name is admitted at once. A registered name needs
 its password, checked in the hashing pool (accounts.Hasher: the server's only threads)
 and the answer comes back to the event loop; the right password takes the name over
-from a stale session. Registering hashes the new password there too. Wrong passwords
-are counted per address (AUTH_FAILURES_ALLOWED in AUTH_WINDOW seconds). Every refusal
-is a ProtocolError (fatal before login), turned into the ``error`` frame in one place.
+from a stale session. Registering hashes the new password there too. The limits on
+guessing, registering and changing passwords (per address group and per account) are
+guard.py's; a login of an existing account hashes in the pool's own lane, so others'
+registrations never starve it. Every refusal is a ProtocolError (fatal before login),
+turned into the ``error`` frame in one place.
 """
 
 from __future__ import annotations
@@ -27,17 +29,16 @@ from qtchat.protocol import (
     validate_name,
 )
 
-from .accounts import Hasher, hash_password, verify_password
+from .accounts import LOGIN, OTHER, Hasher, hash_password, verify_password
 from .backend import Account, Backend, then
 from .bans import Ban
 from .config import ServerConfig
+from .guard import AccountGuard, address_group
 from .peer import Connections, Peer, User
 
 log = logging.getLogger("qtchat.server")
 
 PASSWD_REF = "passwd"  # the ``ref`` of every error that answers a ``passwd`` frame
-AUTH_WINDOW = 60.0  # seconds: wrong passwords from one address are counted over this long
-AUTH_FAILURES_ALLOWED = 10
 
 
 class Authenticator:
@@ -52,7 +53,8 @@ class Authenticator:
         self.hasher = hasher
         self._admit = admit
         self._taken = taken  # a name in use, or being logged in with
-        self._failures: dict[str, list[float]] = {}  # address -> times of wrong passwords
+        self.guard = AccountGuard(config.account_limits)
+        hasher.per_owner = config.account_limits.jobs_per_address
 
     # ------------------------------------------------------------ login
 
@@ -70,11 +72,13 @@ class Authenticator:
         password = hello.password or ""
         if account is not None:
             self._check_account(peer, name, hello)
+            self._check_attempts(peer, key)
             stored = account.password_hash
-            self._hash_job(peer, lambda: _verify(password, stored),
-                           lambda ok: self._after_password(peer, name, key, ok is True))
+            self._checked_job(peer, key, lambda: _verify(password, stored), lambda ok: ok is not True,
+                              lambda ok: self._after_password(peer, name, key, ok is True), lane=LOGIN)
         elif hello.register:
             self._check_registration(password)
+            self._check_registrations(peer)
             self._hash_job(peer, lambda: _hash(password), lambda hashed: self._registered(peer, name, key, hashed))
         elif self.config.require_accounts:
             how = "register the name first" if self.config.registration else "ask its operator for an account"
@@ -90,7 +94,6 @@ class Authenticator:
         if hello.password is None:
             raise ProtocolError(ErrorCode.AUTH_REQUIRED,
                                 f"The name {name!r} is registered: log in with its password.", fatal=True)
-        self._check_attempts(peer)
 
     def _check_registration(self, password: str, *, fatal: bool = True) -> None:
         if not self.config.registration:
@@ -105,28 +108,45 @@ class Authenticator:
             raise ProtocolError(ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.",
                                 fatal=True)
 
-    def _check_attempts(self, peer: Peer, *, fatal: bool = True) -> None:
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(peer.address, ()) if now - t < AUTH_WINDOW]
-        if recent:
-            self._failures[peer.address] = recent
-        else:
-            self._failures.pop(peer.address, None)
-        if len(recent) >= AUTH_FAILURES_ALLOWED:
-            raise ProtocolError(ErrorCode.TOO_MANY_ATTEMPTS,
-                                f"Too many wrong passwords from your address; wait {AUTH_WINDOW:.0f} seconds.",
-                                fatal=fatal, ref=None if fatal else PASSWD_REF)
+    def _check_attempts(self, peer: Peer, key: str, *, fatal: bool = True) -> None:
+        """Refuse a password check while too many wrong ones (or checks still running) come from this address
+        group or are aimed at this account."""
+        wait = self.guard.guessing_full(peer.address, key, time.monotonic())
+        if wait:
+            raise _limited(f"Too many wrong passwords from your address or for this name; wait {wait:.0f} seconds.",
+                           wait, fatal=fatal, ref=None if fatal else PASSWD_REF)
 
-    def _wrong_password(self, peer: Peer) -> None:
-        self._failures.setdefault(peer.address, []).append(time.monotonic())
+    def _check_registrations(self, peer: Peer, *, fatal: bool = True) -> None:
+        now = time.monotonic()
+        wait = self.guard.registration_full(peer.address, now)
+        if wait:
+            raise _limited(f"Too many registrations from your address or on this server; wait {wait:.0f} seconds.",
+                           wait, fatal=fatal)
+        self.guard.registered(peer.address, now)
+
+    def _checked_job(self, peer: Peer, key: str, job: Callable[[], object], wrong: Callable[[object], bool],
+                     finished: Callable[[object], None], *, lane: str, ref: str | None = None) -> None:
+        """A job that checks a password for ``key``: counted as running until it ends, and as a wrong
+        password if ``wrong(result)``, whether or not the connection lasted."""
+        guard, address = self.guard, peer.address
+        guard.check_started(address, key)
+
+        def settle(result: object) -> None:
+            guard.check_finished(address, key, time.monotonic(), wrong=result is not None and wrong(result))
+
+        self._hash_job(peer, job, finished, ref, lane=lane, settle=settle)
 
     def _hash_job(self, peer: Peer, job: Callable[[], object], finished: Callable[[object], None],
-                  ref: str | None = None) -> None:
+                  ref: str | None = None, *, lane: str = OTHER,
+                  settle: Callable[[object], None] | None = None) -> None:
         """Hash or check a password in the worker pool; ``finished`` runs on the event loop if the connection
-        lasts, and a ProtocolError it raises is answered. Before login a full queue ends the connection (the
-        client retries later); after, it is an error."""
+        lasts, and a ProtocolError it raises is answered. ``settle`` runs once in any case (with None when the
+        job could not be queued). Before login a full queue ends the connection (the client retries later);
+        after, it is an error."""
         def finish(result: object) -> None:
             peer.logging_in = False
+            if settle is not None:
+                settle(result)
             if peer in self.connections.peers and not peer.detached:
                 try:
                     finished(result)
@@ -134,15 +154,16 @@ class Authenticator:
                     self.connections.fail(peer, exc)
 
         peer.logging_in = True
-        if not self.hasher.submit(job, (), finish):
+        if not self.hasher.submit(job, (), finish, lane=lane, owner=address_group(peer.address)):
             peer.logging_in = False
+            if settle is not None:
+                settle(None)
             self.connections.fail(peer, ProtocolError(
                 ErrorCode.SERVER_BUSY, "The server is busy checking passwords; try again in a moment.",
                 fatal=peer.user is None, ref=ref), report=True)
 
     def _after_password(self, peer: Peer, name: str, key: str, ok: bool) -> None:
         if not ok:
-            self._wrong_password(peer)
             log.info("refused %s from %s: wrong password", name, peer.peer)
             raise ProtocolError(ErrorCode.AUTH_FAILED, f"Wrong password for {name!r}.", fatal=True)
         old = self.users.get(key)
@@ -180,6 +201,7 @@ class Authenticator:
         if self.backend.account(user.key) is not None:
             raise ProtocolError(ErrorCode.NAME_REGISTERED, f"The name {user.name!r} is registered already.")
         self._check_registration(event.password, fatal=False)
+        self._check_registrations(user.peer, fatal=False)
         password = event.password
 
         def store(hashed: object) -> None:
@@ -206,7 +228,12 @@ class Authenticator:
         if account is None:
             raise _passwd_error(ErrorCode.ACCOUNT_REQUIRED,
                                 f"The name {user.name!r} is not registered, so it has no password to change.")
-        self._check_attempts(user.peer, fatal=False)
+        self._check_attempts(user.peer, user.key, fatal=False)
+        now = time.monotonic()
+        wait = self.guard.passwd_full(user.key, now)
+        if wait:
+            raise _limited(f"Too many password changes tried; wait {wait:.0f} seconds.", wait, fatal=False,
+                           ref=PASSWD_REF)
         problem = check_password(event.new)
         if problem is None and event.new == event.old:
             problem = "The new password is the same as the old one."
@@ -217,13 +244,13 @@ class Authenticator:
         def check_then_hash() -> object:  # in the pool: False for a wrong old password, else the new hash
             return _hash(new) if _verify(old, stored) else False
 
-        self._hash_job(user.peer, check_then_hash, lambda result: self._new_password(user, stored, result),
-                       ref=PASSWD_REF)
+        self.guard.passwd_tried(user.key, now)
+        self._checked_job(user.peer, user.key, check_then_hash, lambda result: result is False,
+                          lambda result: self._new_password(user, stored, result), lane=OTHER, ref=PASSWD_REF)
 
     def _new_password(self, user: User, stored: str, result: object) -> None:
         now = self.backend.account(user.key)
         if result is False:
-            self._wrong_password(user.peer)
             log.info("refused a new password for %s from %s: wrong old password", user.name, user.peer.peer)
             raise _passwd_error(ErrorCode.AUTH_FAILED, "The current password is wrong, so the password was not changed.")
         if now is None or now.password_hash != stored:  # unregistered or reset by the operator meanwhile
@@ -237,6 +264,11 @@ class Authenticator:
 
         then(self.backend.set_password(user.key, result), changed, lambda exc: self.connections.fail(
             user.peer, _passwd_error(ErrorCode.INTERNAL, "The new password could not be stored.")))
+
+
+def _limited(text: str, wait: float, *, fatal: bool, ref: str | None = None) -> ProtocolError:
+    return ProtocolError(ErrorCode.TOO_MANY_ATTEMPTS, text, fatal=fatal, ref=ref,
+                         retry_after=max(1.0, float(int(wait) + 1)))
 
 
 def _passwd_error(code: ErrorCode, text: str) -> ProtocolError:

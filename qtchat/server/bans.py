@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -11,8 +12,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qtchat.protocol import name_key
+from qtchat.protocol.events import MAX_BAN_MINUTES
 
 log = logging.getLogger("qtchat.server")
+
+MAX_BAN_SECONDS = MAX_BAN_MINUTES * 60  # ten years: longer is "for good"
+
+
+class BanFileError(OSError):
+    """The ban file cannot be read or makes no sense: the server does not start (it would run without the
+    bans and overwrite them at the next change)."""
+
+
+def check_ban_seconds(seconds: object) -> float | None:
+    """A ban's length in seconds, checked: None (for good), or a positive number up to MAX_BAN_SECONDS."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+            or not 0 < seconds <= MAX_BAN_SECONDS:
+        raise ValueError(f"A ban lasts a positive number of seconds up to {MAX_BAN_SECONDS} (ten years), "
+                         f"or for good; not {seconds!r}.")
+    return float(seconds)
 
 
 @dataclass
@@ -44,18 +64,15 @@ class BanList:
         self.path = path
         self.bans: list[Ban] = []
         if path is not None and path.exists():
-            try:
-                raw = json.loads(path.read_text(encoding="utf-8"))
-                self.bans = [Ban(**entry) for entry in raw["bans"]]
-                for ban in self.bans:  # keys made before names compared by their skeletons
-                    if ban.name_key is not None and not ban.name_key.isascii():
-                        ban.name_key = name_key(ban.name_key)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.error("cannot read the ban list %s: %s (starting with none)", path, exc)
+            self.bans = load_bans(path)
+            for ban in self.bans:  # keys made before names compared by their skeletons (rekey.py)
+                if ban.name_key is not None and not ban.name_key.isascii():
+                    ban.name_key = name_key(ban.name_key)
 
     def add(self, name: str | None, address: str | None, seconds: float | None, reason: str = "") -> Ban:
         if not name and not address:
             raise ValueError("a ban needs a name, an address, or both")
+        seconds = check_ban_seconds(seconds)
         now = time.time()
         ban = Ban(name_key(name) if name else None, address or None,
                   None if seconds is None else now + seconds, reason, now)
@@ -98,3 +115,44 @@ class BanList:
         except OSError as exc:
             log.error("cannot save the ban list %s: %s", self.path, exc)
             Path(tmp).unlink(missing_ok=True)
+
+
+def load_bans(path: Path) -> list[Ban]:
+    """The bans in ``path``; BanFileError with the reason when it cannot be read or is not a ban list."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BanFileError(f"cannot read the ban list {path}: {exc}. Fix or remove the file, then start "
+                           f"again (the server does not start without its bans).") from exc
+    entries = raw.get("bans") if isinstance(raw, dict) else None
+    if not isinstance(entries, list):
+        raise BanFileError(f"the ban list {path} is not one: it needs {{\"bans\": [...]}}. Fix or remove "
+                           f"the file, then start again.")
+    bans = []
+    for number, entry in enumerate(entries, 1):
+        problem = _entry_problem(entry)
+        if problem is not None:
+            raise BanFileError(f"the ban list {path}: entry {number} {problem}. Fix or remove it, then start "
+                               f"again.")
+        bans.append(Ban(**entry))
+    return bans
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and 0 <= value <= time.time() + 2 * MAX_BAN_SECONDS
+
+
+def _entry_problem(entry: object) -> str | None:
+    if not isinstance(entry, dict) or set(entry) != {"name_key", "address", "until", "reason", "created"}:
+        return "needs exactly name_key, address, until, reason and created"
+    if not all(entry[k] is None or isinstance(entry[k], str) for k in ("name_key", "address")) \
+            or not (entry["name_key"] or entry["address"]):
+        return "needs a name_key or an address (strings)"
+    if not (entry["until"] is None or _number(entry["until"])):
+        return f"has 'until' {entry['until']!r}: it must be a Unix time in seconds, or null for good"
+    if not _number(entry["created"]):
+        return f"has 'created' {entry['created']!r}: it must be a Unix time in seconds"
+    if not isinstance(entry["reason"], str):
+        return "has a 'reason' that is not a string"
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,9 +19,10 @@ from PySide6.QtCore import QCoreApplication
 
 from qtchat import __version__
 from qtchat.protocol import DEFAULT_MAX_FRAME
+from qtchat.protocol.events import MAX_BAN_MINUTES
 from qtchat.sysutil import QuitSignals, raise_open_file_limit
 
-from .admin import AdminChannel, channel_name
+from .admin import AdminChannel, channel_name, check_socket
 from .config import ServerConfig
 from .core import ChatServer
 
@@ -57,6 +59,14 @@ def _rate(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1e12:
         raise argparse.ArgumentTypeError(f"must be a number, 0 or more, not {text}")
+    return value
+
+
+def _ban_minutes(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= MAX_BAN_MINUTES:  # (NaN too)
+        raise argparse.ArgumentTypeError(f"must be a positive number of minutes up to {MAX_BAN_MINUTES} (ten years), not {text}; "
+                                         f"leave it out for a ban for good")
     return value
 
 
@@ -233,8 +243,8 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
         return admin_window(config, not args.no_admin_channel)
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     app.setApplicationName("qtchat-server")
-    server = ChatServer(config)
     try:
+        server = ChatServer(config)  # a data folder or a ban file it cannot use: OSError
         server.listen()
         if not args.no_admin_channel:
             AdminChannel(server, channel_name(server.port)).listen()
@@ -263,6 +273,8 @@ def generate_cert_main(args: argparse.Namespace) -> int:
     if cert_path == key_path:
         print("qtchat-server: the certificate and the key need two different files", file=sys.stderr)
         return 2
+    if not (args.cert_out and args.key_out) and not folder.exists():
+        folder.mkdir(mode=0o700, parents=True)  # the data folder, private as the server makes it
     try:
         made = generate_certificate(cert_path, key_path, args.cert_name)
     except OSError as exc:
@@ -302,7 +314,7 @@ def build_admin_parser() -> argparse.ArgumentParser:
     ban = sub.add_parser("ban", help="ban a name and/or an address (kicks who matches)")
     _target(ban)
     ban.add_argument("--address", help="an IP address to ban")
-    ban.add_argument("--minutes", type=float, help="ban for this long (default: for good)")
+    ban.add_argument("--minutes", type=_ban_minutes, help="ban for this long (default: for good)")
     ban.add_argument("--reason", default="")
     unban = sub.add_parser("unban", help="lift the bans on a name or an address")
     unban.add_argument("target")
@@ -382,8 +394,18 @@ def admin_main(argv: Sequence[str]) -> int:
     args = build_admin_parser().parse_args(argv)
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     del app
+    try:
+        name = channel_name(args.port)
+        mine = check_socket(name)
+    except OSError as exc:
+        print(f"qtchat-server admin: {exc}", file=sys.stderr)
+        return 2
     sock = QLocalSocket()
-    sock.connectToServer(channel_name(args.port))
+    if os.name != "nt" and not mine:
+        print(f"qtchat-server admin: no qtchat-server of yours is running on port {args.port} (no {name})",
+              file=sys.stderr)
+        return 2
+    sock.connectToServer(name)
     if not sock.waitForConnected(3000):
         print(f"qtchat-server admin: no qtchat-server of yours is running on port {args.port} "
               f"({sock.errorString()})", file=sys.stderr)

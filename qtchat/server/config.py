@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qtchat.protocol import DEFAULT_MAX_FRAME
 
+from .guard import AccountLimits
 from .limits import RateLimits, WorkLimits
 
 
@@ -45,6 +46,8 @@ class ServerConfig:
     rate_work: float = 100.0  # work units per second every request is paid from (prices.py); 0: no limit
     rate_work_burst: float = 400.0  # work units at once
     max_backlog: int = 200  # frames held back while a connection waits for work units, before 'flood'
+    # guessing, registering and changing passwords, per address (IPv6: per /64) and per account (guard.py)
+    account_limits: AccountLimits = field(default_factory=AccountLimits)
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
     tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, every connection is TLS

@@ -10,6 +10,8 @@ messages. Indexing for search and retention run on timers of their own here.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -29,6 +31,27 @@ INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
 SEARCH_INDEX_BUDGET_S = 0.01  # a search first indexes for at most this long; what is left is scanned
 SEARCH_BUDGET_S = 0.01  # a search is stopped past this (search_too_broad): nobody else waits longer for it
 PRUNE_INTERVAL_MS = 10 * 60 * 1000
+
+
+PRIVATE_FILES = ("accounts.db", "messages.db", "bans.json")
+
+
+def prepare_data_dir(folder: Path, databases: tuple[str, ...]) -> None:
+    """Make the data folder private (0700) when it is made here and its files 0600 (POSIX), before SQLite opens
+    them: password hashes and held private messages are in them. Warn about an existing folder others can read."""
+    if not folder.exists():
+        folder.mkdir(mode=0o700, parents=True)
+    elif os.name == "posix" and stat.S_IMODE(folder.stat().st_mode) & 0o077:
+        log.warning("the data folder %s can be read by other users of this machine (mode %o): they can read "
+                    "password hashes and private messages; chmod 700 it", folder, stat.S_IMODE(folder.stat().st_mode))
+    if os.name != "posix":
+        return
+    for name in databases:  # made empty and private: SQLite keeps the mode, and gives it to -wal and -shm
+        os.close(os.open(folder / name, os.O_WRONLY | os.O_CREAT, 0o600))
+    for name in PRIVATE_FILES:  # and those made by an earlier version, readable by all
+        for path in (folder / name, folder / f"{name}-wal", folder / f"{name}-shm"):
+            if path.exists():
+                path.chmod(0o600)
 
 
 class MessageIds:
@@ -58,6 +81,8 @@ class SqliteBackend(QObject):
                  keep_messages: int | None = None, full_text: bool = True, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.history = history
+        if data_dir is not None:
+            prepare_data_dir(data_dir, ("accounts.db", "messages.db") if history else ("accounts.db",))
         self.bans = BanList(data_dir / "bans.json" if data_dir else None)
         self.store = MessageStore(
             data_dir / "messages.db" if data_dir and history else None, keep_days=keep_days,

@@ -120,6 +120,11 @@ class SearchTooCostly(Exception):
         self.budget = budget
 
 
+def rollback(db: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already (it does on a full disk, SQLITE_FULL, and some
+    I/O errors): a ROLLBACK then would fail and hide the real cause."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 class MessageStore:
@@ -199,7 +204,7 @@ class MessageStore:
                 db.executemany("DELETE FROM mailbox WHERE user_key = ? AND id <= ?", list(delivered.items()))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         self.commits += 1
 
@@ -280,7 +285,7 @@ class MessageStore:
                     db.execute("UPDATE meta SET value = ? WHERE key = 'fts_upto'", (last,))
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    rollback(db)
                     raise
                 self.fts_upto = int(last)
                 done += int(count)

@@ -539,8 +539,8 @@ def run_admin_window(config: ServerConfig, admin_channel: bool = True) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("qtchat-server")
     app.setWindowIcon(app_icon())
-    server = ChatServer(config)
     try:
+        server = ChatServer(config)  # a data folder or a ban file it cannot use: OSError
         server.listen()
         if admin_channel:
             AdminChannel(server, channel_name(server.port)).listen()

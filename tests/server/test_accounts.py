@@ -23,6 +23,7 @@ from qtchat.protocol import (
     Welcome,
 )
 from qtchat.server.accounts import KDF_NICE, Hasher, hash_password, verify_password
+from qtchat.server.guard import AccountLimits
 from tests.helpers import outcome
 from tests.server.test_cli import BlockingClient, Proc
 
@@ -169,9 +170,10 @@ def test_a_user_changes_their_own_password(server, connect, caplog):
     assert not any(PASSWORD in text or NEW_PASSWORD in text for text in records)  # never logged
 
 
-def test_a_wrong_old_password_changes_nothing_and_counts_as_a_wrong_password(server, connect, caplog):
+def test_a_wrong_old_password_changes_nothing_and_counts_as_a_wrong_password(make_server, connect, caplog):
     caplog.set_level(logging.DEBUG)
-    judy = connect()
+    server = make_server(account_limits=AccountLimits(passwd_per_account=0))  # (that limit is tested below)
+    judy = connect(server.port)
     judy.login("judy", password=PASSWORD, register=True)
     judy.send(PasswordChange("not the password", NEW_PASSWORD))
     error = judy.wait_event(Error)
@@ -188,7 +190,7 @@ def test_a_wrong_old_password_changes_nothing_and_counts_as_a_wrong_password(ser
     assert (error.code, error.ref, error.fatal) == ("too_many_attempts", "passwd", False)
     judy.say("not disconnected")
     judy.wait_for(lambda: any(m.text == "not disconnected" for m in judy.of(Message)))
-    assert connect().refused("judy", password=PASSWORD).code == "too_many_attempts"
+    assert connect(server.port).refused("judy", password=PASSWORD).code == "too_many_attempts"
     records = [r.getMessage() for r in caplog.records]
     assert not any(secret in text for text in records
                    for secret in (PASSWORD, NEW_PASSWORD, "not the password", "still not it"))

@@ -110,6 +110,7 @@ class Bystander:
         self.sent: dict[str, float] = {}
         self.latencies: list[float] = []
         self.errors: dict[str, int] = {}
+        self.worst: list[tuple[float, float]] = []  # (latency, when sent): where the slowest echoes were
         self.closed = False
         self.n = 0
 
@@ -140,6 +141,7 @@ class Bystander:
                 start = self.sent.pop(cid, None)
                 if start is not None:
                     self.latencies.append((time.perf_counter() - start) * 1000)
+                    self.worst.append(((time.perf_counter() - start) * 1000, start))
 
 
 def frames_for(kind: str) -> bytes:
@@ -224,6 +226,8 @@ async def phase(port: int, kind: str, seconds: float, pid: int) -> dict[str, Any
     await asyncio.sleep(1.0)  # logged in and chatting
     for b in bystanders:
         b.latencies.clear()
+        b.worst.clear()
+    start_at = time.perf_counter()
     cpu0 = cpu_s(pid)
     # the attackers run in a process of their own, so that their writing never delays the bystanders' reading
     attack = None if kind == "quiet" else subprocess.Popen(
@@ -244,7 +248,8 @@ async def phase(port: int, kind: str, seconds: float, pid: int) -> dict[str, Any
     for b in bystanders:
         for code, n in b.errors.items():
             errors[code] = errors.get(code, 0) + n
-    return {"phase": kind, "echoes": len(lat), "unanswered": lost, "bystander_errors": errors,
+    worst = sorted((w for b in bystanders for w in b.worst), reverse=True)[:4]
+    return {"phase": kind, "slowest_at_s": [[round(ms), round(at - start_at, 2)] for ms, at in worst], "echoes": len(lat), "unanswered": lost, "bystander_errors": errors,
             "bystanders_dropped": sum(b.closed for b in bystanders), "p50_ms": q(0.5), "p99_ms": q(0.99),
             "max_ms": round(lat[-1], 1) if lat else None, "server_cpu_s": round(cpu, 2), "seconds": seconds}
 
@@ -263,7 +268,7 @@ async def attack_async(kind: str, port: int, seconds: float) -> int:
 
 
 async def main_async(a: argparse.Namespace) -> int:
-    folder = Path(tempfile.mkdtemp(prefix="qtchat-barrage-data-"))
+    folder = Path(tempfile.mkdtemp(prefix="qtchat-barrage-data-", dir=a.data_base))
     seed(folder, a.messages)
     proc, port, _ = start_server(folder)
     results = []
@@ -293,6 +298,7 @@ def main() -> int:
     ap.add_argument("--phase-s", type=float, default=8.0, help="seconds each phase is measured")
     ap.add_argument("--attacks", default="pings,history,search,rooms,garbage,slowloris")
     ap.add_argument("--messages", type=int, default=100_000, help="messages stored in the lobby first")
+    ap.add_argument("--data-base", help="where the server's data folder is made (default: the temp folder)")
     ap.add_argument("--attack", help=argparse.SUPPRESS)  # (internal: run one phase's attackers)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()

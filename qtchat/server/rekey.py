@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 
 from qtchat.protocol import name_key
 
@@ -21,21 +22,30 @@ KEYS_VERSION = 2  # 2: confusable skeletons (issue 14)
 _KEY_COLUMNS = (("messages", "room"), ("messages", "sender_key"), ("mailbox", "user_key"), ("mailbox", "sender_key"))
 
 
-def _current(db: sqlite3.Connection) -> bool:
-    return int(db.execute("PRAGMA user_version").fetchone()[0]) >= KEYS_VERSION
-
-
 def _new(key: str) -> str:
     return key if key.isascii() else name_key(key)
 
 
-def rekey_messages(db: sqlite3.Connection) -> int:
-    """Bring the keys of messages.db up to date; returns how many rows changed."""
-    if _current(db):
+def _once(db: sqlite3.Connection, rewrite: Callable[[], int]) -> int:
+    """Run ``rewrite`` in one transaction, unless the keys are current; mark them current with it."""
+    if int(db.execute("PRAGMA user_version").fetchone()[0]) >= KEYS_VERSION:
         return 0
-    changed = 0
     db.execute("BEGIN")
     try:
+        changed = rewrite()
+        db.execute(f"PRAGMA user_version = {KEYS_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return changed
+
+
+def rekey_messages(db: sqlite3.Connection) -> int:
+    """Bring the keys of messages.db up to date; returns how many rows changed."""
+
+    def rewrite() -> int:
+        changed = 0
         for table, column in _KEY_COLUMNS:
             for (old,) in db.execute(f"SELECT DISTINCT {column} FROM {table}").fetchall():
                 if _new(old) != old:
@@ -50,11 +60,9 @@ def rekey_messages(db: sqlite3.Connection) -> int:
             db.execute("DELETE FROM read_markers")
             db.executemany("INSERT INTO read_markers VALUES (?, ?, ?)", [(u, r, i) for (u, r), i in merged.items()])
             changed += len(markers)
-        db.execute(f"PRAGMA user_version = {KEYS_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+        return changed
+
+    changed = _once(db, rewrite)
     if changed:
         log.warning("name keys brought up to date (look-alike names now compare equal): %d stored rows", changed)
     return changed
@@ -62,29 +70,25 @@ def rekey_messages(db: sqlite3.Connection) -> int:
 
 def rekey_accounts(db: sqlite3.Connection) -> int:
     """Bring the keys of accounts.db up to date from the accounts' names; returns how many changed."""
-    if _current(db):
-        return 0
-    changed = 0
-    db.execute("BEGIN")
-    try:
+
+    def rewrite() -> int:
+        changed = 0
         taken = {k for (k,) in db.execute("SELECT key FROM accounts")}
         for key, name in db.execute("SELECT key, name FROM accounts ORDER BY created").fetchall():
             new = name_key(name)
             if new == key:
                 continue
             if new in taken:
-                log.warning("the account %r now looks like another, older one (%r): it cannot log in any more; "
-                            "unregister it ('qtchat-server admin unregister')", name, new)
+                log.warning("the account %r now looks like another (%r): it cannot log in any more; unregister it "
+                            "('qtchat-server admin unregister')", name, new)
                 continue
             db.execute("UPDATE accounts SET key = ? WHERE key = ?", (new, key))
             taken.discard(key)
             taken.add(new)
             changed += 1
-        db.execute(f"PRAGMA user_version = {KEYS_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+        return changed
+
+    changed = _once(db, rewrite)
     if changed:
         log.warning("account keys brought up to date (look-alike names now compare equal): %d accounts", changed)
     return changed

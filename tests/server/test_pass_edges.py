@@ -118,26 +118,6 @@ def test_a_broken_store_is_not_retried_in_a_busy_loop(server, connect, qtbot, mo
     assert len(calls) < 5, f"{len(calls)} store attempts in 0.5 s"
 
 
-# 5. a pass that cannot be stored with a user's confirmations in it: that user cannot log in again
-def test_login_after_an_unstored_confirmation(server, connect, qtbot, monkeypatch):
-    alice = connect()
-    outcome(qtbot, server.operator.register_account("bob", HASH))
-    alice.login("alice")
-    alice.send(SendMessage("kept", cid="h1", to="bob"))
-    assert alice.wait_event(Message, cid="h1").held
-    bob = connect()
-    bob.login("bob", password=PASSWORD)
-    held = bob.wait_event(Message, cid="h1")
-    monkeypatch.setattr(server.backend.store, "append", lambda *a, **k: (_ for _ in ()).throw(OSError("disk")))
-    bob.send(Delivered(held.id))
-    qtbot.wait(100)
-    bob.close()
-    qtbot.waitUntil(lambda: "bob" not in server.users)
-    again = connect()
-    again.send(Hello(user="bob", password=PASSWORD))
-    again.wait_event(Welcome, timeout=3)
-
-
 # 6. join answered later: the room was deleted and made again meanwhile: two rooms of one name
 @pytest.mark.parametrize("backend_kind", ["memory-later"])
 def test_join_answered_after_the_room_was_made_again(server, connect, qtbot):
@@ -194,7 +174,7 @@ def test_private_resend_to_offline_kept_once(server, connect, qtbot):
     assert len(server.backend._mail.get("bob", [])) == 1
 
 
-def test_login_recursion_count(server, connect, qtbot, monkeypatch):
+def test_a_login_after_an_unstored_confirmation_waits_for_the_store_once(server, connect, qtbot, monkeypatch):
     from qtchat.server.journal import Journal
     alice = connect()
     outcome(qtbot, server.operator.register_account("bob", HASH))

@@ -46,7 +46,17 @@ def msgs(client, text):
     return [m for m in client.of(Message) if m.text == text]
 
 
-# 1. a room deleted and made again in the same pass: the message's slot is looked up by room key
+def two_members_at_rest(server, connect, qtbot):
+    """alice and bob in the lobby, their joins sent, nothing being stored: (alice, bob, alice's Peer)."""
+    alice, bob = connect(), connect()
+    alice.login("alice")
+    bob.login("bob")
+    qtbot.wait(300)  # the joins' notices flushed: both are members
+    qtbot.waitUntil(lambda: server.journal._in_flight is None and not server.journal._pass.batch)
+    return alice, bob, peer_of(server, "alice")
+
+
+# 1. a room deleted and made again in the same pass: the pass still goes out whole
 def test_room_recreated_in_one_pass_loses_the_whole_pass(server, connect, qtbot, caplog):
     alice, bob, carol = connect(), connect(), connect()
     for c, n in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
@@ -68,15 +78,10 @@ def test_room_recreated_in_one_pass_loses_the_whole_pass(server, connect, qtbot,
     assert msgs(alice, "carol in lobby")
 
 
-# 2. a resend while the pass is being stored (answer_later) is relayed a second time
+# 2. a resend while the pass is being stored (answer_later) is relayed once
 @pytest.mark.parametrize("backend_kind", ["memory-later"])
 def test_resend_while_pass_in_flight_is_relayed_once(server, connect, qtbot):
-    alice, bob = connect(), connect()
-    alice.login("alice")
-    bob.login("bob")
-    a = peer_of(server, "alice")
-    qtbot.wait(300)  # the joins' notices flushed: both are members
-    qtbot.waitUntil(lambda: server.journal._in_flight is None and not server.journal._pass.batch)
+    _, bob, a = two_members_at_rest(server, connect, qtbot)
     server._dispatch(a, SendMessage("once", cid="r1"))
     server.flush()  # the pass goes to the store; its answer comes a loop pass later
     assert server.journal._in_flight is not None and server.journal._in_flight.batch.messages
@@ -99,7 +104,7 @@ def test_same_cid_other_text_in_one_pass_is_relayed(server, connect, qtbot):
     assert msgs(bob, "one") and msgs(bob, "two")
 
 
-# 4. a pass that cannot be stored, with a read marker in it: retried every loop pass, forever
+# 4. a pass that cannot be stored, with a read marker in it: not retried in a busy loop
 def test_a_broken_store_is_not_retried_in_a_busy_loop(server, connect, qtbot, monkeypatch):
     alice = connect()
     alice.login("alice")
@@ -118,7 +123,7 @@ def test_a_broken_store_is_not_retried_in_a_busy_loop(server, connect, qtbot, mo
     assert len(calls) < 5, f"{len(calls)} store attempts in 0.5 s"
 
 
-# 6. join answered later: the room was deleted and made again meanwhile: two rooms of one name
+# 6. a join answered after the room was deleted and made again: the user enters the room the server lists
 @pytest.mark.parametrize("backend_kind", ["memory-later"])
 def test_join_answered_after_the_room_was_made_again(server, connect, qtbot):
     alice, bob, carol = connect(), connect(), connect()
@@ -143,15 +148,10 @@ def test_join_answered_after_the_room_was_made_again(server, connect, qtbot):
     assert msgs(alice, "hello x")
 
 
-# 7. frames queued while a pass is stored (answer_later) wait for an unrelated flush
+# 7. frames queued while a pass is stored (answer_later) go out when it is
 @pytest.mark.parametrize("backend_kind", ["memory-later"])
 def test_topic_set_while_a_pass_is_stored_goes_out(server, connect, qtbot):
-    alice, bob = connect(), connect()
-    alice.login("alice")
-    bob.login("bob")
-    a = peer_of(server, "alice")
-    qtbot.wait(300)
-    qtbot.waitUntil(lambda: server.journal._in_flight is None and not server.journal._pass.batch)
+    alice, bob, a = two_members_at_rest(server, connect, qtbot)
     server._dispatch(a, SendMessage("first", cid="t1"))
     server.flush()  # in flight
     assert server.journal._in_flight is not None
@@ -161,7 +161,7 @@ def test_topic_set_while_a_pass_is_stored_goes_out(server, connect, qtbot):
     bob.wait_event(TopicChanged, timeout=2)
 
 
-# 9. two sends of one cid to an offline name in one pass (answer_later): kept twice
+# 9. two sends of one cid to an offline name in one pass (answer_later): kept once
 @pytest.mark.parametrize("backend_kind", ["memory-later"])
 def test_private_resend_to_offline_kept_once(server, connect, qtbot):
     alice = connect()
@@ -203,7 +203,7 @@ def test_a_login_after_an_unstored_confirmation_waits_for_the_store_once(server,
     assert len(n) <= 2, f"when_stored called {len(n)} times for one login"
 
 
-# 10. joiners of a pass that is being stored (answer_later) are in no room until it is stored
+# 10. who joined in a pass being stored (answer_later) is in the room at once
 @pytest.mark.parametrize("backend_kind", ["memory-later"])
 def test_joiner_of_a_pass_in_flight_is_still_in_the_room(server, connect, qtbot):
     alice, bob = connect(), connect()

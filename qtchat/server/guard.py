@@ -51,16 +51,20 @@ class AccountLimits:
     jobs_per_address: int = 4  # hashing jobs queued or running at once for one address (IPv6: one /64)
 
 
+PRUNE_AT = 4096  # keys a Window holds before those whose events all left it are forgotten
+
+
 class Window:
     """Events per key over the last ``seconds``, and checks still running; full at ``limit`` (0: never)."""
 
-    __slots__ = ("_events", "_running", "limit", "seconds")
+    __slots__ = ("_events", "_prune_at", "_running", "limit", "seconds")
 
     def __init__(self, limit: int, seconds: float) -> None:
         self.limit = limit
         self.seconds = seconds
         self._events: dict[str, deque[float]] = {}
         self._running: dict[str, int] = {}
+        self._prune_at = PRUNE_AT
 
     def count(self, key: str, now: float) -> int:
         events = self._events.get(key)
@@ -81,6 +85,10 @@ class Window:
 
     def add(self, key: str, now: float) -> None:
         self._events.setdefault(key, deque()).append(now)
+        if len(self._events) > self._prune_at:  # many keys seen once (a spray over addresses or names)
+            for old in [k for k, events in self._events.items() if now - events[-1] >= self.seconds]:
+                del self._events[old]
+            self._prune_at = max(PRUNE_AT, 2 * len(self._events))  # (amortised: never a scan per event)
 
     def start(self, key: str) -> None:
         self._running[key] = self._running.get(key, 0) + 1

@@ -191,3 +191,13 @@ def test_the_hashing_pool_runs_logins_first_and_caps_each_address():
     finally:
         gate.set()
         hasher.shutdown()
+
+
+def test_a_window_forgets_keys_whose_events_all_left_it():
+    from qtchat.server.guard import PRUNE_AT, Window
+
+    window = Window(limit=3, seconds=60)
+    for i in range(PRUNE_AT):
+        window.add(f"10.0.{i // 256}.{i % 256}", 0.0)
+    window.add("fresh", 61.0)  # past the bound: the old ones (a minute old) are forgotten
+    assert len(window._events) == 1 and window.count("fresh", 61.0) == 1

@@ -3,7 +3,8 @@
 
 A real ``qtchat-server`` process with its default limits, a lobby of 100,000 stored (and indexed)
 messages. Five bystanders on 127.0.0.1 each send a message every 100 ms and time its echo (the
-acknowledgement, which comes only once the message is stored). Each attack runs for a phase of its
+acknowledgement, which comes only once the message is stored and synced to disk), and a ping sent with
+it (its pong waits for no disk: how promptly the loop answers). Each attack runs for a phase of its
 own, from 20 attacker connections on other loopback addresses (127.0.0.2-21, so the per-address cap
 is not what is measured):
 
@@ -109,6 +110,8 @@ class Bystander:
         self.name = name
         self.sent: dict[str, float] = {}
         self.latencies: list[float] = []
+        self.pinged: dict[str, float] = {}
+        self.ping_latencies: list[float] = []  # the loop's answer alone: a pong waits for no disk
         self.errors: dict[str, int] = {}
         self.worst: list[tuple[float, float]] = []  # (latency, when sent): where the slowest echoes were
         self.closed = False
@@ -121,7 +124,8 @@ class Bystander:
             self.n += 1
             cid = f"{self.name}-{self.n}"
             self.sent[cid] = time.perf_counter()
-            writer.write(encode_event(SendMessage(f"bystander message {self.n}", cid=cid)))
+            self.pinged[cid] = self.sent[cid]
+            writer.write(encode_event(SendMessage(f"bystander message {self.n}", cid=cid)) + encode_event(Ping(cid)))
             await asyncio.sleep(0.1)
         reading.cancel()
         writer.close()
@@ -136,6 +140,10 @@ class Bystander:
             if line.startswith(b'{"type":"error"'):
                 code = json.loads(line)["code"]
                 self.errors[code] = self.errors.get(code, 0) + 1
+            elif line.startswith(b'{"type":"pong"'):
+                start = self.pinged.pop(json.loads(line)["token"], None)
+                if start is not None:
+                    self.ping_latencies.append((time.perf_counter() - start) * 1000)
             elif mine in line:
                 cid = json.loads(line)["cid"]
                 start = self.sent.pop(cid, None)
@@ -226,6 +234,7 @@ async def phase(port: int, kind: str, seconds: float, pid: int) -> dict[str, Any
     await asyncio.sleep(1.0)  # logged in and chatting
     for b in bystanders:
         b.latencies.clear()
+        b.ping_latencies.clear()
         b.worst.clear()
     start_at = time.perf_counter()
     cpu0 = cpu_s(pid)
@@ -241,7 +250,9 @@ async def phase(port: int, kind: str, seconds: float, pid: int) -> dict[str, Any
     lat = sorted(x for b in bystanders for x in b.latencies)
     lost = sum(len(b.sent) for b in bystanders)
 
-    def q(p: float) -> float | None:
+    pings = sorted(x for b in bystanders for x in b.ping_latencies)
+
+    def q(p: float, lat: list[float] = lat) -> float | None:
         return round(lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else None
 
     errors: dict[str, int] = {}
@@ -251,7 +262,8 @@ async def phase(port: int, kind: str, seconds: float, pid: int) -> dict[str, Any
     worst = sorted((w for b in bystanders for w in b.worst), reverse=True)[:4]
     return {"phase": kind, "slowest_at_s": [[round(ms), round(at - start_at, 2)] for ms, at in worst], "echoes": len(lat), "unanswered": lost, "bystander_errors": errors,
             "bystanders_dropped": sum(b.closed for b in bystanders), "p50_ms": q(0.5), "p99_ms": q(0.99),
-            "max_ms": round(lat[-1], 1) if lat else None, "server_cpu_s": round(cpu, 2), "seconds": seconds}
+            "max_ms": round(lat[-1], 1) if lat else None, "ping_p50_ms": q(0.5, pings), "ping_p99_ms": q(0.99, pings),
+            "ping_max_ms": round(pings[-1], 1) if pings else None, "server_cpu_s": round(cpu, 2), "seconds": seconds}
 
 
 async def attack_async(kind: str, port: int, seconds: float) -> int:

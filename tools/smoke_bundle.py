@@ -112,6 +112,9 @@ def main() -> int:
         code = proc.wait(20)
         if code != 0:
             return fail(f"the bundled server exited {code} on SIGTERM")
+        logged = proc.stderr.read() if proc.stderr else ""
+        if "sync agent" in logged:  # the bundle's executable must also run as the server's sync agent
+            return fail(f"the bundled server synced on its event loop: {logged[-1000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import hmac
 import os
-import sqlite3
 import sys
 import threading
 import time
@@ -37,6 +36,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from .backend import Account
 from .rekey import rekey_accounts
+from .store import open_wal
 
 SCRYPT_N = 1 << 14
 SCRYPT_R = 8
@@ -84,11 +84,10 @@ class AccountStore:
     """Accounts in ``accounts.db`` (or in memory with ``path`` None). Writes are rare (a registration, a
     role change) and each is committed at once."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, synced_elsewhere: bool = False) -> None:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = open_wal(path, synced_elsewhere=synced_elsewhere)
         self.db.executescript(SCHEMA)
         rekey_accounts(self.db)  # (once, after names began to compare by their skeletons)
         self._cache: dict[str, Account | None] = {}

@@ -1,10 +1,14 @@
 """The storage seam on one machine: SQLite files in the data folder, or all in memory.
 
 ``messages.db`` (history, read markers, mailboxes, the full-text index: store.py),
-``accounts.db`` (accounts.py) and ``bans.json`` (bans.py). Every call answers at
-once (its future is done when returned): SQLite on a local disk is fast enough to
-be asked from the event loop, and a pass's commit is one fsync shared by all its
-messages. Indexing for search and retention run on timers of their own here.
+``accounts.db`` (accounts.py) and ``bans.json`` (bans.py). Reads answer at once
+(their futures are done when returned): SQLite on a local disk is fast enough to
+be asked from the event loop. Writes are committed at once but answered only when
+the sync agent (syncer.py) has synced them: waiting for the disk, often tens and at
+times hundreds of milliseconds, never holds the loop, and a commit of a pass shares
+one sync with everything committed while the sync before it ran. Without a data
+folder nothing needs syncing and writes answer at once too. Indexing for search and
+retention run on timers of their own here.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import TypeVar
 
 from PySide6.QtCore import QObject, QTimer
 
@@ -22,8 +28,10 @@ from .accounts import AccountStore
 from .backend import Account, Around, HeldMessage, Page, PassBatch, RecentCid, RemoteSink, answer, done
 from .bans import BanList
 from .store import INDEX_BATCH, MessageStore
+from .syncer import Syncer
 
 log = logging.getLogger("qtchat.server")
+T = TypeVar("T")
 
 INDEX_INTERVAL_MS = 1000  # how often stored messages are added to the full-text index
 INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst) and no message came in
@@ -75,23 +83,30 @@ class MessageIds:
 
 class SqliteBackend(QObject):
     """One machine's backend. ``data_dir`` None keeps everything in memory; ``history`` False keeps no
-    messages at all; ``keep_days``/``keep_messages`` are the retention settings."""
+    messages at all; ``keep_days``/``keep_messages`` are the retention settings; ``sync_command`` starts
+    another sync agent than ours (syncer.agent_command)."""
 
     def __init__(self, data_dir: Path | None, *, history: bool = True, keep_days: float | None = None,
-                 keep_messages: int | None = None, full_text: bool = True, parent: QObject | None = None) -> None:
+                 keep_messages: int | None = None, full_text: bool = True, parent: QObject | None = None,
+                 sync_command: list[str] | None = None) -> None:
         super().__init__(parent)
         self.history = history
         if data_dir is not None:
             prepare_data_dir(data_dir, ("accounts.db", "messages.db") if history else ("accounts.db",))
         self.bans = BanList(data_dir / "bans.json" if data_dir else None)
+        messages_db = data_dir / "messages.db" if data_dir and history else None
+        accounts_db = data_dir / "accounts.db" if data_dir else None
+        # commits are made durable by the sync agent, off the loop; nothing to sync with no data folder
+        on_disk = [db for db in (messages_db, accounts_db) if db is not None]
+        self.syncer = Syncer(on_disk, self, command=sync_command) if on_disk else None
         self.store = MessageStore(
-            data_dir / "messages.db" if data_dir and history else None, keep_days=keep_days,
+            messages_db, keep_days=keep_days,
             # a history kept in memory only is bounded whatever the settings say
             keep_per_room=keep_messages if data_dir or keep_messages else 20_000,
-            full_text=full_text,
+            full_text=full_text, synced_elsewhere=self.syncer is not None,
         )
         self.ids = MessageIds(self.store.opened_at_id)  # the newest id stored before this run
-        self._accounts = AccountStore(data_dir / "accounts.db" if data_dir else None)
+        self._accounts = AccountStore(accounts_db, synced_elsewhere=self.syncer is not None)
         self.stored_messages = 0  # room messages stored by this run
         self._stored_at_index = 0
         self._prune_timer = QTimer(self)
@@ -111,6 +126,8 @@ class SqliteBackend(QObject):
         self._index_timer.stop()
         self.store.close()
         self._accounts.close()
+        if self.syncer is not None:
+            self.syncer.close()
 
     def publish(self, room_key: str, frames: bytes) -> None:
         del room_key, frames  # one machine: no other node to tell
@@ -129,7 +146,31 @@ class SqliteBackend(QObject):
         future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered))
         if future.exception() is None:
             self.stored_messages += len(rows)
-        return future
+        taken = [row[0] for row in rows] + [row[0] for row in batch.mail]
+        return self._durable(future, undo=lambda: self.store.forget(taken))
+
+    def _durable(self, written: Future[T], undo: Callable[[], None] | None = None) -> Future[T]:
+        """``written`` (a commit's answer), answered only once the commit is on disk. If it cannot be synced,
+        ``undo`` takes it back, so that what was refused never shows up later."""
+        if self.syncer is None or written.exception() is not None:
+            return written
+        value = written.result()
+        result: Future[T] = Future()
+
+        def synced(sync: Future[None]) -> None:
+            exc = sync.exception()
+            if exc is None:
+                result.set_result(value)
+                return
+            if undo is not None:
+                try:
+                    undo()
+                except Exception as again:
+                    log.error("cannot take back a commit that was not synced: %s", again)
+            result.set_exception(exc)
+
+        self.syncer.sync().add_done_callback(synced)
+        return result
 
     # ------------------------------------------------------------ history
 
@@ -180,22 +221,22 @@ class SqliteBackend(QObject):
         return self._accounts.all()
 
     def create_account(self, key: str, name: str, password_hash: str, *, admin: bool = False) -> Future[Account]:
-        return answer(lambda: self._accounts.create(key, name, password_hash, admin=admin))
+        return self._durable(answer(lambda: self._accounts.create(key, name, password_hash, admin=admin)))
 
     def set_password(self, key: str, password_hash: str) -> Future[None]:
-        return answer(lambda: self._accounts.set_password(key, password_hash))
+        return self._durable(answer(lambda: self._accounts.set_password(key, password_hash)))
 
     def set_admin(self, key: str, admin: bool) -> Future[None]:
-        return answer(lambda: self._accounts.set_admin(key, admin))
+        return self._durable(answer(lambda: self._accounts.set_admin(key, admin)))
 
     def delete_account(self, key: str) -> Future[int | None]:
         if not self._accounts.delete(key):
             return done(None)
         try:
-            return done(self.store.drop_mailbox(key))
+            return self._durable(done(self.store.drop_mailbox(key)))
         except Exception as exc:
             log.error("cannot delete the private messages kept for %s: %s", key, exc)
-            return done(0)
+            return self._durable(done(0))
 
     # ------------------------------------------------------------ upkeep
 

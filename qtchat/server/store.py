@@ -120,6 +120,21 @@ class SearchTooCostly(Exception):
         self.budget = budget
 
 
+def open_wal(path: Path | None, *, synced_elsewhere: bool = False) -> sqlite3.Connection:
+    """A connection to a SQLite file in WAL mode. A commit is on disk when it returns (synchronous=FULL),
+    or, ``synced_elsewhere``, only once the log is synced by someone else (the sync agent: syncer.py),
+    with no automatic checkpoints (the agent makes them): then this connection syncs nothing itself
+    but the log's header when the log starts over after a checkpoint."""
+    db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    if synced_elsewhere:
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")
+    else:
+        db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
 def rollback(db: sqlite3.Connection) -> None:
     """Undo the open transaction, if SQLite has not already (it does on a full disk, SQLITE_FULL, and some
     I/O errors): a ROLLBACK then would fail and hide the real cause."""
@@ -131,13 +146,12 @@ class MessageStore:
     """Messages on disk. ``path`` None keeps them in memory (tests, or a server that keeps nothing)."""
 
     def __init__(self, path: Path | None, *, keep_days: float | None = None, keep_per_room: int | None = None,
-                 full_text: bool = True) -> None:
+                 full_text: bool = True, synced_elsewhere: bool = False) -> None:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk: acknowledgements depend on it
+        self.db = open_wal(path, synced_elsewhere=synced_elsewhere)
+        self.synchronous = "NORMAL" if synced_elsewhere else "FULL"
         self.db.executescript(SCHEMA)
         rekey_messages(self.db)  # (once, after names began to compare by their skeletons)
         self.db.create_function("qtchat_fold", 1, fold, deterministic=True)
@@ -208,6 +222,21 @@ class MessageStore:
             raise
         self.commits += 1
 
+    def forget(self, ids: list[int]) -> None:
+        """Delete the messages (history or mailbox) with these ids: those of a pass whose sync failed, so
+        that what its senders were told was not stored never shows up later."""
+        if not ids:
+            return
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM mailbox WHERE id = ?", [(i,) for i in ids])
+            db.execute("COMMIT")
+        except BaseException:
+            rollback(db)
+            raise
+
     def marker(self, user_key: str, room_key: str) -> int | None:
         """The user's read marker in the room, as stored."""
         row = self.db.execute("SELECT id FROM read_markers WHERE user_key = ? AND room_key = ?",
@@ -268,8 +297,8 @@ class MessageStore:
         start = time.monotonic()
         done = 0
         # the index can be rebuilt from the messages, so its commits need not wait for the disk: the
-        # next message commit (synchronous=FULL) syncs the log with them, and one lost on a crash
-        # takes its fts_upto with it, so those rows are indexed again
+        # next message commit's sync takes the log with them, and one lost on a crash takes its
+        # fts_upto with it, so those rows are indexed again
         db.execute("PRAGMA synchronous=NORMAL")
         try:
             while True:
@@ -292,7 +321,7 @@ class MessageStore:
                 if count < INDEX_BATCH or (budget is not None and time.monotonic() - start >= budget):
                     break
         finally:
-            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
         return done
 
     def search(self, query: str, rooms: list[str], *, before: int | None = None, limit: int = 50,

@@ -1,0 +1,157 @@
+"""Durable commits without waiting on the loop: the server's side of the sync agent (``sync_agent.py``).
+
+``Syncer.sync()`` answers a future once everything committed before the call is on disk. One request
+is with the agent at a time; calls made meanwhile share the next one (group commit), so however slow
+the disk, the loop only ever waits for the agent's answer through a pipe it watches like a socket.
+
+If the agent cannot be started, or dies, the syncs are done here instead (blocking the loop for as long
+as the disk takes, as SQLite's own ``synchronous=FULL`` would), with a warning; a dead agent is started
+again, at most RESTARTS times in a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from concurrent.futures import Future
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess
+
+from . import sync_agent
+from .sync_agent import Agent
+
+log = logging.getLogger("qtchat.server")
+
+RESTARTS = 3
+START_TIMEOUT_MS = 10_000
+
+
+def agent_command() -> list[str]:
+    """How to start the agent: the bundle's own executable with --sync-agent, or this Python on the
+    module's file (isolated: it needs only the standard library)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, sync_agent.FLAG]
+    return [sys.executable, "-I", str(Path(sync_agent.__file__).resolve())]
+
+
+class Syncer(QObject):
+    """Syncs the ``-wal`` logs of ``databases`` (SQLite files in WAL mode with synchronous=NORMAL and no
+    automatic checkpoints), by the agent process, or here if it cannot run."""
+
+    def __init__(self, databases: list[Path], parent: QObject | None = None, *,
+                 command: list[str] | None = None) -> None:
+        super().__init__(parent)
+        self.databases = databases
+        self._command = command or agent_command()
+        self._here = Agent(databases)  # used while there is no agent
+        self._process: QProcess | None = None
+        self._flight: list[Future[None]] = []  # answered by the request with the agent
+        self._waiting: list[Future[None]] = []  # asked meanwhile: the next request
+        self._restarts = 0
+        self._closing = False
+        self.rounds = 0  # syncs done, by the agent or here
+        self._start()
+
+    @property
+    def agent_pid(self) -> int | None:
+        """The agent's process id, while there is one."""
+        return None if self._process is None else int(self._process.processId())
+
+    @property
+    def by_agent(self) -> bool:
+        """True while syncs are done by the agent process, off the loop."""
+        return self._process is not None
+
+    def _start(self) -> None:
+        process = QProcess(self)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.ForwardedErrorChannel)
+        process.readyReadStandardOutput.connect(self._answered)
+        process.errorOccurred.connect(self._failed)
+        process.finished.connect(lambda *_: self._failed(None))
+        program, *args = self._command
+        process.start(program, [*args, *(str(db) for db in self.databases)])
+        if not process.waitForStarted(START_TIMEOUT_MS):  # (once, at start-up)
+            log.warning("cannot start the sync agent (%s): commits are synced on the event loop, which "
+                        "then waits for the disk at every commit", process.errorString())
+            process.deleteLater()
+            return
+        self._process = process
+
+    def sync(self) -> Future[None]:
+        """A future answered once everything committed so far is on disk (or with the OSError that stopped it)."""
+        future: Future[None] = Future()
+        if self._process is None:
+            self._sync_here([future])
+            return future
+        self._waiting.append(future)
+        if not self._flight:
+            self._ask()
+        return future
+
+    def _ask(self) -> None:
+        assert self._process is not None
+        self._flight, self._waiting = self._waiting, []
+        self._process.write(b"sync\n")
+
+    def _answered(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        while process.canReadLine():
+            line = bytes(process.readLine().data()).decode("utf-8", "replace").strip()
+            flight, self._flight = self._flight, []
+            self.rounds += 1
+            error = None if line == "ok" else OSError(line.removeprefix("error ").strip() or "the sync failed")
+            for future in flight:
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+        if self._waiting and not self._flight:
+            self._ask()
+
+    def _failed(self, error: QProcess.ProcessError | None) -> None:
+        process = self._process
+        if process is None or self._closing:
+            return
+        if error is not None and error not in (QProcess.ProcessError.Crashed, QProcess.ProcessError.ReadError,
+                                               QProcess.ProcessError.WriteError):
+            return  # a timeout of a wait nobody made, or the like
+        self._process = None
+        process.blockSignals(True)
+        process.kill()
+        process.deleteLater()
+        pending, self._flight, self._waiting = self._flight + self._waiting, [], []
+        log.warning("the sync agent stopped (%s): syncing on the event loop%s", process.errorString(),
+                    "" if self._restarts >= RESTARTS else "; starting it again")
+        self._sync_here(pending)
+        if self._restarts < RESTARTS:
+            self._restarts += 1
+            self._start()
+
+    def _sync_here(self, futures: list[Future[None]]) -> None:
+        try:
+            self._here.sync()
+        except OSError as exc:
+            for future in futures:
+                future.set_exception(exc)
+        else:
+            for future in futures:
+                future.set_result(None)
+        self.rounds += 1
+
+    def close(self) -> None:
+        """Sync what is still waiting, then let the agent go (it exits at the end of its input)."""
+        self._closing = True
+        process, self._process = self._process, None
+        pending, self._flight, self._waiting = self._flight + self._waiting, [], []
+        if pending:
+            self._sync_here(pending)
+        if process is not None:
+            process.blockSignals(True)
+            process.closeWriteChannel()
+            if not process.waitForFinished(2000):
+                process.kill()
+                process.waitForFinished(1000)
+        self._here.close()

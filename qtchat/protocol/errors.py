@@ -44,6 +44,9 @@ class ErrorCode(StrEnum):
     MAILBOX_FULL = "mailbox_full"  # a private message to an offline user who has too many waiting
     ROOM_INVALID = "room_invalid"
     TOO_MANY_ROOMS = "too_many_rooms"
+    NOT_ROOM_OPERATOR = "not_room_operator"  # a room's modes, operators, invites or kicks from a non-operator
+    INVITE_ONLY = "invite_only"  # joining an invite-only room without an invite
+    NO_SUCH_USER = "no_such_user"  # inviting, naming or kicking a name that is not there
     PING_TIMEOUT = "ping_timeout"
     TOO_MANY_ERRORS = "too_many_errors"
     # limits

@@ -49,6 +49,7 @@ UNREAD_CAP = 1000  # RoomInfo.unread counts no further, so it stays cheap
 MAX_ROOMS_PAGE = 200  # rooms in one ``rooms`` answer
 MAX_SEARCH_WORDS = 8  # words in one search query
 MAX_BAN_MINUTES = 10 * 365 * 24 * 60
+HISTORY_VISIBILITY = ("joined", "full")  # a room's history: from each member's join on, or all of it
 
 
 # --------------------------------------------------------------------- what an event is
@@ -273,6 +274,46 @@ class SetTopic(ClientEvent):
     topic: Annotated[str, Str(300, clean=True)]
 
 
+@event("room_mode", order=("room", "invite_only", "history"))
+@dataclass(frozen=True, slots=True)
+class RoomMode(ClientEvent):
+    """A room operator sets the room's modes; a field left out stays as it is (making a room invite-only
+    without ``history`` also makes its history ``joined``)."""
+
+    room: Annotated[str, Str(MAX_ROOM_NAME)]
+    invite_only: Annotated[bool | None, Bool()] = None
+    history: Annotated[str | None, Str(10)] = None  # one of HISTORY_VISIBILITY
+
+
+@event("room_op", order=("room", "name", "op"))
+@dataclass(frozen=True, slots=True)
+class RoomOp(ClientEvent):
+    """The room's creator makes ``name`` one of its operators (``op`` true) or no longer one."""
+
+    room: Annotated[str, Str(MAX_ROOM_NAME)]
+    name: Annotated[str, Str(100)]
+    op: Annotated[bool, Bool()] = True
+
+
+@event("room_invite", order=("room", "name"))
+@dataclass(frozen=True, slots=True)
+class RoomInvite(ClientEvent):
+    """A room operator lets ``name`` join the invite-only room."""
+
+    room: Annotated[str, Str(MAX_ROOM_NAME)]
+    name: Annotated[str, Str(100)]
+
+
+@event("room_kick", order=("room", "name", "reason"))
+@dataclass(frozen=True, slots=True)
+class RoomKick(ClientEvent):
+    """A room operator removes ``name`` from the room (and takes back their invite)."""
+
+    room: Annotated[str, Str(MAX_ROOM_NAME)]
+    name: Annotated[str, Str(100)]
+    reason: Annotated[str, Str(300, clean=True, omit_empty=True)] = ""
+
+
 # ------------------------------------------------------------- server to client
 
 
@@ -416,15 +457,31 @@ class Joined(ServerEvent):
     room: Annotated[str, Str()] = DEFAULT_ROOM
 
 
-@event("left", order=("room", "user", "ts", "reason"))
+@event("left", order=("room", "user", "ts", "reason", "by"))
 @dataclass(frozen=True, slots=True)
 class Left(ServerEvent):
-    """A user left the room; ``reason`` is free text such as "quit", "timeout" or "kicked: spam"."""
+    """A user left the room; ``reason`` is free text such as "quit", "timeout" or "kicked: spam"; ``by``:
+    the room operator who removed them (``room_kick``)."""
 
     user: Annotated[str, Str()]
     ts: Annotated[int, Int()]
     room: Annotated[str, Str()] = DEFAULT_ROOM
     reason: Annotated[str, Str()] = ""
+    by: Annotated[str, Str(omit_empty=True)] = ""
+
+
+@event("room_state", order=("room", "creator", "operators", "invite_only", "history", "by"))
+@dataclass(frozen=True, slots=True)
+class RoomState(ServerEvent):
+    """A room's creator, operators and modes: to a joiner after ``room``, and to every member when they
+    change (``by``: who changed them)."""
+
+    room: Annotated[str, Str()]
+    creator: Annotated[str, Str(omit_empty=True)] = ""
+    operators: Annotated[tuple[str, ...], Names()] = ()
+    invite_only: Annotated[bool, Bool()] = False
+    history: Annotated[str, Str(10)] = "full"
+    by: Annotated[str, Str(omit_empty=True)] = ""
 
 
 @event("users", order=("room", "users", "more"))

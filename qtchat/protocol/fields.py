@@ -348,7 +348,7 @@ class Bool(Kind):
             other, what = self.only_with
             message = f"Field {s.key!r} is only for {what} (with {other!r})."
             lines += [f"if {v} and v_{other} is None:", f"    raise _bad({_q(message)})"]
-        return lines
+        return _optional(s, lines)  # ``bool | None``: absent or null is None
 
 
 class Seconds(Kind):

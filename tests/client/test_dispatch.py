@@ -16,6 +16,7 @@ from qtchat.protocol import (
     Pong,
     RoomJoined,
     RoomList,
+    RoomState,
     SearchResults,
     TopicChanged,
     UserList,
@@ -24,7 +25,7 @@ from qtchat.protocol import (
 )
 
 SENT_BY_THE_SERVER = {AccountStatus, Bye, Error, History, Joined, Left, Message, Notice, Ping, Pong, RoomJoined,
-                      RoomList, SearchResults, TopicChanged, UserList, Welcome}
+                      RoomList, RoomState, SearchResults, TopicChanged, UserList, Welcome}
 
 
 def test_every_server_event_has_a_handler_once_logged_in():

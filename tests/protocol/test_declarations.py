@@ -41,9 +41,14 @@ from qtchat.protocol import (
     Register,
     Role,
     RoomInfo,
+    RoomInvite,
     RoomJoined,
+    RoomKick,
     RoomList,
+    RoomMode,
+    RoomOp,
     RoomsRequest,
+    RoomState,
     SearchRequest,
     SearchResults,
     SendableEvent,
@@ -129,6 +134,16 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (Notice("room notice", 1, "Dev Team"), b'{"type":"notice","text":"room notice","ts":1,"room":"Dev Team"}\n'),
     (AccountStatus(True, admin=True), b'{"type":"account","registered":true,"admin":true}\n'),
     (AccountStatus(False, password_changed=True), b'{"type":"account","registered":false,"admin":false,"password_changed":true}\n'),
+    # rooms that are not open to all (added after the hand-written codec)
+    (RoomMode("Dev Team", True, "joined"), b'{"type":"room_mode","room":"Dev Team","invite_only":true,"history":"joined"}\n'),
+    (RoomMode("Dev Team", history="full"), b'{"type":"room_mode","room":"Dev Team","history":"full"}\n'),
+    (RoomOp("Dev Team", "bob"), b'{"type":"room_op","room":"Dev Team","name":"bob","op":true}\n'),
+    (RoomInvite("Dev Team", "bob"), b'{"type":"room_invite","room":"Dev Team","name":"bob"}\n'),
+    (RoomKick("Dev Team", "bob", "spam"), b'{"type":"room_kick","room":"Dev Team","name":"bob","reason":"spam"}\n'),
+    (RoomKick("Dev Team", "bob"), b'{"type":"room_kick","room":"Dev Team","name":"bob"}\n'),
+    (RoomState("Dev Team", "ann", ("ann", "bob"), True, "joined", "ann"), b'{"type":"room_state","room":"Dev Team","creator":"ann","operators":["ann","bob"],"invite_only":true,"history":"joined","by":"ann"}\n'),
+    (RoomState("old"), b'{"type":"room_state","room":"old","operators":[],"invite_only":false,"history":"full"}\n'),
+    (Left("bob", 1, "Dev Team", "kicked: spam", by="ann"), b'{"type":"left","room":"Dev Team","user":"bob","ts":1,"reason":"kicked: spam","by":"ann"}\n'),
 ]
 
 
@@ -298,9 +313,9 @@ def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
 def test_the_event_types_are_what_the_unions_were() -> None:
     client_sent = {Hello, SendMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
                    MarkRead, Delivered, SearchRequest, Register, PasswordChange, KickRequest, BanRequest, Ping, Pong,
-                   Bye}
+                   Bye, RoomMode, RoomOp, RoomInvite, RoomKick}
     server_sent = {Welcome, Message, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
-                   TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye}
+                   TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState}
     assert set(CLIENT_EVENTS.values()) == client_sent and set(SERVER_EVENTS.values()) == server_sent
     assert all(issubclass(c, ClientEvent) and issubclass(c, SendableEvent) for c in client_sent)
     assert all(issubclass(c, ServerEvent) and issubclass(c, SendableEvent) for c in server_sent)
@@ -390,3 +405,11 @@ def test_decoding_cleans_and_clamps_as_declared() -> None:
     assert History.from_wire({"room": "r", "messages": [{"id": 1, "ts": 2, "from": "a", "text": "t", "room": "x"}]}
                              ).messages[0].room == "r"  # a page's messages are in the page's room
     assert RoomJoined.from_wire({"type": "room", "name": "r", "members": 2}) == RoomJoined(RoomInfo("r", members=2))
+
+
+def test_room_mode_leaves_out_what_stays_as_it_is() -> None:
+    """``bool | None``: an absent (or null) invite_only is None, "unchanged"; a wrong type is refused."""
+    assert RoomMode.from_wire({"type": "room_mode", "room": "x", "invite_only": None}) == RoomMode("x")
+    assert RoomMode.from_wire({"type": "room_mode", "room": "x", "invite_only": False}).invite_only is False
+    with pytest.raises(ProtocolError, match="true or false"):
+        RoomMode.from_wire({"type": "room_mode", "room": "x", "invite_only": "yes"})

@@ -46,7 +46,7 @@ The contract (what the core relies on; a new backend must keep every point):
    without publishing it again. What else a cluster must share (who is online where,
    so that a name is held once; private messages to a user on another node) is not in
    the seam yet: the core keeps those per node.
-7. **Accounts and bans are read from memory**: small, read on every login
+7. **Accounts, bans and room records are read from memory**: small, read on every login
    (``account()``, ``bans.match()``). Account writes answer with futures; a backend
    refuses ``create_account`` for a key that exists (a race between two nodes) with an
    exception. Ban writes (``bans.add``/``bans.remove``) take effect at once in memory,
@@ -64,9 +64,12 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .bans import BanList
+
+if TYPE_CHECKING:
+    from .room_state import RoomRecord
 
 T = TypeVar("T")
 
@@ -232,6 +235,16 @@ class Backend(Protocol):
     def set_admin(self, key: str, admin: bool) -> Future[None]: ...
     def delete_account(self, key: str) -> Future[int | None]:
         """Delete an account and the private messages kept for it: how many were kept, None if no account."""
+
+    # rooms' lasting state (room_state.py): read once per room, written through
+    def room_record(self, key: str) -> RoomRecord | None:
+        """The room's creator, operators, modes, kept invites and join points; None if it never had any."""
+
+    def save_room(self, key: str, state: dict[str, Any]) -> Future[None]:
+        """Keep ``RoomRecord.state()`` for the room (replacing what was kept)."""
+
+    def save_join(self, room_key: str, member_key: str, since: int) -> Future[None]:
+        """Keep a member's join point in the room (a second one for the same member is ignored)."""
 
 
 def around_shares(older: int, newer: int, limit: int) -> tuple[int, int]:

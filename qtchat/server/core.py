@@ -8,6 +8,7 @@ tables; each job lives in a module of its own (docs/ARCHITECTURE.md has the map)
 - peer.py: connections (accepting, bounded reads, capped writes, closing, pings)
 - auth.py: hello, registering, passwords, the limits on guessing
 - rooms.py: rooms, membership, user lists, the per-pass shared-buffer fan-out
+- room_state.py, room_ops.py: what a room keeps (creator, operators, modes, invites, join points); its operators' work
 - messages.py, resends.py: posting to rooms and people, resends recognised by cid
 - journal.py: the pass, stored in one commit before anything of it is sent
 - mailbox.py: private messages kept for offline users
@@ -51,6 +52,10 @@ from qtchat.protocol import (
     ProtocolError,
     Register,
     RoomInfo,
+    RoomInvite,
+    RoomKick,
+    RoomMode,
+    RoomOp,
     RoomsRequest,
     SearchRequest,
     SendMessage,
@@ -74,6 +79,8 @@ from .operator import Operator
 from .peer import Connections, Listener, Peer, User, host_address
 from .prices import price
 from .resends import RECENT_CIDS_PER_USER, RecentCids
+from .room_ops import RoomOps
+from .room_state import RoomRecords
 from .rooms import Batch, Rooms
 from .sqlite_backend import SqliteBackend
 
@@ -132,7 +139,8 @@ class ChatServer(QObject):
         # (the lambdas: history and messages are made below, and need the rooms and the journal)
         self.rooms = Rooms(cfg, self.connections, schedule=self._schedule,
                            describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108
-                           publish=backend.publish)
+                           publish=backend.publish, records=RoomRecords(backend))
+        self.room_ops = RoomOps(self.connections, self.rooms, self.users)
         self.recent = RecentCids()
         self.journal = Journal(backend, self.rooms, self.connections, schedule=self._flush_soon,
                                stored=lambda posted, msg: self.messages.stored(posted, msg),  # noqa: PLW0108
@@ -187,6 +195,10 @@ class ChatServer(QObject):
             SetTopic: self.rooms.on_topic,
             UsersRequest: self.rooms.on_users,
             RoomsRequest: self.rooms.on_rooms,
+            RoomMode: self.room_ops.on_mode,
+            RoomOp: self.room_ops.on_op,
+            RoomInvite: self.room_ops.on_invite,
+            RoomKick: self.room_ops.on_kick,
             Register: self.auth.on_register,
             PasswordChange: self.auth.on_passwd,
             KickRequest: self.operator.on_request,

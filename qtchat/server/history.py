@@ -64,15 +64,18 @@ class HistoryService:
             self.connections.send(user.peer, History((), room.name, before=request.before, after=request.after,
                                                      around=request.around))
             return
+        floor = self.rooms.records.floor(user.key, room.key)  # history "joined": nothing from before they came
         if request.around is not None:
             mid, limit = request.around, request.limit
             self.journal.when_stored(lambda: then(self.backend.around(room.key, mid, limit),
-                                                  lambda a: self._send_around(user, room, mid, a),
+                                                  lambda a: self._send_around(user, room, mid, _above(a, floor)),
                                                   self._failed(user, "history")))
             return
+        after = request.after if floor is None or request.after is None else max(request.after, floor)
         self.journal.when_stored(lambda: then(
-            self.backend.page(room.key, before=request.before, after=request.after, limit=request.limit),
-            lambda page: self._send_page(user, room, request, page), self._failed(user, "history")))
+            self.backend.page(room.key, before=request.before, after=after, limit=request.limit),
+            lambda page: self._send_page(user, room, request, _page_above(page, floor)),
+            self._failed(user, "history")))
 
     def _send_page(self, user: User, room: Room, request: HistoryRequest, page: Page) -> None:
         budget = self.config.max_frame - 200
@@ -131,9 +134,11 @@ class HistoryService:
             self.connections.send(user.peer, SearchResults(request.query, (), echo, before=request.before))
             return
         names = {r.key: r.name for r in rooms}
+        floors = {r.key: f for r in rooms if (f := self.rooms.records.floor(user.key, r.key)) is not None}
         self.journal.when_stored(lambda: then(
             self.backend.search(request.query, list(names), before=request.before, limit=request.limit),
-            lambda page: self._send_results(user, request, names, echo, page), self._search_failed(user)))
+            lambda page: self._send_results(user, request, names, echo, _found_above(page, floors)),
+            self._search_failed(user)))
 
     def _search_failed(self, user: User) -> Callable[[BaseException], None]:
         internal = self._failed(user, "search")
@@ -206,3 +211,30 @@ class HistoryService:
 def _message(r: StoredMessage, room: Room) -> Message:
     return Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=room.name, cid=r.cid)
 
+
+
+def _page_above(page: Page, floor: int | None) -> Page:
+    """A page without the messages at or below the reader's join point; none lie beyond one cut there."""
+    if floor is None:
+        return page
+    kept = [m for m in page.messages if m.id > floor]
+    return page if len(kept) == len(page.messages) else Page(kept, False)
+
+
+def _above(found: Around, floor: int | None) -> Around:
+    if floor is None:
+        return found
+    older = [m for m in found.older if m.id > floor]
+    newer = [m for m in found.newer if m.id > floor]
+    return Around(older, newer, found.more_older and len(older) == len(found.older), found.more_newer)
+
+
+def _found_above(page: Page, floors: dict[str, int]) -> Page:
+    """Search results without those before the reader's join point in each room (newest first: the rest of
+    a room that was cut lies below its floor too). ``more`` stays, unless nothing is left."""
+    if not floors:
+        return page
+    kept = [m for m in page.messages if m.id > floors.get(m.room, 0)]
+    if len(kept) == len(page.messages):
+        return page
+    return Page(kept, page.more and bool(kept))

@@ -14,11 +14,12 @@ comes at once.
 from __future__ import annotations
 
 import bisect
+import json
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer
 
@@ -35,6 +36,7 @@ from .backend import (
     around_shares,
 )
 from .bans import BanList
+from .room_state import RoomRecord
 from .sqlite_backend import PRUNE_INTERVAL_MS, SEARCH_BUDGET_S, MessageIds
 from .store import SearchTooCostly, fold, query_words
 
@@ -57,6 +59,8 @@ class MemoryBackend(QObject):
         self._markers: dict[tuple[str, str], int] = {}
         self._mail: dict[str, list[Row]] = {}  # recipient key -> rows in id order
         self._accounts: dict[str, Account] = {}
+        self._room_states: dict[str, str] = {}  # room key -> RoomRecord.state() as JSON (a copy, as stored)
+        self._room_members: dict[str, dict[str, int]] = {}  # room key -> member key -> join point
         self._queue: deque[Callable[[], None]] = deque()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -253,6 +257,21 @@ class MemoryBackend(QObject):
             return len(self._mail.pop(key, ()))
 
         return self._answer(delete)
+
+    # ------------------------------------------------------------ rooms
+
+    def room_record(self, key: str) -> RoomRecord | None:
+        state = self._room_states.get(key)
+        return None if state is None else RoomRecord.from_state(key, json.loads(state),
+                                                                self._room_members.get(key, {}))
+
+    def save_room(self, key: str, state: dict[str, Any]) -> Future[None]:
+        text = json.dumps(state)
+        return self._answer(lambda: self._room_states.__setitem__(key, text))
+
+    def save_join(self, room_key: str, member_key: str, since: int) -> Future[None]:
+        return self._answer(lambda: None if member_key in self._room_members.setdefault(room_key, {}) else
+                            self._room_members[room_key].__setitem__(member_key, since))
 
     # ------------------------------------------------------------ upkeep
 

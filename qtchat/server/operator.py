@@ -123,6 +123,21 @@ class Operator:
         log.warning("admin: kicked %s (%s)%s", user.name, user.peer.peer, f": {reason}" if reason else "")
         return f"Kicked {user.name}."
 
+    def kick_from_room(self, room: str, who: str, reason: str = "") -> Future[str]:
+        """Remove a user from a room (not the lobby), as its operators can; their invite to it ends."""
+        return answer(lambda: self._kick_from_room(room, who, reason))
+
+    def _kick_from_room(self, room: str, who: str, reason: str) -> str:
+        rooms = self.server.rooms
+        found = rooms.rooms.get(name_key(room))
+        record = rooms.records.get(found.key) if found is not None else None
+        if found is None or record is None:
+            raise KeyError(f"No room {room!r} has anyone in it." if found is None else "Everyone stays in the lobby.")
+        try:
+            return self.server.room_ops.kick(found, record, who, by="the server's operator", reason=reason)
+        except ProtocolError as exc:
+            raise KeyError(exc.message) from None
+
     def ban(self, name: str | None = None, address: str | None = None, seconds: float | None = None,
             reason: str = "") -> Future[str]:
         """Ban a name and/or an address (None seconds: for good); connected matches are kicked."""

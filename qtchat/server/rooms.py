@@ -45,6 +45,7 @@ from qtchat.protocol import (
 from .backend import then
 from .config import ServerConfig
 from .peer import Connections, User, now_ms
+from .room_state import RoomRecords
 
 log = logging.getLogger("qtchat.server")
 
@@ -84,8 +85,9 @@ class Rooms:
 
     def __init__(self, config: ServerConfig, connections: Connections, *, schedule: Callable[[bool], None],
                  describe: Callable[[User, Room, int | None], Future[RoomInfo]],
-                 publish: Callable[[str, bytes], None]) -> None:
+                 publish: Callable[[str, bytes], None], records: RoomRecords) -> None:
         self.config = config
+        self.records = records
         self.connections = connections
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
         self.lobby = self.rooms[DEFAULT_ROOM]
@@ -112,20 +114,21 @@ class Rooms:
         user.rooms.append(room)
         self.send_user_list(user, room)
 
-    def leave(self, user: User, room: Room, reason: str) -> None:
+    def leave(self, user: User, room: Room, reason: str, by: str = "") -> None:
         room.members.discard(user)
         room.joiners.pop(user, None)
         room.names.pop(user.key, None)
         room.encoded_names.pop(user.key, None)
         if room in user.rooms:
             user.rooms.remove(room)
-        self.queue(room, encode_event(Left(user.name, now_ms(), room.name, reason)), urgent=False)
+        self.queue(room, encode_event(Left(user.name, now_ms(), room.name, reason, by)), urgent=False)
+        if not room.names and room is not self.lobby:
+            self.rooms.pop(room.key, None)  # its history and its record stay in the store
 
     def leave_all(self, user: User, reason: str) -> None:
         for room in list(user.rooms):
             self.leave(user, room, reason)
-            if not room.names and room is not self.lobby:
-                self.rooms.pop(room.key, None)  # its history stays in the store
+        self.records.drop_guest(user.key)
 
     def send_user_list(self, user: User, room: Room) -> None:
         frames = encode_user_lists(room.name, list(room.encoded_names.values()),
@@ -147,15 +150,17 @@ class Rooms:
             raise ProtocolError(ErrorCode.ROOM_INVALID, exc.message, ref=raw) from None
         if not self._may_join(user, key, raw):
             return  # already there
+        self._check_invite(user, key, raw)
         # the user's marker and unread count are read first; the room is made (if new) only then
         asked = self.rooms.get(key) or Room(name)
 
         def enter(info: RoomInfo) -> None:
             if user.peer.detached:
                 return
-            try:  # again: two joins at once, or the room limit reached meanwhile
+            try:  # again: two joins at once, the room limit reached or the room made invite-only meanwhile
                 if not self._may_join(user, key, raw):
                     return
+                self._check_invite(user, key, raw)
             except ProtocolError as exc:
                 self.connections.fail(user.peer, exc)
                 return
@@ -165,6 +170,7 @@ class Rooms:
                 log.info("%s created the room %r", user.name, room.name)
             self._send(user, RoomJoined(RoomInfo(room.name, room.topic, len(room.names) + 1, read=info.read,
                                                  unread=info.unread)))
+            self._send(user, self.records.entered(key, room.name, user.key, user.name).event())
             self.join(user, room)
 
         then(self._describe(user, asked, None), enter, self._failed(user, raw))
@@ -179,13 +185,17 @@ class Rooms:
                                 f"You are in {len(user.rooms)} rooms already; leave one first.", ref=ref)
         return True
 
+    def _check_invite(self, user: User, key: str, ref: str) -> None:
+        if key != self.lobby.key and not self.records.may_enter(key, user.key):
+            record = self.records.get(key)
+            raise ProtocolError(ErrorCode.INVITE_ONLY, f"{record.name if record else ref} is invite-only: ask one of "
+                                "its operators for an invite.", ref=ref)
+
     def on_part(self, user: User, event: PartRoom) -> None:
         room = self.member_room(user, event.room)
         if room is self.lobby:
             raise ProtocolError(ErrorCode.ROOM_INVALID, "Everyone stays in the lobby.")
         self.leave(user, room, "part")
-        if not room.names:
-            del self.rooms[room.key]  # its history stays in the store
 
     def on_topic(self, user: User, event: SetTopic) -> None:
         room = self.member_room(user, event.room)
@@ -199,7 +209,8 @@ class Rooms:
         """A page of the rooms in the order of their keys, cut to the frame limit: a server with thousands
         of rooms (and long names and topics) answers in pages, never in one frame too large to read."""
         after = name_key(event.after) if event.after is not None else None
-        keys = sorted(k for k in self.rooms if after is None or k > after)
+        keys = sorted(k for k, r in self.rooms.items() if (after is None or k > after)
+                      and (self.records.listed(k) or user in r.members or user in r.joiners))
         limit = event.limit or MAX_ROOMS_PAGE
         budget = self.config.max_frame - 100
         infos: list[RoomInfo] = []

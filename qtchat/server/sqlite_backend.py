@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer
 
 from .accounts import AccountStore
 from .backend import Account, Around, HeldMessage, Page, PassBatch, RecentCid, RemoteSink, answer, done
 from .bans import BanList
+from .room_state import RoomRecord, RoomTable
 from .store import INDEX_BATCH, MessageStore
 from .syncer import Syncer
 
@@ -107,6 +108,7 @@ class SqliteBackend(QObject):
         )
         self.ids = MessageIds(self.store.opened_at_id)  # the newest id stored before this run
         self._accounts = AccountStore(accounts_db, synced_elsewhere=self.syncer is not None)
+        self._rooms = RoomTable(self._accounts.db)  # in accounts.db: kept even with no history
         self.stored_messages = 0  # room messages stored by this run
         self._stored_at_index = 0
         self._prune_timer = QTimer(self)
@@ -237,6 +239,17 @@ class SqliteBackend(QObject):
         except Exception as exc:
             log.error("cannot delete the private messages kept for %s: %s", key, exc)
             return self._durable(done(0))
+
+    # ------------------------------------------------------------ rooms
+
+    def room_record(self, key: str) -> RoomRecord | None:
+        return self._rooms.get(key)
+
+    def save_room(self, key: str, state: dict[str, Any]) -> Future[None]:
+        return self._durable(answer(lambda: self._rooms.save(key, state)))
+
+    def save_join(self, room_key: str, member_key: str, since: int) -> Future[None]:
+        return self._durable(answer(lambda: self._rooms.save_join(room_key, member_key, since)))
 
     # ------------------------------------------------------------ upkeep
 

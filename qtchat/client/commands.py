@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from qtchat.protocol import DEFAULT_ROOM, name_key
+
 if TYPE_CHECKING:
     from .conversation import Conversation
     from .models import ChatLine
@@ -82,8 +84,52 @@ def _rooms(ws: Workspace, conv: Conversation, rest: str) -> None:
 
 
 def _kick(ws: Workspace, conv: Conversation, rest: str) -> None:
+    """In a room but the lobby: remove someone from that room; in the lobby (or a private conversation): /kill."""
+    name, _, reason = rest.partition(" ")
+    if conv.is_room and conv is not ws.lobby:
+        _operator(conv, lambda: ws.client.kick_from_room(conv.name, name, reason.strip()))
+    else:
+        _kill(ws, conv, rest)
+
+
+def _kill(ws: Workspace, conv: Conversation, rest: str) -> None:
     name, _, reason = rest.partition(" ")
     _operator(conv, lambda: ws.client.kick(name, reason.strip()))
+
+
+def _in_room(conv: Conversation, request: Callable[[], None]) -> None:
+    """A request of a room's operators, typed in a room (not the lobby)."""
+    if not conv.is_room or name_key(conv.name) == name_key(DEFAULT_ROOM):
+        conv.error("Type that in the room it is for (the lobby is open to all).")
+        return
+    _operator(conv, request)
+
+
+def _private(ws: Workspace, conv: Conversation, rest: str) -> None:
+    _in_room(conv, lambda: ws.client.set_room_mode(conv.name, invite_only=True, history="joined"))
+
+
+def _public(ws: Workspace, conv: Conversation, rest: str) -> None:
+    _in_room(conv, lambda: ws.client.set_room_mode(conv.name, invite_only=False))
+
+
+def _history(ws: Workspace, conv: Conversation, rest: str) -> None:
+    if rest not in ("joined", "full"):
+        conv.error("Usage: /history joined|full")
+        return
+    _in_room(conv, lambda: ws.client.set_room_mode(conv.name, history=rest))
+
+
+def _invite(ws: Workspace, conv: Conversation, rest: str) -> None:
+    _in_room(conv, lambda: ws.client.invite(conv.name, rest.split(" ", maxsplit=1)[0]))
+
+
+def _op(ws: Workspace, conv: Conversation, rest: str) -> None:
+    _in_room(conv, lambda: ws.client.set_room_operator(conv.name, rest.split(" ", maxsplit=1)[0], True))
+
+
+def _deop(ws: Workspace, conv: Conversation, rest: str) -> None:
+    _in_room(conv, lambda: ws.client.set_room_operator(conv.name, rest.split(" ", maxsplit=1)[0], False))
 
 
 def _ban(ws: Workspace, conv: Conversation, rest: str) -> None:
@@ -112,7 +158,16 @@ COMMANDS: tuple[Command, ...] = (
     MSG,
     Command("query", "NAME", "open the private conversation with someone", _query),
     Command("rooms", "", "list the server's rooms", _rooms, aliases=("list",)),
-    Command("kick", "NAME [reason]", "for operators: disconnect someone", _kick),
+    Command("kick", "NAME [reason]", "in a room: remove someone from it (its operators); in the lobby: /kill",
+            _kick),
+    Command("kill", "NAME [reason]", "for server operators: disconnect someone", _kill),
+    Command("private", "", "make this room invite-only, its history shown from each member's joining on",
+            _private),
+    Command("public", "", "open this room to all again", _public),
+    Command("history", "joined|full", "what history this room's members see", _history),
+    Command("invite", "NAME", "let someone join this invite-only room", _invite),
+    Command("op", "NAME", "for the room's creator: make someone an operator of this room", _op),
+    Command("deop", "NAME", "for the room's creator: someone is no longer an operator of this room", _deop),
     Command("ban", "NAME [minutes] [reason]", "for operators: keep a name out (for good without minutes)", _ban),
     Command("help", "", "this list", _help),
 )

@@ -11,7 +11,7 @@ import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from qtchat.protocol import DEFAULT_ROOM, History, Message, name_key
+from qtchat.protocol import DEFAULT_ROOM, History, Message, RoomState, name_key
 
 from .models import ChatLine, MessageLog, UserListModel
 from .session import ChatClient
@@ -52,6 +52,7 @@ class Conversation(QObject):
         self.log = MessageLog(self)
         self.users = UserListModel(self)
         self.topic = ""
+        self.modes: RoomState | None = None  # a room's creator, operators and modes
         self.unread = 0  # others' messages since the user last looked
         self.mentions = 0  # of those, the ones naming the user (and every private one)
         self.has_older = False
@@ -127,6 +128,16 @@ class Conversation(QObject):
         if self.unread or self.mentions:
             self.unread = self.mentions = 0
             self.changed.emit()
+
+    @property
+    def invite_only(self) -> bool:
+        """A room only its operators' invitees may join (the sidebar shows a padlock)."""
+        return self.modes is not None and self.modes.invite_only
+
+    def set_modes(self, modes: RoomState) -> None:
+        self.modes = modes
+        self.users.set_operators(modes.operators)
+        self.changed.emit()
 
     def set_topic(self, topic: str) -> None:
         self.topic = topic

@@ -169,11 +169,23 @@ class UserListModel(QAbstractListModel):
         return 0 if parent.isValid() else len(self.names)
 
     me = ""  # your own name, shown in bold
+    NameRole = int(Qt.ItemDataRole.UserRole) + 1  # the name (a view may show more, e.g. "@" for an operator)
+    OperatorRole = int(Qt.ItemDataRole.UserRole) + 2
+    operators: frozenset[str] = frozenset()  # the room operators' names, casefolded
+
+    def set_operators(self, names: tuple[str, ...]) -> None:
+        self.operators = frozenset(n.casefold() for n in names)
+        if self.names:
+            self.dataChanged.emit(self.index(0), self.index(len(self.names) - 1))
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.names):
             return None
         name = self.names[index.row()]
+        if role == self.NameRole:
+            return name
+        if role == self.OperatorRole:
+            return name.casefold() in self.operators
         if role == Qt.ItemDataRole.DisplayRole:
             return name
         if role == Qt.ItemDataRole.ToolTipRole:

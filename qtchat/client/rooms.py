@@ -27,8 +27,12 @@ from qtchat.protocol import (
     PartRoom,
     ProtocolError,
     RoomInfo,
+    RoomInvite,
     RoomJoined,
+    RoomKick,
     RoomList,
+    RoomMode,
+    RoomOp,
     RoomsRequest,
     SearchRequest,
     SearchResults,
@@ -37,6 +41,9 @@ from qtchat.protocol import (
     UserList,
     name_key,
     validate_name,
+)
+from qtchat.protocol import (
+    RoomState as RoomModes,
 )
 
 from .link import ClientLink, ClientState
@@ -59,6 +66,7 @@ class RoomState:
     last_id: int = 0  # the newest message id seen here: a reconnect asks for everything after it
     held: list[Message] | None = None  # live messages held while catching up
     collecting: list[str] | None = None  # a user list arriving in parts
+    modes: RoomModes | None = None  # its creator, operators and modes, as the server last said
     # pages asked for with request_context, by what the answer repeats: ("around" | "before" | "after", id)
     context_requests: set[tuple[str, int]] = field(default_factory=set)
 
@@ -89,6 +97,8 @@ class ChatRooms(ClientLink):
     context_received = Signal(object)
     search_results = Signal(object)
     search_failed = Signal(str, str)
+    room_modes = Signal(object)
+    removed_from_room = Signal(str, str, str)
 
     def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
         super().__init__(parent, pins)
@@ -163,6 +173,33 @@ class ChatRooms(ClientLink):
         if self.state is not ClientState.ONLINE:
             raise ValueError("Not connected.")
         self._send(SetTopic(room, topic))
+
+    # ------------------------------------------------------------ a room's operators
+
+    def set_room_mode(self, room: str, *, invite_only: bool | None = None, history: str | None = None) -> None:
+        """Raises ValueError (a sentence for the user) while offline."""
+        self._room_request(RoomMode(room, invite_only, history))
+
+    def set_room_operator(self, room: str, name: str, op: bool = True) -> None:
+        self._room_request(RoomOp(room, name, op))
+
+    def invite(self, room: str, name: str) -> None:
+        self._room_request(RoomInvite(room, name))
+
+    def kick_from_room(self, room: str, name: str, reason: str = "") -> None:
+        self._room_request(RoomKick(room, name, reason))
+
+    def _room_request(self, event: RoomMode | RoomOp | RoomInvite | RoomKick) -> None:
+        state = self._joined_room(event.room)
+        if state is None:
+            raise ValueError("Not connected." if self.state is not ClientState.ONLINE else
+                             f"You are not in a room {event.room!r}.")
+        self._send(event)
+
+    def is_room_operator(self, room: str, name: str) -> bool:
+        state = self.rooms.get(name_key(room))
+        modes = state.modes if state is not None else None
+        return modes is not None and name_key(name) in {name_key(n) for n in modes.operators}
 
     def request_rooms(self) -> bool:
         """Ask for the server's list of rooms; it arrives as room_list. False while offline."""
@@ -265,11 +302,22 @@ class ChatRooms(ClientLink):
             self.user_joined.emit(room.name, event.user)
 
     def _on_left(self, event: Left) -> None:
-        room = self.rooms.get(name_key(event.room))
-        if room is not None:
+        key = name_key(event.room)
+        room = self.rooms.get(key)
+        if room is not None and event.by and name_key(event.user) == name_key(self.me):
+            del self.rooms[key]  # an operator removed us: not joined again at the next login
+            self.removed_from_room.emit(room.name, event.by, event.reason)
+            self.room_left.emit(room.name)
+        elif room is not None:
             if event.user in room.users:
                 room.users.remove(event.user)
             self.user_left.emit(room.name, event.user, event.reason)
+
+    def _on_room_modes(self, event: RoomModes) -> None:
+        room = self.rooms.get(name_key(event.room))
+        if room is not None:
+            room.modes = event
+            self.room_modes.emit(event)
 
     def _on_user_list(self, event: UserList) -> None:
         room = self.rooms.get(name_key(event.room))
@@ -300,6 +348,11 @@ class ChatRooms(ClientLink):
 
     def _on_search_results(self, event: SearchResults) -> None:
         self.search_results.emit(event)
+
+    def _joining(self, name: str) -> bool:
+        """Did we ask to join this room, and has the server not said we are in yet?"""
+        room = self.rooms.get(name_key(name))
+        return room is not None and not room.joined
 
     def _room_refused(self, name: str, text: str) -> bool:
         """The server would not let us into a room we asked for: forget it. False when we did not ask."""

@@ -44,6 +44,7 @@ from qtchat.protocol import (
     Register,
     RoomJoined,
     RoomList,
+    RoomState,
     SearchResults,
     SendMessage,
     TopicChanged,
@@ -94,6 +95,9 @@ class ChatClient(ChatRooms):
         join_failed(name, text): the server refused to let us into a room (its words).
         room_list(list[RoomInfo]): the server's rooms, as asked for with request_rooms.
         topic_changed(room, topic, by): a room's topic changed.
+        room_modes(RoomState): a room's creator, operators and modes (after joining it, and when they
+            change: ``by`` says who changed them); also kept as ``rooms[key].modes``.
+        removed_from_room(room, by, reason): a room operator removed us from the room (room_left follows).
         account_changed(registered, operator): what the server says of our name's account.
         password_changed(): the server took our new password (change_password); reconnects use it.
         password_change_failed(code, text): it did not (``auth_failed``: the old password is wrong;
@@ -302,7 +306,8 @@ class ChatClient(ChatRooms):
             self.password_change_failed.emit(error.code, error.message)
         elif error.ref == "search" and code is ErrorCode.SEARCH_TOO_BROAD:
             self.search_failed.emit(error.code, error.message)
-        elif code in (ErrorCode.ROOM_INVALID, ErrorCode.TOO_MANY_ROOMS) and error.ref is not None:
+        elif code in (ErrorCode.ROOM_INVALID, ErrorCode.TOO_MANY_ROOMS, ErrorCode.INVITE_ONLY) and \
+                error.ref is not None and self._joining(error.ref):
             if not self._room_refused(error.ref, error.message):
                 self.server_error.emit(error.code, error.message)
         elif error.ref is not None and error.ref in self._outbox:
@@ -349,6 +354,7 @@ SESSION_HANDLERS: dict[type, Handler] = {
     Left: ChatClient._on_left,
     UserList: ChatClient._on_user_list,
     RoomJoined: ChatClient._on_room_joined_event,
+    RoomState: ChatClient._on_room_modes,
     TopicChanged: ChatClient._on_topic,
     History: ChatClient._on_history,
     SearchResults: ChatClient._on_search_results,

@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 
-from qtchat.protocol import DEFAULT_ROOM, History, Message, RoomInfo, Welcome, name_key
+from qtchat.protocol import DEFAULT_ROOM, History, Message, RoomInfo, RoomState, Welcome, name_key
 
 from .commands import run_command
 from .conversation import PRIVATE, ROOM, Conversation, conversation_key
@@ -116,6 +116,8 @@ class Workspace(QObject):
         c.history_received.connect(self._on_history)
         c.context_received.connect(self._on_context)
         c.account_changed.connect(self._on_account)
+        c.room_modes.connect(self._on_room_modes)
+        c.removed_from_room.connect(self._on_removed)
         self._account: tuple[bool, bool] | None = None
 
     # ------------------------------------------------------------ conversations
@@ -293,7 +295,7 @@ class Workspace(QObject):
         if not registered and before[0]:
             self.lobby.notice(f"Your name {self.client.me} is not registered any more.")
         if operator != before[1]:
-            self.lobby.notice("You are an operator now: /kick and /ban work for you." if operator else
+            self.lobby.notice("You are an operator now: /kill and /ban work for you." if operator else
                               "You are not an operator any more.")
 
     def _on_room_joined(self, info: RoomInfo) -> None:
@@ -315,6 +317,21 @@ class Workspace(QObject):
         if conv is not None:
             self._remove(conv)
             self.rooms_changed.emit(self.room_names())
+
+    def _on_room_modes(self, modes: RoomState) -> None:
+        conv = self.room(modes.room)
+        if conv is None:
+            return
+        before = conv.modes
+        conv.set_modes(modes)
+        if before is None or not modes.by:
+            return
+        for line in mode_changes(before, modes):
+            conv.notice(line)
+
+    def _on_removed(self, room: str, by: str, reason: str) -> None:
+        why = reason.removeprefix("kicked").removeprefix(": ")
+        self.lobby.error(f"You were removed from #{room} by {by}" + (f": {why}" if why else "."))
 
     def _on_room_list(self, rooms: list[RoomInfo]) -> None:
         lines = [f"#{r.name} ({r.members or 0})" + (f": {r.topic}" if r.topic else "") for r in rooms]
@@ -399,3 +416,20 @@ class Workspace(QObject):
             if peer is not None:
                 peer.users.remove(name)
                 peer.notice(f"{name} went offline")
+
+
+def mode_changes(before: RoomState, after: RoomState) -> list[str]:
+    """What someone changed in a room's modes and operators, as notices ("ana made this room private")."""
+    by = after.by
+    lines = []
+    if after.invite_only != before.invite_only:
+        lines.append(f"{by} made this room private: only those invited may join" if after.invite_only else
+                     f"{by} opened this room to all")
+    if after.history != before.history:
+        lines.append(f"{by} set the history: new members see it from their joining on" if after.history == "joined"
+                     else f"{by} set the history: new members see all of it")
+    old = {name_key(n) for n in before.operators}
+    new = {name_key(n) for n in after.operators}
+    lines += [f"{by} made {n} an operator of this room" for n in after.operators if name_key(n) not in old]
+    lines += [f"{by} removed {n} as an operator of this room" for n in before.operators if name_key(n) not in new]
+    return lines

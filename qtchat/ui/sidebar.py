@@ -23,8 +23,12 @@ def draw_item_base(delegate: QStyledItemDelegate, p: QPainter, option: QStyleOpt
     return opt, bool(opt.state & QStyle.StateFlag.State_Selected)
 
 
+PADLOCK = "\N{LOCK}"  # a private (invite-only) room
+
+
 class ConversationDelegate(QStyledItemDelegate):
-    """"# room" or "person", bold while unread, a count on the right (in the highlight colour for mentions)."""
+    """"# room" or "person", bold while unread, a count on the right (in the highlight colour for mentions), a
+    padlock for a private room."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         fm = QFontMetrics(option.font)
@@ -63,6 +67,11 @@ class ConversationDelegate(QStyledItemDelegate):
         prefix = "#" if conv.is_room else "@"
         p.setPen(palette.color(QPalette.ColorRole.PlaceholderText if not selected else text_role))
         p.drawText(QRect(x, rect.top(), right - x, rect.height()), Qt.AlignmentFlag.AlignVCenter, prefix)
+        if conv.invite_only:  # a padlock at the right: only those invited may join
+            lock = PADLOCK
+            lw = fm.horizontalAdvance(lock)
+            p.drawText(QRect(right - lw, rect.top(), lw, rect.height()), Qt.AlignmentFlag.AlignVCenter, lock)
+            right -= lw + 6
         x += fm.horizontalAdvance("# ")
         p.setPen(palette.color(text_role))
         name = fm.elidedText(conv.name, Qt.TextElideMode.ElideRight, max(0, right - x))

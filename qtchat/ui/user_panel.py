@@ -3,10 +3,25 @@ double-click to talk privately and a menu to mention, message, kick or ban."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPoint, QSortFilterProxyModel, Qt, Signal
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import QLabel, QLineEdit, QListView, QMenu, QVBoxLayout, QWidget
 
 from qtchat.client import ChatClient, Conversation
+from qtchat.client.models import UserListModel
+
+from .bidi import isolate
+
+
+class UserProxy(QSortFilterProxyModel):
+    """The user list as shown: a room operator's name with "@" before it (the name isolated, so that a
+    right-to-left one cannot move the sign)."""
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and super().data(index, UserListModel.OperatorRole):
+            return f"@{isolate(str(super().data(index, role)))}"
+        return super().data(index, role)
 
 
 class UserPanel(QWidget):
@@ -29,7 +44,7 @@ class UserPanel(QWidget):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Find a user")
         self.filter.setClearButtonEnabled(True)
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = UserProxy(self)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.list = QListView()
@@ -57,7 +72,7 @@ class UserPanel(QWidget):
         self.label.setText(f"Users \N{EM DASH} {conv.users.rowCount()}" if conv.is_room else "People")
 
     def user_at(self, index: QModelIndex) -> str:
-        name = self.proxy.data(index)
+        name = self.proxy.data(index, UserListModel.NameRole)
         return name if isinstance(name, str) else ""
 
     def _message(self, name: str) -> None:

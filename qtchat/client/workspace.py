@@ -105,7 +105,7 @@ class Workspace(QObject):
         c.message_failed.connect(self._on_failed)
         c.room_joined.connect(self._on_room_joined)
         c.room_left.connect(self._on_room_left)
-        c.join_failed.connect(lambda room, text: self.active.error(f"Cannot join #{room}: {text}"))
+        c.join_failed.connect(self._on_join_failed)
         c.room_list.connect(self._on_room_list)
         c.topic_changed.connect(self._on_topic)
         c.users_reset.connect(self._on_users_reset)
@@ -317,6 +317,11 @@ class Workspace(QObject):
         if conv is not None:
             self._remove(conv)
             self.rooms_changed.emit(self.room_names())
+
+    def _on_join_failed(self, room: str, text: str) -> None:
+        """Said where it stays readable: the room's own conversation closes next."""
+        conv = self.active if self.active is not self.room(room) else self.lobby
+        conv.error(f"Cannot join #{room}: {text}")
 
     def _on_room_modes(self, modes: RoomState) -> None:
         conv = self.room(modes.room)

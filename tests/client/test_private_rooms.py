@@ -22,10 +22,10 @@ def test_private_invite_op_and_kick_from_the_commands(server, connect, client, q
     den = ws.join("den")
     assert den is not None
     qtbot.waitUntil(lambda: den.modes is not None)
-    assert den.modes.creator == "alice" and client.is_room_operator("den", "alice") and not den.invite_only
+    assert den.modes is not None and den.modes.creator == "alice" and client.is_room_operator("den", "alice") and not den.invite_only
     ws.submit("/private")
     qtbot.waitUntil(lambda: den.invite_only)
-    assert den.modes.history == "joined"
+    assert den.modes is not None and den.modes.history == "joined"
     assert "alice made this room private: only those invited may join" in notices(den)
     bob.send(JoinRoom("den"))
     assert bob.wait_event(Error, ref="den").code == "invite_only"

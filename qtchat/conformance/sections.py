@@ -106,6 +106,30 @@ def messages(s: Suite) -> None:
     s.check("resend: delivered to the others once", copies == 1, "one copy", f"{copies} copies")
 
 
+def private_rooms(s: Suite) -> None:
+    """An invite-only room refuses the uninvited (invite_only); a non-operator gets not_room_operator."""
+    a, b = s.a, s.b
+    room = f"{s.tag}-den"
+    a.send({"type": "join", "room": room})
+    s.check("private rooms: the joiner is told the room's state", a.wait_type("room_state", room=room) is not None,
+            f'{{"type":"room_state","room":"{room}",...}}', "none")
+    a.send({"type": "room_mode", "room": room, "invite_only": True})
+    a.wait_type("room_state", invite_only=True)
+    b.send({"type": "join", "room": room})
+    refused = b.wait_type("error", ref=room)
+    s.check("private rooms: an uninvited join is refused", refused is not None and refused.get("code") ==
+            "invite_only", '{"type":"error","code":"invite_only",...}', refused)
+    a.send({"type": "room_invite", "room": room, "name": f"{s.tag}-b"})
+    b.send({"type": "join", "room": room})
+    b.wait_type("room_state", room=room)
+    b.send({"type": "room_mode", "room": room, "history": "full"})
+    refused = b.wait(lambda f: f.get("type") == "error" and f.get("code") == "not_room_operator")
+    s.check("private rooms: a non-operator cannot set modes", refused is not None,
+            '{"type":"error","code":"not_room_operator",...}', refused)
+    b.send({"type": "part", "room": room})
+    a.send({"type": "part", "room": room})
+
+
 def rooms(s: Suite) -> None:
     """join answers room and users, the others see joined; part leaves; a bad room name is room_invalid."""
     a: Peer = s.a
@@ -195,5 +219,5 @@ def bye(s: Suite) -> None:
     b.wait_closed()
 
 
-ALL: list[Callable[[Suite], None]] = [handshake, versions, before_login, session_errors, messages, rooms, history,
+ALL: list[Callable[[Suite], None]] = [handshake, versions, before_login, session_errors, messages, rooms, private_rooms, history,
                                       framing, bye]

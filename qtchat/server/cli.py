@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mailbox-size", type=_count, default=d.mailbox_size, metavar="N",
                    help="private messages kept for a registered user who is offline, delivered at their next "
                         "login; more are refused with 'mailbox_full', 0 keeps none (default: %(default)s)")
+    p.add_argument("--mailbox-per-sender", type=_count, default=d.mailbox_per_sender, metavar="N",
+                   help="of those, how many one sender may have waiting in one user's mailbox; more from them "
+                        "are refused with 'mailbox_full', others can still write; 0: no share (default: %(default)s)")
     p.add_argument("--require-accounts", action="store_true",
                    help="admit registered names only (a name is registered with a password by its user, "
                         "or by 'qtchat-server admin register NAME')")
@@ -221,7 +224,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_frame=args.max_frame, max_output=args.max_output, handshake_timeout=args.handshake_timeout,
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
         keep_days=args.keep_days, keep_messages=args.keep_messages, history=not args.no_history,
-        mailbox_size=args.mailbox_size,
+        mailbox_size=args.mailbox_size, mailbox_per_sender=args.mailbox_per_sender,
         require_accounts=args.require_accounts, registration=not args.no_registration,
         max_rooms_per_user=args.max_rooms, rate_messages=args.rate_messages, rate_burst=args.rate_burst,
         rate_bytes=args.rate_bytes, rate_bytes_burst=args.rate_bytes_burst, flood_after=args.flood_after,

@@ -297,6 +297,10 @@ def test_one_sender_gets_only_their_share_of_a_mailbox_and_others_can_still_writ
     assert [m.cid for m in held_acks(alice)] == ["a0", "a1"]  # the refused one is not kept
     alice.send(SendMessage("a3", cid="a3", to="bob"))  # and stays refused once the two are stored
     assert alice.wait_event(Error, ref="a3").code == "mailbox_full"
+    first = next(m for m in held_acks(alice) if m.cid == "a1")
+    alice.send(SendMessage("a1", cid="a1", to="bob"))  # a resend (its acknowledgement lost): acknowledged again
+    alice.wait_for(lambda: len([m for m in held_acks(alice) if m.cid == "a1"]) == 2)
+    assert [m.id for m in held_acks(alice) if m.cid == "a1"] == [first.id] * 2
     carol = connect(server.port)
     carol.login("carol")
     for i in range(2):  # another sender has a share of their own

@@ -110,7 +110,7 @@ class ChatClient(ChatRooms):
             before/after such a page), not filtered: it is shown apart from the live conversation.
         search_results(SearchResults): the answer to search().
         search_failed(code, text): the server refused the search (search_too_broad: too many words, or it
-            would take too long).
+            would take too long; no_such_room: a room we are not in).
         pending_changed(count): messages waiting for their acknowledgement.
         latency_changed(ms): round trip of the last ping.
         closed(): quit() finished.
@@ -300,7 +300,7 @@ class ChatClient(ChatRooms):
         elif error.ref == "passwd" and self._new_password is not None:
             self._new_password = None
             self.password_change_failed.emit(error.code, error.message)
-        elif error.ref == "search" and code is ErrorCode.SEARCH_TOO_BROAD:
+        elif error.ref == "search":  # search_too_broad, or no_such_room for a room we are no longer in
             self.search_failed.emit(error.code, error.message)
         elif code in (ErrorCode.ROOM_INVALID, ErrorCode.TOO_MANY_ROOMS) and error.ref is not None:
             if not self._room_refused(error.ref, error.message):

@@ -425,6 +425,12 @@ class MessageStore:
                               (user_key, cap)).fetchone()
         return int(row[0])
 
+    def mailbox_share(self, user_key: str, sender_key: str, cap: int) -> int:
+        """How many of the private messages waiting for the user the sender sent (counting stops at ``cap``)."""
+        row = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM mailbox WHERE user_key = ? AND sender_key = ? "
+                              "LIMIT ?)", (user_key, sender_key, cap)).fetchone()
+        return int(row[0])
+
     def mailbox_page(self, user_key: str, after: int, limit: int) -> tuple[list[HeldMessage], bool]:
         """The oldest ``limit`` messages waiting for the user with ids above ``after``, in id order.
         Returns (messages, more)."""

@@ -9,6 +9,10 @@ Pure Python with the clock passed in, so every rule is testable without waiting.
   received takes one, whatever it is (nothing can refuse bytes already read), so the bucket can go
   into debt. While it is in debt chat messages are refused (``slow_down``); a debt as deep as a
   whole burst means the client keeps sending far over the limit, and it is disconnected (``flood``).
+  A message's own bytes do not count in its own check (they were charged as they were read), and a
+  refused message's bytes are given back: else a large message, resent as told, would be charged
+  again at every resend and refused again, for ever, whenever a few are resent together. The bytes
+  of refused messages stay bounded by the strikes below.
 - **Warnings.** Each refusal is a strike; strikes leak away at ``flood_after / flood_window`` per
   second. More than ``flood_after`` strikes (that many refusals in about ``flood_window`` seconds,
   sent after being told to slow down) disconnect the client (``flood``).
@@ -70,14 +74,15 @@ class Limiter:
         self._bytes -= nbytes
         return Verdict.FLOOD if self._bytes < -lim.bytes_burst else Verdict.OK
 
-    def message(self, now: float) -> tuple[Verdict, float]:
-        """Take a token for one chat message: (OK, 0), or (SLOW_DOWN or FLOOD, seconds to wait)."""
+    def message(self, now: float, size: int = 0) -> tuple[Verdict, float]:
+        """Take a token for one chat message of ``size`` bytes (charged already as received): (OK, 0), or
+        (SLOW_DOWN or FLOOD, seconds to wait), its bytes given back then."""
         lim = self.limits
         wait = 0.0
         if lim.bytes > 0:
             self._refill_bytes(now)
-            if self._bytes < 0:
-                wait = -self._bytes / lim.bytes
+            if self._bytes + size < 0:  # the debt without this message's own bytes
+                wait = -(self._bytes + size) / lim.bytes
         if lim.messages > 0:
             elapsed = now - self._msg_stamp
             self._msg_stamp = now
@@ -88,6 +93,8 @@ class Limiter:
             if lim.messages > 0:
                 self._msgs = max(0.0, self._msgs - 1)
             return Verdict.OK, 0.0
+        if lim.bytes > 0:
+            self._bytes = min(float(lim.bytes_burst), self._bytes + size)  # refused: its bytes given back
         return self._strike(now), wait
 
     def _refill_bytes(self, now: float) -> None:

@@ -287,3 +287,20 @@ def test_live_messages_wait_for_the_catch_up_so_the_order_holds(make_server, con
     qtbot.waitUntil(lambda: len(lines_of(conv)) == 302, timeout=10000)
     texts = [ln.text for ln in lines_of(conv)]
     assert texts == ["before"] + [f"missed {i}" for i in range(300)] + ["live"]
+
+
+def test_pasted_large_messages_over_the_byte_rate_all_get_through_in_the_end(make_server, connect, client, qtbot):
+    # the default limits: 12 pasted messages of 60 KB are more than the byte burst; those refused are resent together
+    server = make_server(rate_messages=10, rate_burst=20, rate_bytes=64 * 1024, rate_bytes_burst=512 * 1024,
+                         flood_after=50)
+    bob = connect(server.port)
+    bob.login("bob")
+    login(qtbot, client, server.port, "alice")
+    refused: list[str] = []
+    client.message_failed.connect(lambda cid, code, text: refused.append(code))
+    cids = [client.send_text(f"{i:02d}" + "x" * 60_000) for i in range(12)]
+    qtbot.waitUntil(lambda: not client.pending, timeout=30_000)
+    assert refused == []
+    got = [bob.wait_event(Message, cid=cid) for cid in cids]
+    assert sorted(m.text[:2] for m in got) == [f"{i:02d}" for i in range(12)]
+    assert client.state is ClientState.ONLINE  # no flood disconnect on the way

@@ -50,6 +50,7 @@ class Conversation(QObject):
         self.name = name  # the room's name, or the other person's
         self.key = conversation_key(kind, name)
         self.log = MessageLog(self)
+        self.log.trimmed.connect(self._on_trimmed)
         self.users = UserListModel(self)
         self.topic = ""
         self.unread = 0  # others' messages since the user last looked
@@ -62,6 +63,7 @@ class Conversation(QObject):
         # goes back to the newest ones or scrolls down until the two join up
         self.context: MessageLog | None = None  # _context_log while it is shown
         self._context_log = MessageLog(self)
+        self._context_log.trimmed.connect(self._on_context_trimmed)
         self.context_older = False  # more before the context's first message
         self.context_newer = False  # more between the context's last message and the live ones
         self._context_loading: set[str] = set()  # "before" / "after": a page is on its way
@@ -122,6 +124,13 @@ class Conversation(QObject):
             return False
         self._loading_older = self.client.request_older(oldest, room=self.name)
         return self._loading_older
+
+    def _on_trimmed(self) -> None:
+        """The log let its oldest lines go: they are loaded from the server again when scrolled back to."""
+        self.has_older = self.is_room
+
+    def _on_context_trimmed(self) -> None:
+        self.context_older = True
 
     def mark_read(self) -> None:
         if self.unread or self.mentions:

@@ -44,16 +44,30 @@ class ChatLine:
 
 
 class MessageLog(QAbstractListModel):
-    """The conversation: an append-mostly list of ChatLine.
+    """The conversation: an append-mostly list of ChatLine, a bounded window of it.
 
     Appends are gathered and inserted once per event-loop pass, so a burst of
     thousands of messages costs the views one rowsInserted, not thousands.
+
+    At most ``CAP`` lines are kept: past it the oldest are let go down to ``TRIM_TO`` (one
+    rowsRemoved from the top, and ``trimmed`` is emitted, so that the conversation knows there are
+    older messages to load from the server again). While the reader is scrolled up (``reading``, the
+    view sets it) the log may grow to ``READING_CAP`` first, so that their place is not pulled away.
+
+    Signals:
+        trimmed(): older lines were let go.
     """
 
     LineRole = int(Qt.ItemDataRole.UserRole) + 1
+    CAP = 5000
+    TRIM_TO = 4500
+    READING_CAP = 10_000
+
+    trimmed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.reading = False  # the reader is scrolled up: let the log grow further before trimming
         self.lines: list[ChatLine] = []
         self._incoming: list[ChatLine] = []
         self._by_cid: dict[str, ChatLine] = {}
@@ -94,6 +108,24 @@ class MessageLog(QAbstractListModel):
         self.beginInsertRows(QModelIndex(), first, first + len(incoming) - 1)
         self.lines.extend(incoming)
         self.endInsertRows()
+        self.trim()
+
+    def trim(self) -> None:
+        """Let the oldest lines go once there are more than the cap (done after each flush)."""
+        cap = self.READING_CAP if self.reading else self.CAP
+        if len(self.lines) <= cap:
+            return
+        cut = len(self.lines) - (cap - (self.CAP - self.TRIM_TO))
+        self.beginRemoveRows(QModelIndex(), 0, cut - 1)
+        for line in self.lines[:cut]:
+            line.row = -1
+            if line.cid is not None and self._by_cid.get(line.cid) is line:
+                del self._by_cid[line.cid]
+        del self.lines[:cut]
+        for i, line in enumerate(self.lines):
+            line.row = i
+        self.endRemoveRows()
+        self.trimmed.emit()
 
     def prepend(self, lines: list[ChatLine]) -> None:
         """Insert older lines at the top (a history page)."""

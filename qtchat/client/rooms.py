@@ -344,6 +344,8 @@ class ChatRooms(ClientLink):
         for m in page.messages:
             if self._awaits_ack(m):
                 self._on_message(m)  # stored before the connection dropped: this is its acknowledgement
+            elif page.before is not None:
+                fresh.append(m)  # older than any shown: seen before perhaps, but let go since (a trimmed log)
             elif m.id not in self._seen_ids:
                 self._remember_id(m.id, room)
                 fresh.append(m)

@@ -92,8 +92,11 @@ class ChatView(QAbstractScrollArea):
             self.model.rowsInserted.disconnect(self._on_rows_inserted)
             self.model.dataChanged.disconnect(self._on_data_changed)
             self.model.modelReset.disconnect(self._relayout)
+            self.model.rowsRemoved.disconnect(self._on_rows_removed)
+            self.model.reading = False
         self.model = model
         model.rowsInserted.connect(self._on_rows_inserted)
+        model.rowsRemoved.connect(self._on_rows_removed)
         model.dataChanged.connect(self._on_data_changed)
         model.modelReset.connect(self._relayout)
         self._anchor = self._end = None
@@ -202,6 +205,27 @@ class ChatView(QAbstractScrollArea):
             bar.setValue(value + added)
         self.viewport().update()
 
+    def _on_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
+        """The log let its oldest lines go (it is bounded): what the reader sees stays in place."""
+        if self.model is None:
+            return
+        count = last + 1
+        if first != 0 or count > len(self._heights):
+            self._relayout()
+            return
+        bar = self.verticalScrollBar()
+        stick = self.at_bottom
+        value = bar.value()
+        removed = self._tops[count] if count < len(self._tops) else self._total
+        self._heights = self._heights[count:]
+        self._tops = [t - removed for t in self._tops[count:]]
+        self._total -= removed
+        self._anchor = self._end = None  # the selection's rows moved
+        self._update_scrollbar(stick)
+        if not stick:
+            bar.setValue(max(0, value - removed))
+        self.viewport().update()
+
     def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: object = None) -> None:
         if self.model is None:
             return
@@ -247,6 +271,8 @@ class ChatView(QAbstractScrollArea):
         b.move(vp.width() - b.width() - 16, vp.height() - b.height() - 10)
 
     def _on_scrolled(self, value: int) -> None:
+        if self.model is not None:
+            self.model.reading = not self.at_bottom  # the log keeps more lines while the reader is up there
         if self.at_bottom:
             self._set_unseen(0)
         maximum = self.verticalScrollBar().maximum()

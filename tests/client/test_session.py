@@ -208,6 +208,37 @@ def test_history_page_on_login_and_older_pages_on_demand(server, connect, client
     assert not conv.has_older and not conv.load_older()
 
 
+def test_a_long_conversation_keeps_a_bounded_window_and_reloads_what_it_let_go(server, connect, client, qtbot):
+    conv = Workspace(client).lobby
+    conv.log.CAP, conv.log.TRIM_TO, conv.log.READING_CAP = 100, 80, 200  # (5,000, 4,500, 10,000 normally)
+    login(qtbot, client, server.port, "alice")
+    bob = connect()
+    bob.login("bob")
+    for i in range(250):
+        bob.say(f"live {i}")
+    qtbot.waitUntil(lambda: conv.newest_id() and lines_of(conv)[-1].text == "live 249", timeout=10_000)
+    assert len(conv.log.lines) <= 100
+    texts = [ln.text for ln in lines_of(conv)]
+    assert texts == [f"live {i}" for i in range(250 - len(texts), 250)]
+    assert conv.has_older  # what was let go is on the server
+    # scrolled back: loaded again (it was seen live, so the client must not take it for a repeat)
+    assert conv.load_older()
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == len(texts) + 50)
+    assert [ln.text for ln in lines_of(conv)] == [f"live {i}" for i in range(200 - len(texts), 250)]
+    # while the reader is scrolled up the log grows to the reading cap first, then keeps the newest
+    conv.log.reading = True
+    for i in range(250, 300):
+        bob.say(f"live {i}")
+    qtbot.waitUntil(lambda: lines_of(conv)[-1].text == "live 299", timeout=10_000)
+    assert 150 < len(conv.log.lines) <= 200
+    assert lines_of(conv)[0].text == f"live {200 - len(texts)}"  # nothing let go yet
+    conv.log.reading = False
+    bob.say("live 300")
+    qtbot.waitUntil(lambda: lines_of(conv)[-1].text == "live 300")
+    assert len(conv.log.lines) == 80
+    assert [ln.row for ln in conv.log.lines] == list(range(80))
+
+
 def test_reconnect_resumes_after_the_last_message_seen(make_server, connect, client, qtbot, tmp_path):
     first = make_server(data_dir=tmp_path)
     port = first.port
@@ -270,20 +301,25 @@ def test_live_messages_wait_for_the_catch_up_so_the_order_holds(make_server, con
     early.login("early")
     early.say("before")
     qtbot.waitUntil(lambda: len(lines_of(conv)) == 1)
+    # the client comes back only when told to (reconnect_now below), never while the missed messages are
+    # being sent: had it come back early (a race once a loaded machine made the setup slower than the
+    # backoff), they would all be live, and the login that sends "live" would have been and gone
+    client.BACKOFF_BASE = 600.0
     with qtbot.waitSignal(client.connection_lost, timeout=5000):
         first.shutdown("restart")
-    client.BACKOFF_BASE = 1.0
     second = make_server(data_dir=tmp_path, port=port)
     bob = connect(second.port)
     bob.login("bob")
     for i in range(300):  # more than one catch-up page
         bob.say(f"missed {i}")
-    bob.wait_for(lambda: len(bob.of(Message)) == 300)
+    bob.wait_for(lambda: len(bob.of(Message)) == 300, timeout=30)
+    assert client.state is ClientState.WAITING
 
     def chat_during_login(welcome: object) -> None:
         bob.say("live")
 
     client.logged_in.connect(chat_during_login)
+    client.reconnect_now()
     qtbot.waitUntil(lambda: len(lines_of(conv)) == 302, timeout=10000)
     texts = [ln.text for ln in lines_of(conv)]
     assert texts == ["before"] + [f"missed {i}" for i in range(300)] + ["live"]

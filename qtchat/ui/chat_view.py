@@ -30,7 +30,8 @@ from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QToolButton, QWidget
 
 from qtchat.client.models import ChatLine, MessageLog, literal_html
 
-from .message_delegate import MessageDelegate, find_urls, utf16_len, utf16_slice
+from .message_delegate import MessageDelegate, find_urls, is_long, utf16_len, utf16_slice
+from .text_viewer import TextViewer
 
 __all__ = ["ChatView", "MessageDelegate", "find_urls"]
 
@@ -44,12 +45,16 @@ class ChatView(QAbstractScrollArea):
         near_top(): scrolled to within a screen of the oldest line (time to load older ones).
         near_bottom(): scrolled down to the last line (time to load newer ones, when the view shows
             older messages than the newest).
+        line_activated(ChatLine): a line that does something was clicked, or chosen with Enter (the
+            last one in sight): a "more" line (load the next messages). A long message, drawn collapsed,
+            opens itself whole in a TextViewer (``viewer``) the same ways ("show more", Enter, the menu).
     """
 
     link_activated = Signal(str)
     unseen_changed = Signal(int)
     near_top = Signal()
     near_bottom = Signal()
+    line_activated = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -71,6 +76,7 @@ class ChatView(QAbstractScrollArea):
         self._switching = False
         self._anchor: tuple[int, int] | None = None  # selection: (row, UTF-16 offset) where the drag began
         self._end: tuple[int, int] | None = None
+        self.viewer: TextViewer | None = None  # the last long message opened whole
         self.new_button = QToolButton(self.viewport())
         self.new_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.new_button.setAutoRaise(False)
@@ -389,7 +395,40 @@ class ChatView(QAbstractScrollArea):
         if event.matches(QKeySequence.StandardKey.Copy):
             self.copy_selection()
             return
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            line = self._last_actionable()
+            if line is not None:
+                self.activate(line)
+                return
         super().keyPressEvent(event)
+
+    def _last_actionable(self) -> ChatLine | None:
+        """The lowest line in sight that does something (a "more" line, a collapsed message)."""
+        if self.model is None:
+            return None
+        top, bottom = self.row_at(0), self.row_at(self.viewport().height() - 1)
+        if top < 0:
+            return None
+        last = bottom if bottom >= 0 else len(self._tops) - 1
+        for row in range(last, top - 1, -1):
+            line = self.model.lines[row]
+            if line.kind == "more" or (line.kind == "msg" and is_long(line.text)):
+                return line
+        return None
+
+    def activate(self, line: ChatLine) -> None:
+        """Do what the line does: a long message opens whole in the viewer; others are line_activated."""
+        if line.kind == "msg" and is_long(line.text):
+            self.show_whole(line)
+        else:
+            self.line_activated.emit(line)
+
+    def show_whole(self, line: ChatLine) -> None:
+        """The whole of a long message, in a read-only plain-text viewer."""
+        if self.viewer is not None:
+            self.viewer.close()
+        self.viewer = TextViewer(line.text, line.sender, self)
+        self.viewer.show()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
@@ -416,7 +455,14 @@ class ChatView(QAbstractScrollArea):
                 if QGuiApplication.clipboard().supportsSelection():
                     QGuiApplication.clipboard().setText(self.selected_text(), QClipboard.Mode.Selection)
                 return  # a drag selects; it does not open links
-            link = self._link_under(event.position().toPoint())
+            pos = event.position().toPoint()
+            row = self.row_at(pos.y())
+            if row >= 0 and self.model is not None:
+                line, top = self.model.lines[row], self._tops[row] - self.verticalScrollBar().value()
+                if line.kind == "more" or self.delegate.show_more_at(line, top, self._width, pos):
+                    self.activate(line)
+                    return
+            link = self._link_under(pos)
             if link:
                 self.link_activated.emit(link)
                 if self.open_links:
@@ -431,6 +477,8 @@ class ChatView(QAbstractScrollArea):
         if self.selection_span() is not None:
             menu.addAction("Copy", self.copy_selection)
         menu.addAction("Copy message", lambda: QGuiApplication.clipboard().setText(line.text))
+        if line.kind == "msg" and is_long(line.text):
+            menu.addAction("Show the whole message", lambda: self.show_whole(line))
         link = self._link_under(event.pos())
         if link:
             menu.addAction("Copy link", lambda: QGuiApplication.clipboard().setText(link))

@@ -108,10 +108,10 @@ class Conversation(QObject):
         return self.log.append(ChatLine("msg", text, now_ms(), sender=sender, own=True, pending=True, cid=cid))
 
     def notice(self, text: str) -> None:
-        self.log.append(ChatLine("notice", text, now_ms()))
+        self.log.say("notice", text, now_ms())
 
     def error(self, text: str) -> None:
-        self.log.append(ChatLine("error", text, now_ms()))
+        self.log.say("error", text, now_ms())
 
     def load_older(self) -> bool:
         """Ask for the page before the oldest message shown; False when there is none to ask for."""

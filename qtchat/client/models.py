@@ -40,6 +40,7 @@ class ChatLine:
     private: str | None = None  # a private message: the other person
     highlight: bool = False  # the message a search result pointed to
     row: int = -1
+    repeats: int = 1  # a notice or error said this many times in a row, shown once ("(\\u00d7N)" at its end)
     layout: Any = field(default=None, repr=False)  # the view's cache (width, height, text layout)
 
 
@@ -96,6 +97,23 @@ class MessageLog(QAbstractListModel):
         if not self._timer.isActive():
             self._timer.start()
         return line
+
+    def last(self) -> ChatLine | None:
+        """The newest line, inserted or still to be."""
+        return self._incoming[-1] if self._incoming else self.lines[-1] if self.lines else None
+
+    def say(self, kind: str, text: str, ts: int) -> ChatLine:
+        """A notice or an error: the same one said again right after itself is folded into its line
+        ("text (\\u00d7N)"), so a flood of notices costs one line."""
+        last = self.last()
+        if last is not None and last.kind == kind and last.sender == "" and last.id is None \
+                and last.text.startswith(text) and last.text[len(text):] in ("", f" (\u00d7{last.repeats})"):
+            last.repeats += 1
+            last.text, last.ts = f"{text} (\u00d7{last.repeats})", ts
+            if last.row >= 0:
+                self.changed(last)
+            return last
+        return self.append(ChatLine(kind, text, ts))
 
     def flush(self) -> None:
         """Insert the lines appended since the last pass (done automatically)."""

@@ -133,7 +133,9 @@ def test_the_user_list_and_the_admin_table_draw_names_isolated_but_keep_them_as_
     admin.model.apply()
     cell = admin.proxy.index(0, 0)
     assert cell.data() == RTL
-    assert isolated_text(admin.table.itemDelegateForColumn(0), admin.table, cell) == ISOLATED
+    names = admin.table.itemDelegateForColumn(0)
+    assert isinstance(names, QStyledItemDelegate)
+    assert isolated_text(names, admin.table, cell) == ISOLATED
     ban = BanDialog(RTL, "127.0.0.1")
     qtbot.addWidget(ban)
     assert ISOLATED in ban.windowTitle() and ISOLATED in ban.by_name.text()

@@ -19,6 +19,7 @@ from .session import ChatClient
 ROOM = "room"
 PRIVATE = "private"
 CONTEXT_PAGE = 60  # messages around a search result (and per page scrolling away from it)
+MORE_MISSED = "More messages were sent while you were away \N{EM DASH} load the next ones"
 
 
 def now_ms() -> int:
@@ -57,6 +58,7 @@ class Conversation(QObject):
         self.mentions = 0  # of those, the ones naming the user (and every private one)
         self.has_older = False
         self._loading_older = False
+        self.more_line: ChatLine | None = None  # where a paused catch-up left messages out (kind "more")
         self.read_marker: int | None = None  # the server's read marker when the room was joined
         self.read_sent = 0  # the newest id we told the server we read
         # older messages around a search result, shown instead of the live log until the reader
@@ -124,6 +126,27 @@ class Conversation(QObject):
             return False
         self._loading_older = self.client.request_older(oldest, room=self.name)
         return self._loading_older
+
+    def catch_up_paused(self) -> None:
+        """More was missed than one step: a line says so where they are missing, and loads them."""
+        if self.more_line is not None and self.log.holds(self.more_line):  # an older gap is left as it is
+            self.more_line.kind, self.more_line.text = "notice", "Some messages sent while you were away are not shown here."
+            self.log.changed(self.more_line)
+        self.more_line = self.log.append(ChatLine("more", MORE_MISSED, now_ms()))
+
+    def load_missed(self) -> bool:
+        """The next step of the messages missed (the "more" line was chosen); False if none can be asked for."""
+        return self.more_line is not None and self.is_room and self.client.load_missed(self.name)
+
+    def add_missed(self, page: History) -> None:
+        """Missed messages for the place of the "more" line; the line goes once they are all in."""
+        line = self.more_line
+        if line is None or not self.log.holds(line):
+            return
+        self.log.insert_before(line, [self._stored_line(m) for m in page.messages])
+        if not page.more:
+            self.more_line = None
+            self.log.remove(line)
 
     def _on_trimmed(self) -> None:
         """The log let its oldest lines go: they are loaded from the server again when scrolled back to."""

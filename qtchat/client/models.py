@@ -156,6 +156,32 @@ class MessageLog(QAbstractListModel):
             line.row = i
         self.endInsertRows()
 
+    def insert_before(self, line: ChatLine, lines: list[ChatLine]) -> None:
+        """Insert lines just before ``line`` (messages missed there, loaded on demand)."""
+        self.flush()
+        if not lines or not self.holds(line):
+            return
+        at = line.row
+        self.beginInsertRows(QModelIndex(), at, at + len(lines) - 1)
+        self.lines[at:at] = lines
+        for i in range(at, len(self.lines)):
+            self.lines[i].row = i
+        self.endInsertRows()
+        self.trim()
+
+    def remove(self, line: ChatLine) -> None:
+        """Take this line out (a "more" line whose messages are all in)."""
+        self.flush()
+        if not self.holds(line):
+            return
+        at = line.row
+        self.beginRemoveRows(QModelIndex(), at, at)
+        del self.lines[at]
+        line.row = -1
+        for i in range(at, len(self.lines)):
+            self.lines[i].row = i
+        self.endRemoveRows()
+
     def extend(self, lines: list[ChatLine]) -> None:
         """Append lines now (a page of newer history), not on the next pass."""
         for line in lines:

@@ -105,7 +105,12 @@ class ChatClient(ChatRooms):
         notice_received(text): a notice from the server's operator.
         history_received(History): a page of older messages (the latest page after the first login,
             or one asked for with request_older), messages already shown left out. Messages missed
-            while disconnected arrive as message_received instead, in order.
+            while disconnected arrive as message_received instead, in order, at most CATCH_UP_STEP
+            (500) per room: then catch_up_paused.
+        catch_up_paused(room): more was missed than a step; the live messages follow now, and
+            load_missed(room) asks for the next step of those missed (missed_received).
+        missed_received(History): a page of a paused catch-up, for the place of the pause, messages
+            already shown left out; ``more`` while some are still missing there.
         context_received(History): a page asked for with request_context (around a search result, or
             before/after such a page), not filtered: it is shown apart from the live conversation.
         search_results(SearchResults): the answer to search().

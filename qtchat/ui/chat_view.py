@@ -171,8 +171,8 @@ class ChatView(QAbstractScrollArea):
         if first == 0 and self._heights:  # older lines at the top: keep what the reader sees in place
             self._prepend(last + 1)
             return
-        if first != len(self._heights):  # neither: measure everything
-            self._relayout()
+        if first != len(self._heights):  # in the middle (missed messages loaded): measure, keep the place
+            self._keep_place_around(first, last - first + 1)
             return
         stick = self.at_bottom and self.follow
         width = self._width
@@ -217,7 +217,7 @@ class ChatView(QAbstractScrollArea):
             return
         count = last + 1
         if first != 0 or count > len(self._heights):
-            self._relayout()
+            self._keep_place_around(first, -(last - first + 1))
             return
         bar = self.verticalScrollBar()
         stick = self.at_bottom
@@ -231,6 +231,19 @@ class ChatView(QAbstractScrollArea):
         if not stick:
             bar.setValue(max(0, value - removed))
         self.viewport().update()
+
+    def _keep_place_around(self, first: int, added: int) -> None:
+        """Rows were inserted (``added`` > 0) or removed at ``first``: measure again, the line at the top
+        of the view (when it was not one removed) staying where it was."""
+        top = self.row_at(0)
+        offset = self.verticalScrollBar().value() - self._tops[top] if top >= 0 else 0
+        stick = self.at_bottom
+        self._relayout()
+        if stick or top < first or (added < 0 and top < first - added):
+            return
+        row = top + added
+        if 0 <= row < len(self._tops):
+            self.verticalScrollBar().setValue(self._tops[row] + offset)
 
     def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: object = None) -> None:
         if self.model is None:

@@ -411,6 +411,7 @@ class MainWindow(QMainWindow):
         view.setAccessibleName(f"Messages in {isolate(conv.title)}")
         view.near_top.connect(conv.load_older)
         view.near_bottom.connect(conv.load_newer)
+        view.line_activated.connect(lambda line: line.kind == "more" and conv.load_missed())
         self.views[conv] = view
         self.stack.addWidget(view)
         conv.view_changed.connect(lambda keep_place: self._on_view_changed(conv, keep_place))

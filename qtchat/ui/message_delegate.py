@@ -282,12 +282,7 @@ class MessageDelegate:
             nick = "!" if line.kind == "error" else "\N{BULLET}"
         p.drawText(nick_rect, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), nick)
         # text column
-        if line.failed or line.kind == "error":
-            p.setPen(self.error)
-        elif line.pending or line.kind == "notice":
-            p.setPen(self.dim)
-        else:
-            p.setPen(self.palette.color(QPalette.ColorRole.Text))
+        p.setPen(self._text_color(line))
         layout = self._layout(line, avail)
         ranges = []
         if selection is not None and selection[1] > selection[0]:
@@ -304,6 +299,15 @@ class MessageDelegate:
             p.setPen(self.link)
             p.drawText(self.text_x, top + h - PAD_Y - self.line_h + self.fm.ascent(), show_more_label(line.text))
         p.setClipping(False)
+
+    def _text_color(self, line: ChatLine) -> QColor:
+        if line.failed or line.kind == "error":
+            return self.error
+        if line.pending or line.kind == "notice":
+            return self.dim
+        if line.kind == "more":  # it does something: click it, or Enter
+            return self.link
+        return self.palette.color(QPalette.ColorRole.Text)
 
     def link_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> str | None:
         text = excerpt(line.text) if is_long(line.text) else line.text

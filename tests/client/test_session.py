@@ -340,3 +340,49 @@ def test_pasted_large_messages_over_the_byte_rate_all_get_through_in_the_end(mak
     got = [bob.wait_event(Message, cid=cid) for cid in cids]
     assert sorted(m.text[:2] for m in got) == [f"{i:02d}" for i in range(12)]
     assert client.state is ClientState.ONLINE  # no flood disconnect on the way
+
+
+def test_a_large_backlog_is_caught_up_in_bounded_steps_on_demand_without_gaps_or_repeats(make_server, connect, client,
+                                                                                          qtbot, tmp_path):
+    first = make_server(data_dir=tmp_path)
+    port = first.port
+    conv = Workspace(client).lobby
+    client.CATCH_UP_STEP = 50  # (500 normally)
+    login(qtbot, client, port, "alice")
+    early = connect(port)
+    early.login("early")
+    early.say("before")
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == 1)
+    client.BACKOFF_BASE = 600.0  # back only when told (see the test above)
+    with qtbot.waitSignal(client.connection_lost, timeout=5000):
+        first.shutdown("restart")
+    second = make_server(data_dir=tmp_path, port=port)
+    bob = connect(second.port)
+    bob.login("bob")
+    for i in range(120):
+        bob.say(f"missed {i}")
+    bob.wait_for(lambda: len(bob.of(Message)) == 120, timeout=30)
+    client.logged_in.connect(lambda welcome: bob.say("live"))
+    with qtbot.waitSignal(client.catch_up_paused, timeout=10_000):
+        client.reconnect_now()
+    qtbot.waitUntil(lambda: lines_of(conv)[-1].text == "live")
+
+    def shown() -> list[str]:
+        conv.log.flush()
+        return [ln.text if ln.kind == "msg" else ln.kind for ln in conv.log.lines if ln.kind in ("msg", "more")]
+
+    assert shown() == ["before"] + [f"missed {i}" for i in range(50)] + ["more", "live"]  # one step, then live
+    assert conv.more_line is not None and "load the next ones" in conv.more_line.text
+    assert conv.load_missed()
+    assert not conv.load_missed()  # one step at a time
+    with qtbot.waitSignal(client.missed_received) as got:
+        pass
+    assert got.args[0].more
+    assert shown() == ["before"] + [f"missed {i}" for i in range(100)] + ["more", "live"]
+    bob.say("live 2")
+    qtbot.waitUntil(lambda: shown()[-1] == "live 2")
+    assert conv.load_missed()
+    qtbot.waitUntil(lambda: conv.more_line is None)  # all in: the line goes
+    assert shown() == ["before"] + [f"missed {i}" for i in range(120)] + ["live", "live 2"]
+    assert not conv.load_missed()
+    assert [ln.row for ln in conv.log.lines] == list(range(len(conv.log.lines)))

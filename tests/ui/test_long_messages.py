@@ -74,3 +74,23 @@ def test_the_viewer_never_takes_markup(qtbot):
     qtbot.addWidget(viewer)
     assert viewer.editor.toPlainText() == "<b>bold</b> &amp;"
     assert "<i>bob</i>" in viewer.windowTitle()
+
+
+def test_the_more_line_of_a_paused_catch_up_is_chosen_with_a_click_or_enter(window, qtbot):
+    from qtchat.client.conversation import MORE_MISSED
+
+    log = window.conversation.log
+    view = window.view
+    more = log.append(ChatLine("more", MORE_MISSED, 0))
+    log.append(ChatLine("msg", "live", 0, sender="bob"))
+    log.flush()
+    view.setFocus()
+    with qtbot.waitSignal(view.line_activated) as chosen:
+        qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert chosen.args[0] is more
+    top = view._tops[more.row] - view.verticalScrollBar().value()
+    with qtbot.waitSignal(view.line_activated) as clicked:
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(view.delegate.text_x + 5, top + 3))
+    assert clicked.args[0] is more
+    assert not window.conversation.load_missed()  # offline, and no catch-up paused: nothing asked
+    assert view.viewer is None

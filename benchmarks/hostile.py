@@ -157,6 +157,9 @@ def run_scenario(scenario: str, script: str, repo: Path, seconds: float) -> dict
     client.message_received.connect(lambda msg: received.__setitem__(0, received[0] + 1))
     sender = None
     if scenario in ("held", "backlog"):  # away while the server gets them
+        if scenario == "backlog":  # a message seen: the reconnect asks for everything after it
+            client.send_text("here")
+            pump(lambda: not client.pending, 10)
         client.BACKOFF_BASE = 600.0
         socket = client._socket
         assert socket is not None

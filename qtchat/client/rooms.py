@@ -379,7 +379,8 @@ class ChatRooms(ClientLink):
             if self._awaits_ack(m):
                 self._on_message(m)  # ours, stored before the connection dropped: its acknowledgement
             elif m.id not in self._seen_ids:
-                self._remember_id(m.id, None)
+                self._remember_id(m.id, None)  # (not the room's: this message does not end the gap)
+                room.last_id = max(room.last_id, m.id)
                 fresh.append(m)
         room.gap = None if closed else shown[-1].id
         room.step_left -= len(shown)

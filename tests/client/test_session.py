@@ -337,8 +337,9 @@ def test_pasted_large_messages_over_the_byte_rate_all_get_through_in_the_end(mak
     cids = [client.send_text(f"{i:02d}" + "x" * 60_000) for i in range(12)]
     qtbot.waitUntil(lambda: not client.pending, timeout=30_000)
     assert refused == []
-    got = [bob.wait_event(Message, cid=cid) for cid in cids]
-    assert sorted(m.text[:2] for m in got) == [f"{i:02d}" for i in range(12)]
+    bob.wait_for(lambda: len(bob.of(Message)) == 12)
+    assert [m.text[:2] for m in bob.of(Message)] == [f"{i:02d}" for i in range(12)]  # in the order pasted
+    assert [m.cid for m in bob.of(Message)] == cids
     assert client.state is ClientState.ONLINE  # no flood disconnect on the way
 
 

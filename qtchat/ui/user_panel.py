@@ -8,6 +8,8 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QListView, QMenu, QVBoxLayout, 
 
 from qtchat.client import ChatClient, Conversation
 
+from .bidi import IsolatedNames
+
 
 class UserPanel(QWidget):
     """Signals:
@@ -34,6 +36,7 @@ class UserPanel(QWidget):
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.list = QListView()
         self.list.setModel(self.proxy)
+        self.list.setItemDelegate(IsolatedNames(self.list))
         self.list.setUniformItemSizes(True)
         self.list.setAccessibleName("Users")
         self.list.setToolTip("Double-click to talk privately")

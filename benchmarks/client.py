@@ -11,6 +11,10 @@
    ran. Prints p50/p99/max stall, messages received, and the client's RSS before and after.
 5. Start-up: the time from launching ``python -m qtchat --host ... --user ...`` to its window shown,
    median of 5 runs.
+
+With ``--scenario big|wide|held|backlog|all`` it runs instead the scenarios of a hostile or busy server
+(``benchmarks/hostile.py``), each in a process of its own; ``--repo DIR`` benchmarks the qtchat of
+another checkout (its server too).
 """
 
 from __future__ import annotations
@@ -187,16 +191,42 @@ def startup(port: int, runs: int) -> dict[str, object]:
             "startup_min_s": round(times[0], 3) if times else None}
 
 
+def scenarios(names: list[str], repo: Path, seconds: float) -> None:
+    """Each scenario in a process of its own (its RSS its own), with ``repo``'s qtchat first on the path."""
+    for name in names:
+        out = subprocess.run([sys.executable, __file__, "--hostile-client", name, str(repo), str(seconds)],
+                             stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(repo)),
+                             check=True, timeout=1200).stdout
+        print(out.strip().splitlines()[-1], flush=True)
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--sender":
         asyncio.run(send_flood(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])))
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] in ("--hostile-sender", "--hostile-client"):
+        import hostile
+
+        if sys.argv[1] == "--hostile-sender":
+            hostile.sender_main(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+        else:
+            sys.path.insert(0, sys.argv[3])
+            os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
+            print(json.dumps(hostile.run_scenario(sys.argv[2], __file__, Path(sys.argv[3]), float(sys.argv[4]))))
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prefill", type=int, default=100_000)
     ap.add_argument("--rate", type=int, default=10_000)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--startup-runs", type=int, default=5)
+    ap.add_argument("--scenario", choices=("big", "wide", "held", "backlog", "all"),
+                    help="a hostile or busy server instead (benchmarks/hostile.py); --seconds 10 each")
+    ap.add_argument("--repo", type=Path, default=REPO, help="the checkout whose qtchat is measured")
     a = ap.parse_args()
+    if a.scenario:
+        scenarios(["big", "wide", "held", "backlog"] if a.scenario == "all" else [a.scenario], a.repo.resolve(),
+                  a.seconds)
+        return 0
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
     server, port = start_server()
     try:

@@ -19,6 +19,7 @@ from .session import ChatClient
 ROOM = "room"
 PRIVATE = "private"
 CONTEXT_PAGE = 60  # messages around a search result (and per page scrolling away from it)
+MORE_MISSED = "More messages were sent while you were away \N{EM DASH} load the next ones"
 
 
 def now_ms() -> int:
@@ -50,6 +51,7 @@ class Conversation(QObject):
         self.name = name  # the room's name, or the other person's
         self.key = conversation_key(kind, name)
         self.log = MessageLog(self)
+        self.log.trimmed.connect(self._on_trimmed)
         self.users = UserListModel(self)
         self.topic = ""
         self.modes: RoomState | None = None  # a room's creator, operators and modes
@@ -57,12 +59,14 @@ class Conversation(QObject):
         self.mentions = 0  # of those, the ones naming the user (and every private one)
         self.has_older = False
         self._loading_older = False
+        self.more_line: ChatLine | None = None  # where a paused catch-up left messages out (kind "more")
         self.read_marker: int | None = None  # the server's read marker when the room was joined
         self.read_sent = 0  # the newest id we told the server we read
         # older messages around a search result, shown instead of the live log until the reader
         # goes back to the newest ones or scrolls down until the two join up
         self.context: MessageLog | None = None  # _context_log while it is shown
         self._context_log = MessageLog(self)
+        self._context_log.trimmed.connect(self._on_context_trimmed)
         self.context_older = False  # more before the context's first message
         self.context_newer = False  # more between the context's last message and the live ones
         self._context_loading: set[str] = set()  # "before" / "after": a page is on its way
@@ -107,10 +111,10 @@ class Conversation(QObject):
         return self.log.append(ChatLine("msg", text, now_ms(), sender=sender, own=True, pending=True, cid=cid))
 
     def notice(self, text: str) -> None:
-        self.log.append(ChatLine("notice", text, now_ms()))
+        self.log.say("notice", text, now_ms())
 
     def error(self, text: str) -> None:
-        self.log.append(ChatLine("error", text, now_ms()))
+        self.log.say("error", text, now_ms())
 
     def load_older(self) -> bool:
         """Ask for the page before the oldest message shown; False when there is none to ask for."""
@@ -123,6 +127,34 @@ class Conversation(QObject):
             return False
         self._loading_older = self.client.request_older(oldest, room=self.name)
         return self._loading_older
+
+    def catch_up_paused(self) -> None:
+        """More was missed than one step: a line says so where they are missing, and loads them."""
+        if self.more_line is not None and self.log.holds(self.more_line):  # an older gap is left as it is
+            self.more_line.kind, self.more_line.text = "notice", "Some messages sent while you were away are not shown here."
+            self.log.changed(self.more_line)
+        self.more_line = self.log.append(ChatLine("more", MORE_MISSED, now_ms()))
+
+    def load_missed(self) -> bool:
+        """The next step of the messages missed (the "more" line was chosen); False if none can be asked for."""
+        return self.more_line is not None and self.is_room and self.client.load_missed(self.name)
+
+    def add_missed(self, page: History) -> None:
+        """Missed messages for the place of the "more" line; the line goes once they are all in."""
+        line = self.more_line
+        if line is None or not self.log.holds(line):
+            return
+        self.log.insert_before(line, [self._stored_line(m) for m in page.messages])
+        if not page.more:
+            self.more_line = None
+            self.log.remove(line)
+
+    def _on_trimmed(self) -> None:
+        """The log let its oldest lines go: they are loaded from the server again when scrolled back to."""
+        self.has_older = self.is_room
+
+    def _on_context_trimmed(self) -> None:
+        self.context_older = True
 
     def mark_read(self) -> None:
         if self.unread or self.mentions:

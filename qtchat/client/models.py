@@ -40,20 +40,35 @@ class ChatLine:
     private: str | None = None  # a private message: the other person
     highlight: bool = False  # the message a search result pointed to
     row: int = -1
+    repeats: int = 1  # a notice or error said this many times in a row, shown once ("(\\u00d7N)" at its end)
     layout: Any = field(default=None, repr=False)  # the view's cache (width, height, text layout)
 
 
 class MessageLog(QAbstractListModel):
-    """The conversation: an append-mostly list of ChatLine.
+    """The conversation: an append-mostly list of ChatLine, a bounded window of it.
 
     Appends are gathered and inserted once per event-loop pass, so a burst of
     thousands of messages costs the views one rowsInserted, not thousands.
+
+    At most ``CAP`` lines are kept: past it the oldest are let go down to ``TRIM_TO`` (one
+    rowsRemoved from the top, and ``trimmed`` is emitted, so that the conversation knows there are
+    older messages to load from the server again). While the reader is scrolled up (``reading``, the
+    view sets it) the log may grow to ``READING_CAP`` first, so that their place is not pulled away.
+
+    Signals:
+        trimmed(): older lines were let go.
     """
 
     LineRole = int(Qt.ItemDataRole.UserRole) + 1
+    CAP = 5000
+    TRIM_TO = 4500
+    READING_CAP = 10_000
+
+    trimmed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.reading = False  # the reader is scrolled up: let the log grow further before trimming
         self.lines: list[ChatLine] = []
         self._incoming: list[ChatLine] = []
         self._by_cid: dict[str, ChatLine] = {}
@@ -83,6 +98,23 @@ class MessageLog(QAbstractListModel):
             self._timer.start()
         return line
 
+    def last(self) -> ChatLine | None:
+        """The newest line, inserted or still to be."""
+        return self._incoming[-1] if self._incoming else self.lines[-1] if self.lines else None
+
+    def say(self, kind: str, text: str, ts: int) -> ChatLine:
+        """A notice or an error: the same one said again right after itself is folded into its line
+        ("text (\\u00d7N)"), so a flood of notices costs one line."""
+        last = self.last()
+        if last is not None and last.kind == kind and last.sender == "" and last.id is None \
+                and last.text.startswith(text) and last.text[len(text):] in ("", f" (\u00d7{last.repeats})"):
+            last.repeats += 1
+            last.text, last.ts = f"{text} (\u00d7{last.repeats})", ts
+            if last.row >= 0:
+                self.changed(last)
+            return last
+        return self.append(ChatLine(kind, text, ts))
+
     def flush(self) -> None:
         """Insert the lines appended since the last pass (done automatically)."""
         if not self._incoming:
@@ -94,6 +126,24 @@ class MessageLog(QAbstractListModel):
         self.beginInsertRows(QModelIndex(), first, first + len(incoming) - 1)
         self.lines.extend(incoming)
         self.endInsertRows()
+        self.trim()
+
+    def trim(self) -> None:
+        """Let the oldest lines go once there are more than the cap (done after each flush)."""
+        cap = self.READING_CAP if self.reading else self.CAP
+        if len(self.lines) <= cap:
+            return
+        cut = len(self.lines) - (cap - (self.CAP - self.TRIM_TO))
+        self.beginRemoveRows(QModelIndex(), 0, cut - 1)
+        for line in self.lines[:cut]:
+            line.row = -1
+            if line.cid is not None and self._by_cid.get(line.cid) is line:
+                del self._by_cid[line.cid]
+        del self.lines[:cut]
+        for i, line in enumerate(self.lines):
+            line.row = i
+        self.endRemoveRows()
+        self.trimmed.emit()
 
     def prepend(self, lines: list[ChatLine]) -> None:
         """Insert older lines at the top (a history page)."""
@@ -105,6 +155,32 @@ class MessageLog(QAbstractListModel):
         for i, line in enumerate(self.lines):
             line.row = i
         self.endInsertRows()
+
+    def insert_before(self, line: ChatLine, lines: list[ChatLine]) -> None:
+        """Insert lines just before ``line`` (messages missed there, loaded on demand)."""
+        self.flush()
+        if not lines or not self.holds(line):
+            return
+        at = line.row
+        self.beginInsertRows(QModelIndex(), at, at + len(lines) - 1)
+        self.lines[at:at] = lines
+        for i in range(at, len(self.lines)):
+            self.lines[i].row = i
+        self.endInsertRows()
+        self.trim()
+
+    def remove(self, line: ChatLine) -> None:
+        """Take this line out (a "more" line whose messages are all in)."""
+        self.flush()
+        if not self.holds(line):
+            return
+        at = line.row
+        self.beginRemoveRows(QModelIndex(), at, at)
+        del self.lines[at]
+        line.row = -1
+        for i in range(at, len(self.lines)):
+            self.lines[i].row = i
+        self.endRemoveRows()
 
     def extend(self, lines: list[ChatLine]) -> None:
         """Append lines now (a page of newer history), not on the next pass."""

@@ -2,8 +2,10 @@
 
 ``ChatRooms`` is the part of ``ChatClient`` that keeps a ``RoomState`` per room (the lobby always, others
 joined by the user and joined again after every login), asks for history and sorts the pages that come
-back: the latest page after a join, older pages as the user scrolls, everything missed after a reconnect
-(reported as live messages, in order), and pages around a search result. ChatClient handles the messages
+back: the latest page after a join, older pages as the user scrolls, what was missed after a reconnect
+(reported as live messages, in order: at most ``CATCH_UP_STEP`` of them; past that the catch-up pauses,
+``catch_up_paused`` says where, and ``load_missed`` brings the next step on demand, reported as
+``missed_received`` for the place of the pause), and pages around a search result. ChatClient handles the messages
 themselves (``_on_message``).
 """
 
@@ -51,6 +53,7 @@ from .pins import PinStore
 
 LATEST_PAGE = 50  # messages asked for when a room is joined afresh
 CATCH_UP_PAGE = 200  # messages per page when catching up after a reconnect
+CATCH_UP_STEP = 500  # messages fetched at most per room at a reconnect (and per load_missed); then it pauses
 MAX_LISTED_ROOMS = 5000  # rooms of the server's list fetched (in pages) for the join dialog
 SEEN_IDS = 10_000  # message ids remembered, so that none is reported twice
 
@@ -65,6 +68,10 @@ class RoomState:
     joined: bool = False  # confirmed on the current connection
     last_id: int = 0  # the newest message id seen here: a reconnect asks for everything after it
     held: list[Message] | None = None  # live messages held while catching up
+    step_left: int = 0  # messages this step of catching up may still bring
+    gap: int | None = None  # the catch-up paused: the messages after this id are not fetched yet
+    gap_end: int | None = None  # the first message reported after the pause: the gap ends there
+    fill_after: int | None = None  # a load_missed page asked for (after this id) and not answered yet
     collecting: list[str] | None = None  # a user list arriving in parts
     modes: RoomModes | None = None  # its creator, operators and modes, as the server last said
     # pages asked for with request_context, by what the answer repeats: ("around" | "before" | "after", id)
@@ -94,11 +101,14 @@ class ChatRooms(ClientLink):
     user_joined = Signal(str, str)
     user_left = Signal(str, str, str)
     history_received = Signal(object)
+    catch_up_paused = Signal(str)
+    missed_received = Signal(object)
     context_received = Signal(object)
     search_results = Signal(object)
     search_failed = Signal(str, str)
     room_modes = Signal(object)
     removed_from_room = Signal(str, str, str)
+    CATCH_UP_STEP = CATCH_UP_STEP
 
     def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
         super().__init__(parent, pins)
@@ -284,13 +294,15 @@ class ChatRooms(ClientLink):
             return
         room.name, room.topic, room.joined = info.name, info.topic, True
         room.context_requests.clear()  # asked on a connection that is gone
+        room.fill_after = None
         self.room_joined.emit(info)
         # history first: a page to start with, or everything missed while away (which may
         # acknowledge messages of ours that were stored before the connection dropped)
         if room.last_id:
             # live messages wait until the missed ones are in, so the conversation stays in order
             room.held = []
-            self._send(HistoryRequest(room.name, after=room.last_id, limit=CATCH_UP_PAGE))
+            room.step_left = self.CATCH_UP_STEP
+            self._send(HistoryRequest(room.name, after=room.last_id, limit=min(CATCH_UP_PAGE, self.CATCH_UP_STEP)))
         else:
             self._send(HistoryRequest(room.name, limit=LATEST_PAGE))
 
@@ -375,21 +387,60 @@ class ChatRooms(ClientLink):
             self.context_received.emit(page)
         elif page.around is not None:
             return  # a context page nobody waits for (asked on a connection since replaced): not history
+        elif page.after is not None and page.after == room.fill_after:
+            self._fill_gap(room, page)
         elif page.after is not None:
             self._catch_up(room, page)
         else:
             self._older_page(room, page)
 
     def _catch_up(self, room: RoomState, page: History) -> None:
-        """Catching up after a reconnect: these are simply messages, then those held meanwhile."""
+        """Catching up after a reconnect: these are simply messages, then those held meanwhile. After a
+        step of CATCH_UP_STEP with more to come it pauses (catch_up_paused): the rest on demand."""
         for msg in page.messages:
             self._on_message(msg)
+        room.step_left -= len(page.messages)
         if page.more and page.messages:
-            self._send(HistoryRequest(room.name, after=page.messages[-1].id, limit=CATCH_UP_PAGE))
-            return
+            if room.step_left > 0:
+                self._send(HistoryRequest(room.name, after=page.messages[-1].id,
+                                          limit=min(CATCH_UP_PAGE, room.step_left)))
+                return
+            room.gap, room.gap_end = page.messages[-1].id, None  # the next message reported ends the gap
+            self.catch_up_paused.emit(room.name)
         held, room.held = room.held, None
         for msg in held or ():
             self._on_message(msg)  # those the catch-up already brought are skipped as seen
+
+    def load_missed(self, room: str = DEFAULT_ROOM) -> bool:
+        """The next step of messages of a paused catch-up (the answer comes as missed_received). False
+        when there is nothing missed, it is on its way already, or we are not online."""
+        state = self._joined_room(room)
+        if state is None or state.gap is None or state.fill_after is not None:
+            return False
+        state.fill_after, state.step_left = state.gap, self.CATCH_UP_STEP
+        self._send(HistoryRequest(state.name, after=state.gap, limit=min(CATCH_UP_PAGE, self.CATCH_UP_STEP)))
+        return True
+
+    def _fill_gap(self, room: RoomState, page: History) -> None:
+        """A page of a paused catch-up: reported for the place of the pause (up to where the gap ends)."""
+        room.fill_after = None
+        end = room.gap_end
+        shown = [m for m in page.messages if end is None or m.id < end]
+        closed = not page.more or not shown or len(shown) < len(page.messages)
+        fresh = []
+        for m in shown:
+            if self._awaits_ack(m):
+                self._on_message(m)  # ours, stored before the connection dropped: its acknowledgement
+            elif m.id not in self._seen_ids:
+                self._remember_id(m.id, None)  # (not the room's: this message does not end the gap)
+                room.last_id = max(room.last_id, m.id)
+                fresh.append(m)
+        room.gap = None if closed else shown[-1].id
+        room.step_left -= len(shown)
+        self.missed_received.emit(History(tuple(fresh), room.name, after=page.after, more=not closed))
+        if room.gap is not None and room.step_left > 0:
+            room.fill_after = room.gap
+            self._send(HistoryRequest(room.name, after=room.gap, limit=min(CATCH_UP_PAGE, room.step_left)))
 
     def _older_page(self, room: RoomState, page: History) -> None:
         """The latest page after a join, or an older one: reported without what was seen already."""
@@ -397,6 +448,8 @@ class ChatRooms(ClientLink):
         for m in page.messages:
             if self._awaits_ack(m):
                 self._on_message(m)  # stored before the connection dropped: this is its acknowledgement
+            elif page.before is not None:
+                fresh.append(m)  # older than any shown: seen before perhaps, but let go since (a trimmed log)
             elif m.id not in self._seen_ids:
                 self._remember_id(m.id, room)
                 fresh.append(m)
@@ -409,3 +462,5 @@ class ChatRooms(ClientLink):
             self._seen_ids.discard(self._seen_order.popleft())
         if room is not None and mid > room.last_id:
             room.last_id = mid
+        if room is not None and room.gap is not None and room.gap_end is None and mid > room.gap:
+            room.gap_end = mid

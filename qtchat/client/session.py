@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from qtchat.protocol import (
     DEFAULT_ROOM,
@@ -109,12 +109,17 @@ class ChatClient(ChatRooms):
         notice_received(text): a notice from the server's operator.
         history_received(History): a page of older messages (the latest page after the first login,
             or one asked for with request_older), messages already shown left out. Messages missed
-            while disconnected arrive as message_received instead, in order.
+            while disconnected arrive as message_received instead, in order, at most CATCH_UP_STEP
+            (500) per room: then catch_up_paused.
+        catch_up_paused(room): more was missed than a step; the live messages follow now, and
+            load_missed(room) asks for the next step of those missed (missed_received).
+        missed_received(History): a page of a paused catch-up, for the place of the pause, messages
+            already shown left out; ``more`` while some are still missing there.
         context_received(History): a page asked for with request_context (around a search result, or
             before/after such a page), not filtered: it is shown apart from the live conversation.
         search_results(SearchResults): the answer to search().
         search_failed(code, text): the server refused the search (search_too_broad: too many words, or it
-            would take too long).
+            would take too long; no_such_room: a room we are not in).
         pending_changed(count): messages waiting for their acknowledgement.
         latency_changed(ms): round trip of the last ping.
         closed(): quit() finished.
@@ -143,6 +148,8 @@ class ChatClient(ChatRooms):
         self._held_confirmed = 0  # ...and the newest we confirmed
         self._confirm_timer = self._timer(self._confirm_held, single=True)  # once per batch, after it is handled
         self._confirm_timer.setInterval(0)
+        self._slowed: set[str] = set()  # refused with slow_down: resent together, in the order they were sent
+        self._slow_timer = self._timer(self._resend_slowed, single=True)
 
     # ------------------------------------------------------------ public API
 
@@ -254,6 +261,8 @@ class ChatClient(ChatRooms):
         self._join_rooms(welcome.rooms)
         # what was typed offline, or never acknowledged: the server answers in order, so each
         # room's join (and catch-up request) is ahead of its messages
+        self._slowed.clear()
+        self._slow_timer.stop()
         for event in self._outbox.values():
             self._send(event)
         self._send_ping()
@@ -304,7 +313,7 @@ class ChatClient(ChatRooms):
         elif error.ref == "passwd" and self._new_password is not None:
             self._new_password = None
             self.password_change_failed.emit(error.code, error.message)
-        elif error.ref == "search" and code is ErrorCode.SEARCH_TOO_BROAD:
+        elif error.ref == "search":  # search_too_broad, or no_such_room for a room we are no longer in
             self.search_failed.emit(error.code, error.message)
         elif code in (ErrorCode.ROOM_INVALID, ErrorCode.TOO_MANY_ROOMS, ErrorCode.INVITE_ONLY) and \
                 error.ref is not None and self._joining(error.ref):
@@ -319,19 +328,24 @@ class ChatClient(ChatRooms):
         cid = error.ref
         assert cid is not None
         if code is ErrorCode.SLOW_DOWN:
-            # the server wants us to wait: the message stays queued and goes again when allowed
+            # the server wants us to wait: the message stays queued and goes again when allowed, with the
+            # others refused meanwhile, in the order they were first sent (the server keeps that order)
             low, high = SLOW_DOWN_RANGE
-            delay = max(low, min(error.retry_after or 1.0, high))
-            QTimer.singleShot(int(delay * 1000), self, lambda: self._resend(cid))
+            delay = int(max(low, min(error.retry_after or 1.0, high)) * 1000)
+            self._slowed.add(cid)
+            if not self._slow_timer.isActive() or self._slow_timer.remainingTime() < delay:
+                self._slow_timer.start(delay)
             return
         del self._outbox[cid]
         self.message_failed.emit(cid, error.code, error.message)
         self.pending_changed.emit(len(self._outbox))
 
-    def _resend(self, cid: str) -> None:
-        event = self._outbox.get(cid)
-        if event is not None and self.state is ClientState.ONLINE:
-            self._send(event)
+    def _resend_slowed(self) -> None:
+        slowed, self._slowed = self._slowed, set()
+        if self.state is ClientState.ONLINE:
+            for cid, event in self._outbox.items():
+                if cid in slowed:
+                    self._send(event)
 
     def _confirm_held(self) -> None:
         """Tell the server we have the held messages received so far: it deletes them, and sends the next batch."""

@@ -10,6 +10,7 @@ requests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
@@ -114,6 +115,8 @@ class Workspace(QObject):
         c.server_error.connect(lambda code, text: self.active.error(text))
         c.notice_received.connect(lambda text: self.tell_all(f"Notice from the server: {text}", error=True))
         c.history_received.connect(self._on_history)
+        c.catch_up_paused.connect(lambda room: self._in_room(room, Conversation.catch_up_paused))
+        c.missed_received.connect(lambda page: self._in_room(page.room, lambda conv: conv.add_missed(page)))
         c.context_received.connect(self._on_context)
         c.account_changed.connect(self._on_account)
         c.room_modes.connect(self._on_room_modes)
@@ -384,6 +387,11 @@ class Workspace(QObject):
         conv = self.room(page.room)
         if conv is not None:
             conv.add_history(page)
+
+    def _in_room(self, room: str, act: Callable[[Conversation], None]) -> None:
+        conv = self.room(room)
+        if conv is not None:
+            act(conv)
 
     def _on_context(self, page: History) -> None:
         conv = self.room(page.room)

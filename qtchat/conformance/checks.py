@@ -25,8 +25,11 @@ class Result:
     ok: bool
     expected: str
     got: str
+    skipped: bool = False  # not tried (ok stays True): ``got`` says why
 
     def line(self) -> str:
+        if self.skipped:
+            return f"SKIP {self.name}: {self.got}"
         if self.ok:
             return f"PASS {self.name}"
         return f"FAIL {self.name}: expected {self.expected}; got {self.got}"
@@ -38,13 +41,17 @@ class Suite:
     a: Peer  # the sections' two logged-in users (set by the handshake and versions sections)
     b: Peer
     room: str  # the room the rooms section made, for the history section
+    history_ids: list[int]  # the ids of the five messages the history section posted there, oldest first
 
-    def __init__(self, host: str, port: int, timeout: float = 5.0, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 5.0, tls: ssl.SSLContext | None = None, *,
+                 handshake_timeout: float | None = None) -> None:
         self.host, self.port, self.timeout, self.tls = host, port, timeout, tls
+        self.handshake_timeout = handshake_timeout  # the server's, when the caller knows it (welcome cannot say)
         self.tag = "cf" + secrets.token_hex(3)  # names and rooms of this run: no clash with others
         self.results: list[Result] = []
         self.peers: list[Peer] = []
         self.max_frame = 65536
+        self.limits: dict[str, Any] = {}  # welcome.limits, as the server announced them
         self._cids = 0
 
     # ------------------------------------------------------------ helpers
@@ -52,6 +59,14 @@ class Suite:
     def check(self, name: str, ok: bool, expected: str, got: Any) -> bool:
         self.results.append(Result(name, bool(ok), expected, got if isinstance(got, str) else short(got)))
         return bool(ok)
+
+    def skip(self, name: str, why: str) -> None:
+        self.results.append(Result(name, True, "", why, skipped=True))
+
+    def limit(self, name: str) -> float:
+        """A limit of welcome.limits, 0 when the server announced none (or not a positive number)."""
+        value = self.limits.get(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 0.0
 
     def connect(self) -> Peer:
         peer = Peer(self.host, self.port, self.timeout, self.tls)
@@ -62,10 +77,10 @@ class Suite:
         self._cids += 1
         return f"{self.tag}-{self._cids}"
 
-    def login(self, who: str) -> tuple[Peer, Frame | None]:
+    def login(self, who: str, **hello: Any) -> tuple[Peer, Frame | None]:
         peer = self.connect()
         peer.send({"type": "hello", "version": PROTOCOL_VERSION, "user": f"{self.tag}-{who}",
-                   "client": "qtchat-conformance"})
+                   "client": "qtchat-conformance", **hello})
         welcome = peer.wait_type("welcome")
         peer.wait(lambda f: f.get("type") == "users" and f.get("more") is False)
         return peer, welcome

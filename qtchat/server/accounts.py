@@ -36,7 +36,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from .backend import Account
 from .rekey import rekey_accounts
-from .store import open_wal
+from .store import close_wal, open_wal
 
 SCRYPT_N = 1 << 14
 SCRYPT_R = 8
@@ -93,7 +93,7 @@ class AccountStore:
         self._cache: dict[str, Account | None] = {}
 
     def close(self) -> None:
-        self.db.close()
+        close_wal(self.db)
 
     def get(self, key: str) -> Account | None:
         if key not in self._cache:

@@ -118,6 +118,14 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class MailboxCount:
+    """How many private messages wait in one recipient's mailbox: in all, and from one sender."""
+
+    total: int
+    from_sender: int
+
+
+@dataclass(frozen=True, slots=True)
 class HeldMessage:
     """A private message waiting in a recipient's mailbox."""
 
@@ -221,8 +229,9 @@ class Backend(Protocol):
         shortly before the restart, private ones still kept), oldest first, at most ``limit``."""
 
     # mailboxes
-    def mailbox_count(self, user_key: str, cap: int) -> Future[int]:
-        """How many private messages are kept for the user (stops at ``cap``)."""
+    def mailbox_count(self, user_key: str, sender_key: str, cap: int, share: int) -> Future[MailboxCount]:
+        """How many private messages are kept for the user (counting stops at ``cap``), and how many of those
+        the sender ``sender_key`` sent (counting stops at ``share``)."""
 
     def mailbox_page(self, user_key: str, after: int, limit: int) -> Future[tuple[list[HeldMessage], bool]]:
         """The oldest ``limit`` messages kept for the user with ids above ``after``, and whether more wait."""

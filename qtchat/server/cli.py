@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,56 +26,82 @@ from qtchat.sysutil import QuitSignals, raise_open_file_limit
 from .admin import AdminChannel, channel_name, check_socket
 from .config import ServerConfig
 from .core import ChatServer
+from .guard import AccountLimits
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
-    return value
+def _whole(low: int, high: int | None = None, unit: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``), or a clear error naming what was given."""
+    unit = f" {unit}" if unit else ""
+    wanted = (f"a whole number{unit} from {low} to {high}" if high is not None else
+              f"a positive whole number{unit}" if low == 1 else f"a whole number{unit}, {low} or more")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _frame_size(text: str) -> int:
-    value = _positive_int(text)
-    if not 1024 <= value <= 16 * 1024 * 1024:
-        raise argparse.ArgumentTypeError(f"must be from 1024 to 16777216 bytes, not {text}")
-    return value
+def _real(wanted: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a finite number for which ``ok`` holds, or a clear error naming what was given."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
-    return value
+_positive_int = _whole(1)
+_count = _whole(0)
+_frame_size = _whole(1024, 16 * 1024 * 1024, "of bytes")
+_port = _whole(0, 65535)
+_positive_float = _real("a number of seconds greater than 0", lambda v: v > 0)
+_days = _real("a number of days greater than 0", lambda v: v > 0)
+_rate = _real("a number, 0 or more (below 10^12)", lambda v: 0 <= v < 1e12)
+_ban_minutes = _real(f"a number of minutes greater than 0, at most {MAX_BAN_MINUTES} (ten years; leave "
+                     f"--minutes out for a ban for good)", lambda v: 0 < v <= MAX_BAN_MINUTES)
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, not {text}")
-    return value
+def _account_flags(p: argparse.ArgumentParser, d: AccountLimits) -> None:
+    acc = p.add_argument_group(
+        "limits on accounts",
+        "Against password guessing, mass registration and hashing floods; see docs/SECURITY.md. Each count is "
+        "a sliding window of --account-window seconds; an IPv4 address counts alone, an IPv6 address by its /64. "
+        "Past a limit the answer is 'too_many_attempts' and nothing is hashed. 0 turns a limit off.")
+    acc.add_argument("--account-window", type=_positive_float, default=d.window, metavar="SECONDS",
+                     help="how long every count below is kept (default: %(default)s)")
+    acc.add_argument("--failures-per-address", type=_count, default=d.failures_per_address, metavar="N",
+                     help="wrong passwords (logins and password changes) from one address (default: %(default)s)")
+    acc.add_argument("--failures-per-account", type=_count, default=d.failures_per_account, metavar="N",
+                     help="wrong passwords for one account, from anywhere (default: %(default)s)")
+    acc.add_argument("--registrations-per-address", type=_count, default=d.registrations_per_address, metavar="N",
+                     help="registrations tried from one address (default: %(default)s)")
+    acc.add_argument("--registrations-total", type=_count, default=d.registrations_total, metavar="N",
+                     help="registrations tried on the whole server (default: %(default)s)")
+    acc.add_argument("--passwd-per-account", type=_count, default=d.passwd_per_account, metavar="N",
+                     help="password changes tried by one account, right or wrong (default: %(default)s)")
+    acc.add_argument("--hash-jobs-per-address", type=_count, default=d.jobs_per_address, metavar="N",
+                     help="password checks of one address queued or running at once; more get 'server_busy' "
+                          "(default: %(default)s)")
 
 
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1e12:
-        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, not {text}")
-    return value
-
-
-def _ban_minutes(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= MAX_BAN_MINUTES:  # (NaN too)
-        raise argparse.ArgumentTypeError(f"must be a positive number of minutes up to {MAX_BAN_MINUTES} (ten years), not {text}; "
-                                         f"leave it out for a ban for good")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {text}")
-    return value
+def account_limits_from_args(args: argparse.Namespace) -> AccountLimits:
+    return AccountLimits(
+        window=args.account_window, failures_per_address=args.failures_per_address,
+        failures_per_account=args.failures_per_account, registrations_per_address=args.registrations_per_address,
+        registrations_total=args.registrations_total, passwd_per_account=args.passwd_per_account,
+        jobs_per_address=args.hash_jobs_per_address)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,10 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--max-per-address", type=_count, default=d.max_per_address, metavar="N",
                      help="simultaneous connections from one IP address, loopback included; more are refused "
                           "with 'too_many_connections' (default: %(default)s)")
+    _account_flags(p, d.account_limits)
     p.add_argument("--data-dir", type=Path, metavar="DIR",
                    help="where the server keeps its state (messages.db, the history; bans.json); "
                         "default: the platform's data folder")
-    p.add_argument("--keep-days", type=_positive_float, metavar="DAYS",
+    p.add_argument("--keep-days", type=_days, metavar="DAYS",
                    help="history retention: forget messages older than this, private messages waiting for "
                         "offline users too (default: keep)")
     p.add_argument("--keep-messages", type=_positive_int, metavar="N",
@@ -153,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mailbox-size", type=_count, default=d.mailbox_size, metavar="N",
                    help="private messages kept for a registered user who is offline, delivered at their next "
                         "login; more are refused with 'mailbox_full', 0 keeps none (default: %(default)s)")
+    p.add_argument("--mailbox-per-sender", type=_count, default=d.mailbox_per_sender, metavar="N",
+                   help="of those, how many one sender may have waiting in one user's mailbox; more from them "
+                        "are refused with 'mailbox_full', others can still write; 0: no share (default: %(default)s)")
     p.add_argument("--require-accounts", action="store_true",
                    help="admit registered names only (a name is registered with a password by its user, "
                         "or by 'qtchat-server admin register NAME')")
@@ -193,13 +224,13 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_frame=args.max_frame, max_output=args.max_output, handshake_timeout=args.handshake_timeout,
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
         keep_days=args.keep_days, keep_messages=args.keep_messages, history=not args.no_history,
-        mailbox_size=args.mailbox_size,
+        mailbox_size=args.mailbox_size, mailbox_per_sender=args.mailbox_per_sender,
         require_accounts=args.require_accounts, registration=not args.no_registration,
         max_rooms_per_user=args.max_rooms, rate_messages=args.rate_messages, rate_burst=args.rate_burst,
         rate_bytes=args.rate_bytes, rate_bytes_burst=args.rate_bytes_burst, flood_after=args.flood_after,
         flood_window=args.flood_window, max_per_address=args.max_per_address, rate_work=args.rate_work,
         rate_work_burst=args.rate_work_burst, max_backlog=args.max_backlog,
-        tls_cert=args.tls_cert, tls_key=args.tls_key,
+        account_limits=account_limits_from_args(args), tls_cert=args.tls_cert, tls_key=args.tls_key,
     )
 
 
@@ -294,7 +325,7 @@ def generate_cert_main(args: argparse.Namespace) -> int:
 
 def _target(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?")
-    p.add_argument("--id", type=int, metavar="N",
+    p.add_argument("--id", type=_count, metavar="N",
                    help="the user with this connection id (as 'users' lists them), exactly the one you saw")
 
 

@@ -33,6 +33,7 @@ class ServerConfig:
     full_text: bool = True  # False: searches scan the messages with LIKE (slower), as without SQLite's FTS5
     max_rooms_per_user: int = 50
     mailbox_size: int = 1000  # private messages kept per offline registered user; 0 keeps none
+    mailbox_per_sender: int = 100  # of those, how many from one sender; 0: no share (a sender may fill it)
     registration: bool = True  # anyone may register a free name with a password
     require_accounts: bool = False  # only registered names may log in
     # per-connection limits (see qtchat/server/limits.py and docs/SECURITY.md); 0 turns one off

@@ -88,6 +88,12 @@ log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
 RATED = (SendMessage, SetTopic)  # what the message rate limit counts
+
+
+def own_bytes(event: SendMessage | SetTopic) -> int:
+    """About the bytes a rated frame took on the wire (its text), not counted in its own rate check."""
+    text = event.text if isinstance(event, SendMessage) else event.topic
+    return len(text.encode("utf-8", "surrogatepass"))
 LAG_TICK_MS = 5  # how often frames held back (fakelag) are served...
 LAG_TICK_SHARE_S = 0.003  # ...for about this long at most, in turns, so the loop serves everyone else between
 AT_ONCE = 5.0  # a frame costing more than this (history, search, lists) always waits for its turn...
@@ -412,7 +418,7 @@ class ChatServer(QObject):
     def _within_rate(self, peer: Peer, event: SendMessage | SetTopic) -> bool:
         """A chat message over the rate limit: refused (slow_down), or after too many refusals a disconnect."""
         assert peer.limiter is not None
-        verdict, wait = peer.limiter.message(time.monotonic())
+        verdict, wait = peer.limiter.message(time.monotonic(), own_bytes(event))
         if verdict is Verdict.OK:
             return True
         if verdict is Verdict.FLOOD:

@@ -128,7 +128,7 @@ class HistoryService:
         if len(query_words(request.query)) > MAX_SEARCH_WORDS:
             raise ProtocolError(ErrorCode.SEARCH_TOO_BROAD,
                                 f"A search may have at most {MAX_SEARCH_WORDS} words; leave some out.", ref=SEARCH_REF)
-        rooms = [self.rooms.member_room(user, request.room)] if request.room is not None else list(user.rooms)
+        rooms = [self.rooms.member_room(user, request.room, ref=SEARCH_REF)] if request.room is not None else list(user.rooms)
         echo = rooms[0].name if request.room is not None else None  # only what the user may read now
         if not self.backend.history:
             self.connections.send(user.peer, SearchResults(request.query, (), echo, before=request.before))

@@ -40,6 +40,7 @@ class _Pass:
     # stored by this pass, None for a resend)
     mail_acks: list[tuple[Peer, bytes, str | None, MailRow | None]] = field(default_factory=list)
     mail_for: dict[str, int] = field(default_factory=dict)  # recipient key -> how many kept for them in this pass
+    mail_from: dict[tuple[str, str], int] = field(default_factory=dict)  # (recipient, sender key) -> how many
     resends: dict[int, list[User]] = field(default_factory=dict)  # index in batch.messages -> more to acknowledge
     by_cid: dict[tuple[str, str], int] = field(default_factory=dict)  # (sender key, cid) -> index in batch.messages
     after: list[Callable[[], None]] = field(default_factory=list)  # run once this pass is stored (or not)
@@ -111,10 +112,16 @@ class Journal:
         p.batch.mail.append(row)
         p.mail_acks.append((sender, ack, cid, row))
         p.mail_for[row[1]] = p.mail_for.get(row[1], 0) + 1
+        pair = (row[1], row[4])
+        p.mail_from[pair] = p.mail_from.get(pair, 0) + 1
 
     def pending_mail(self, user_key: str) -> int:
         """How many private messages kept for the user are not stored yet."""
         return sum(p.mail_for.get(user_key, 0) for p in self._passes())
+
+    def pending_share(self, user_key: str, sender_key: str) -> int:
+        """How many of those the sender ``sender_key`` sent (their share of the user's mailbox not stored yet)."""
+        return sum(p.mail_from.get((user_key, sender_key), 0) for p in self._passes())
 
     def held_again(self, mid: int, sender: Peer, ack: bytes, cid: str | None) -> bool:
         """A resend of a kept private message not stored yet: acknowledged with it. False if it is stored."""

@@ -9,6 +9,12 @@ Pure Python with the clock passed in, so every rule is testable without waiting.
   received takes one, whatever it is (nothing can refuse bytes already read), so the bucket can go
   into debt. While it is in debt chat messages are refused (``slow_down``); a debt as deep as a
   whole burst means the client keeps sending far over the limit, and it is disconnected (``flood``).
+  A message's own bytes do not count in its own check (they were charged as they were read), and a
+  refused message's bytes are given back: else a large message, resent as told, would be charged
+  again at every resend and refused again, for ever, whenever a few are resent together. The bytes
+  of refused messages stay bounded by the strikes below.
+- **Order.** A refusal holds back the connection's messages after it for as long as it said to wait:
+  else, with its bytes given back, a later message of the same paste could pass before it.
 - **Warnings.** Each refusal is a strike; strikes leak away at ``flood_after / flood_window`` per
   second. More than ``flood_after`` strikes (that many refusals in about ``flood_window`` seconds,
   sent after being told to slow down) disconnect the client (``flood``).
@@ -45,7 +51,8 @@ class RateLimits:
 class Limiter:
     """The buckets of one connection. ``now`` is a monotonic clock in seconds."""
 
-    __slots__ = ("_byte_stamp", "_bytes", "_msg_stamp", "_msgs", "_strike_stamp", "_strikes", "limits")
+    __slots__ = ("_blocked_until", "_byte_stamp", "_bytes", "_msg_stamp", "_msgs", "_strike_stamp", "_strikes",
+                 "limits")
 
     def __init__(self, limits: RateLimits, now: float) -> None:
         self.limits = limits
@@ -55,6 +62,7 @@ class Limiter:
         self._byte_stamp = now
         self._strikes = 0.0
         self._strike_stamp = now
+        self._blocked_until = now  # a refusal said to wait until then: later messages wait too
 
     @property
     def byte_tokens(self) -> float:
@@ -70,14 +78,15 @@ class Limiter:
         self._bytes -= nbytes
         return Verdict.FLOOD if self._bytes < -lim.bytes_burst else Verdict.OK
 
-    def message(self, now: float) -> tuple[Verdict, float]:
-        """Take a token for one chat message: (OK, 0), or (SLOW_DOWN or FLOOD, seconds to wait)."""
+    def message(self, now: float, size: int = 0) -> tuple[Verdict, float]:
+        """Take a token for one chat message of ``size`` bytes (charged already as received): (OK, 0), or
+        (SLOW_DOWN or FLOOD, seconds to wait), its bytes given back then."""
         lim = self.limits
-        wait = 0.0
+        wait = max(0.0, self._blocked_until - now)  # behind a refused message: in order
         if lim.bytes > 0:
             self._refill_bytes(now)
-            if self._bytes < 0:
-                wait = -self._bytes / lim.bytes
+            if self._bytes + size < 0:  # the debt without this message's own bytes
+                wait = max(wait, -(self._bytes + size) / lim.bytes)
         if lim.messages > 0:
             elapsed = now - self._msg_stamp
             self._msg_stamp = now
@@ -88,6 +97,9 @@ class Limiter:
             if lim.messages > 0:
                 self._msgs = max(0.0, self._msgs - 1)
             return Verdict.OK, 0.0
+        if lim.bytes > 0:
+            self._bytes = min(float(lim.bytes_burst), self._bytes + size)  # refused: its bytes given back
+        self._blocked_until = now + wait
         return self._strike(now), wait
 
     def _refill_bytes(self, now: float) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from qtchat.protocol import Delivered, ErrorCode, Message, ProtocolError, SendMessage, encode_event
 
-from .backend import Backend, HeldMessage, MailRow, RecentCid, then
+from .backend import Backend, HeldMessage, MailboxCount, MailRow, RecentCid, then
 from .config import ServerConfig
 from .journal import NOT_STORED, Journal
 from .peer import Connections, User, now_ms
@@ -51,21 +51,24 @@ class Mailboxes:
                    if account is None else "this server keeps no private messages for people who are offline")
             raise ProtocolError(ErrorCode.USER_OFFLINE,
                                 f"{event.to} is not online, and {why}: send it again when they are online.", ref=cid)
-        if self.journal.pending_mail(to_key) >= cap:
-            raise self._full(account.name, cap, cid)
         to_name = account.name
+        share = cfg.mailbox_per_sender if 0 < cfg.mailbox_per_sender < cap else cap  # 0: no share but the whole
+        refusal = self._refusal(to_name, to_key, user.key, cap=cap, share=share, stored=MailboxCount(0, 0), cid=cid)
+        if refusal is not None:
+            raise refusal
         counting = (user.key, cid or "")
         if cid is not None:
             if counting in self._counting:
                 return  # sent again while the first is being counted: that one is acknowledged once kept
             self._counting.add(counting)
 
-        def counted(stored: int) -> None:
+        def counted(stored: MailboxCount) -> None:
             self._counting.discard(counting)
             if user.peer.detached:
                 return
-            if self.journal.pending_mail(to_key) + stored >= cap:
-                self.connections.fail(user.peer, self._full(to_name, cap, cid))
+            refusal = self._refusal(to_name, to_key, user.key, cap=cap, share=share, stored=stored, cid=cid)
+            if refusal is not None:
+                self.connections.fail(user.peer, refusal)
             else:
                 self._keep(user, event, to_key, to_name)
 
@@ -74,7 +77,21 @@ class Mailboxes:
             log.error("cannot count the private messages kept for %s: %s", to_name, exc)
             self.connections.fail(user.peer, ProtocolError(ErrorCode.INTERNAL, NOT_STORED, ref=cid))
 
-        then(self.backend.mailbox_count(to_key, cap), counted, broken)
+        then(self.backend.mailbox_count(to_key, user.key, cap, share), counted, broken)
+
+    def _refusal(self, to_name: str, to_key: str, sender_key: str, *, cap: int, share: int, stored: MailboxCount,
+                 cid: str | None) -> ProtocolError | None:
+        """``mailbox_full`` when the mailbox, with what waits to be stored, is full, or holds the sender's whole
+        share; None when there is room."""
+        if self.journal.pending_mail(to_key) + stored.total >= cap:
+            return self._full(to_name, cap, cid)
+        if self.journal.pending_share(to_key, sender_key) + stored.from_sender >= share:
+            return ProtocolError(
+                ErrorCode.MAILBOX_FULL,
+                f"{to_name} is offline and has {share} messages from you waiting already, your share of their "
+                f"mailbox on this server (others can still write to them): send more once they have logged in.",
+                ref=cid)
+        return None
 
     def _keep(self, user: User, event: SendMessage, to_key: str, to_name: str) -> None:
         cid = event.cid

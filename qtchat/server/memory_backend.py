@@ -27,6 +27,7 @@ from .backend import (
     Account,
     Around,
     HeldMessage,
+    MailboxCount,
     Page,
     PassBatch,
     RecentCid,
@@ -211,8 +212,12 @@ class MemoryBackend(QObject):
 
     # ------------------------------------------------------------ mailboxes
 
-    def mailbox_count(self, user_key: str, cap: int) -> Future[int]:
-        return self._answer(lambda: min(cap, len(self._mail.get(user_key, ()))))
+    def mailbox_count(self, user_key: str, sender_key: str, cap: int, share: int) -> Future[MailboxCount]:
+        def count() -> MailboxCount:
+            rows = self._mail.get(user_key, ())
+            return MailboxCount(min(cap, len(rows)), min(share, sum(1 for r in rows if r[3] == sender_key)))
+
+        return self._answer(count)
 
     def mailbox_page(self, user_key: str, after: int, limit: int) -> Future[tuple[list[HeldMessage], bool]]:
         def read() -> tuple[list[HeldMessage], bool]:

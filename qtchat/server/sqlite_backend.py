@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, QTimer
 
 from .accounts import AccountStore
-from .backend import Account, Around, HeldMessage, Page, PassBatch, RecentCid, RemoteSink, answer, done
+from .backend import Account, Around, HeldMessage, MailboxCount, Page, PassBatch, RecentCid, RemoteSink, answer, done
 from .bans import BanList
 from .room_state import RoomRecord, RoomTable
 from .store import INDEX_BATCH, MessageStore
@@ -208,8 +208,9 @@ class SqliteBackend(QObject):
 
     # ------------------------------------------------------------ mailboxes
 
-    def mailbox_count(self, user_key: str, cap: int) -> Future[int]:
-        return answer(lambda: self.store.mailbox_count(user_key, cap))
+    def mailbox_count(self, user_key: str, sender_key: str, cap: int, share: int) -> Future[MailboxCount]:
+        return answer(lambda: MailboxCount(self.store.mailbox_count(user_key, cap),
+                                           self.store.mailbox_share(user_key, sender_key, share)))
 
     def mailbox_page(self, user_key: str, after: int, limit: int) -> Future[tuple[list[HeldMessage], bool]]:
         return answer(lambda: self.store.mailbox_page(user_key, after, limit))

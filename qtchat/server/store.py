@@ -18,6 +18,7 @@ takes deleted rows (retention) out of the index. Without FTS5, or with
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sqlite3
@@ -122,17 +123,33 @@ class SearchTooCostly(Exception):
 
 def open_wal(path: Path | None, *, synced_elsewhere: bool = False) -> sqlite3.Connection:
     """A connection to a SQLite file in WAL mode. A commit is on disk when it returns (synchronous=FULL),
-    or, ``synced_elsewhere``, only once the log is synced by someone else (the sync agent: syncer.py),
-    with no automatic checkpoints (the agent makes them): then this connection syncs nothing itself
-    but the log's header when the log starts over after a checkpoint."""
+    or, ``synced_elsewhere``, only once the log is synced by someone else (the sync agent: syncer.py).
+
+    Then this connection syncs nothing at all (synchronous=OFF, no automatic checkpoints): the agent
+    fsyncs the log before anything is acknowledged, and makes every checkpoint itself with a connection
+    of its own at synchronous=FULL (the log synced before the database is written, the database synced
+    before the log may start over). What OFF leaves out beyond NORMAL is the sync of the log's header
+    when a writer starts the log over after a checkpoint: a stall of the disk's fsync on the loop (seen
+    at 290 ms here). Without it a crash can leave the old header before the new frames; those frames'
+    salts then do not match, so they are ignored, and they were not acknowledged, since the agent had
+    not synced them; the frames they replace were all checkpointed and synced already. Close it with
+    ``close_wal`` (the last connection to close checkpoints, which must sync)."""
     db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     if synced_elsewhere:
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA wal_autocheckpoint=0")
     else:
         db.execute("PRAGMA synchronous=FULL")
     return db
+
+
+def close_wal(db: sqlite3.Connection) -> None:
+    """Close a connection of ``open_wal``. If it is the last one, SQLite checkpoints the log into the
+    database and removes it: with synchronous=FULL, so that the checkpoint is synced before the log goes."""
+    with contextlib.suppress(sqlite3.Error):
+        db.execute("PRAGMA synchronous=FULL")
+    db.close()
 
 
 def rollback(db: sqlite3.Connection) -> None:
@@ -151,7 +168,7 @@ class MessageStore:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.db = open_wal(path, synced_elsewhere=synced_elsewhere)
-        self.synchronous = "NORMAL" if synced_elsewhere else "FULL"
+        self.synchronous = "OFF" if synced_elsewhere else "FULL"
         self.db.executescript(SCHEMA)
         rekey_messages(self.db)  # (once, after names began to compare by their skeletons)
         self.db.create_function("qtchat_fold", 1, fold, deterministic=True)
@@ -184,7 +201,7 @@ class MessageStore:
         self.fts = wanted  # the index is kept right on deletes either way; unwanted, it is not filled
 
     def close(self) -> None:
-        self.db.close()
+        close_wal(self.db)
 
     def max_id(self) -> int:
         """The highest message id stored, in the history or in a mailbox."""
@@ -299,7 +316,7 @@ class MessageStore:
         # the index can be rebuilt from the messages, so its commits need not wait for the disk: the
         # next message commit's sync takes the log with them, and one lost on a crash takes its
         # fts_upto with it, so those rows are indexed again
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA synchronous=OFF" if self.synchronous == "OFF" else "PRAGMA synchronous=NORMAL")
         try:
             while True:
                 count, last = db.execute(
@@ -406,6 +423,12 @@ class MessageStore:
         """How many private messages wait for the user (counting stops at ``cap``)."""
         row = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM mailbox WHERE user_key = ? LIMIT ?)",
                               (user_key, cap)).fetchone()
+        return int(row[0])
+
+    def mailbox_share(self, user_key: str, sender_key: str, cap: int) -> int:
+        """How many of the private messages waiting for the user the sender sent (counting stops at ``cap``)."""
+        row = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM mailbox WHERE user_key = ? AND sender_key = ? "
+                              "LIMIT ?)", (user_key, sender_key, cap)).fetchone()
         return int(row[0])
 
     def mailbox_page(self, user_key: str, after: int, limit: int) -> tuple[list[HeldMessage], bool]:

@@ -1,6 +1,6 @@
 """The sync agent: a small process that makes the server's SQLite commits durable off its event loop.
 
-The server commits each pass to SQLite without waiting for the disk (``PRAGMA synchronous=NORMAL``
+The server commits each pass to SQLite without waiting for the disk (``PRAGMA synchronous=OFF``
 in WAL mode: the commit is written to the ``-wal`` file, not synced) and acknowledges nothing until
 this process answers that it has synced the ``-wal`` files (``fsync`` flushes a file's data whoever
 wrote it). An fsync that takes half a second on a busy disk then delays only the acknowledgements
@@ -9,7 +9,7 @@ everything accepted meanwhile shares the next sync (group commit).
 
 It also checkpoints the log into the database (``PRAGMA wal_checkpoint(PASSIVE)``, which never takes
 the writer's lock and syncs both files itself), so the server's own connection, with automatic
-checkpoints off, never syncs but when its log starts over.
+checkpoints off, never syncs at all (``store.open_wal`` says why that is safe).
 
 Only the standard library is imported here: the agent starts in a few milliseconds. Requests on
 standard input, one a line; answers on standard output, one a line, in the same order:

@@ -36,7 +36,7 @@ def agent_command() -> list[str]:
 
 
 class Syncer(QObject):
-    """Syncs the ``-wal`` logs of ``databases`` (SQLite files in WAL mode with synchronous=NORMAL and no
+    """Syncs the ``-wal`` logs of ``databases`` (SQLite files in WAL mode with synchronous=OFF and no
     automatic checkpoints), by the agent process, or here if it cannot run."""
 
     def __init__(self, databases: list[Path], parent: QObject | None = None, *,

@@ -53,6 +53,7 @@ from qtchat.server.backend import then
 from qtchat.server.operator import sentence
 from qtchat.sysutil import QuitSignals
 from qtchat.ui.about import show_about
+from qtchat.ui.bidi import IsolatedNames, isolate, mark_overrides
 
 Index = QModelIndex | QPersistentModelIndex
 SortRole = int(Qt.ItemDataRole.UserRole) + 1
@@ -241,8 +242,8 @@ class BanDialog(QDialog):
 
     def __init__(self, name: str, address: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Ban {name}")
-        self.by_name = QCheckBox(f"the name {name}")
+        self.setWindowTitle(f"Ban {isolate(name)}")
+        self.by_name = QCheckBox(f"the name {isolate(name)}")
         self.by_name.setChecked(True)
         self.by_address = QCheckBox(f"the address {address}")
         self.duration = QComboBox()
@@ -302,6 +303,7 @@ class AdminWindow(QMainWindow):
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table = QTableView()
         self.table.setModel(self.proxy)
+        self.table.setItemDelegateForColumn(0, IsolatedNames(self.table))  # the names (and the ban and kick dialogs)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -425,11 +427,11 @@ class AdminWindow(QMainWindow):
         level = self.level.currentData()
         for levelno, line in batch:
             if levelno >= level:
-                self.log_view.appendPlainText(line)
+                self.log_view.appendPlainText(mark_overrides(line))  # a line is a paragraph: overrides shown
 
     def _rebuild_log(self) -> None:
         level = self.level.currentData()
-        self.log_view.setPlainText("\n".join(line for levelno, line in self._records if levelno >= level))
+        self.log_view.setPlainText(mark_overrides("\n".join(line for levelno, line in self._records if levelno >= level)))
         self.log_view.moveCursor(self.log_view.textCursor().MoveOperation.End)
 
     # ------------------------------------------------------------ actions
@@ -462,7 +464,7 @@ class AdminWindow(QMainWindow):
         if user is None:
             return
         if reason is None:
-            text, ok = QInputDialog.getText(self, "Kick", literal_html(f"Kick {user.name}? Reason (shown to them):"))
+            text, ok = QInputDialog.getText(self, "Kick", literal_html(f"Kick {isolate(user.name)}? Reason (shown to them):"))
             if not ok:
                 return
             reason = text
@@ -485,7 +487,7 @@ class AdminWindow(QMainWindow):
             return
         on = not user.muted
         if self.confirm and QMessageBox.question(self, "Mute" if on else "Unmute",
-                                                 literal_html(f"{'Mute' if on else 'Unmute'} {user.name}?")) \
+                                                 literal_html(f"{'Mute' if on else 'Unmute'} {isolate(user.name)}?")) \
                 != QMessageBox.StandardButton.Yes:
             return
         self._report(self.operator.mute(user.id, on))

@@ -17,6 +17,9 @@ Names carry none of this: format characters (category Cf, every direction contro
 
 from __future__ import annotations
 
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex
+from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
+
 OVERRIDE_MARKS = {"\u202d": "\u21e5", "\u202e": "\u21e4"}  # LRO -> ⇥, RLO -> ⇤ (one UTF-16 unit each, as they are)
 _TABLE = str.maketrans(OVERRIDE_MARKS)
 FSI, PDI = "\u2068", "\u2069"
@@ -40,3 +43,13 @@ def override_offsets(text: str) -> list[int]:
 def isolate(text: str) -> str:
     """Overrides marked, and the whole kept to its own direction: FSI ... PDI."""
     return f"{FSI}{mark_overrides(text)}{PDI}"
+
+
+class IsolatedNames(QStyledItemDelegate):
+    """Items drawn isolated (FSI ... PDI), the model's text left as it is (sorting, filtering, copying):
+    a right-to-left name cannot reorder what is drawn beside it (the user list, the admin window's table)."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        super().initStyleOption(option, index)
+        if option.text:
+            option.text = isolate(option.text)

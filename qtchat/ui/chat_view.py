@@ -30,7 +30,8 @@ from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QToolButton, QWidget
 
 from qtchat.client.models import ChatLine, MessageLog, literal_html
 
-from .message_delegate import MessageDelegate, find_urls, utf16_len, utf16_slice
+from .message_delegate import MessageDelegate, find_urls, is_long, utf16_len, utf16_slice
+from .text_viewer import TextViewer
 
 __all__ = ["ChatView", "MessageDelegate", "find_urls"]
 
@@ -44,12 +45,16 @@ class ChatView(QAbstractScrollArea):
         near_top(): scrolled to within a screen of the oldest line (time to load older ones).
         near_bottom(): scrolled down to the last line (time to load newer ones, when the view shows
             older messages than the newest).
+        line_activated(ChatLine): a line that does something was clicked, or chosen with Enter (the
+            last one in sight): a "more" line (load the next messages). A long message, drawn collapsed,
+            opens itself whole in a TextViewer (``viewer``) the same ways ("show more", Enter, the menu).
     """
 
     link_activated = Signal(str)
     unseen_changed = Signal(int)
     near_top = Signal()
     near_bottom = Signal()
+    line_activated = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -71,6 +76,7 @@ class ChatView(QAbstractScrollArea):
         self._switching = False
         self._anchor: tuple[int, int] | None = None  # selection: (row, UTF-16 offset) where the drag began
         self._end: tuple[int, int] | None = None
+        self.viewer: TextViewer | None = None  # the last long message opened whole
         self.new_button = QToolButton(self.viewport())
         self.new_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.new_button.setAutoRaise(False)
@@ -92,8 +98,11 @@ class ChatView(QAbstractScrollArea):
             self.model.rowsInserted.disconnect(self._on_rows_inserted)
             self.model.dataChanged.disconnect(self._on_data_changed)
             self.model.modelReset.disconnect(self._relayout)
+            self.model.rowsRemoved.disconnect(self._on_rows_removed)
+            self.model.reading = False
         self.model = model
         model.rowsInserted.connect(self._on_rows_inserted)
+        model.rowsRemoved.connect(self._on_rows_removed)
         model.dataChanged.connect(self._on_data_changed)
         model.modelReset.connect(self._relayout)
         self._anchor = self._end = None
@@ -162,8 +171,8 @@ class ChatView(QAbstractScrollArea):
         if first == 0 and self._heights:  # older lines at the top: keep what the reader sees in place
             self._prepend(last + 1)
             return
-        if first != len(self._heights):  # neither: measure everything
-            self._relayout()
+        if first != len(self._heights):  # in the middle (missed messages loaded): measure, keep the place
+            self._keep_place_around(first, last - first + 1)
             return
         stick = self.at_bottom and self.follow
         width = self._width
@@ -201,6 +210,40 @@ class ChatView(QAbstractScrollArea):
         if not stick:
             bar.setValue(value + added)
         self.viewport().update()
+
+    def _on_rows_removed(self, parent: QModelIndex, first: int, last: int) -> None:
+        """The log let its oldest lines go (it is bounded): what the reader sees stays in place."""
+        if self.model is None:
+            return
+        count = last + 1
+        if first != 0 or count > len(self._heights):
+            self._keep_place_around(first, -(last - first + 1))
+            return
+        bar = self.verticalScrollBar()
+        stick = self.at_bottom
+        value = bar.value()
+        removed = self._tops[count] if count < len(self._tops) else self._total
+        self._heights = self._heights[count:]
+        self._tops = [t - removed for t in self._tops[count:]]
+        self._total -= removed
+        self._anchor = self._end = None  # the selection's rows moved
+        self._update_scrollbar(stick)
+        if not stick:
+            bar.setValue(max(0, value - removed))
+        self.viewport().update()
+
+    def _keep_place_around(self, first: int, added: int) -> None:
+        """Rows were inserted (``added`` > 0) or removed at ``first``: measure again, the line at the top
+        of the view (when it was not one removed) staying where it was."""
+        top = self.row_at(0)
+        offset = self.verticalScrollBar().value() - self._tops[top] if top >= 0 else 0
+        stick = self.at_bottom
+        self._relayout()
+        if stick or top < first or (added < 0 and top < first - added):
+            return
+        row = top + added
+        if 0 <= row < len(self._tops):
+            self.verticalScrollBar().setValue(self._tops[row] + offset)
 
     def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: object = None) -> None:
         if self.model is None:
@@ -247,6 +290,8 @@ class ChatView(QAbstractScrollArea):
         b.move(vp.width() - b.width() - 16, vp.height() - b.height() - 10)
 
     def _on_scrolled(self, value: int) -> None:
+        if self.model is not None:
+            self.model.reading = not self.at_bottom  # the log keeps more lines while the reader is up there
         if self.at_bottom:
             self._set_unseen(0)
         maximum = self.verticalScrollBar().maximum()
@@ -363,7 +408,40 @@ class ChatView(QAbstractScrollArea):
         if event.matches(QKeySequence.StandardKey.Copy):
             self.copy_selection()
             return
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            line = self._last_actionable()
+            if line is not None:
+                self.activate(line)
+                return
         super().keyPressEvent(event)
+
+    def _last_actionable(self) -> ChatLine | None:
+        """The lowest line in sight that does something (a "more" line, a collapsed message)."""
+        if self.model is None:
+            return None
+        top, bottom = self.row_at(0), self.row_at(self.viewport().height() - 1)
+        if top < 0:
+            return None
+        last = bottom if bottom >= 0 else len(self._tops) - 1
+        for row in range(last, top - 1, -1):
+            line = self.model.lines[row]
+            if line.kind == "more" or (line.kind == "msg" and is_long(line.text)):
+                return line
+        return None
+
+    def activate(self, line: ChatLine) -> None:
+        """Do what the line does: a long message opens whole in the viewer; others are line_activated."""
+        if line.kind == "msg" and is_long(line.text):
+            self.show_whole(line)
+        else:
+            self.line_activated.emit(line)
+
+    def show_whole(self, line: ChatLine) -> None:
+        """The whole of a long message, in a read-only plain-text viewer."""
+        if self.viewer is not None:
+            self.viewer.close()
+        self.viewer = TextViewer(line.text, line.sender, self)
+        self.viewer.show()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
@@ -390,7 +468,14 @@ class ChatView(QAbstractScrollArea):
                 if QGuiApplication.clipboard().supportsSelection():
                     QGuiApplication.clipboard().setText(self.selected_text(), QClipboard.Mode.Selection)
                 return  # a drag selects; it does not open links
-            link = self._link_under(event.position().toPoint())
+            pos = event.position().toPoint()
+            row = self.row_at(pos.y())
+            if row >= 0 and self.model is not None:
+                line, top = self.model.lines[row], self._tops[row] - self.verticalScrollBar().value()
+                if line.kind == "more" or self.delegate.show_more_at(line, top, self._width, pos):
+                    self.activate(line)
+                    return
+            link = self._link_under(pos)
             if link:
                 self.link_activated.emit(link)
                 if self.open_links:
@@ -405,6 +490,8 @@ class ChatView(QAbstractScrollArea):
         if self.selection_span() is not None:
             menu.addAction("Copy", self.copy_selection)
         menu.addAction("Copy message", lambda: QGuiApplication.clipboard().setText(line.text))
+        if line.kind == "msg" and is_long(line.text):
+            menu.addAction("Show the whole message", lambda: self.show_whole(line))
         link = self._link_under(event.pos())
         if link:
             menu.addAction("Copy link", lambda: QGuiApplication.clipboard().setText(link))

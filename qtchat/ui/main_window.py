@@ -408,9 +408,10 @@ class MainWindow(QMainWindow):
     def _add_view(self, conv: Conversation) -> None:
         view = ChatView()
         view.set_model(conv.log)
-        view.setAccessibleName(f"Messages in {conv.title}")
+        view.setAccessibleName(f"Messages in {isolate(conv.title)}")
         view.near_top.connect(conv.load_older)
         view.near_bottom.connect(conv.load_newer)
+        view.line_activated.connect(lambda line: line.kind == "more" and conv.load_missed())
         self.views[conv] = view
         self.stack.addWidget(view)
         conv.view_changed.connect(lambda keep_place: self._on_view_changed(conv, keep_place))
@@ -434,7 +435,7 @@ class MainWindow(QMainWindow):
         self.input.setPlainText(self._drafts.pop(conv, ""))
         self.input.moveCursor(QTextCursor.MoveOperation.End)
         self.input.complete_names = conv.users.completions
-        self.input.setPlaceholderText(f"Message {conv.title}")
+        self.input.setPlaceholderText(f"Message {isolate(conv.title)}")
         self.user_panel.show_conversation(conv)
         self.sidebar.select(conv)
         self.context_bar.setVisible(conv.context is not None)
@@ -559,9 +560,9 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         me = self.client.me or self.client.user
-        base = f"{self.workspace.active.title} \N{EM DASH} qtchat"
+        base = f"{isolate(self.workspace.active.title)} \N{EM DASH} qtchat"
         if me:
-            base += f" ({me})"
+            base += f" ({isolate(me)})"
         unread = self.workspace.total_unread
         self.setWindowTitle(f"({unread}) {base}" if unread else base)
 

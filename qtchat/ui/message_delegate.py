@@ -35,6 +35,31 @@ _TRAILING = ".,;:!?)]}'\""
 PAD_X = 8
 PAD_Y = 2
 NICK_CHARS = 12
+LONG_CHARS = 2000  # a message longer than this, or of more lines than LONG_LINES, is drawn collapsed
+LONG_LINES = 20
+COLLAPSED_LINES = 8  # drawn lines of a collapsed message, then its "show more" line
+EXCERPT_CHARS = 1000  # of its text at most laid out: the layout of a collapsed message is bounded
+_BREAKS = re.compile("[\n\u2028\u2029]")
+
+
+def is_long(text: str) -> bool:
+    """Drawn collapsed, with "show more"? (At most LONG_CHARS characters are looked at.)"""
+    return len(text) > LONG_CHARS or sum(text.count(c) for c in "\n\u2028\u2029") >= LONG_LINES
+
+
+def excerpt(text: str) -> str:
+    """The start of a long message that its collapsed row shows: a prefix, so offsets stay the text's."""
+    head = text[:EXCERPT_CHARS]
+    for i, m in enumerate(_BREAKS.finditer(head)):
+        if i + 1 == COLLAPSED_LINES:
+            return head[: m.start()]
+    return head
+
+
+def show_more_label(text: str) -> str:
+    lines = text.count("\n") + 1
+    size = f"{len(text):,} characters" + (f", {lines:,} lines" if lines > 1 else "")
+    return f"\N{HORIZONTAL ELLIPSIS} show more ({size})"
 
 
 def find_urls(text: str) -> list[tuple[int, int, str]]:
@@ -132,11 +157,12 @@ class MessageDelegate:
             text = line.text
             breaks = "\n" in text or "\u2028" in text or "\u2029" in text
             fm = self.fm_italic if line.kind == "notice" else self.fm
-            natural = -1 if breaks else fm.horizontalAdvance(mark_overrides(text))
+            natural = -1 if breaks or is_long(text) else fm.horizontalAdvance(mark_overrides(text))
         if 0 <= natural <= avail:
             h = self.line_h + 2 * PAD_Y
         else:
-            h = self._layout(line, avail).lineCount() * self.line_h + 2 * PAD_Y
+            rows = self._layout(line, avail).lineCount() + (1 if is_long(line.text) else 0)
+            h = rows * self.line_h + 2 * PAD_Y
         line.layout = (avail, h, natural)
         return h
 
@@ -145,14 +171,36 @@ class MessageDelegate:
         hit = self._layouts.get(key)
         if hit is not None and hit[0] == avail and hit[1] is line.text:
             return hit[2]
+        # a long message: only its start, and at most COLLAPSED_LINES lines of it, are laid out
+        text, most = (excerpt(line.text), COLLAPSED_LINES) if is_long(line.text) else (line.text, -1)
         # QTextLayout breaks lines at U+2028, not at "\n"; same length, so offsets stay valid
-        shown = mark_overrides(line.text.replace("\n", "\u2028"))
+        shown = mark_overrides(text.replace("\n", "\u2028"))
         layout = QTextLayout(shown, self.italic if line.kind == "notice" else self.font)
         option = QTextOption()
         option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         layout.setTextOption(option)
+        ranges = self._formats(text)
+        layout.setFormats(ranges)
+        layout.beginLayout()
+        y = 0.0
+        while most != 0:
+            tl = layout.createLine()
+            if not tl.isValid():
+                break
+            tl.setLineWidth(avail)
+            tl.setPosition(QPointF(0, y))
+            y += self.line_h
+            most -= 1
+        layout.endLayout()
+        self._layouts[key] = (avail, line.text, layout)
+        if len(self._layouts) > 400:
+            self._layouts.popitem(last=False)
+        return layout
+
+    def _formats(self, text: str) -> list[QTextLayout.FormatRange]:
+        """Links underlined, overrides' markers in the error colour."""
         ranges = []
-        for start, end, _ in utf16_ranges(line.text, find_urls(line.text)):
+        for start, end, _ in utf16_ranges(text, find_urls(text)):
             fr = QTextLayout.FormatRange()
             fr.start, fr.length = start, end - start
             fmt = QTextCharFormat()
@@ -160,7 +208,7 @@ class MessageDelegate:
             fmt.setFontUnderline(True)
             fr.format = fmt
             ranges.append(fr)
-        for at in override_offsets(line.text):
+        for at in override_offsets(text):
             fr = QTextLayout.FormatRange()
             fr.start, fr.length = at, 1
             fmt = QTextCharFormat()
@@ -168,21 +216,14 @@ class MessageDelegate:
             fmt.setFontWeight(QFont.Weight.Bold)
             fr.format = fmt
             ranges.append(fr)
-        layout.setFormats(ranges)
-        layout.beginLayout()
-        y = 0.0
-        while True:
-            tl = layout.createLine()
-            if not tl.isValid():
-                break
-            tl.setLineWidth(avail)
-            tl.setPosition(QPointF(0, y))
-            y += self.line_h
-        layout.endLayout()
-        self._layouts[key] = (avail, line.text, layout)
-        if len(self._layouts) > 400:
-            self._layouts.popitem(last=False)
-        return layout
+        return ranges
+
+    def show_more_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> bool:
+        """Is ``pos`` on the "show more" line of a collapsed message?"""
+        if not is_long(line.text) or pos.x() < self.text_x:
+            return False
+        h = self.height(line, width)
+        return top + h - PAD_Y - self.line_h <= pos.y() < top + h
 
     def cursor_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> int:
         """The UTF-16 offset in the line's text nearest to ``pos`` (0 left of the text column)."""
@@ -241,12 +282,7 @@ class MessageDelegate:
             nick = "!" if line.kind == "error" else "\N{BULLET}"
         p.drawText(nick_rect, int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), nick)
         # text column
-        if line.failed or line.kind == "error":
-            p.setPen(self.error)
-        elif line.pending or line.kind == "notice":
-            p.setPen(self.dim)
-        else:
-            p.setPen(self.palette.color(QPalette.ColorRole.Text))
+        p.setPen(self._text_color(line))
         layout = self._layout(line, avail)
         ranges = []
         if selection is not None and selection[1] > selection[0]:
@@ -258,10 +294,24 @@ class MessageDelegate:
             fr.format = fmt
             ranges.append(fr)
         layout.draw(p, QPointF(self.text_x, top + PAD_Y), ranges)
+        if is_long(line.text):  # collapsed: the rest is in the viewer ("show more", or Enter)
+            p.setFont(self.font)
+            p.setPen(self.link)
+            p.drawText(self.text_x, top + h - PAD_Y - self.line_h + self.fm.ascent(), show_more_label(line.text))
         p.setClipping(False)
 
+    def _text_color(self, line: ChatLine) -> QColor:
+        if line.failed or line.kind == "error":
+            return self.error
+        if line.pending or line.kind == "notice":
+            return self.dim
+        if line.kind == "more":  # it does something: click it, or Enter
+            return self.link
+        return self.palette.color(QPalette.ColorRole.Text)
+
     def link_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> str | None:
-        urls = find_urls(line.text)
+        text = excerpt(line.text) if is_long(line.text) else line.text
+        urls = find_urls(text)
         if not urls:
             return None
         layout = self._layout(line, self.text_width(width))
@@ -270,7 +320,7 @@ class MessageDelegate:
             tl = layout.lineAt(i)
             if tl.y() <= y < tl.y() + self.line_h and 0 <= x <= tl.naturalTextWidth():
                 offset = tl.xToCursor(x)
-                for start, end, url in utf16_ranges(line.text, urls):
+                for start, end, url in utf16_ranges(text, urls):
                     if start <= offset < end:
                         return url if "://" in url else f"https://{url}"
         return None

@@ -10,6 +10,16 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from qtchat.client import ChatLine, Conversation
 
+from .bidi import isolate
+
+
+def notification(conv: Conversation, line: ChatLine) -> tuple[str, str]:
+    """The title and body of a mention's desktop notification: names and text isolated, and escaped
+    (notification daemons read a little HTML in these strings)."""
+    who = isolate(line.sender)
+    title = f"{who} (private)" if not conv.is_room else f"{who} in {isolate(conv.title)}"
+    return html.escape(title), html.escape(isolate(line.text[:200]))
+
 
 class Notifier:
     """The tray icon (when the desktop has a tray and the window an icon) and the mention alerts."""
@@ -28,10 +38,8 @@ class Notifier:
             return  # the sidebar's badge shows it
         QApplication.alert(self.window)
         if self.tray is not None and QSystemTrayIcon.supportsMessages():
-            title = f"{line.sender} (private)" if not conv.is_room else f"{line.sender} in {conv.title}"
-            # notification daemons read a little HTML in these strings: escape it
-            self.tray.showMessage(html.escape(title), html.escape(line.text[:200]),
-                                  QSystemTrayIcon.MessageIcon.Information, 8000)
+            title, body = notification(conv, line)
+            self.tray.showMessage(title, body, QSystemTrayIcon.MessageIcon.Information, 8000)
 
     def hide(self) -> None:
         if self.tray is not None:

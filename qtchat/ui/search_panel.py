@@ -22,11 +22,13 @@ from PySide6.QtWidgets import (
 from qtchat.client.search import SearchModel, match_spans
 from qtchat.protocol import Message
 
+from .bidi import isolate, mark_overrides
 from .message_delegate import utf16_ranges
 from .sidebar import draw_item_base
 
 PAD = 6
 SNIPPET_LEAD = 40  # characters kept before the first match when a long message is cut
+SNIPPET_CHARS = 300  # of a result's text at most laid out (one line, cut by the panel's width anyway)
 
 
 def snippet(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
@@ -37,8 +39,14 @@ def snippet(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[in
         space = flat.find(" ", cut, spans[0][0])  # start at a word
         cut = space + 1 if space >= 0 else cut
     if not cut:
-        return flat, spans
-    return "\N{HORIZONTAL ELLIPSIS}" + flat[cut:], [(s - cut + 1, e - cut + 1) for s, e in spans]
+        return flat[:SNIPPET_CHARS], [(s, min(e, SNIPPET_CHARS)) for s, e in spans if s < SNIPPET_CHARS]
+    end = cut + SNIPPET_CHARS
+    return "\N{HORIZONTAL ELLIPSIS}" + flat[cut:end], [(s - cut + 1, min(e, end) - cut + 1) for s, e in spans if s < end]
+
+
+def result_meta(msg: Message) -> str:
+    """A result's first line: "#room · sender · when", the room and the name each isolated."""
+    return f"#{isolate(msg.room)} \N{MIDDLE DOT} {isolate(msg.sender)} \N{MIDDLE DOT} {when(msg.ts)}"
 
 
 def when(ts: int) -> str:
@@ -77,12 +85,11 @@ class ResultDelegate(QStyledItemDelegate):
         dim.setAlpha(150)
         p.setPen(dim)
         p.setFont(font)
-        meta = fm.elidedText(f"#{msg.room} \N{MIDDLE DOT} {msg.sender} \N{MIDDLE DOT} {when(msg.ts)}",
-                             Qt.TextElideMode.ElideRight, width)
+        meta = fm.elidedText(result_meta(msg), Qt.TextElideMode.ElideRight, width)
         p.drawText(rect.left() + PAD, rect.top() + PAD + fm.ascent(), meta)
         # the text: laid out as plain text, never parsed as markup; the matches in bold
         text, spans = snippet(msg.text, match_spans(msg.text, self.search.query))
-        layout = QTextLayout(text, font)
+        layout = QTextLayout(mark_overrides(text), font)  # its own paragraph: only overrides could lie
         option_text = QTextOption()
         option_text.setWrapMode(QTextOption.WrapMode.NoWrap)
         layout.setTextOption(option_text)

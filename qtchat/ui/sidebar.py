@@ -8,6 +8,8 @@ from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOpti
 
 from qtchat.client import Conversation, ConversationList
 
+from .bidi import isolate
+
 
 def draw_item_base(delegate: QStyledItemDelegate, p: QPainter, option: QStyleOptionViewItem,
                    index: QModelIndex | QPersistentModelIndex) -> tuple[QStyleOptionViewItem, bool]:
@@ -74,7 +76,7 @@ class ConversationDelegate(QStyledItemDelegate):
             right -= lw + 6
         x += fm.horizontalAdvance("# ")
         p.setPen(palette.color(text_role))
-        name = fm.elidedText(conv.name, Qt.TextElideMode.ElideRight, max(0, right - x))
+        name = isolate(fm.elidedText(conv.name, Qt.TextElideMode.ElideRight, max(0, right - x)))
         p.drawText(QRect(x, rect.top(), right - x, rect.height()), Qt.AlignmentFlag.AlignVCenter, name)
         p.restore()
 

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QListView, QMenu, QVBoxLayout, 
 from qtchat.client import ChatClient, Conversation
 from qtchat.client.models import UserListModel
 
-from .bidi import isolate
+from .bidi import IsolatedNames, isolate
 
 
 class UserProxy(QSortFilterProxyModel):
@@ -49,6 +49,7 @@ class UserPanel(QWidget):
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.list = QListView()
         self.list.setModel(self.proxy)
+        self.list.setItemDelegate(IsolatedNames(self.list))
         self.list.setUniformItemSizes(True)
         self.list.setAccessibleName("Users")
         self.list.setToolTip("Double-click to talk privately")

@@ -242,3 +242,16 @@ def test_a_search_the_server_refuses_says_why_and_stops_searching(server, client
             qtbot.assert_not_emitted(client.server_error, wait=100):
         model.start(" ".join(f"word{i}" for i in range(12)))
     assert not model.searching and "at most 8 words" in model.status
+
+
+def test_a_search_in_a_room_we_are_not_in_says_why_and_stops_searching(server, client, qtbot):
+    from qtchat.client.search import SearchModel
+
+    with qtbot.waitSignal(client.logged_in, timeout=5000):
+        client.connect_to("127.0.0.1", server.port, "alice")
+    model = SearchModel(client)
+    with qtbot.waitSignal(client.search_failed, timeout=3000) as failed, \
+            qtbot.assert_not_emitted(client.server_error, wait=100):
+        model.start("anything", room="gone")  # a room left a moment ago, say
+    assert failed.args[0] == "no_such_room"
+    assert not model.searching and "gone" in model.status

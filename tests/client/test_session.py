@@ -208,6 +208,37 @@ def test_history_page_on_login_and_older_pages_on_demand(server, connect, client
     assert not conv.has_older and not conv.load_older()
 
 
+def test_a_long_conversation_keeps_a_bounded_window_and_reloads_what_it_let_go(server, connect, client, qtbot):
+    conv = Workspace(client).lobby
+    conv.log.CAP, conv.log.TRIM_TO, conv.log.READING_CAP = 100, 80, 200  # (5,000, 4,500, 10,000 normally)
+    login(qtbot, client, server.port, "alice")
+    bob = connect()
+    bob.login("bob")
+    for i in range(250):
+        bob.say(f"live {i}")
+    qtbot.waitUntil(lambda: conv.newest_id() and lines_of(conv)[-1].text == "live 249", timeout=10_000)
+    assert len(conv.log.lines) <= 100
+    texts = [ln.text for ln in lines_of(conv)]
+    assert texts == [f"live {i}" for i in range(250 - len(texts), 250)]
+    assert conv.has_older  # what was let go is on the server
+    # scrolled back: loaded again (it was seen live, so the client must not take it for a repeat)
+    assert conv.load_older()
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == len(texts) + 50)
+    assert [ln.text for ln in lines_of(conv)] == [f"live {i}" for i in range(200 - len(texts), 250)]
+    # while the reader is scrolled up the log grows to the reading cap first, then keeps the newest
+    conv.log.reading = True
+    for i in range(250, 300):
+        bob.say(f"live {i}")
+    qtbot.waitUntil(lambda: lines_of(conv)[-1].text == "live 299", timeout=10_000)
+    assert 150 < len(conv.log.lines) <= 200
+    assert lines_of(conv)[0].text == f"live {200 - len(texts)}"  # nothing let go yet
+    conv.log.reading = False
+    bob.say("live 300")
+    qtbot.waitUntil(lambda: lines_of(conv)[-1].text == "live 300")
+    assert len(conv.log.lines) == 80
+    assert [ln.row for ln in conv.log.lines] == list(range(80))
+
+
 def test_reconnect_resumes_after_the_last_message_seen(make_server, connect, client, qtbot, tmp_path):
     first = make_server(data_dir=tmp_path)
     port = first.port
@@ -270,20 +301,89 @@ def test_live_messages_wait_for_the_catch_up_so_the_order_holds(make_server, con
     early.login("early")
     early.say("before")
     qtbot.waitUntil(lambda: len(lines_of(conv)) == 1)
+    # the client comes back only when told to (reconnect_now below), never while the missed messages are
+    # being sent: had it come back early (a race once a loaded machine made the setup slower than the
+    # backoff), they would all be live, and the login that sends "live" would have been and gone
+    client.BACKOFF_BASE = 600.0
     with qtbot.waitSignal(client.connection_lost, timeout=5000):
         first.shutdown("restart")
-    client.BACKOFF_BASE = 1.0
     second = make_server(data_dir=tmp_path, port=port)
     bob = connect(second.port)
     bob.login("bob")
     for i in range(300):  # more than one catch-up page
         bob.say(f"missed {i}")
-    bob.wait_for(lambda: len(bob.of(Message)) == 300)
+    bob.wait_for(lambda: len(bob.of(Message)) == 300, timeout=30)
+    assert client.state is ClientState.WAITING
 
     def chat_during_login(welcome: object) -> None:
         bob.say("live")
 
     client.logged_in.connect(chat_during_login)
+    client.reconnect_now()
     qtbot.waitUntil(lambda: len(lines_of(conv)) == 302, timeout=10000)
     texts = [ln.text for ln in lines_of(conv)]
     assert texts == ["before"] + [f"missed {i}" for i in range(300)] + ["live"]
+
+
+def test_pasted_large_messages_over_the_byte_rate_all_get_through_in_the_end(make_server, connect, client, qtbot):
+    # the default limits: 12 pasted messages of 60 KB are more than the byte burst; those refused are resent together
+    server = make_server(rate_messages=10, rate_burst=20, rate_bytes=64 * 1024, rate_bytes_burst=512 * 1024,
+                         flood_after=50)
+    bob = connect(server.port)
+    bob.login("bob")
+    login(qtbot, client, server.port, "alice")
+    refused: list[str] = []
+    client.message_failed.connect(lambda cid, code, text: refused.append(code))
+    cids = [client.send_text(f"{i:02d}" + "x" * 60_000) for i in range(12)]
+    qtbot.waitUntil(lambda: not client.pending, timeout=30_000)
+    assert refused == []
+    bob.wait_for(lambda: len(bob.of(Message)) == 12)
+    assert [m.text[:2] for m in bob.of(Message)] == [f"{i:02d}" for i in range(12)]  # in the order pasted
+    assert [m.cid for m in bob.of(Message)] == cids
+    assert client.state is ClientState.ONLINE  # no flood disconnect on the way
+
+
+def test_a_large_backlog_is_caught_up_in_bounded_steps_on_demand_without_gaps_or_repeats(make_server, connect, client,
+                                                                                          qtbot, tmp_path):
+    first = make_server(data_dir=tmp_path)
+    port = first.port
+    conv = Workspace(client).lobby
+    client.CATCH_UP_STEP = 50  # (500 normally)
+    login(qtbot, client, port, "alice")
+    early = connect(port)
+    early.login("early")
+    early.say("before")
+    qtbot.waitUntil(lambda: len(lines_of(conv)) == 1)
+    client.BACKOFF_BASE = 600.0  # back only when told (see the test above)
+    with qtbot.waitSignal(client.connection_lost, timeout=5000):
+        first.shutdown("restart")
+    second = make_server(data_dir=tmp_path, port=port)
+    bob = connect(second.port)
+    bob.login("bob")
+    for i in range(120):
+        bob.say(f"missed {i}")
+    bob.wait_for(lambda: len(bob.of(Message)) == 120, timeout=30)
+    client.logged_in.connect(lambda welcome: bob.say("live"))
+    with qtbot.waitSignal(client.catch_up_paused, timeout=10_000):
+        client.reconnect_now()
+    qtbot.waitUntil(lambda: lines_of(conv)[-1].text == "live")
+
+    def shown() -> list[str]:
+        conv.log.flush()
+        return [ln.text if ln.kind == "msg" else ln.kind for ln in conv.log.lines if ln.kind in ("msg", "more")]
+
+    assert shown() == ["before"] + [f"missed {i}" for i in range(50)] + ["more", "live"]  # one step, then live
+    assert conv.more_line is not None and "load the next ones" in conv.more_line.text
+    assert conv.load_missed()
+    assert not conv.load_missed()  # one step at a time
+    with qtbot.waitSignal(client.missed_received) as got:
+        pass
+    assert got.args[0].more
+    assert shown() == ["before"] + [f"missed {i}" for i in range(100)] + ["more", "live"]
+    bob.say("live 2")
+    qtbot.waitUntil(lambda: shown()[-1] == "live 2")
+    assert conv.load_missed()
+    qtbot.waitUntil(lambda: conv.more_line is None)  # all in: the line goes
+    assert shown() == ["before"] + [f"missed {i}" for i in range(120)] + ["live", "live 2"]
+    assert not conv.load_missed()
+    assert [ln.row for ln in conv.log.lines] == list(range(len(conv.log.lines)))

@@ -112,3 +112,17 @@ def test_private_messages_open_their_conversation_and_count_as_unread(server, co
         bob.say("for everyone")
     assert activity.args[0] is ws.lobby and ws.lobby.unread == 1
     assert bob.wait_event(Message, text="for everyone").sender == "bob"
+
+
+def test_a_flood_of_one_notice_costs_one_line(server, connect, client, qtbot):
+    ws = Workspace(client)
+    login(qtbot, client, server.port, "alice")
+    before = len(said(ws))
+    for _ in range(500):
+        server.operator.broadcast("buy cheap watches")
+    server.operator.broadcast("a different one")
+    qtbot.waitUntil(lambda: said(ws)[-1:] == [("error", "Notice from the server: a different one")])
+    assert said(ws)[before:] == [("error", "Notice from the server: buy cheap watches (\u00d7500)"),
+                                 ("error", "Notice from the server: a different one")]
+    ws.active.error("Notice from the server: buy cheap watches")  # not right after its own: a line again
+    assert said(ws)[-1] == ("error", "Notice from the server: buy cheap watches")

@@ -91,6 +91,8 @@ def test_mailbox_size_reaches_the_config():
 
     assert config_from_args(build_parser().parse_args([])).mailbox_size == 1000
     assert config_from_args(build_parser().parse_args(["--mailbox-size", "0"])).mailbox_size == 0
+    assert config_from_args(build_parser().parse_args([])).mailbox_per_sender == 100
+    assert config_from_args(build_parser().parse_args(["--mailbox-per-sender", "7"])).mailbox_per_sender == 7
 
 
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--max-clients", "0"], ["--max-frame", "x"],

@@ -81,3 +81,36 @@ def test_defaults_are_on_and_announced_and_the_byte_burst_fits_a_whole_frame():
     assert limits["messages_per_s"] == cfg.rate_messages and limits["max_rooms"] == cfg.max_rooms_per_user
     small = rate_limits(ServerConfig(max_frame=1 << 20, rate_bytes_burst=1000))
     assert small.bytes_burst >= (1 << 20) + 2
+
+
+def test_a_large_message_is_not_charged_in_its_own_check_and_a_refused_one_gives_its_bytes_back():
+    lim = Limiter(RateLimits(messages=0, bytes=1000, bytes_burst=20000, flood_after=0), now=0.0)
+    # four resends of a 3000-byte message arrive together while the bucket is empty: each charged as read
+    assert lim.received(20000, 0.0) is Verdict.OK
+    assert lim.received(4 * 3000, 0.0) is Verdict.OK
+    # without its own bytes the debt is 9000 (refused), and the refusal gives its 3000 back
+    verdict, wait = lim.message(0.0, 3000)
+    assert verdict is Verdict.SLOW_DOWN and wait == pytest.approx(9.0)
+    assert lim.byte_tokens == pytest.approx(-9000)
+    for _ in range(3):  # the others wait behind it (see below), their bytes given back too
+        assert lim.message(0.0, 3000)[0] is Verdict.SLOW_DOWN
+    assert lim.byte_tokens == pytest.approx(0)
+    # resent together after the wait, as told: every one passes, and each is charged once
+    assert lim.received(4 * 3000, 9.0) is Verdict.OK
+    assert [lim.message(9.0, 3000) for _ in range(4)] == [(Verdict.OK, 0.0)] * 4
+    assert lim.byte_tokens == pytest.approx(9000 - 12000)
+    assert lim.message(9.0, 0)[0] is Verdict.SLOW_DOWN  # the debt still holds a message that has no bytes of its own
+
+
+def test_a_refusal_holds_back_the_messages_after_it_so_their_order_is_kept():
+    lim = Limiter(RateLimits(messages=0, bytes=1000, bytes_burst=20000, flood_after=0), now=0.0)
+    assert lim.received(20000 + 3 * 3000, 0.0) is Verdict.OK  # three messages of 3000 bytes over the burst
+    verdict, wait = lim.message(0.0, 3000)
+    assert verdict is Verdict.SLOW_DOWN and wait == pytest.approx(6.0)
+    # the next two would fit once the first gave its bytes back; they wait behind it instead
+    assert lim.message(0.0, 3000) == (Verdict.SLOW_DOWN, pytest.approx(6.0))
+    assert lim.message(0.0, 3000) == (Verdict.SLOW_DOWN, pytest.approx(6.0))
+    assert lim.message(5.9, 0)[0] is Verdict.SLOW_DOWN
+    # resent in order after the wait: all three pass (each without its own bytes in its check)
+    assert lim.received(3 * 3000, 6.0) is Verdict.OK
+    assert [lim.message(6.0, 3000)[0] for _ in range(3)] == [Verdict.OK] * 3

@@ -170,7 +170,7 @@ def test_a_resent_held_message_is_kept_and_delivered_once_also_after_a_restart(m
 
 @pytest.mark.sqlite
 def test_a_full_mailbox_comes_in_batches_each_after_the_last_is_confirmed(make_server, connect, tmp_path):
-    server = make_server(data_dir=tmp_path)
+    server = make_server(data_dir=tmp_path, mailbox_per_sender=0)  # one sender fills it: no share
     alice = offline_bob(server, connect)
     count = 2 * HELD_BATCH + 50
     for i in range(count):
@@ -278,3 +278,62 @@ def test_a_login_taking_the_name_over_gets_what_the_old_session_did_not_confirm(
     got = new.wait_event(Message, cid="live")
     assert not got.held and not alice.wait_event(Message, cid="live").held
     assert len(on_disk(tmp_path)) == 1
+
+
+def held_acks(client) -> list[Message]:
+    return [m for m in client.of(Message) if m.held]
+
+
+def test_one_sender_gets_only_their_share_of_a_mailbox_and_others_can_still_write(make_server, connect):
+    server = make_server(mailbox_size=5, mailbox_per_sender=2)
+    alice = offline_bob(server, connect)
+    # three at once, in one write: the third is counted against the two of the pass not stored yet
+    alice.send_raw(b"".join(alice.conn.send(SendMessage(f"a{i}", cid=f"a{i}", to="bob")) for i in range(3)))
+    error = alice.wait_event(Error, ref="a2")
+    assert error.code == "mailbox_full" and not error.fatal
+    assert "2 messages from you" in error.message and "your share" in error.message and "bob" in error.message
+    alice.wait_for(lambda: len(held_acks(alice)) == 2)
+    settle(alice)
+    assert [m.cid for m in held_acks(alice)] == ["a0", "a1"]  # the refused one is not kept
+    alice.send(SendMessage("a3", cid="a3", to="bob"))  # and stays refused once the two are stored
+    assert alice.wait_event(Error, ref="a3").code == "mailbox_full"
+    first = next(m for m in held_acks(alice) if m.cid == "a1")
+    alice.send(SendMessage("a1", cid="a1", to="bob"))  # a resend (its acknowledgement lost): acknowledged again
+    alice.wait_for(lambda: len([m for m in held_acks(alice) if m.cid == "a1"]) == 2)
+    assert [m.id for m in held_acks(alice) if m.cid == "a1"] == [first.id] * 2
+    carol = connect(server.port)
+    carol.login("carol")
+    for i in range(2):  # another sender has a share of their own
+        carol.send(SendMessage(f"c{i}", cid=f"c{i}", to="bob"))
+        assert carol.wait_event(Message, cid=f"c{i}").held
+    dave = connect(server.port)
+    dave.login("dave")
+    dave.send(SendMessage("d0", cid="d0", to="bob"))
+    assert dave.wait_event(Message, cid="d0").held
+    dave.send(SendMessage("d1", cid="d1", to="bob"))  # the mailbox itself is full now: the whole-mailbox text
+    error = dave.wait_event(Error, ref="d1")
+    assert error.code == "mailbox_full" and "5 messages waiting" in error.message and "share" not in error.message
+    settle(dave)
+    assert [m.cid for m in held_acks(dave)] == ["d0"]
+    bob = bob_logs_in(server, connect)
+    bob.wait_for(lambda: len(held_to(bob, "Bob")) == 5)
+    settle(bob)
+    got = held_to(bob, "Bob")
+    assert [m.text for m in got] == ["a0", "a1", "c0", "c1", "d0"]
+    bob.send(Delivered(got[-1].id))
+    bob.close()
+    alice.wait_for(lambda: "bob" not in server.users)
+    alice.send(SendMessage("a4", cid="a4", to="bob"))  # confirmed: alice's share is free again
+    assert alice.wait_event(Message, cid="a4").held
+
+
+def test_a_share_of_0_lets_one_sender_fill_the_whole_mailbox(make_server, connect):
+    server = make_server(mailbox_size=4, mailbox_per_sender=0)
+    alice = offline_bob(server, connect)
+    for i in range(5):
+        alice.send(SendMessage(f"a{i}", cid=f"z{i}", to="bob"))
+    error = alice.wait_event(Error, ref="z4")
+    assert error.code == "mailbox_full" and "4 messages waiting" in error.message
+    alice.wait_for(lambda: len(held_acks(alice)) == 4)
+    settle(alice)
+    assert len(alice.of(Error)) == 1

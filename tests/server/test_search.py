@@ -75,7 +75,7 @@ def test_search_finds_a_message_among_100000_only_in_rooms_you_are_in(make_serve
     assert texts(in_dev) == ["the needle is in Dev"] and in_dev.room == "Dev"
     ann.send(SearchRequest("needle", room="secret"))  # exists, but ann is not in it
     error = ann.wait_event(Error)
-    assert error.code == "no_such_room" and not error.fatal
+    assert error.code == "no_such_room" and not error.fatal and error.ref == "search"  # routed to the search
     assert not [m for r in ann.of(SearchResults) for m in r.results if m.room.lower() == "secret"]
     assert texts(search(ben, "needle")) == ["needle in the lobby", "a secret needle"]
     ann.send(PartRoom("Dev"))

@@ -125,6 +125,31 @@ def test_the_agent_checkpoints_a_large_log_into_the_database(tmp_path):
     store.close()
 
 
+def test_the_log_starts_over_after_a_checkpoint_and_keeps_every_row(tmp_path):
+    # The loop's connection syncs nothing, not even the log's header when a write starts the log over
+    # after the agent's checkpoint (a disk stall on the loop with synchronous=NORMAL); what is synced
+    # (by the agent) and closed survives, and the database stays sound.
+    database = tmp_path / "messages.db"
+    store = MessageStore(database, synced_elsewhere=True)
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF: the loop never waits on a disk
+    agent = Agent([database], checkpoint_at=1)
+    store.append([(1, "lobby", 1, "alice", "alice", None, "x" * 3000)])
+    agent.sync()  # synced and checkpointed: the next write starts the log over
+    size = wal_of(database).stat().st_size
+    store.append([(2, "lobby", 2, "alice", "alice", None, "y")])
+    assert wal_of(database).stat().st_size == size  # written over from the start, not appended
+    agent.sync()
+    agent.close()
+    store.close()  # the last connection: its checkpoint is synced (FULL) and the log removed
+    assert not wal_of(database).exists()
+    db = sqlite3.connect(str(database))
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert [r[0] for r in db.execute("SELECT text FROM messages ORDER BY id")] == ["x" * 3000, "y"]
+    finally:
+        db.close()
+
+
 def test_without_a_data_folder_there_is_nothing_to_sync(make_server, connect):
     server = make_server()
     assert server.backend.syncer is None

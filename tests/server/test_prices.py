@@ -58,8 +58,9 @@ def test_a_flood_of_history_requests_waits_its_turn_and_bystanders_are_served(ma
     qtbot.waitUntil(lambda: server.peers and any(p.backlog for p in server.peers), timeout=3000)
     bystander.send(Ping("still-there"))
     bystander.wait_event(Pong, token="still-there", timeout=2)
+    flooder.wait_for(lambda: len(flooder.of(History)) >= 5, timeout=3)  # the burst's pages (read them first)
     answered = len(flooder.of(History))
-    assert 5 <= answered <= 20  # held back, not refused: the rest comes at the connection's rate
+    assert answered <= 20  # held back, not refused: the rest comes at the connection's rate
     assert not flooder.of(Error)
     flooder.wait_for(lambda: len(flooder.of(History)) > answered, timeout=3)  # and it does come
 

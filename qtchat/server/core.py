@@ -88,16 +88,16 @@ log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
 RATED = (SendMessage, SetTopic)  # what the message rate limit counts
+LAG_TICK_MS = 5  # how often frames held back (fakelag) are served...
+LAG_TICK_SHARE_S = 0.003  # ...for about this long at most, in turns, so the loop serves everyone else between
+AT_ONCE = 5.0  # a frame costing more than this (history, search, lists) always waits for its turn...
+PER_READ = 20.0  # ...and so do cheap ones past this much work in one read of one connection
 
 
 def own_bytes(event: SendMessage | SetTopic) -> int:
     """About the bytes a rated frame took on the wire (its text), not counted in its own rate check."""
     text = event.text if isinstance(event, SendMessage) else event.topic
     return len(text.encode("utf-8", "surrogatepass"))
-LAG_TICK_MS = 5  # how often frames held back (fakelag) are served...
-LAG_TICK_SHARE_S = 0.003  # ...for about this long at most, in turns, so the loop serves everyone else between
-AT_ONCE = 5.0  # a frame costing more than this (history, search, lists) always waits for its turn...
-PER_READ = 20.0  # ...and so do cheap ones past this much work in one read of one connection
 
 
 class ChatServer(QObject):

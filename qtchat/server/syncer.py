@@ -102,12 +102,7 @@ class Syncer(QObject):
             line = bytes(process.readLine().data()).decode("utf-8", "replace").strip()
             flight, self._flight = self._flight, []
             self.rounds += 1
-            error = None if line == "ok" else OSError(line.removeprefix("error ").strip() or "the sync failed")
-            for future in flight:
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
+            _settle(flight, None if line == "ok" else OSError(line.removeprefix("error ").strip() or "the sync failed"))
         if self._waiting and not self._flight:
             self._ask()
 
@@ -134,11 +129,9 @@ class Syncer(QObject):
         try:
             self._here.sync()
         except OSError as exc:
-            for future in futures:
-                future.set_exception(exc)
+            _settle(futures, exc)
         else:
-            for future in futures:
-                future.set_result(None)
+            _settle(futures, None)
         self.rounds += 1
 
     def close(self) -> None:
@@ -155,3 +148,12 @@ class Syncer(QObject):
                 process.kill()
                 process.waitForFinished(1000)
         self._here.close()
+
+
+def _settle(futures: list[Future[None]], error: OSError | None) -> None:
+    """Answer the syncs waiting on one round: done, or failed with ``error``."""
+    for future in futures:
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -98,6 +98,8 @@ def main() -> int:
         window.workspace.join(room)
     bots["ken"].set_topic("release", "1.4 ships Friday — blockers go here")
     pump(app, 0.3)
+    bots["maria"].set_room_mode("design", invite_only=True)  # her room (she made it): a padlock in the sidebar
+    pump(app, 0.2)
     window.workspace.activate(window.workspace.lobby)
     pump(app, 0.1)
     script = [

@@ -91,6 +91,25 @@ def connect(qtbot, server) -> Iterator[Callable[..., object]]:
         client.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole session, started here (tests/services.py): a test takes a new
+    database of its own with ``postgres_server.new_database()``."""
+    from tests.services import postgres
+
+    with postgres() as pg:
+        yield pg
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real Redis server for the whole session, started here (tests/services.py)."""
+    from tests.services import redis
+
+    with redis(tmp_path_factory.mktemp("redis")) as r:
+        yield r
+
+
 @pytest.fixture
 def make_cert(tmp_path):
     """Factory: a self-signed certificate and key in a temp folder, made as --generate-cert makes them."""

@@ -6,6 +6,7 @@ object on a line, in the same framing as the chat protocol; each reply is
 one JSON object: ``{"ok": true|false, "message": "...", ...}``.
 
     {"cmd": "kick", "name": "alice", "reason": "flooding"}
+    {"cmd": "kick", "name": "alice", "room": "design"}   (out of that room only, as its operators can)
     {"cmd": "ban", "name": "alice", "address": "10.0.0.7", "seconds": 3600, "reason": "spam"}
     {"cmd": "unban", "target": "alice"}      {"cmd": "bans"}
     {"cmd": "mute", "name": "alice"}         {"cmd": "unmute", "name": "alice"}
@@ -131,6 +132,17 @@ def _ban_name(op: Operator, request: Reply) -> str | None:
     raise KeyError("That user is no longer connected.")
 
 
+def _kick(op: Operator, request: Reply) -> Future[str]:
+    """Disconnect a user, or with "room" only remove them from that room (as its operators can)."""
+    room = request.get("room")
+    if room is None:
+        return op.kick(_who(request), _text(request, "reason", ""))
+    name = _ban_name(op, request)
+    if not isinstance(room, str) or name is None:
+        raise ValueError("'room' must be a room's name, with the user's name or id.")
+    return op.kick_from_room(room, name, _text(request, "reason", ""))
+
+
 def _status(op: Operator) -> Reply:
     s = op.snapshot()
     return {"message": (
@@ -144,7 +156,7 @@ def _commands(op: Operator, request: Reply) -> dict[str, Callable[[], Future[str
     return {
         "status": lambda: _status(op),
         "users": lambda: {"message": f"{len(op.server.users)} users", "users": user_rows(op)},
-        "kick": lambda: op.kick(_who(request), _text(request, "reason", "")),
+        "kick": lambda: _kick(op, request),
         "ban": lambda: op.ban(_ban_name(op, request), request.get("address") or None,
                               _seconds(request.get("seconds")), _text(request, "reason", "")),
         "unban": lambda: op.unban(_text(request, "target")),

@@ -120,7 +120,8 @@ def test_the_admin_command_line_takes_an_id():
     def request(*argv: str) -> dict[str, object]:
         return admin_request(build_admin_parser().parse_args(argv))
 
-    assert request("kick", "--id", "7") == {"cmd": "kick", "name": None, "id": 7, "reason": ""}
+    assert request("kick", "--id", "7") == {"cmd": "kick", "name": None, "id": 7, "room": None, "reason": ""}
+    assert request("kick", "ann", "--room", "den")["room"] == "den"
     assert request("mute", "--id", "7") == {"cmd": "mute", "name": None, "id": 7}
     assert request("ban", "--id", "7")["id"] == 7
     for argv in (("kick",), ("kick", "alice", "--id", "7"), ("ban",)):

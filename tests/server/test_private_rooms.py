@@ -243,3 +243,24 @@ def test_the_server_operator_kicks_from_a_room_and_admins_may_always_join(server
     assert ann.wait_event(Left, user="ann", room="den").by == "the server's operator"
     with pytest.raises(KeyError):
         outcome(qtbot, server.operator.kick_from_room("den", "ann"))
+
+
+def test_the_admin_channel_kicks_from_a_room_by_name_or_id(server, connect, qtbot):
+    from qtchat.server.admin import execute, user_rows
+
+    ann, ben = connect(), connect()
+    ann.login("ann")
+    ben.login("ben")
+    _enter(ann, "den")
+    _enter(ben, "den")
+    ids = {row["name"]: row["id"] for row in user_rows(server.operator)}
+    reply = outcome(qtbot, execute(server.operator, {"cmd": "kick", "id": ids["ben"], "room": "den", "reason": "x"}))
+    assert reply["ok"] and "removed" in reply["message"]
+    assert ann.wait_event(Left, user="ben", room="den").by == "the server's operator"
+    assert "ben" in server.users  # still connected, in the lobby
+    for bad in ({"cmd": "kick", "name": "ben", "room": "den"},  # not in it any more
+                {"cmd": "kick", "name": "ann", "room": "lobby"},  # everyone stays in the lobby
+                {"cmd": "kick", "name": "ann", "room": 5}):
+        reply = outcome(qtbot, execute(server.operator, bad))
+        assert not reply["ok"] and reply["message"]
+    assert [u.name for u in server.rooms.rooms["den"].members] == ["ann"]

@@ -13,7 +13,8 @@ The contract (what the core relies on; a new backend must keep every point):
    waits. A done-callback runs in the thread that resolves the future, so a backend
    resolves them on the Qt event loop's thread only (driven by the loop's own
    sockets, as ``QTcpSocket``/``QSocketNotifier``), never from a thread of its own.
-   The SQLite backend answers at once (its futures are done when returned);
+   The SQLite backend answers reads at once (its futures are done when returned), and
+   writes and searches when its agent processes answer (syncer.py, searcher.py);
    ``MemoryBackend(answer_later=True)`` answers a loop pass later, in the order asked,
    and the server's tests run on both.
 2. **One pass at a time.** The core has at most one ``store_pass`` in flight; the next

@@ -3,7 +3,8 @@
 ``messages.db`` (history, read markers, mailboxes, the full-text index: store.py),
 ``accounts.db`` (accounts.py) and ``bans.json`` (bans.py). Reads answer at once
 (their futures are done when returned): SQLite on a local disk is fast enough to
-be asked from the event loop. Writes are committed at once but answered only when
+be asked from the event loop; searches, whose cost cannot be bounded finely there,
+are answered by the search agent (searcher.py) when the data folder is on disk. Writes are committed at once but answered only when
 the sync agent (syncer.py) has synced them: waiting for the disk, often tens and at
 times hundreds of milliseconds, never holds the loop, and a commit of a pass shares
 one sync with everything committed while the sync before it ran. Without a data
@@ -28,6 +29,7 @@ from .accounts import AccountStore
 from .backend import Account, Around, HeldMessage, MailboxCount, Page, PassBatch, RecentCid, RemoteSink, answer, done
 from .bans import BanList
 from .room_state import RoomRecord, RoomTable
+from .searcher import Searcher
 from .store import INDEX_BATCH, MessageStore
 from .syncer import Syncer
 
@@ -37,8 +39,10 @@ T = TypeVar("T")
 INDEX_INTERVAL_MS = 1000  # how often stored messages are added to the full-text index
 INDEX_CATCH_UP_MS = 200  # ...and while it is behind (after an import or a burst) and no message came in
 INDEX_BUDGET_S = 0.02  # at most this long per indexing tick
-SEARCH_INDEX_BUDGET_S = 0.01  # a search first indexes for at most this long; what is left is scanned
-SEARCH_BUDGET_S = 0.01  # a search is stopped past this (search_too_broad): nobody else waits longer for it
+# a search on the loop (no search agent: a database in memory, or the agent cannot run) first indexes for at most
+# SEARCH_INDEX_BUDGET_S, and is stopped past SEARCH_BUDGET_S (search_too_broad): nobody else waits longer for it
+SEARCH_INDEX_BUDGET_S = 0.01
+SEARCH_BUDGET_S = 0.01
 PRUNE_INTERVAL_MS = 10 * 60 * 1000
 
 
@@ -106,6 +110,8 @@ class SqliteBackend(QObject):
             keep_per_room=keep_messages if data_dir or keep_messages else 20_000,
             full_text=full_text, synced_elsewhere=self.syncer is not None,
         )
+        # searches run in the search agent, off the loop (search_agent.py), for a database on disk
+        self.searcher = Searcher(messages_db, self._search_here, self) if messages_db is not None else None
         self.ids = MessageIds(self.store.opened_at_id)  # the newest id stored before this run
         self._accounts = AccountStore(accounts_db, synced_elsewhere=self.syncer is not None)
         self._rooms = RoomTable(self._accounts.db)  # in accounts.db: kept even with no history
@@ -126,6 +132,8 @@ class SqliteBackend(QObject):
     def close(self) -> None:
         self._prune_timer.stop()
         self._index_timer.stop()
+        if self.searcher is not None:
+            self.searcher.close()
         self.store.close()
         self._accounts.close()
         if self.syncer is not None:
@@ -183,6 +191,13 @@ class SqliteBackend(QObject):
         return answer(lambda: Around(*self.store.around(room_key, mid, limit)))
 
     def search(self, query: str, room_keys: list[str], *, before: int | None, limit: int) -> Future[Page]:
+        if self.searcher is None:
+            return self._search_here(query, room_keys, before, limit)
+        upto = self.store.fts_upto if self.store.fts else None
+        return self.searcher.search(query, room_keys, before=before, limit=limit, upto=upto)
+
+    def _search_here(self, query: str, room_keys: list[str], before: int | None, limit: int) -> Future[Page]:
+        """A search on the loop, bounded by the loop's short budget."""
         def run() -> Page:
             self.store.index_pending(SEARCH_INDEX_BUDGET_S)  # what is still not indexed after this is scanned
             return Page(*self.store.search(query, room_keys, before=before, limit=limit, budget=SEARCH_BUDGET_S))

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import sqlite3
 import time
-import unicodedata
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from .backend import HeldMessage, MailRow, StoredMessage, around_shares
 from .rekey import rekey_messages
+from .search_agent import Row, TooCostly, fold, fts_query, query_words, search_rows, within
+
+__all__ = ["MessageStore", "SearchTooCostly", "fold", "fts_query", "query_words"]
 
 log = logging.getLogger("qtchat.server.store")
 
@@ -83,41 +84,14 @@ END;
 
 INDEX_BATCH = 2000  # rows per indexing transaction (about 7 ms here)
 
-# a search word: letters and digits (what FTS5's unicode61 tokenizer keeps), anything else separates
-_WORD = re.compile(r"[^\W_]+")
-_NOT_WORD = re.compile(r"[\W_]+")
-
-
-def query_words(query: str) -> list[str]:
-    """The words of a search query, each to be matched as a word prefix."""
-    return _WORD.findall(unicodedata.normalize("NFC", query))
-
-
-def fts_query(words: Iterable[str]) -> str:
-    """An FTS5 query for all ``words`` as prefixes, each quoted so that nothing in it is FTS5 syntax."""
-    return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
-
-
-def fold(text: str) -> str:
-    """Text as the LIKE fallback compares it: case-folded, without diacritics, every run of
-    non-word characters one space, with a space in front (so a word prefix is ``% word%``)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " " + _NOT_WORD.sub(" ", bare)
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 _COLS = "id, room, ts, sender, text, cid"
 
 
 class SearchTooCostly(Exception):
-    """A search stopped at its time budget."""
+    """A search stopped at its time budget (or, with ``why``, not started: too many wait)."""
 
-    def __init__(self, budget: float) -> None:
-        super().__init__(f"the search ran past its budget of {budget * 1000:.0f} ms")
+    def __init__(self, budget: float, why: str | None = None) -> None:
+        super().__init__(why or f"the search ran past its budget of {budget * 1000:.0f} ms")
         self.budget = budget
 
 
@@ -349,53 +323,18 @@ class MessageStore:
         With the index, the messages it does not hold yet (stored after its last ``index_pending``)
         are scanned, so the answer is complete whenever the index was last brought up to date. A search
         still running after ``budget`` seconds is stopped (SQLite's progress handler) and raises
-        SearchTooCostly: nothing else waits longer than that for it.
+        SearchTooCostly. (The server runs it in the search agent when it can: search_agent.py.)
         """
-        if budget is None:
-            return self._search(query, rooms, before, limit)
-        deadline = time.monotonic() + budget
-        self.db.set_progress_handler(lambda: int(time.monotonic() > deadline), 2000)
+        upto = self.fts_upto if self.fts else None
+
+        def run() -> tuple[list[Row], bool]:
+            return search_rows(self.db, query, rooms, before=before, limit=limit, upto=upto)
+
         try:
-            return self._search(query, rooms, before, limit)
-        except sqlite3.OperationalError as exc:
-            if "interrupt" in str(exc):
-                raise SearchTooCostly(budget) from None
-            raise
-        finally:
-            self.db.set_progress_handler(None, 0)
-
-    def _search(self, query: str, rooms: list[str], before: int | None,
-                limit: int) -> tuple[list[StoredMessage], bool]:
-        words = query_words(query)
-        if not words or not rooms:
-            return [], False
-        top = before if before is not None else 1 << 62
-        if not self.fts:
-            rows = self._scan(words, rooms, 0, top, limit + 1)
-        else:
-            rows = []
-            if top > self.fts_upto + 1:  # newer than the index: scanned (usually none, or a second's worth)
-                rows = self._scan(words, rooms, self.fts_upto, top, limit + 1)
-            if len(rows) <= limit:
-                marks = ",".join("?" * len(rooms))
-                rows += self.db.execute(
-                    f"SELECT m.id, m.room, m.ts, m.sender, m.text, m.cid FROM messages_fts "
-                    f"CROSS JOIN messages AS m ON m.id = messages_fts.rowid "
-                    f"WHERE messages_fts MATCH ? AND messages_fts.rowid < ? AND m.room IN ({marks}) "
-                    f"ORDER BY messages_fts.rowid DESC LIMIT ?",
-                    (fts_query(words), min(top, self.fts_upto + 1), *rooms, limit + 1 - len(rows))).fetchall()
-        return [StoredMessage(*r) for r in rows[:limit]], len(rows) > limit
-
-    def _scan(self, words: list[str], rooms: list[str], above: int, below: int, limit: int) -> list[tuple[
-            int, str, int, str, str, str | None]]:
-        """The LIKE scan: messages of ``rooms`` with ids between ``above`` and ``below`` (exclusive)
-        holding every word as a word prefix, newest first."""
-        marks = ",".join("?" * len(rooms))
-        likes = " AND ".join(["qtchat_fold(text) LIKE ? ESCAPE '\\'"] * len(words))
-        patterns = ["% " + _like_escape(fold(w).strip()) + "%" for w in words]
-        return self.db.execute(
-            f"SELECT {_COLS} FROM messages WHERE room IN ({marks}) AND id > ? AND id < ? AND {likes} "
-            f"ORDER BY id DESC LIMIT ?", (*rooms, above, below, *patterns, limit)).fetchall()
+            rows, more = run() if budget is None else within(self.db, budget, run)
+        except TooCostly:
+            raise SearchTooCostly(budget or 0.0) from None
+        return [StoredMessage(*r) for r in rows], more
 
     def recent_cids(self, sender_key: str, limit: int) -> list[tuple[str, int, int, str, str]]:
         """The sender's latest messages with a cid stored in the RESEND_WINDOW_S before this run began (later

@@ -333,6 +333,8 @@ class PgLink(QObject):
             return
         if self._write is not None:
             self._write.setEnabled(pending == 1)
+        if pending == 1:  # libpq reads while it cannot write: results may be waiting in its buffer
+            self._more.start()
 
     # --- connecting
 
@@ -425,7 +427,6 @@ class PgLink(QObject):
         except psycopg.Error as exc:
             self._lose(f"the connection broke: {exc}")
             return
-        self._notifications(pg)
         self._drain()
 
     def _on_writable(self) -> None:
@@ -447,6 +448,8 @@ class PgLink(QObject):
         """Take complete results for at most TURN_SECONDS; continue on the timer if there is more."""
         generation = self._generation
         deadline = time.perf_counter() + TURN_SECONDS
+        if self._pg is not None and self._state is _State.OPEN:
+            self._notifications(self._pg)
         while self._state is _State.OPEN and self._generation == generation:
             if time.perf_counter() > deadline:
                 self._more.start()

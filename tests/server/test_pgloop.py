@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -259,3 +260,19 @@ def test_a_cancelled_future_does_not_disturb_the_others(qtbot: Any, link: PgLink
     first = link.query("SELECT 1")
     assert first.cancel()
     assert wait(qtbot, link.query("SELECT 2")) == [(2,)]
+
+
+def test_a_request_larger_than_the_socket_takes_is_written_in_turns(qtbot: Any, link: PgLink) -> None:
+    wait(qtbot, link.open())
+    big = bytes(range(256)) * 80_000  # 20 MB: many writes, the write notifier between them
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    sizes = [link.query("SELECT length($1::bytea), md5($1::bytea)", (big,)) for _ in range(3)]
+    small = link.query("SELECT 6")
+    assert all(wait(qtbot, f, 60_000) == [(len(big), hashlib.md5(big).hexdigest())] for f in sizes)
+    assert wait(qtbot, small) == [(6,)]
+    timer.stop()
+    assert len(ticks) > 3  # the loop turned while the requests went out

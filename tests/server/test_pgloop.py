@@ -276,3 +276,22 @@ def test_a_request_larger_than_the_socket_takes_is_written_in_turns(qtbot: Any, 
     assert wait(qtbot, small) == [(6,)]
     timer.stop()
     assert len(ticks) > 3  # the loop turned while the requests went out
+
+
+def test_callbacks_may_query_again_or_close_the_link(qtbot: Any, link: PgLink) -> None:
+    chained: list[int] = []
+
+    def step(future: Future[Any]) -> None:
+        chained.append(future.result()[0][0])
+        if len(chained) < 100:
+            link.query("SELECT $1::int8 + 1", (chained[-1],)).add_done_callback(step)
+
+    link.query("SELECT 0::int8").add_done_callback(step)
+    qtbot.waitUntil(lambda: len(chained) == 100, timeout=15_000)
+    assert chained == list(range(100))
+    first, second = link.query("SELECT 1"), link.query("SELECT 2")
+    first.add_done_callback(lambda _f: link.close())
+    assert wait(qtbot, first) == [(1,)]
+    exc = failure(qtbot, second)
+    assert isinstance(exc, PgConnectionLost) and exc.sent
+    assert not link.is_open

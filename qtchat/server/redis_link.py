@@ -16,7 +16,8 @@ loop's thread, from the socket's own signals, so its done-callbacks run there to
 When a connection breaks (the server closed it, a reset, a protocol error) every future waiting on it fails
 with ``RedisConnectionLost``, then ``on_lost(reason)`` is called once; reconnecting is the caller's choice
 (``open()`` again). A failed ``open()`` fails its own future only, and ``close()`` fails what waits without
-calling ``on_lost``.
+calling ``on_lost``. Close a connection before letting it go: one deleted with its parent closes its socket
+but leaves what waited on it unanswered.
 
 Reads are bounded: at most ``READ_CHUNK`` bytes are parsed per pass of the loop, the rest on the next pass (a
 zero-time timer: readyRead does not fire again for what Qt holds already), and Qt holds at most
@@ -169,10 +170,12 @@ class _Connection(QObject):
         self._opened = opened
         sock = QTcpSocket(self)
         sock.setReadBufferSize(READ_BUFFER)
-        sock.connected.connect(partial(self._on_connected, sock))
-        sock.readyRead.connect(partial(self._on_ready_read, sock))
-        sock.errorOccurred.connect(partial(self._on_error, sock))
-        sock.disconnected.connect(partial(self._on_disconnected, sock))
+        # bound methods, not closures: Qt drops them as this object is destroyed, before its children (the
+        # socket, whose destructor still emits disconnected), and they do not keep this object alive
+        sock.connected.connect(self._on_connected)
+        sock.readyRead.connect(self._read)
+        sock.errorOccurred.connect(self._on_error)
+        sock.disconnected.connect(self._on_disconnected)
         self._socket = sock
         self._reader = hiredis.Reader(replyError=RedisError, notEnoughData=_NEED)
         handshake = self._handshake()
@@ -227,8 +230,7 @@ class _Connection(QObject):
         for timer in (self._flush_timer, self._read_timer, self._connect_timer):
             timer.stop()
         if sock is not None:
-            # let go of the callables first: they hold this object, and a socket deleted while one is still
-            # connected frees it from inside its own destructor, which then deletes the socket a second time
+            # an old socket's signals come here no more: whatever arrives is from the current one
             for signal in (sock.connected, sock.readyRead, sock.errorOccurred, sock.disconnected):
                 signal.disconnect()
             sock.abort()
@@ -254,26 +256,25 @@ class _Connection(QObject):
 
     # ------------------------------------------------------------ the socket
 
-    def _on_connected(self, sock: QTcpSocket) -> None:
-        if sock is self._socket:
-            sock.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
+    def _on_connected(self) -> None:
+        if self._socket is not None:
+            self._socket.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
             self._flush()
 
-    def _on_error(self, sock: QTcpSocket, _error: QAbstractSocket.SocketError) -> None:
-        if sock is self._socket:
+    def _on_error(self, _error: QAbstractSocket.SocketError) -> None:
+        sock = self._socket
+        if sock is not None:
+            reason = sock.errorString()
             self._read_all(sock)  # replies that came before the end are answered
             if sock is self._socket:
-                self._drop(RedisConnectionLost(sock.errorString()), lost=True)
+                self._drop(RedisConnectionLost(reason), lost=True)
 
-    def _on_disconnected(self, sock: QTcpSocket) -> None:
-        if sock is self._socket:
+    def _on_disconnected(self) -> None:
+        sock = self._socket
+        if sock is not None:
             self._read_all(sock)
             if sock is self._socket:
                 self._drop(RedisConnectionLost("the server closed the connection"), lost=True)
-
-    def _on_ready_read(self, sock: QTcpSocket) -> None:
-        if sock is self._socket:
-            self._read()
 
     def _read(self) -> None:
         sock, reader = self._socket, self._reader

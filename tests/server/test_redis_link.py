@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 
 from qtchat.server.redis_link import RedisConnectionLost, RedisError, RedisLink, RedisSubscriber, encode
 from tests.services import free_port
@@ -234,6 +234,20 @@ def test_close_fails_what_waits(qtbot: Any, make_link: Callable[..., RedisLink],
     assert isinstance(blocked.exception(), RedisConnectionLost)
     assert lost == []
     assert isinstance(link.command("PING").exception(), RedisConnectionLost)
+
+
+def test_a_link_deleted_with_its_parent_closes_its_connection(qtbot: Any, redis_server: Any,
+                                                              make_link: Callable[..., RedisLink]) -> None:
+    watcher = make_link()
+    parent = QObject()
+    link = RedisLink(redis_server.url, parent)
+    wait(qtbot, link.open())
+    link.command("BLPOP", "test:never", 0)  # waiting when its owner goes
+    assert wait(qtbot, watcher.command("CLIENT", "LIST", "ID", link.client_id)) != b""
+    gone = link.client_id
+    del link
+    parent.deleteLater()  # pytest-qt fails the test on any exception raised in a slot meanwhile
+    qtbot.waitUntil(lambda: wait(qtbot, watcher.command("CLIENT", "LIST", "ID", gone)) == b"")
 
 
 # ------------------------------------------------------------ losing the connection

@@ -243,8 +243,9 @@ def test_a_link_deleted_with_its_parent_closes_its_connection(qtbot: Any, redis_
     link = RedisLink(redis_server.url, parent)
     wait(qtbot, link.open())
     link.command("BLPOP", "test:never", 0)  # waiting when its owner goes
-    assert wait(qtbot, watcher.command("CLIENT", "LIST", "ID", link.client_id)) != b""
     gone = link.client_id
+    assert gone is not None
+    assert wait(qtbot, watcher.command("CLIENT", "LIST", "ID", gone)) != b""
     del link
     parent.deleteLater()  # pytest-qt fails the test on any exception raised in a slot meanwhile
     qtbot.waitUntil(lambda: wait(qtbot, watcher.command("CLIENT", "LIST", "ID", gone)) == b"")

@@ -146,6 +146,8 @@ class _Connection(QObject):
         self._outbox = bytearray()  # written once per pass
         self._opened: Future[None] | None = None
         self._is_open = False
+        self._writable = False  # connected: what is queued is written at the end of the pass
+        self._flush_due = False
         self._flush_timer = self._timer(0, self._flush)
         self._read_timer = self._timer(0, self._read)  # what Qt buffered beyond one pass's chunk
         self._connect_timer = self._timer(CONNECT_TIMEOUT_MS, self._connect_timeout)
@@ -181,7 +183,7 @@ class _Connection(QObject):
         handshake = self._handshake()
         replies = sum(len(c) - 1 if c[0] in ("SUBSCRIBE", "PSUBSCRIBE") else 1 for c in handshake)
         gather: Future[list[Any]] = Future()
-        self._queue([encode(c) for c in handshake], _Gather(gather, replies))
+        self._queue(b"".join(encode(c) for c in handshake), _Gather(gather, replies))
         gather.add_done_callback(partial(self._shaken, sock))
         self._connect_timer.start()
         sock.connectToHost(QHostAddress(self.address.host), self.address.port)
@@ -226,6 +228,7 @@ class _Connection(QObject):
         """The end of the current connection: fail what waits; ``on_lost`` if it was open and ``lost``."""
         sock, was_open = self._socket, self._is_open
         self._socket, self._reader, self._is_open, self.client_id = None, None, False, None
+        self._writable = self._flush_due = False
         self._outbox.clear()
         for timer in (self._flush_timer, self._read_timer, self._connect_timer):
             timer.stop()
@@ -259,6 +262,7 @@ class _Connection(QObject):
     def _on_connected(self) -> None:
         if self._socket is not None:
             self._socket.setSocketOption(QAbstractSocket.SocketOption.LowDelayOption, 1)
+            self._writable = True
             self._flush()
 
     def _on_error(self, _error: QAbstractSocket.SocketError) -> None:
@@ -327,15 +331,15 @@ class _Connection(QObject):
 
     # ------------------------------------------------------------ writing
 
-    def _queue(self, commands: list[bytes], waiter: Waiter) -> None:
-        self._outbox += b"".join(commands)
+    def _queue(self, data: bytes, waiter: Waiter) -> None:
+        self._outbox += data
         self._pending.append(waiter)
-        sock = self._socket
-        if sock is not None and sock.state() == QAbstractSocket.SocketState.ConnectedState \
-                and not self._flush_timer.isActive():
+        if self._writable and not self._flush_due:  # plain attributes: this runs once per command
+            self._flush_due = True
             self._flush_timer.start()
 
     def _flush(self) -> None:
+        self._flush_due = False
         sock = self._socket
         if sock is not None and self._outbox:
             sock.write(bytes(self._outbox))
@@ -357,7 +361,7 @@ class RedisLink(_Connection):
         if refusal is not None:
             future.set_exception(refusal)
             return future
-        self._queue([encode(args)], future)
+        self._queue(encode(args), future)
         return future
 
     def pipeline(self, commands: Sequence[Sequence[Arg]]) -> Future[list[Any]]:
@@ -370,7 +374,7 @@ class RedisLink(_Connection):
         elif not commands:
             future.set_result([])
         else:
-            self._queue([encode(c) for c in commands], _Gather(future, len(commands)))
+            self._queue(b"".join(encode(c) for c in commands), _Gather(future, len(commands)))
         return future
 
 
@@ -420,7 +424,7 @@ class RedisSubscriber(_Connection):
 
     def _subscribe(self, verb: str, names: Sequence[str], future: Future[None]) -> None:
         self._confirming.append(_Subscribing(future, len(names)))
-        self._queue([encode([verb, *names])], future)
+        self._queue(encode([verb, *names]), future)
 
     def _handshake(self) -> list[list[Arg]]:
         commands = [c for c in super()._handshake() if c[0] != "SELECT"]  # channels are not per database

@@ -248,7 +248,10 @@ class _Connection(QObject):
         if lost and was_open:
             log.warning("Redis connection to %s:%d lost: %s", self.address.host, self.address.port, exc)
             if self.on_lost is not None:
-                self.on_lost(str(exc))
+                try:
+                    self.on_lost(str(exc))
+                except Exception:
+                    log.exception("error handling the loss of a Redis connection")
 
     def _lost_waiters(self, exc: RedisError) -> None:
         """A subclass fails what else waits on the connection."""
@@ -381,18 +384,21 @@ class RedisLink(_Connection):
 class _Subscribing:
     """A SUBSCRIBE or PSUBSCRIBE waiting for its confirmations (one per channel; an error reply ends it)."""
 
-    __slots__ = ("future", "left")
+    __slots__ = ("future", "left", "names", "remembered")
 
-    def __init__(self, future: Future[None], count: int) -> None:
+    def __init__(self, future: Future[None], names: Sequence[str], remembered: set[str]) -> None:
         self.future = future
-        self.left = count
+        self.left = len(names)
+        self.names = names
+        self.remembered = remembered  # the subscriber's channels or patterns: a refused name is forgotten
 
 
 class RedisSubscriber(_Connection):
-    """A connection in subscribe mode: every message goes to ``on_message(channel, payload)``, in order.
+    """A connection in subscribe mode: every message goes to ``on_message(channel, payload)``, in order (a
+    message that matches a channel and a pattern both comes twice, as Redis sends it).
 
-    What it subscribed to is remembered: opened again (after a loss, or ``close()``), it subscribes again
-    before its ``open()`` future is done."""
+    What it subscribed to is remembered (what Redis refused is not): opened again (after a loss, or
+    ``close()``), it subscribes again before its ``open()`` future is done."""
 
     def __init__(self, url: str, on_message: Callable[[bytes, bytes], None], parent: QObject | None = None) -> None:
         super().__init__(url, parent)
@@ -423,7 +429,8 @@ class RedisSubscriber(_Connection):
         return future
 
     def _subscribe(self, verb: str, names: Sequence[str], future: Future[None]) -> None:
-        self._confirming.append(_Subscribing(future, len(names)))
+        remembered = self.channels if verb == "SUBSCRIBE" else self.patterns
+        self._confirming.append(_Subscribing(future, names, remembered))
         self._queue(encode([verb, *names]), future)
 
     def _handshake(self) -> list[list[Arg]]:
@@ -435,11 +442,15 @@ class RedisSubscriber(_Connection):
     def _on_reply(self, reply: Any) -> None:
         if type(reply) is list and reply:
             kind = reply[0]
-            if kind == b"message":
-                self.on_message(reply[1], reply[2])
-                return
-            if kind == b"pmessage":
-                self.on_message(reply[2], reply[3])
+            try:
+                if kind == b"message":
+                    self.on_message(reply[1], reply[2])
+                    return
+                if kind == b"pmessage":
+                    self.on_message(reply[2], reply[3])
+                    return
+            except Exception:  # a bug of the receiver's: the next message still comes
+                log.exception("error handling a message from Redis on %r", reply[-2])
                 return
             if kind in (b"subscribe", b"psubscribe") and self._awaits_confirmation():
                 self._confirmed(None)
@@ -460,6 +471,7 @@ class RedisSubscriber(_Connection):
         self._confirming.popleft()
         self._pending.popleft()
         if error is not None:
+            head.remembered.difference_update(head.names)  # not subscribed again at the next open()
             head.future.set_exception(error)
         else:
             head.future.set_result(None)

@@ -352,8 +352,41 @@ def test_an_error_reply_fails_that_subscription_only(qtbot: Any, make_link: Call
         wait(qtbot, admin.command("PUBLISH", prefix + "ok1", "hello"))
         qtbot.waitUntil(lambda: got == [b"hello"])
         sub.close()
+        assert sub.channels == {prefix + "ok1"}  # what was refused is not asked for again
+        wait(qtbot, sub.open())
+        wait(qtbot, admin.command("PUBLISH", prefix + "ok1", "again"))
+        qtbot.waitUntil(lambda: got == [b"hello", b"again"])
+        sub.close()
     finally:
         wait(qtbot, admin.command("ACL", "DELUSER", user))
+
+
+def test_a_receiver_that_raises_still_gets_the_next_message(
+        qtbot: Any, make_link: Callable[..., RedisLink],
+        make_subscriber: Callable[[], tuple[RedisSubscriber, list[Any]]], prefix: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    link = make_link()
+    sub, got = make_subscriber()
+    keep = sub.on_message
+
+    def picky(channel: bytes, payload: bytes) -> None:
+        if payload == b"bad":
+            raise RuntimeError("a receiver's bug")
+        keep(channel, payload)
+
+    sub.on_message = picky
+    wait(qtbot, sub.subscribe(prefix + "ch"))
+    wait(qtbot, link.pipeline([["PUBLISH", prefix + "ch", p] for p in ("one", "bad", "two")]))
+    qtbot.waitUntil(lambda: len(got) == 2)
+    assert [p for _, p in got] == [b"one", b"two"]
+    assert "a receiver's bug" in caplog.text
+
+
+def test_a_wrong_database_number_fails_the_open(qtbot: Any, redis_server: Any) -> None:
+    link = RedisLink(f"{redis_server.url}/999")
+    exc = failure(qtbot, link.open())
+    assert type(exc) is RedisError and "out of range" in str(exc)
+    assert not link.is_open
 
 
 PUBLISHER = """

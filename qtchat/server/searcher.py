@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -27,6 +26,7 @@ from PySide6.QtCore import QObject, QProcess
 from . import search_agent
 from .backend import Page, StoredMessage, then
 from .store import SearchTooCostly
+from .syncer import agent_command, stop_agent
 
 log = logging.getLogger("qtchat.server")
 
@@ -39,14 +39,6 @@ MAX_BYTES = 1 << 20  # at most about this much text in one answer (the results f
 Fallback = Callable[[str, list[str], "int | None", int], Future[Page]]
 
 
-def agent_command() -> list[str]:
-    """How to start the agent: the bundle's own executable with --search-agent, or this Python on the
-    module's file (isolated: it needs only the standard library)."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, search_agent.FLAG]
-    return [sys.executable, "-I", str(Path(search_agent.__file__).resolve())]
-
-
 class Searcher(QObject):
     """Runs searches of ``database`` (messages.db) in the agent process; ``fallback`` runs one on the loop."""
 
@@ -55,7 +47,7 @@ class Searcher(QObject):
         super().__init__(parent)
         self.database = database
         self._fallback = fallback
-        self._command = command or agent_command()
+        self._command = command or agent_command(search_agent)
         self._process: QProcess | None = None
         self._asked: deque[tuple[Future[Page], tuple[str, list[str], int | None, int]]] = deque()
         self._restarts = 0
@@ -132,11 +124,7 @@ class Searcher(QObject):
     def close(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.blockSignals(True)
-            process.closeWriteChannel()
-            if not process.waitForFinished(2000):
-                process.kill()
-                process.waitForFinished(1000)
+            stop_agent(process)
         for future, _ in self._asked:
             future.set_exception(OSError("the server is shutting down"))
         self._asked.clear()

@@ -15,6 +15,7 @@ import logging
 import sys
 from concurrent.futures import Future
 from pathlib import Path
+from types import ModuleType
 
 from PySide6.QtCore import QObject, QProcess
 
@@ -27,12 +28,21 @@ RESTARTS = 3
 START_TIMEOUT_MS = 10_000
 
 
-def agent_command() -> list[str]:
-    """How to start the agent: the bundle's own executable with --sync-agent, or this Python on the
-    module's file (isolated: it needs only the standard library)."""
+def agent_command(agent: ModuleType = sync_agent) -> list[str]:
+    """How to start an agent (``sync_agent``, ``search_agent``): the bundle's own executable with the agent's
+    flag, or this Python on the module's file (isolated: an agent needs only the standard library)."""
     if getattr(sys, "frozen", False):
-        return [sys.executable, sync_agent.FLAG]
-    return [sys.executable, "-I", str(Path(sync_agent.__file__).resolve())]
+        return [sys.executable, str(agent.FLAG)]
+    return [sys.executable, "-I", str(Path(str(agent.__file__)).resolve())]
+
+
+def stop_agent(process: QProcess) -> None:
+    """Let an agent go: its input closed, it exits (killed if it does not within 2 s)."""
+    process.blockSignals(True)
+    process.closeWriteChannel()
+    if not process.waitForFinished(2000):
+        process.kill()
+        process.waitForFinished(1000)
 
 
 class Syncer(QObject):
@@ -142,11 +152,7 @@ class Syncer(QObject):
         if pending:
             self._sync_here(pending)
         if process is not None:
-            process.blockSignals(True)
-            process.closeWriteChannel()
-            if not process.waitForFinished(2000):
-                process.kill()
-                process.waitForFinished(1000)
+            stop_agent(process)
         self._here.close()
 
 

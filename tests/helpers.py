@@ -197,3 +197,11 @@ def outcome(qtbot: Any, future: Any, timeout: int = 5000) -> Any:
     pass later on a backend that answers later. Raises what the future failed with."""
     qtbot.waitUntil(future.done, timeout=timeout)
     return future.result()
+
+
+def failure(qtbot: Any, future: Any, timeout: int = 5000) -> BaseException:
+    """What a future failed with, once the loop has answered it; the test fails if it succeeded."""
+    qtbot.waitUntil(future.done, timeout=timeout)
+    exc = future.exception()
+    assert exc is not None, f"expected a failure, got {future.result()!r}"
+    return exc

@@ -8,26 +8,22 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 import pytest
 from PySide6.QtCore import QTimer
 
 from qtchat.server.pgloop import PgConnectionLost, PgError, PgLink, numeric_conninfo
+from tests.helpers import failure as failed_with
+from tests.helpers import outcome
 
 T = TypeVar("T")
 
 
-def wait(qtbot: Any, future: Future[T], timeout: int = 15_000) -> T:
-    qtbot.waitUntil(future.done, timeout=timeout)
-    return future.result()
-
-
-def failure(qtbot: Any, future: Future[Any], timeout: int = 15_000) -> BaseException:
-    qtbot.waitUntil(future.done, timeout=timeout)
-    exc = future.exception()
-    assert exc is not None, f"succeeded with {future.result()!r}"
-    return exc
+# the helpers' waits, with more time: a reconnect or a flood can take a while on a loaded machine
+wait = partial(outcome, timeout=15_000)
+failure = partial(failed_with, timeout=15_000)
 
 
 @pytest.fixture
@@ -272,7 +268,7 @@ def test_a_request_larger_than_the_socket_takes_is_written_in_turns(qtbot: Any, 
     timer.start()
     sizes = [link.query("SELECT length($1::bytea), md5($1::bytea)", (big,)) for _ in range(3)]
     small = link.query("SELECT 6")
-    assert all(wait(qtbot, f, 60_000) == [(len(big), hashlib.md5(big).hexdigest())] for f in sizes)
+    assert all(wait(qtbot, f, timeout=60_000) == [(len(big), hashlib.md5(big).hexdigest())] for f in sizes)
     assert wait(qtbot, small) == [(6,)]
     timer.stop()
     assert len(ticks) > 3  # the loop turned while the requests went out

@@ -10,13 +10,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from functools import partial
 from typing import Any, TypeVar
 
 import pytest
 from PySide6.QtCore import QObject, Qt, QTimer
 
 from qtchat.server.redis_link import RedisConnectionLost, RedisError, RedisLink, RedisSubscriber, encode
+from tests.helpers import failure as failed_with
+from tests.helpers import outcome
 from tests.services import free_port
 
 T = TypeVar("T")
@@ -60,16 +62,9 @@ def make_subscriber(qtbot: Any, redis_server: Any) -> Iterator[Callable[[], tupl
         sub.close()
 
 
-def wait(qtbot: Any, future: Future[T], timeout: int = 10_000) -> T:
-    qtbot.waitUntil(future.done, timeout=timeout)
-    return future.result()
-
-
-def failure(qtbot: Any, future: Future[Any], timeout: int = 10_000) -> BaseException:
-    qtbot.waitUntil(future.done, timeout=timeout)
-    exc = future.exception()
-    assert exc is not None, f"expected a failure, got {future.result()!r}"
-    return exc
+# the helpers' waits, with more time: a reconnect or a flood can take a while on a loaded machine
+wait = partial(outcome, timeout=10_000)
+failure = partial(failed_with, timeout=10_000)
 
 
 # ------------------------------------------------------------ encoding and addresses

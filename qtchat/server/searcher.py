@@ -26,12 +26,11 @@ from PySide6.QtCore import QObject, QProcess
 from . import search_agent
 from .backend import Page, StoredMessage, then
 from .store import SearchTooCostly
-from .syncer import agent_command, stop_agent
+from .syncer import agent_command, start_agent, stop_agent
 
 log = logging.getLogger("qtchat.server")
 
 RESTARTS = 3
-START_TIMEOUT_MS = 10_000
 AGENT_BUDGET_S = 0.5  # a search running longer in the agent is stopped: only its searcher waited for it
 MAX_WAITING = 64  # searches waiting for the agent at most; more are refused until it catches up
 MAX_BYTES = 1 << 20  # at most about this much text in one answer (the results frame is smaller still)
@@ -76,20 +75,10 @@ class Searcher(QObject):
         return future
 
     def _start(self) -> None:
-        process = QProcess(self)
-        process.setProcessChannelMode(QProcess.ProcessChannelMode.ForwardedErrorChannel)
-        process.readyReadStandardOutput.connect(self._answered)
-        process.errorOccurred.connect(self._failed)
-        process.finished.connect(lambda *_: self._failed(None))
-        program, *args = self._command
-        process.start(program, [*args, str(self.database)])
-        if not process.waitForStarted(START_TIMEOUT_MS):  # (once: a fork and exec, not the agent's start-up)
-            log.warning("cannot start the search agent (%s): searches run on the event loop, with a short "
-                        "time budget", process.errorString())
-            process.deleteLater()
+        self._process = start_agent(self, [*self._command, str(self.database)], self._answered, self._failed)
+        if self._process is None:  # (once)
+            log.warning("cannot start the search agent: searches run on the event loop, with a short time budget")
             self._given_up = True
-            return
-        self._process = process
 
     def _answered(self) -> None:
         process = self._process

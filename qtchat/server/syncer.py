@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +35,24 @@ def agent_command(agent: ModuleType = sync_agent) -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, str(agent.FLAG)]
     return [sys.executable, "-I", str(Path(str(agent.__file__)).resolve())]
+
+
+def start_agent(owner: QObject, argv: list[str], on_output: Callable[[], None],
+                on_failed: Callable[[QProcess.ProcessError | None], None]) -> QProcess | None:
+    """Start an agent process (its errors go to ours), its answers to ``on_output``, its death or an error to
+    ``on_failed`` (None when it finished); None (with the reason logged) when it cannot be started."""
+    process = QProcess(owner)
+    process.setProcessChannelMode(QProcess.ProcessChannelMode.ForwardedErrorChannel)
+    process.readyReadStandardOutput.connect(on_output)
+    process.errorOccurred.connect(on_failed)
+    process.finished.connect(lambda *_: on_failed(None))
+    program, *args = argv
+    process.start(program, args)
+    if not process.waitForStarted(START_TIMEOUT_MS):  # a fork and exec, not the agent's own start-up
+        log.warning("cannot start %s: %s", program, process.errorString())
+        process.deleteLater()
+        return None
+    return process
 
 
 def stop_agent(process: QProcess) -> None:
@@ -74,19 +93,11 @@ class Syncer(QObject):
         return self._process is not None
 
     def _start(self) -> None:
-        process = QProcess(self)
-        process.setProcessChannelMode(QProcess.ProcessChannelMode.ForwardedErrorChannel)
-        process.readyReadStandardOutput.connect(self._answered)
-        process.errorOccurred.connect(self._failed)
-        process.finished.connect(lambda *_: self._failed(None))
-        program, *args = self._command
-        process.start(program, [*args, *(str(db) for db in self.databases)])
-        if not process.waitForStarted(START_TIMEOUT_MS):  # (once, at start-up)
-            log.warning("cannot start the sync agent (%s): commits are synced on the event loop, which "
-                        "then waits for the disk at every commit", process.errorString())
-            process.deleteLater()
-            return
-        self._process = process
+        self._process = start_agent(self, [*self._command, *(str(db) for db in self.databases)], self._answered,
+                                    self._failed)
+        if self._process is None:  # (once, at start-up)
+            log.warning("cannot start the sync agent: commits are synced on the event loop, which then waits for "
+                        "the disk at every commit")
 
     def sync(self) -> Future[None]:
         """A future answered once everything committed so far is on disk (or with the OSError that stopped it)."""

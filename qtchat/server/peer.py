@@ -62,7 +62,7 @@ class Peer:
 
     __slots__ = (
         "address", "backlog", "bytes_in", "bytes_out", "closing_since", "conn", "connected_at", "connected_wall",
-        "detached", "id", "last_seen", "limiter", "logging_in", "msgs_in", "peer", "pinged", "socket", "user", "work",
+        "detached", "gone", "id", "last_seen", "limiter", "logging_in", "msgs_in", "peer", "pinged", "socket", "user", "work",
     )
 
     def __init__(self, socket: QAbstractSocket, conn: Connection, address: str, port: int, now: float, *,
@@ -79,6 +79,7 @@ class Peer:
         self.pinged = False
         self.closing_since: float | None = None
         self.detached = False
+        self.gone = False  # its socket is closed and deleted: answers that come later go nowhere
         self.logging_in = False  # a password is being checked
         self.msgs_in = 0
         self.bytes_in = 0
@@ -239,6 +240,8 @@ class Connections:
         self.write(peer, peer.conn.send(event))
 
     def write(self, peer: Peer, data: bytes) -> None:
+        if peer.gone:  # an answer (a page, a search) that came after the connection closed
+            return
         sock = peer.socket
         if sock.state() == QAbstractSocket.SocketState.ConnectedState and sock.isValid():
             peer.bytes_out += len(data)
@@ -270,7 +273,7 @@ class Connections:
     def drop(self, peer: Peer, reason: str, error: ProtocolError | None = None, *,
              farewell: SendableEvent | None = None, graceful: bool = True) -> None:
         """Close a connection: send the error or farewell first when graceful, then close the socket."""
-        if peer.closing_since is not None:
+        if peer.closing_since is not None or peer.gone:
             return
         self.detach(peer, reason)
         peer.closing_since = time.monotonic()
@@ -295,6 +298,7 @@ class Connections:
         if peer not in self.peers:
             return
         self.detach(peer, "connection closed")
+        peer.gone = True
         self.peers.discard(peer)
         left = self.per_address.get(peer.address, 1) - 1
         if left > 0:

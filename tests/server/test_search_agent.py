@@ -93,3 +93,24 @@ def test_a_server_without_a_data_folder_searches_on_the_loop(make_server, connec
     ann.login("ann")
     say_all(ann, ["on the loop"])
     assert results(ann, "loop") == ["on the loop"]
+
+
+def test_an_answer_for_a_connection_that_closed_goes_nowhere_quietly(make_server, connect, tmp_path, qtbot, caplog):
+    """Searches answered after their asker left: nothing written to a deleted socket, nothing logged (a logged
+    traceback per late answer stalled the loop for tens of milliseconds in benchmarks/barrage.py)."""
+    server = make_server(data_dir=tmp_path)
+    ann, bob = connect(server.port), connect(server.port)
+    ann.login("ann")
+    bob.login("bob")
+    say_all(ann, [f"needle {i}" for i in range(50)])
+    assert len(results(ann, "needle")) == 50  # the agent is running
+    searcher = server.backend.searcher
+    answered = searcher.answered
+    for _ in range(10):
+        bob.send(SearchRequest("needle"))
+    qtbot.waitUntil(lambda: bool(searcher._asked), timeout=10_000)  # asked of the agent, not answered yet
+    bob.sock.close()
+    qtbot.waitUntil(lambda: not searcher._asked and searcher.answered > answered, timeout=10_000)
+    qtbot.wait(50)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert len(results(ann, "needle")) == 50  # and the server goes on serving

@@ -33,7 +33,7 @@ def private_settings(tmp_path):
 NO_LIMITS: dict[str, Any] = {"rate_messages": 0, "rate_bytes": 0, "max_per_address": 0, "rate_work": 0}
 
 
-BACKENDS = ("sqlite", "memory-later")  # what a test marked 'backends' runs on (tests/server/conftest.py)
+BACKENDS = ("sqlite", "memory-later", "postgresql")  # what a test marked 'backends' runs on (tests/server/conftest.py)
 
 
 @pytest.fixture
@@ -43,20 +43,25 @@ def backend_kind() -> str:
 
 
 @pytest.fixture
-def make_server(qtbot, backend_kind):
+def make_server(qtbot, backend_kind, request):
     """Factory: a ChatServer listening on 127.0.0.1, a free port, with the given config fields
-    (and the per-connection limits off, unless given), on the backend ``backend_kind`` names."""
+    (and the per-connection limits off, unless given), on the backend ``backend_kind`` names
+    ("postgresql": a new database of the session's PostgreSQL server for each server made)."""
     from qtchat.server import ChatServer, MemoryBackend, ServerConfig
+    from qtchat.server.backend import Backend
 
     servers: list[ChatServer] = []
 
     def make(**overrides: Any) -> ChatServer:
         config = ServerConfig(**{"host": "127.0.0.1", "port": 0, **NO_LIMITS, **overrides})
-        backend = None
+        backend: Backend | None = None
         if backend_kind == "memory-later":  # answers on a later loop pass, as a database over a socket does
             assert config.data_dir is None, "a test that keeps a data folder runs on SQLite only"
             backend = MemoryBackend(history=config.history, keep_days=config.keep_days,
                                     keep_per_room=config.keep_messages or 20_000, answer_later=True)
+        elif backend_kind == "postgresql":
+            assert config.data_dir is None, "a test that keeps a data folder runs on SQLite only"
+            backend = open_postgres(qtbot, request.getfixturevalue("postgres_server"), config)
         server = ChatServer(config, backend=backend)
         server.listen()
         servers.append(server)
@@ -67,6 +72,19 @@ def make_server(qtbot, backend_kind):
         server.shutdown("test over")
         qtbot.waitUntil(lambda s=server: not s.peers, timeout=5000)
         server.deleteLater()
+
+
+def open_postgres(qtbot, postgres_server, config, database: str | None = None):
+    """A PostgresBackend on a new database (or ``database``), opened: what the server is built on."""
+    from qtchat.server.pg_backend import PostgresBackend
+
+    backend = PostgresBackend(postgres_server.dsn(database or postgres_server.new_database()),
+                              history=config.history, keep_days=config.keep_days, keep_messages=config.keep_messages,
+                              redis=config.redis)
+    opened = backend.open()
+    qtbot.waitUntil(opened.done, timeout=10_000)
+    opened.result()
+    return backend
 
 
 @pytest.fixture

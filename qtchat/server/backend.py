@@ -179,7 +179,15 @@ class Account:
 class RemoteSink(Protocol):
     """Where a backend hands what other nodes of a cluster sent (one machine: nothing ever comes)."""
 
-    def deliver_remote(self, room_key: str, frames: bytes) -> None: ...
+    def deliver_remote(self, room_key: str, frames: bytes) -> None:
+        """Frames another node sent its members of the room: to this node's members, as they are."""
+
+    def deliver_stored(self, room_key: str, messages: list[StoredMessage]) -> None:
+        """Messages of the room that reached this node from the database, not from the node that stored them
+        (it died first, or the fast path was down): encoded here and sent to this node's members."""
+
+    def watching(self, room_key: str) -> bool:
+        """Does this node have members in the room (else nothing needs to be delivered here)?"""
 
 
 class Backend(Protocol):
@@ -200,6 +208,10 @@ class Backend(Protocol):
     # ids and passes
     def next_id(self) -> int:
         """An id for a message outside any room's order (private messages)."""
+
+    def join_point(self, room_key: str) -> int:
+        """A member's join point in the room (room_state.py): an id at or above every message of the room
+        this node has stored or delivered, below every one stored later (need not be unique)."""
 
     def store_pass(self, batch: PassBatch) -> Future[None]:
         """Store the pass in one transaction (its room messages, read markers moving forward only, kept

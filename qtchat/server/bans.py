@@ -64,10 +64,18 @@ class BanList:
         self.path = path
         self.bans: list[Ban] = []
         if path is not None and path.exists():
-            self.bans = load_bans(path)
-            for ban in self.bans:  # keys made before names compared by their skeletons (rekey.py)
-                if ban.name_key is not None and not ban.name_key.isascii():
-                    ban.name_key = name_key(ban.name_key)
+            self.load(load_bans(path))
+
+    def load(self, bans: list[Ban]) -> None:
+        """Take these bans (as kept) instead of the ones held."""
+        self.bans = bans
+        for ban in self.bans:  # keys made before names compared by their skeletons (rekey.py)
+            if ban.name_key is not None and not ban.name_key.isascii():
+                ban.name_key = name_key(ban.name_key)
+
+    def state(self) -> dict[str, object]:
+        """The bans as they are kept (bans.json, or a database's copy)."""
+        return {"version": 1, "bans": [asdict(b) for b in self.bans]}
 
     def add(self, name: str | None, address: str | None, seconds: float | None, reason: str = "") -> Ban:
         if not name and not address:
@@ -106,7 +114,7 @@ class BanList:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"version": 1, "bans": [asdict(b) for b in self.bans]}, indent=1)
+        data = json.dumps(self.state(), indent=1)
         fd, tmp = tempfile.mkstemp(prefix=".bans-", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -124,16 +132,19 @@ def load_bans(path: Path) -> list[Ban]:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise BanFileError(f"cannot read the ban list {path}: {exc}. Fix or remove the file, then start "
                            f"again (the server does not start without its bans).") from exc
+    return parse_bans(raw, f"the ban list {path}", "Fix or remove the file")
+
+
+def parse_bans(raw: object, where: str, fix: str) -> list[Ban]:
+    """The bans of a ban list as kept (``BanList.state()``); BanFileError naming ``where`` and how to ``fix`` it."""
     entries = raw.get("bans") if isinstance(raw, dict) else None
     if not isinstance(entries, list):
-        raise BanFileError(f"the ban list {path} is not one: it needs {{\"bans\": [...]}}. Fix or remove "
-                           f"the file, then start again.")
+        raise BanFileError(f"{where} is not one: it needs {{\"bans\": [...]}}. {fix}, then start again.")
     bans = []
     for number, entry in enumerate(entries, 1):
         problem = _entry_problem(entry)
         if problem is not None:
-            raise BanFileError(f"the ban list {path}: entry {number} {problem}. Fix or remove it, then start "
-                               f"again.")
+            raise BanFileError(f"{where}: entry {number} {problem}. {fix}, then start again.")
         bans.append(Ban(**entry))
     return bans
 

@@ -12,11 +12,12 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QTimer
 
 from qtchat import __version__
 from qtchat.protocol import DEFAULT_MAX_FRAME
@@ -27,6 +28,7 @@ from .admin import AdminChannel, channel_name, check_socket
 from .config import ServerConfig
 from .core import ChatServer
 from .guard import AccountLimits
+from .startup import open_server
 
 
 def _whole(low: int, high: int | None = None, unit: str = "") -> Callable[[str], int]:
@@ -170,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, metavar="DIR",
                    help="where the server keeps its state (messages.db, the history; bans.json); "
                         "default: the platform's data folder")
+    p.add_argument("--database", metavar="URL",
+                   help="run as a node of a cluster: keep everything in this PostgreSQL database instead of the "
+                        "data folder (postgresql://user@host:port/dbname; several nodes share one; "
+                        "see docs/SCALING.md)")
+    p.add_argument("--redis", metavar="URL",
+                   help="with --database: the Redis server the nodes of a cluster pass each other's messages through "
+                        "(redis://host:port/0); without it they still chat, through PostgreSQL, within about half "
+                        "a second")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="read options from this TOML file first (keys are the long options without '--', e.g. "
+                        "port = 4321, database = \"postgresql://...\", require-accounts = true); options given "
+                        "on the command line win. Environment variables QTCHAT_SERVER_<OPTION> (e.g. "
+                        "QTCHAT_SERVER_DATABASE) come between the two")
     p.add_argument("--keep-days", type=_days, metavar="DAYS",
                    help="history retention: forget messages older than this, private messages waiting for "
                         "offline users too (default: keep)")
@@ -223,6 +238,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host, port=args.port, name=args.name, motd=args.motd, max_clients=args.max_clients,
         max_frame=args.max_frame, max_output=args.max_output, handshake_timeout=args.handshake_timeout,
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
+        database=args.database, redis=args.redis,
         keep_days=args.keep_days, keep_messages=args.keep_messages, history=not args.no_history,
         mailbox_size=args.mailbox_size, mailbox_per_sender=args.mailbox_per_sender,
         require_accounts=args.require_accounts, registration=not args.no_registration,
@@ -251,6 +267,16 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
         return admin_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        preset = [*config_file_args(parser, args.config), *environment_args(parser, os.environ)]
+    except ValueError as exc:
+        parser.error(str(exc))
+    if preset:
+        args = parser.parse_args([*preset, *argv])
+    if args.redis and not args.database:
+        parser.error("--redis goes with --database (the nodes of a cluster share both)")
+    if args.database and args.data_dir:
+        parser.error("--database and --data-dir do not go together: a node of a cluster keeps nothing in a folder")
     if args.generate_cert:
         return generate_cert_main(args)
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -263,7 +289,7 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
     )
     log = logging.getLogger("qtchat.server")
     config = config_from_args(args)
-    if config.data_dir is None:
+    if config.data_dir is None and not config.database:
         config.data_dir = default_data_dir()
     limit = raise_open_file_limit(config.max_clients + 64)
     if limit < config.max_clients + 16:
@@ -274,20 +300,85 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
         return admin_window(config, not args.no_admin_channel)
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     app.setApplicationName("qtchat-server")
-    try:
-        server = ChatServer(config)  # a data folder or a ban file it cannot use: OSError
-        server.listen()
+    running: list[ChatServer] = []
+
+    def ready(server: ChatServer) -> None:
+        running.append(server)
+        server.stopped.connect(app.quit)
         if not args.no_admin_channel:
-            AdminChannel(server, channel_name(server.port)).listen()
-    except OSError as exc:
-        log.error("%s", exc)
-        return 2
-    server.stopped.connect(app.quit)
+            try:
+                AdminChannel(server, channel_name(server.port)).listen()
+            except OSError as exc:
+                log.error("%s", exc)
+                app.exit(2)
+
+    def failed(why: str) -> None:
+        log.error("%s", why)
+        app.exit(2)
+
     # kept installed until the process ends: a second Ctrl+C while closing changes nothing
-    signals = QuitSignals(lambda signum: server.shutdown("server shutting down"))
+    signals = QuitSignals(lambda signum: running[0].shutdown("server shutting down") if running else app.exit(1))
+    QTimer.singleShot(0, lambda: open_server(config, ready, failed))
     code = app.exec()
     del signals
     return int(code)
+
+
+def config_file_args(parser: argparse.ArgumentParser, path: Path | None) -> list[str]:
+    """The options of a TOML config file as command-line arguments (ValueError with the reason)."""
+    if path is None:
+        return []
+    try:
+        with path.open("rb") as f:
+            table = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"--config: cannot read {path}: {exc}") from None
+    return _as_args(parser, table, f"{path}")
+
+
+def environment_args(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> list[str]:
+    """QTCHAT_SERVER_<OPTION> variables as command-line arguments (a flag's variable: 1/true/yes or 0/false/no)."""
+    table: dict[str, object] = {}
+    for name, value in env.items():
+        if name.startswith("QTCHAT_SERVER_"):
+            option = name[len("QTCHAT_SERVER_"):].lower()
+            flag = _options(parser).get(option.replace("_", "-"))
+            if flag is not None and flag.nargs == 0:
+                if value.lower() not in ("1", "true", "yes", "0", "false", "no", ""):
+                    raise ValueError(f"{name}={value!r}: a flag's variable is 1/true/yes or 0/false/no")
+                table[option] = value.lower() in ("1", "true", "yes")
+            else:
+                table[option] = value
+    return _as_args(parser, table, "the environment (QTCHAT_SERVER_...)")
+
+
+_NOT_PRESET = {"help", "version", "config", "admin", "generate-cert"}
+
+
+def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {s[2:]: a for a in parser._actions for s in a.option_strings if s.startswith("--")}
+
+
+def _as_args(parser: argparse.ArgumentParser, table: Mapping[str, object], where: str) -> list[str]:
+    options = _options(parser)
+    args: list[str] = []
+    for key, value in table.items():
+        name = key.replace("_", "-")
+        action = options.get(name)
+        if action is None or name in _NOT_PRESET:
+            raise ValueError(f"{where}: {key!r} is not an option that can be set there")
+        if action.nargs == 0:  # a flag
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}: {key!r} is a flag: true or false")
+            if value:
+                args.append(f"--{name}")
+            continue
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, (dict, list, bool)):
+                raise ValueError(f"{where}: {key!r} takes a value, not {item!r}")
+            args += [f"--{name}", str(item)]
+    return args
 
 
 def generate_cert_main(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ from qtchat.protocol import (
     JoinRoom,
     KickRequest,
     MarkRead,
+    Message,
     PartRoom,
     PasswordChange,
     Ping,
@@ -63,12 +64,13 @@ from qtchat.protocol import (
     UsersRequest,
     Welcome,
     clean_line,
+    encode_event,
 )
 from qtchat.tls import TlsSetupError, describe_certificate, format_fingerprint, load_server_tls
 
 from .accounts import Hasher
 from .auth import Authenticator, banned_error
-from .backend import Backend, RecentCid, then
+from .backend import Backend, RecentCid, StoredMessage, then
 from .config import ServerConfig, announced_limits, work_limits
 from .history import HistoryService
 from .journal import Journal
@@ -81,7 +83,7 @@ from .prices import price
 from .resends import RECENT_CIDS_PER_USER, RecentCids
 from .room_ops import RoomOps
 from .room_state import RoomRecords
-from .rooms import Batch, Rooms
+from .rooms import Rooms
 from .sqlite_backend import SqliteBackend
 
 log = logging.getLogger("qtchat.server")
@@ -555,7 +557,18 @@ class ChatServer(QObject):
         """Frames another node stored and sent for a room: to this node's members of it, as they are."""
         room = self.rooms.rooms.get(room_key)
         if room is not None:
-            self.rooms.send([Batch(room, [frames], {})], publish=False)
+            self.rooms.send_remote(room, [frames])
+
+    def deliver_stored(self, room_key: str, messages: list[StoredMessage]) -> None:
+        """Messages another node stored that reached this one from the database: to this node's members."""
+        room = self.rooms.rooms.get(room_key)
+        if room is not None and messages:
+            self.rooms.send_remote(room, [encode_event(Message(id=m.id, ts=m.ts, sender=m.sender, text=m.text,
+                                                               room=room.name, cid=m.cid)) for m in messages])
+
+    def watching(self, room_key: str) -> bool:
+        room = self.rooms.rooms.get(room_key)
+        return room is not None and bool(room.members or room.joiners)
 
 
 def _ignore(who: object, event: object) -> None:

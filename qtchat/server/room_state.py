@@ -5,7 +5,7 @@ and first operator; a room whose history dates from before records existed gets 
 The record is kept through the storage seam (``Backend.room_record``/``save_room``/``save_join``) and
 served from memory here (``RoomRecords``), so a room everyone left stays invite-only, and its join
 points stay, across a restart. Invites to a registered name are kept; one to an unregistered name
-(``guests``) lasts while that name is online. A member's join point is an id from ``next_id()`` at
+(``guests``) lasts while that name is online. A member's join point is the backend's ``join_point()`` at
 their first join: with ``history`` "joined", pages, searches and catch-up show them only the messages
 after it (stored ids only grow). Leaving and joining again keeps the first join point.
 """
@@ -125,7 +125,7 @@ class RoomRecords:
             record = self._cache[key] = RoomRecord(key, name, user_key, user_name, {user_key: user_name})
             self.save(record)
         if user_key not in record.joined:
-            since = record.joined[user_key] = self.backend.next_id()
+            since = record.joined[user_key] = self.backend.join_point(key)
             self._report(self.backend.save_join(key, user_key, since), f"the join point in {name!r}")
         return record
 
@@ -135,7 +135,7 @@ class RoomRecords:
         if record is None or record.history != JOINED:
             return None
         since = record.joined.get(user_key)
-        return since if since is not None else self.backend.next_id()
+        return since if since is not None else self.backend.join_point(key)
 
     def listed(self, key: str) -> bool:
         """Does the room appear in the ``rooms`` list of those who are not in it?"""

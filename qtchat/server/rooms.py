@@ -260,6 +260,17 @@ class Rooms:
                 room.joiners = {}
         return batches
 
+    def send_remote(self, room: Room, frames: list[bytes]) -> None:
+        """Frames another node sent (or the database gave) for the room: to every member here, those who joined
+        in this pass too (what they get of this pass's own frames comes after, and was stored after)."""
+        self.send([Batch(room, frames, {})], publish=False)
+        if room.joiners:
+            data = b"".join(frames)
+            for user in room.joiners:
+                if user.socket.isValid():
+                    user.socket.write(data)
+                    user.peer.bytes_out += len(data)
+
     def send(self, batches: list[Batch], *, publish: bool = True) -> None:
         """Write each batch, as one shared buffer, to every member of its room (those who joined in this pass:
         only their part), and hand it to the backend for the room's members on other nodes (unless it came
@@ -278,20 +289,22 @@ class Rooms:
                 sock = member.socket
                 if not sock.isValid():
                     continue  # failed on an earlier write; reaped once this pass is over
-                sock.write(shared)
-                member.peer.bytes_out += size
+                # what is still unsent from earlier passes (the loop has flushed it since) is what says a
+                # client is not reading; this pass's own bytes are not sent until the loop's next turn
                 if sock.bytesToWrite() > limit:
                     slow.append(member)
+                sock.write(shared)
+                member.peer.bytes_out += size
             self.total_bytes_out += size * (len(room.members) - sum(1 for j in joiners if j in room.members))
             if publish:
                 self._publish(room.key, data)
             for member, first in joiners.items():
                 part = b"".join(batch.frames[first:])
                 if member in room.members and part and member.socket.isValid():
-                    member.socket.write(part)
-                    member.peer.bytes_out += len(part)
                     if member.socket.bytesToWrite() > limit:
                         slow.append(member)
+                    member.socket.write(part)
+                    member.peer.bytes_out += len(part)
         for member in slow:
             if not member.peer.detached:
                 self.connections.drop_slow(member.peer)

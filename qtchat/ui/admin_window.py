@@ -535,28 +535,39 @@ class AdminWindow(QMainWindow):
 
 def run_admin_window(config: ServerConfig, admin_channel: bool = True) -> int:
     from qtchat.server.admin import AdminChannel, channel_name
+    from qtchat.server.startup import open_server
     from qtchat.ui.icon import app_icon
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("qtchat-server")
     app.setWindowIcon(app_icon())
-    try:
-        server = ChatServer(config)  # a data folder or a ban file it cannot use: OSError
-        server.listen()
+    windows: list[AdminWindow] = []
+
+    def ready(server: ChatServer) -> None:
         if admin_channel:
-            AdminChannel(server, channel_name(server.port)).listen()
-    except OSError as exc:
-        QMessageBox.critical(None, "qtchat-server", str(exc))
-        return 2
-    window = AdminWindow(server)
-    window.show()
-    server.stopped.connect(app.quit)
+            try:
+                AdminChannel(server, channel_name(server.port)).listen()
+            except OSError as exc:
+                failed(str(exc))
+                return
+        window = AdminWindow(server)
+        windows.append(window)
+        window.show()
+        server.stopped.connect(app.quit)
+
+    def failed(why: str) -> None:
+        QMessageBox.critical(None, "qtchat-server", why)
+        app.exit(2)
 
     def on_signal(signum: int) -> None:
-        window.stop()  # from a terminal: no question asked
+        if windows:
+            windows[0].stop()  # from a terminal: no question asked
+        else:
+            app.exit(1)
 
     signals = QuitSignals(on_signal)
+    QTimer.singleShot(0, lambda: open_server(config, ready, failed))
     code = app.exec()
     del signals
     return int(code)

@@ -24,24 +24,27 @@ NO_LIMITS = ("--rate-messages", "0", "--rate-bytes", "0", "--max-per-address", "
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    data = ["--data-dir", tempfile.mkdtemp(prefix="qtchat-test-")] if args[:1] != ("admin",) else []
+    data = ["--data-dir", tempfile.mkdtemp(prefix="qtchat-test-")] \
+        if args[:1] != ("admin",) and "--database" not in args and "--data-dir" not in args else []
     return subprocess.run([*SERVER, *args, *data], capture_output=True, text=True, timeout=60)
 
 
 class Proc:
     """A qtchat-server process on a free port, found from its log line."""
 
-    def __init__(self, *args: str) -> None:
-        if "--data-dir" not in args:  # never the user's own history and bans
-            args = (*args, "--data-dir", tempfile.mkdtemp(prefix="qtchat-test-"))
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        if "--data-dir" not in args and "--database" not in args and not (env or {}).get("QTCHAT_SERVER_DATABASE"):
+            args = (*args, "--data-dir", tempfile.mkdtemp(prefix="qtchat-test-"))  # never the user's own history
         self.proc = subprocess.Popen(
             [*SERVER, "--port", "0", *args], stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
         )
         assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        assert match, line
+        self.log: list[str] = []
+        while not self.log or not (match := re.search(r"listening on 127\.0\.0\.1:(\d+)", self.log[-1])):
+            line = self.proc.stderr.readline()
+            assert line, "".join(self.log)
+            self.log.append(line)
         self.port = int(match.group(1))
 
     def stop(self) -> str:

@@ -1,0 +1,681 @@
+"""The storage seam on PostgreSQL: what several nodes of one chat share (issue 15; one node works alone too).
+
+Everything goes through ``PgLink`` (pgloop.py): libpq's non-blocking API on the loop's own
+sockets, no threads. Three connections, so that one kind of request never waits behind another:
+
+- **writes**: passes, accounts, room records, bans, in the order the core made them, and the reads the
+  core adds what is not stored yet to (markers, unread counts, mailboxes): asked on the same connection
+  after a pass was sent, they run after its commit, and are answered after it (on another connection a
+  count could miss a pass whose answer came first, and a mailbox could overflow);
+- **reads**: history pages, pages around a message, recent cids, blocks of ids;
+- **searches** and retention's deletes, which can take longest (a search stops at
+  ``SEARCH_TIMEOUT_MS``, PostgreSQL's ``statement_timeout``: ``search_too_broad``).
+
+**A pass is one transaction, one round trip** (pipelined statements, committed at their Sync). Each
+room's messages go through ``qtchat_post()``, which first locks the room's row in ``room_seq`` (an
+upsert that bumps the room's own counter: the lock is held until the commit) and only then takes the
+messages' ids from the sequence ``message_ids``. So within a room ids become visible in increasing
+order on every node: a transaction that takes smaller ids commits first, and a reader resuming
+"after the last id I saw" never skips one (backend.py, point 4; a plain sequence did skip ids in
+two-writer measurements: ../shared/notes/scale-out.md). Rooms are locked in the order of their keys,
+so two nodes' passes never deadlock. A pass also writes a token row (``passes``): when the connection
+breaks after the pass was sent, whether it was committed is found out from that row, and the ids it
+took, before the core is answered (point 5); meanwhile (PostgreSQL down) the check is tried again
+every second and the journal waits.
+
+**Ids outside rooms** (private messages; ``next_id()`` must answer at once) come from a block taken
+from the same sequence ahead of time and renewed every second and when half used: unique among all
+messages, growing on this node. A join point is the highest id this node knows was taken.
+
+**Search**: each message's text is folded in Python as the SQLite scan folds it (search_agent.fold:
+case-folded, no diacritics, non-word characters as spaces) and kept as a ``tsvector`` of the
+``simple`` configuration with a GIN index; a query word is a prefix (``:*``), the words ANDed.
+
+**Accounts, bans and room records** are read from memory (point 7): loaded by ``open()``, written
+through. The core is built only once ``open()`` is done (``opened`` in cli.py and the tests).
+Changes made by other nodes reach this one's memory at its next start (the cluster's live copies are
+the next step of issue 15).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QObject, QTimer
+
+from .backend import (
+    Account,
+    Around,
+    HeldMessage,
+    MailboxCount,
+    Page,
+    PassBatch,
+    Posted,
+    RecentCid,
+    RemoteSink,
+    StoredMessage,
+    around_shares,
+    done,
+    failed,
+)
+from .bans import BanList, parse_bans
+from .fanout import Fanout
+from .pgloop import PgConnectionLost, PgError, PgLink, Rows
+from .room_state import RoomRecord
+from .search_agent import fold, query_words
+from .store import RESEND_WINDOW_S, SearchTooCostly
+
+log = logging.getLogger("qtchat.server.pg")
+T = TypeVar("T")
+U = TypeVar("U")
+
+SCHEMA_VERSION = 1
+SCHEMA_LOCK = 4_321_000_001  # the advisory lock that lets one node at a time make the schema
+ID_BLOCK = 1024  # ids taken ahead for next_id()
+ID_BLOCK_S = 1.0  # ...and renewed at least this often, so a join point is never older than this
+SEARCH_TIMEOUT_MS = 500
+SEARCH_MAX_WAITING = 64  # searches queued on the search connection; more: search_too_broad
+CHECK_RETRY_MS = 1000  # how often to ask again whether a pass whose connection broke was committed
+PRUNE_INTERVAL_MS = 10 * 60 * 1000
+PRUNE_BATCH = 5000  # rows per retention DELETE
+PASSES_KEPT_S = 3600  # how long a pass's token row is kept for the check after a broken connection
+UNIQUE_VIOLATION = "23505"
+QUERY_CANCELED = "57014"
+
+SCHEMA = [
+    """DO $$ BEGIN
+        IF to_regclass('message_ids') IS NULL THEN
+            CREATE SEQUENCE message_ids;
+            -- ids start at the current time in microseconds, as on one machine (a migration sets it higher)
+            PERFORM setval('message_ids', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+        END IF;
+    END $$""",
+    """CREATE TABLE IF NOT EXISTS messages (
+        id bigint PRIMARY KEY,
+        room text NOT NULL,            -- the room's key
+        seq bigint NOT NULL,           -- its place in the room: 1, 2, 3... (room_seq.last_seq is the last)
+        ts bigint NOT NULL,            -- milliseconds since the epoch
+        sender text NOT NULL,
+        sender_key text NOT NULL,
+        cid text,
+        text text NOT NULL,
+        words tsvector NOT NULL        -- to_tsvector('simple', search_agent.fold(text))
+    )""",
+    "CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id)",
+    "CREATE INDEX IF NOT EXISTS messages_words ON messages USING gin (words)",
+    "CREATE INDEX IF NOT EXISTS messages_sender_cid ON messages (sender_key, id) WHERE cid IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS room_seq (room text PRIMARY KEY, last_seq bigint NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS passes (
+        token bigint NOT NULL,
+        room text NOT NULL,
+        ids bigint[] NOT NULL,
+        at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (token, room)
+    )""",
+    """CREATE TABLE IF NOT EXISTS read_markers (
+        user_key text NOT NULL, room_key text NOT NULL, id bigint NOT NULL, PRIMARY KEY (user_key, room_key)
+    )""",
+    """CREATE TABLE IF NOT EXISTS mailbox (
+        id bigint PRIMARY KEY,
+        user_key text NOT NULL,
+        ts bigint NOT NULL,
+        sender text NOT NULL,
+        sender_key text NOT NULL,
+        cid text,
+        text text NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS mailbox_user_id ON mailbox (user_key, id)",
+    "CREATE INDEX IF NOT EXISTS mailbox_sender_cid ON mailbox (sender_key, id) WHERE cid IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS accounts (
+        key text PRIMARY KEY, name text NOT NULL, password_hash text NOT NULL, admin boolean NOT NULL,
+        created double precision NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS rooms (key text PRIMARY KEY, state jsonb NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS room_members (
+        room text NOT NULL, member text NOT NULL, since bigint NOT NULL, PRIMARY KEY (room, member)
+    )""",
+    "CREATE TABLE IF NOT EXISTS bans (one int PRIMARY KEY CHECK (one = 1), state jsonb NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value bigint NOT NULL)",
+    # a room's messages of one pass: lock the room's counter row (held until the commit), then take the ids
+    # (so that they become visible in order), store the messages and the pass's token row; the ids, in order,
+    # and last the room's number of the last one (fanout.py delivers each room in that order)
+    """CREATE OR REPLACE FUNCTION qtchat_post(p_token bigint, p_room text, p_rows jsonb) RETURNS bigint[]
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        k int := jsonb_array_length(p_rows);
+        top bigint;
+        taken bigint[];
+    BEGIN
+        INSERT INTO room_seq AS r (room, last_seq) VALUES (p_room, k)
+            ON CONFLICT (room) DO UPDATE SET last_seq = r.last_seq + k
+            RETURNING last_seq INTO top;
+        SELECT array_agg(v ORDER BY v) INTO taken
+            FROM (SELECT nextval('message_ids') AS v FROM generate_series(1, k)) AS s;
+        INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words)
+            SELECT taken[e.n], p_room, top - k + e.n, (e.m->>0)::bigint, e.m->>1, e.m->>2, e.m->>3, e.m->>4,
+                   to_tsvector('simple', e.m->>5)
+            FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n);
+        taken := taken || top;  -- the ids, then the room's last number
+        INSERT INTO passes (token, room, ids) VALUES (p_token, p_room, taken);
+        RETURN taken;
+    END $fn$""",
+    f"""INSERT INTO meta (key, value) VALUES ('schema', {SCHEMA_VERSION})
+        ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, EXCLUDED.value)""",
+]
+
+_COLS = "id, room, ts, sender, text, cid"
+_MARKERS = """INSERT INTO read_markers (user_key, room_key, id)
+    SELECT e->>0, e->>1, (e->>2)::bigint FROM jsonb_array_elements($1::jsonb) AS e
+    ON CONFLICT (user_key, room_key) DO UPDATE SET id = GREATEST(read_markers.id, EXCLUDED.id)"""
+_MAIL = """INSERT INTO mailbox (id, user_key, ts, sender, sender_key, cid, text)
+    SELECT (e->>0)::bigint, e->>1, (e->>2)::bigint, e->>3, e->>4, e->>5, e->>6
+    FROM jsonb_array_elements($1::jsonb) AS e"""
+_DELIVERED = """DELETE FROM mailbox AS m USING jsonb_array_elements($1::jsonb) AS d
+    WHERE m.user_key = d->>0 AND m.id <= (d->>1)::bigint"""
+
+
+def ts_query(query: str) -> str | None:
+    """The tsquery for a search (None: no word): every word a prefix, the words ANDed. A word that folds to
+    several (``e-mail``) is a phrase of them, the last a prefix, as the SQLite scan matches ``% e mail%``."""
+    groups = []
+    for word in query_words(query):
+        parts = fold(word).split()
+        if parts:
+            quoted = [f"'{p}'" for p in parts]  # folded words hold only word characters: nothing to escape
+            quoted[-1] += ":*"
+            groups.append("(" + " <-> ".join(quoted) + ")")
+    return " & ".join(groups) or None
+
+
+class PgBanList(BanList):
+    """The bans, kept in PostgreSQL: loaded by the backend's ``open()``, each change written through."""
+
+    def __init__(self, link: PgLink) -> None:
+        super().__init__(None)
+        self._link = link
+
+    def _save(self) -> None:
+        written = self._link.query("INSERT INTO bans (one, state) VALUES (1, $1) "
+                                   "ON CONFLICT (one) DO UPDATE SET state = EXCLUDED.state", [self.state()])
+        written.add_done_callback(_log_failure)
+
+
+class PostgresBackend(QObject):
+    """The backend of a node on PostgreSQL. Call ``open()`` and wait for it before building the server."""
+
+    def __init__(self, dsn: str, *, history: bool = True, keep_days: float | None = None,
+                 keep_messages: int | None = None, redis: str | None = None, parent: QObject | None = None,
+                 connect_timeout: float = 10.0) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.keep_days = keep_days
+        self.keep_messages = keep_messages
+        self._write = PgLink(dsn, self, connect_timeout=connect_timeout)
+        self._read = PgLink(dsn, self, connect_timeout=connect_timeout)
+        self._search = PgLink(dsn, self, connect_timeout=connect_timeout)
+        self.bans: BanList = PgBanList(self._write)
+        self.fanout = Fanout(self._read, redis, self)
+        self._counters: Rows = []  # (room, last number, last id) when opened, for the fan-out
+        self._accounts: dict[str, Account] = {}
+        self._rooms: dict[str, RoomRecord] = {}
+        self._ids: deque[int] = deque()
+        self._ids_at = 0.0  # when the block in _ids was taken
+        self._top = 0  # the highest message id this node knows was taken (join points)
+        self._renewing = False
+        self._searches = 0  # sent on the search connection, not answered yet
+        self._closed = False
+        self.stored_messages = 0  # room messages stored by this node in this run
+        self._id_timer = QTimer(self)
+        self._id_timer.timeout.connect(self._renew_ids)
+        self._prune_timer = QTimer(self)
+        self._prune_timer.timeout.connect(self.prune)
+
+    # ------------------------------------------------------------ opening
+
+    def open(self) -> Future[None]:
+        """Connect, make the schema if it is missing (one node at a time), load accounts, bans and room
+        records into memory, and take the first block of ids."""
+        result: Future[None] = Future()
+        made = self._write.transaction([("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK])]
+                                       + [(sql, ()) for sql in SCHEMA])
+
+        def load(_: list[Rows]) -> None:
+            self._chain(self._read.transaction([
+                ("SELECT key, name, password_hash, admin, created FROM accounts", ()),
+                ("SELECT key, state FROM rooms", ()),
+                ("SELECT room, member, since FROM room_members", ()),
+                ("SELECT state FROM bans", ()),
+                (f"SELECT nextval('message_ids') FROM generate_series(1, {ID_BLOCK})", ()),
+                ("SELECT r.room, r.last_seq, (SELECT max(id) FROM messages AS m WHERE m.room = r.room) "
+                 "FROM room_seq AS r", ()),
+            ]), loaded, result)
+
+        def loaded(rows: list[Rows]) -> None:
+            accounts, rooms, members, bans, ids, self._counters = rows
+            self._accounts = {r[0]: Account(r[0], r[1], r[2], bool(r[3]), float(r[4])) for r in accounts}
+            joined: dict[str, dict[str, int]] = {}
+            for room, member, since in members:
+                joined.setdefault(room, {})[member] = int(since)
+            self._rooms = {key: RoomRecord.from_state(key, state, joined.get(key, {})) for key, state in rooms}
+            if bans:
+                self.bans.load(parse_bans(bans[0][0], "the ban list in PostgreSQL (table bans)",
+                                          "Fix or delete its row"))
+            self._take_ids(ids)
+            result.set_result(None)
+
+        self._chain(made, load, result)
+        return result
+
+    def _chain(self, future: Future[T], then: Callable[[T], None], result: Future[Any]) -> None:
+        """Continue with ``then`` once ``future`` is done; its error (or one of ``then``) fails ``result``."""
+        def next_step(f: Future[T]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                if not result.done():
+                    result.set_exception(exc)
+                return
+            try:
+                then(f.result())
+            except Exception as again:
+                if not result.done():
+                    result.set_exception(again)
+
+        future.add_done_callback(next_step)
+
+    def attach(self, sink: RemoteSink) -> None:
+        self.fanout.start(sink, self._counters)
+        self._id_timer.start(int(ID_BLOCK_S * 1000))
+        self._prune_timer.start(PRUNE_INTERVAL_MS)
+        QTimer.singleShot(0, self.prune)
+
+    def close(self) -> None:
+        self._closed = True
+        self._id_timer.stop()
+        self._prune_timer.stop()
+        self.fanout.close()
+        for link in (self._write, self._read, self._search):
+            link.close()
+
+    def publish(self, room_key: str, frames: bytes) -> None:
+        self.fanout.publish(room_key, frames)
+
+    # ------------------------------------------------------------ ids
+
+    def next_id(self) -> int:
+        if len(self._ids) < ID_BLOCK // 2:
+            self._renew_ids(force=True)
+        if not self._ids:
+            raise RuntimeError("no message id left: PostgreSQL has not answered for a new block of ids")
+        mid = self._ids.popleft()
+        self._top = max(self._top, mid)
+        return mid
+
+    def join_point(self, room_key: str) -> int:
+        del room_key  # ids are taken in one order for all rooms: the highest this node knows is above the room's
+        return self._top
+
+    def _take_ids(self, rows: Rows) -> None:
+        self._ids = deque(sorted(int(r[0]) for r in rows))
+        self._ids_at = time.monotonic()
+        if self._ids:
+            self._top = max(self._top, self._ids[0] - 1)  # every id taken before the block is below it
+
+    def _renew_ids(self, force: bool = False) -> None:
+        """A fresh block of ids, when half of this one is used or it is older than ID_BLOCK_S."""
+        if self._renewing or self._closed or not (force or time.monotonic() - self._ids_at >= ID_BLOCK_S):
+            return
+        self._renewing = True
+
+        def taken(f: Future[Rows]) -> None:
+            self._renewing = False
+            if f.exception() is None:
+                self._take_ids(f.result())
+            else:
+                log.warning("cannot take a block of message ids: %s", f.exception())
+
+        self._read.query(f"SELECT nextval('message_ids') FROM generate_series(1, {ID_BLOCK})").add_done_callback(taken)
+
+    # ------------------------------------------------------------ passes
+
+    def store_pass(self, batch: PassBatch) -> Future[None]:
+        result: Future[None] = Future()
+        token = secrets.randbits(62)
+        by_room: dict[str, list[Posted]] = {}
+        if self.history:
+            for m in batch.messages:
+                by_room.setdefault(m.room_key, []).append(m)
+        else:
+            for m in batch.messages:
+                m.id = self.next_id()
+        rooms = sorted(by_room)  # locked in this order by every node: no deadlock between two passes
+        statements: list[tuple[str, Any]] = [
+            ("SELECT pg_advisory_xact_lock($1)", [token]),  # a check after a broken connection waits for it
+            ("INSERT INTO passes (token, room, ids) VALUES ($1, '', '{}')", [token]),
+        ]
+        for room in rooms:
+            statements.append(("SELECT qtchat_post($1, $2, $3::jsonb)", [token, room, [
+                [m.ts, m.sender, m.sender_key, m.cid, m.text, fold(m.text)] for m in by_room[room]]]))
+        if batch.markers:
+            statements.append((_MARKERS, [[[u, r, mid] for (u, r), mid in batch.markers.items()]]))
+        if batch.mail:
+            statements.append((_MAIL, [[list(row) for row in batch.mail]]))
+        if batch.delivered:
+            statements.append((_DELIVERED, [[[u, upto] for u, upto in batch.delivered.items()]]))
+
+        def stamp(ids: dict[str, list[int]]) -> None:
+            waits = []
+            for room in rooms:
+                *taken, top = ids[room]
+                for m, mid in zip(by_room[room], taken, strict=True):
+                    m.id = mid
+                self._top = max(self._top, taken[-1])
+                waits.append(self.fanout.stored(room, top - len(taken) + 1, top, taken[-1]))
+            self.stored_messages += sum(len(by_room[room]) for room in rooms)
+            # answered once everything numbered before this pass in its rooms is delivered here (fanout.py)
+            self._after_all(waits, lambda: self._answer_pass(result, rooms))
+
+        def answered(f: Future[list[Rows]]) -> None:
+            exc = f.exception()
+            if exc is None:
+                rows = f.result()
+                stamp({room: list(rows[2 + n][0][0]) for n, room in enumerate(rooms)})
+            elif isinstance(exc, PgConnectionLost) and exc.sent:
+                log.warning("the connection to PostgreSQL broke after a pass was sent; asking whether it was stored")
+                self._check_pass(token, exc, stamp, result)
+            else:
+                result.set_exception(exc)
+
+        self._write.transaction(statements).add_done_callback(answered)
+        return result
+
+    def _after_all(self, futures: list[Future[None]], then: Callable[[], None]) -> None:
+        left = [len(futures)]
+        if not futures:
+            then()
+            return
+
+        def one(_: Future[None]) -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                then()
+
+        for future in futures:
+            future.add_done_callback(one)
+
+    def _answer_pass(self, result: Future[None], rooms: list[str]) -> None:
+        result.set_result(None)  # the core sends the pass now (its done-callbacks run here)
+        for room in rooms:
+            self.fanout.sent(room)
+
+    def _check_pass(self, token: int, lost: BaseException, stamp: Callable[[dict[str, list[int]]], None],
+                    result: Future[None]) -> None:
+        """Was the pass with this token committed? Asked (again every CHECK_RETRY_MS while PostgreSQL cannot be
+        reached) on a new connection, after waiting for the old transaction's lock: its ids, or its failure."""
+        def answered(f: Future[list[Rows]]) -> None:
+            exc = f.exception()
+            if exc is None:
+                rows = f.result()[1]
+                if rows:
+                    log.info("the pass was stored")
+                    stamp({room: list(ids) for room, ids in rows if room})
+                else:
+                    result.set_exception(lost)
+            elif self._closed:
+                result.set_exception(lost)
+            else:
+                QTimer.singleShot(CHECK_RETRY_MS, self, ask)
+
+        def ask() -> None:
+            self._write.transaction([("SELECT pg_advisory_xact_lock($1)", [token]),
+                                     ("SELECT room, ids FROM passes WHERE token = $1", [token])]
+                                    ).add_done_callback(answered)
+
+        ask()
+
+    # ------------------------------------------------------------ history
+
+    def _rows(self, link: PgLink, sql: str, params: list[object], convert: Callable[[Rows], U]) -> Future[U]:
+        result: Future[U] = Future()
+        self._chain(link.query(sql, params), lambda rows: result.set_result(convert(rows)), result)
+        return result
+
+    def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
+        if not self.history:
+            return done(Page([], False))
+        if after is not None:
+            return self._rows(self._read, f"SELECT {_COLS} FROM messages WHERE room = $1 AND id > $2 ORDER BY id "
+                              "LIMIT $3", [room_key, after, limit + 1],
+                              lambda rows: Page(_stored(rows[:limit]), len(rows) > limit))
+        return self._rows(self._read, f"SELECT {_COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC "
+                          "LIMIT $3", [room_key, before if before is not None else 1 << 62, limit + 1],
+                          lambda rows: Page(_stored(rows[:limit][::-1]), len(rows) > limit))
+
+    def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
+        if not self.history:
+            return done(Around([], [], False, False))
+
+        def split(rows: list[Rows]) -> Around:
+            older, newer = rows
+            want_old, want_new = around_shares(len(older), len(newer), limit)
+            old, new = older[:want_old], newer[:want_new]
+            return Around(_stored(old[::-1]), _stored(new), len(older) > len(old), len(newer) > len(new))
+
+        result: Future[Around] = Future()
+        self._chain(self._read.transaction([
+            (f"SELECT {_COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+             [room_key, mid, limit + 1]),
+            (f"SELECT {_COLS} FROM messages WHERE room = $1 AND id >= $2 ORDER BY id LIMIT $3",
+             [room_key, mid, limit + 1]),
+        ]), lambda rows: result.set_result(split(rows)), result)
+        return result
+
+    def search(self, query: str, room_keys: list[str], *, before: int | None, limit: int) -> Future[Page]:
+        tsq = ts_query(query)
+        if not self.history or tsq is None or not room_keys:
+            return done(Page([], False))
+        if self._searches >= SEARCH_MAX_WAITING:
+            return failed(SearchTooCostly(SEARCH_TIMEOUT_MS / 1000, why="too many searches are waiting"))
+        self._searches += 1
+        result: Future[Page] = Future()
+
+        def answered(f: Future[list[Rows]]) -> None:
+            self._searches -= 1
+            exc = f.exception()
+            if exc is None:
+                rows = f.result()[1]
+                result.set_result(Page(_stored(rows[:limit]), len(rows) > limit))
+            elif isinstance(exc, PgError) and exc.code == QUERY_CANCELED:
+                result.set_exception(SearchTooCostly(SEARCH_TIMEOUT_MS / 1000))
+            else:
+                result.set_exception(exc)
+
+        self._search.transaction([
+            (f"SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}", ()),
+            (f"SELECT {_COLS} FROM messages WHERE room IN (SELECT jsonb_array_elements_text($1::jsonb)) "
+             "AND words @@ to_tsquery('simple', $2) AND id < $3 ORDER BY id DESC LIMIT $4",
+             [room_keys, tsq, before if before is not None else 1 << 62, limit + 1]),
+        ]).add_done_callback(answered)
+        return result
+
+    def marker(self, user_key: str, room_key: str) -> Future[int | None]:
+        return self._rows(self._write, "SELECT id FROM read_markers WHERE user_key = $1 AND room_key = $2",
+                          [user_key, room_key], lambda rows: int(rows[0][0]) if rows else None)
+
+    def unread(self, room_key: str, user_key: str, after: int, cap: int) -> Future[int]:
+        if not self.history:
+            return done(0)
+        return self._rows(self._write, "SELECT count(*) FROM (SELECT 1 FROM messages WHERE room = $1 AND id > $2 "
+                          "AND sender_key <> $3 LIMIT $4) AS s", [room_key, after, user_key, cap],
+                          lambda rows: int(rows[0][0]))
+
+    def recent_cids(self, sender_key: str, limit: int) -> Future[list[RecentCid]]:
+        since = int((time.time() - RESEND_WINDOW_S) * 1000)
+
+        def found(rows: list[Rows]) -> list[RecentCid]:
+            kept = [RecentCid(cid, int(mid), int(ts), where, hash(text)) for cid, mid, ts, where, text in rows[0]]
+            kept += [RecentCid(cid, int(mid), int(ts), "@" + where, hash(text), held=True)
+                     for cid, mid, ts, where, text in rows[1]]
+            kept.sort(key=lambda r: r.id)
+            return kept[-limit:]
+
+        result: Future[list[RecentCid]] = Future()
+        self._chain(self._read.transaction([
+            ("SELECT cid, id, ts, room, text FROM messages WHERE sender_key = $1 AND cid IS NOT NULL AND ts >= $2 "
+             "ORDER BY id DESC LIMIT $3", [sender_key, since, limit]),
+            ("SELECT cid, id, ts, user_key, text FROM mailbox WHERE sender_key = $1 AND cid IS NOT NULL "
+             "ORDER BY id DESC LIMIT $2", [sender_key, limit]),
+        ]), lambda rows: result.set_result(found(rows)), result)
+        return result
+
+    # ------------------------------------------------------------ mailboxes
+
+    def mailbox_count(self, user_key: str, sender_key: str, cap: int, share: int) -> Future[MailboxCount]:
+        return self._rows(self._write, "SELECT (SELECT count(*) FROM (SELECT 1 FROM mailbox WHERE user_key = $1 "
+                          "LIMIT $3) AS a), (SELECT count(*) FROM (SELECT 1 FROM mailbox WHERE user_key = $1 AND "
+                          "sender_key = $2 LIMIT $4) AS b)", [user_key, sender_key, cap, share],
+                          lambda rows: MailboxCount(int(rows[0][0]), int(rows[0][1])))
+
+    def mailbox_page(self, user_key: str, after: int, limit: int) -> Future[tuple[list[HeldMessage], bool]]:
+        return self._rows(self._write, "SELECT id, ts, sender, text, cid FROM mailbox WHERE user_key = $1 AND id > $2 "
+                          "ORDER BY id LIMIT $3", [user_key, after, limit + 1],
+                          lambda rows: ([HeldMessage(*r) for r in rows[:limit]], len(rows) > limit))
+
+    # ------------------------------------------------------------ accounts
+
+    def account(self, key: str) -> Account | None:
+        return self._accounts.get(key)
+
+    def accounts(self) -> list[Account]:
+        return [self._accounts[k] for k in sorted(self._accounts)]
+
+    def create_account(self, key: str, name: str, password_hash: str, *, admin: bool = False) -> Future[Account]:
+        account = Account(key, name, password_hash, admin, time.time())
+        result: Future[Account] = Future()
+
+        def made(f: Future[Rows]) -> None:
+            exc = f.exception()
+            if exc is None:
+                self._accounts[key] = account
+                result.set_result(account)
+            elif isinstance(exc, PgError) and exc.code == UNIQUE_VIOLATION:
+                result.set_exception(ValueError(f"The name {name!r} is registered already."))
+            else:
+                result.set_exception(exc)
+
+        self._write.query("INSERT INTO accounts (key, name, password_hash, admin, created) VALUES ($1, $2, $3, $4, $5)",
+                          [key, name, password_hash, admin, account.created]).add_done_callback(made)
+        return result
+
+    def set_password(self, key: str, password_hash: str) -> Future[None]:
+        def changed(_: Rows) -> None:
+            a = self._accounts.get(key)
+            if a is not None:
+                self._accounts[key] = Account(a.key, a.name, password_hash, a.admin, a.created)
+
+        return self._written(self._write.query("UPDATE accounts SET password_hash = $1 WHERE key = $2",
+                                               [password_hash, key]), changed)
+
+    def set_admin(self, key: str, admin: bool) -> Future[None]:
+        def changed(_: Rows) -> None:
+            a = self._accounts.get(key)
+            if a is not None:
+                self._accounts[key] = Account(a.key, a.name, a.password_hash, admin, a.created)
+
+        return self._written(self._write.query("UPDATE accounts SET admin = $1 WHERE key = $2", [admin, key]), changed)
+
+    def delete_account(self, key: str) -> Future[int | None]:
+        if key not in self._accounts:
+            return done(None)
+        result: Future[int | None] = Future()
+
+        def deleted(rows: list[Rows]) -> None:
+            self._accounts.pop(key, None)
+            result.set_result(len(rows[1]))
+
+        self._chain(self._write.transaction([
+            ("DELETE FROM accounts WHERE key = $1", [key]),
+            ("DELETE FROM mailbox WHERE user_key = $1 RETURNING 1", [key]),
+        ]), deleted, result)
+        return result
+
+    def _written(self, future: Future[Rows], then: Callable[[Rows], None] | None = None) -> Future[None]:
+        result: Future[None] = Future()
+
+        def finish(rows: Rows) -> None:
+            if then is not None:
+                then(rows)
+            result.set_result(None)
+
+        self._chain(future, finish, result)
+        return result
+
+    # ------------------------------------------------------------ rooms
+
+    def room_record(self, key: str) -> RoomRecord | None:
+        return self._rooms.get(key)
+
+    def save_room(self, key: str, state: dict[str, Any]) -> Future[None]:
+        kept = self._rooms.get(key)
+        self._rooms[key] = RoomRecord.from_state(key, state, kept.joined if kept is not None else {})
+        return self._written(self._write.query("INSERT INTO rooms (key, state) VALUES ($1, $2) "
+                                               "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state", [key, state]))
+
+    def save_join(self, room_key: str, member_key: str, since: int) -> Future[None]:
+        kept = self._rooms.get(room_key)
+        if kept is not None:
+            kept.joined.setdefault(member_key, since)
+        return self._written(self._write.query("INSERT INTO room_members (room, member, since) VALUES ($1, $2, $3) "
+                                               "ON CONFLICT DO NOTHING", [room_key, member_key, since]))
+
+    # ------------------------------------------------------------ upkeep
+
+    def prune(self) -> None:
+        """Retention, on the search connection (its deletes may take a while; nobody's pass waits for them),
+        in batches of PRUNE_BATCH rows; and the token rows of passes older than PASSES_KEPT_S."""
+        if self._closed:
+            return
+        steps: list[tuple[str, list[object]]] = [
+            ("DELETE FROM passes WHERE at < now() - make_interval(secs => $1)", [float(PASSES_KEPT_S)])]
+        if self.keep_days is not None:
+            cutoff = int((time.time() - self.keep_days * 86400) * 1000)
+            steps += [(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE ts < $1 LIMIT {PRUNE_BATCH})",
+                       [cutoff]) for table in ("messages", "mailbox")]
+        if self.keep_messages is not None:
+            steps.append((f"DELETE FROM messages WHERE id IN (SELECT m.id FROM room_seq AS r, LATERAL (SELECT id "
+                          f"FROM messages WHERE room = r.room ORDER BY id DESC OFFSET $1 LIMIT {PRUNE_BATCH}) AS m)",
+                          [self.keep_messages]))
+        self._prune_steps(deque(steps), 0)
+
+    def _prune_steps(self, steps: deque[tuple[str, list[object]]], deleted: int) -> None:
+        if not steps or self._closed:
+            if deleted:
+                log.info("history retention removed %d messages", deleted)
+            return
+        sql, params = steps[0]
+
+        def answered(f: Future[Rows]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                log.error("history retention: %s", exc)
+                return
+            count = len(f.result())
+            if count < PRUNE_BATCH or sql.startswith("DELETE FROM passes"):
+                steps.popleft()
+            self._prune_steps(steps, deleted + (count if not sql.startswith("DELETE FROM passes") else 0))
+
+        self._search.query(sql + " RETURNING 1", params).add_done_callback(answered)
+
+
+def _log_failure(future: Future[Rows]) -> None:
+    if future.exception() is not None:
+        log.error("cannot keep the bans: %s", future.exception())
+
+
+def _stored(rows: Rows) -> list[StoredMessage]:
+    return [StoredMessage(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5]) for r in rows]

@@ -1,0 +1,127 @@
+"""Several nodes, one chat: servers on one PostgreSQL database and one Redis (pg_backend.py, fanout.py).
+
+In-process nodes on the test's loop, with real PostgreSQL and Redis servers (tests/services.py). What is
+held: clients on different nodes chat in shared rooms; every client sees every message once, in the
+same order on every node, and a resume "after the last id" misses nothing; without Redis the nodes
+still chat, through PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from qtchat.protocol import History, HistoryRequest, Joined, JoinRoom, Message, RoomState, SendMessage
+from qtchat.server import ChatServer, ServerConfig
+from tests.conftest import NO_LIMITS, open_postgres
+from tests.helpers import RawClient
+
+
+@pytest.fixture
+def nodes(qtbot: Any, postgres_server: Any, redis_server: Any) -> Iterator[Any]:
+    """Factory: ``make(count, redis=True)``, that many nodes sharing one new database (and Redis)."""
+    made: list[ChatServer] = []
+
+    def make(count: int, *, redis: bool = True) -> list[ChatServer]:
+        database = postgres_server.new_database()
+        servers = []
+        for _ in range(count):
+            config = ServerConfig(host="127.0.0.1", port=0, **NO_LIMITS)
+            config.redis = redis_server.url if redis else None
+            backend = open_postgres(qtbot, postgres_server, config, database)
+            server = ChatServer(config, backend=backend)
+            server.listen()
+            servers.append(server)
+        made.extend(servers)
+        return servers
+
+    yield make
+    for server in made:
+        server.shutdown("test over")
+        qtbot.waitUntil(lambda s=server: not s.peers, timeout=5000)
+        server.deleteLater()
+
+
+@pytest.fixture
+def clients(qtbot: Any) -> Iterator[Any]:
+    made: list[RawClient] = []
+
+    def connect(server: ChatServer, name: str, *rooms: str) -> RawClient:
+        client = RawClient(server.port, qtbot)
+        made.append(client)
+        client.login(name)
+        for room in rooms:
+            client.send(JoinRoom(room))
+            client.wait_event(RoomState, room=room)
+        return client
+
+    yield connect
+    for client in made:
+        client.close()
+
+
+def texts(client: RawClient, room: str = "lobby") -> list[str]:
+    return [m.text for m in client.of(Message) if m.room == room]
+
+
+def test_clients_on_two_nodes_chat_in_one_room(nodes: Any, clients: Any) -> None:
+    a, b = nodes(2)
+    ann = clients(a, "ann", "design")
+    bob = clients(b, "bob", "design")
+    ann.send(SendMessage("hello from a", room="design", cid="a1"))
+    got = bob.wait_event(Message, text="hello from a", timeout=10)
+    mine = ann.wait_event(Message, cid="a1")
+    assert (got.id, got.sender, got.room) == (mine.id, "ann", "design")
+    bob.send(SendMessage("and from b", room="design", cid="b1"))
+    assert ann.wait_event(Message, text="and from b", timeout=10).id > got.id
+    assert a.backend.fanout.filled == 0 and b.backend.fanout.filled == 0  # all came over Redis
+
+
+def test_every_node_shows_one_order_and_a_resume_misses_nothing(nodes: Any, clients: Any, qtbot: Any) -> None:
+    servers = nodes(3)
+    writers = [clients(s, f"w{i}") for i, s in enumerate(servers)]
+    readers = [clients(s, f"r{i}") for i, s in enumerate(servers)]
+    per_writer = 60
+    for n in range(per_writer):  # the three nodes' passes race for the room's lock
+        for i, w in enumerate(writers):
+            w.send(SendMessage(f"w{i}-{n}", cid=f"{i}-{n}"))
+    total = per_writer * len(writers)
+    for r in readers:
+        r.wait_for(lambda r=r: len(texts(r)) >= total, timeout=30)
+    orders = [[m.id for m in r.of(Message)] for r in readers]
+    assert all(order == orders[0] for order in orders)  # the same order on every node
+    assert orders[0] == sorted(orders[0]) and len(set(orders[0])) == total  # in id order, each once
+    for i in range(len(writers)):  # each writer's own messages in the order it sent them
+        mine = [t for t in texts(readers[0]) if t.startswith(f"w{i}-")]
+        assert mine == [f"w{i}-{n}" for n in range(per_writer)]
+    late = clients(servers[1], "late")
+    seen: list[int] = []
+    while True:  # resuming page by page on another node: the same messages, no gap, no duplicate
+        late.send(HistoryRequest(after=seen[-1] if seen else 0, limit=64))
+        page = late.wait_event(History)
+        late.events.remove(page)
+        seen += [m.id for m in page.messages]
+        if not page.more:
+            break
+    assert seen == orders[0]
+
+
+def test_without_redis_the_nodes_still_chat_through_postgresql(nodes: Any, clients: Any) -> None:
+    a, b = nodes(2, redis=False)
+    ann = clients(a, "ann")
+    bob = clients(b, "bob")
+    for n in range(5):
+        ann.send(SendMessage(f"slow path {n}", cid=f"s{n}"))
+    bob.wait_for(lambda: len(texts(bob)) == 5, timeout=10)
+    assert texts(bob) == [f"slow path {n}" for n in range(5)]
+    assert b.backend.fanout.filled == 5
+    assert [m.id for m in bob.of(Message)] == [m.id for m in ann.of(Message)]
+
+
+def test_joins_on_one_node_reach_the_members_on_another(nodes: Any, clients: Any) -> None:
+    a, b = nodes(2)
+    ann = clients(a, "ann", "design")
+    clients(b, "bob", "design")
+    ann.wait_event(Joined, user="bob", room="design", timeout=10)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -56,6 +57,7 @@ class Postgres:
     port: int
     folder: Path
     user: str = "qtchat"
+    fsync: bool = False
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
@@ -66,6 +68,15 @@ class Postgres:
                               "-p", str(self.port), "-U", self.user, "-d", database, "-c", sql],
                              check=True, capture_output=True, text=True, timeout=60)
         return out.stdout
+
+    def stop(self) -> None:
+        """Stop it at once (``-m immediate``: as a crash), for tests of a cluster without it; ``start()`` again."""
+        _run(_as_postgres([str(_pg_bin() / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop"]))
+
+    def start(self) -> None:
+        _run(_as_postgres([str(_pg_bin() / "pg_ctl"), "-D", str(self.folder / "data"), "-w", "-l",
+                           str(self.folder / "log"), "-o", _options(self.port, self.folder / "run", self.fsync),
+                           "start"]))
 
     def new_database(self) -> str:
         """A new empty database; its name."""
@@ -83,11 +94,29 @@ class Redis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
+    def stop(self) -> None:
+        """Kill it (SIGKILL: what it held is gone), for tests of a cluster without Redis; ``start()`` again."""
+        pid = int((self.folder / "redis.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _answers(self.port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (self.folder / "redis.pid").unlink(missing_ok=True)
+
+    def start(self) -> None:
+        _start_redis(self.folder, self.port)
+
+
+def _options(port: int, sockets: Path, fsync: bool = False) -> str:
+    return (f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'} "
+            "-c max_connections=200 -c shared_buffers=32MB")
+
 
 @contextlib.contextmanager
-def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL server of its own in a new temporary folder, on a free port, trusting local connections.
-    (Not under pytest's temporary folder: as root that one is root's alone, and the server runs as postgres.)"""
+def postgres(*, fsync: bool = False) -> Iterator[Postgres]:
+    """A PostgreSQL server of its own in a new temporary folder, on a free port, trusting local connections;
+    without ``fsync`` (the tests) commits do not wait for the disk. (Not under pytest's temporary folder: as root
+    that one is root's alone, and the server runs as postgres.)"""
     bindir = _pg_bin()
     folder = Path(tempfile.mkdtemp(prefix="qtchat-postgresql-"))
     data, sockets = folder / "data", folder / "run"
@@ -98,41 +127,45 @@ def postgres() -> Iterator[Postgres]:
     _run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", "qtchat", "--auth=trust", "-E", "UTF8",
                        "--locale=C.UTF-8"]))
     port = free_port()
-    options = (f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 "
-               "-c shared_buffers=32MB")
-    _run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"), "-o", options,
-                       "start"]))
+    _run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"), "-o",
+                       _options(port, sockets, fsync), "start"]))
     try:
-        yield Postgres(port, folder)
+        yield Postgres(port, folder, fsync=fsync)
     finally:
         subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        capture_output=True, timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def redis(folder: Path) -> Iterator[Redis]:
-    """A Redis server of its own in ``folder``, on a free port, keeping nothing on disk."""
+def _answers(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(16).startswith(b"+PONG")
+    return False
+
+
+def _start_redis(folder: Path, port: int) -> None:
     program = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(program).exists():
         raise RuntimeError("Redis is not installed: run scripts/bootstrap --test (Debian's redis-server)")
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    pidfile = folder / "redis.pid"
     subprocess.run([program, "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes", "--pidfile",
-                    str(pidfile), "--save", "", "--appendonly", "no", "--dir", str(folder),
+                    str(folder / "redis.pid"), "--save", "", "--appendonly", "no", "--dir", str(folder),
                     "--logfile", str(folder / "log")], check=True, timeout=60)
     deadline = time.monotonic() + 10
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            if s.recv(16).startswith(b"+PONG"):
-                break
+    while not _answers(port):
         if time.monotonic() > deadline:
             raise RuntimeError(f"redis-server did not start: {(folder / 'log').read_text(errors='replace')}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def redis(folder: Path) -> Iterator[Redis]:
+    """A Redis server of its own in ``folder``, on a free port, keeping nothing on disk."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    _start_redis(folder, port)
     try:
         yield Redis(port, folder)
     finally:
         with contextlib.suppress(OSError, ValueError):
-            os.kill(int(pidfile.read_text()), 15)
+            os.kill(int((folder / "redis.pid").read_text()), 15)

@@ -266,17 +266,7 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
     if argv[:1] == ["admin"]:
         return admin_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        preset = [*config_file_args(parser, args.config), *environment_args(parser, os.environ)]
-    except ValueError as exc:
-        parser.error(str(exc))
-    if preset:
-        args = parser.parse_args([*preset, *argv])
-    if args.redis and not args.database:
-        parser.error("--redis goes with --database (the nodes of a cluster share both)")
-    if args.database and args.data_dir:
-        parser.error("--database and --data-dir do not go together: a node of a cluster keeps nothing in a folder")
+    args = parse_with_presets(parser, argv)
     if args.generate_cert:
         return generate_cert_main(args)
     if (args.tls_cert is None) != (args.tls_key is None):
@@ -298,6 +288,12 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
         if admin_window is None:
             parser.error("--admin: this program has no admin window (run the qtchat-server command)")
         return admin_window(config, not args.no_admin_channel)
+    return serve(config, admin_channel=not args.no_admin_channel)
+
+
+def serve(config: ServerConfig, *, admin_channel: bool) -> int:
+    """Run the server headless until it stops; the exit code."""
+    log = logging.getLogger("qtchat.server")
     app = QCoreApplication.instance() or QCoreApplication([sys.argv[0]])
     app.setApplicationName("qtchat-server")
     running: list[ChatServer] = []
@@ -305,7 +301,7 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
     def ready(server: ChatServer) -> None:
         running.append(server)
         server.stopped.connect(app.quit)
-        if not args.no_admin_channel:
+        if admin_channel:
             try:
                 AdminChannel(server, channel_name(server.port)).listen()
             except OSError as exc:
@@ -322,6 +318,22 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
     code = app.exec()
     del signals
     return int(code)
+
+
+def parse_with_presets(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The command line, after the config file's options and the environment's (the command line wins)."""
+    args = parser.parse_args(argv)
+    try:
+        preset = [*config_file_args(parser, args.config), *environment_args(parser, os.environ)]
+    except ValueError as exc:
+        parser.error(str(exc))
+    if preset:
+        args = parser.parse_args([*preset, *argv])
+    if args.redis and not args.database:
+        parser.error("--redis goes with --database (the nodes of a cluster share both)")
+    if args.database and args.data_dir:
+        parser.error("--database and --data-dir do not go together: a node of a cluster keeps nothing in a folder")
+    return args
 
 
 def config_file_args(parser: argparse.ArgumentParser, path: Path | None) -> list[str]:

@@ -45,7 +45,6 @@ from qtchat.protocol import (
     JoinRoom,
     KickRequest,
     MarkRead,
-    Message,
     PartRoom,
     PasswordChange,
     Ping,
@@ -64,13 +63,12 @@ from qtchat.protocol import (
     UsersRequest,
     Welcome,
     clean_line,
-    encode_event,
 )
 from qtchat.tls import TlsSetupError, describe_certificate, format_fingerprint, load_server_tls
 
 from .accounts import Hasher
 from .auth import Authenticator, banned_error
-from .backend import Backend, RecentCid, StoredMessage, then
+from .backend import Backend, RecentCid, then
 from .config import ServerConfig, announced_limits, work_limits
 from .history import HistoryService
 from .journal import Journal
@@ -83,7 +81,7 @@ from .prices import price
 from .resends import RECENT_CIDS_PER_USER, RecentCids
 from .room_ops import RoomOps
 from .room_state import RoomRecords
-from .rooms import Rooms
+from .rooms import Rooms, RoomSink
 from .sqlite_backend import SqliteBackend
 
 log = logging.getLogger("qtchat.server")
@@ -136,7 +134,7 @@ class ChatServer(QObject):
         self._build()
         self._init_timers()
         self._init_dispatch()
-        self.backend.attach(self)
+        self.backend.attach(RoomSink(self.rooms))
         self.destroyed.connect(self.connections.forget_sockets)
 
     def _build(self) -> None:
@@ -148,6 +146,7 @@ class ChatServer(QObject):
         self.rooms = Rooms(cfg, self.connections, schedule=self._schedule,
                            describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108
                            publish=backend.publish, records=RoomRecords(backend))
+        self.rooms.settled = lambda user: self._release(user.peer)
         self.room_ops = RoomOps(self.connections, self.rooms, self.users)
         self.recent = RecentCids()
         self.journal = Journal(backend, self.rooms, self.connections, schedule=self._flush_soon,
@@ -334,10 +333,15 @@ class ChatServer(QObject):
         if peer.limiter is not None and peer.limiter.received(len(data), peer.last_seen) is Verdict.FLOOD:
             self._flood(peer, f"You sent more than {self.config.rate_bytes} bytes per second for too long.")
             return
+        peer.conn.receive_data(data)
+        self._take_events(peer)
+
+    def _take_events(self, peer: Peer) -> None:
+        """Act on the frames received (in turns past their price). Frames after a hello that is still being
+        checked (a password, the backend's answers) wait in the connection, undecoded, until its welcome."""
         conn = peer.conn
-        conn.receive_data(data)
         spent = 0.0  # work acted on at once in this read: at most PER_READ, the rest takes turns
-        while not peer.detached:
+        while not peer.detached and not peer.held:
             try:
                 event = conn.next_event()
             except ProtocolError as exc:
@@ -347,13 +351,43 @@ class ChatServer(QObject):
                 break
             if peer.work is None:
                 self._dispatch(peer, event)
+                self._after(peer, event)
                 continue
             cost = price(event, self.rooms)
             if peer.backlog or cost > AT_ONCE or spent + cost > PER_READ or peer.work.take(cost, time.monotonic()) > 0:
                 self._hold_back(peer, event)  # it waits for its price, or for its turn (fakelag)
+                if isinstance(event, Hello):
+                    peer.held = True  # nothing after it is decoded before it is answered
             else:
                 spent += cost
                 self._dispatch(peer, event)
+                self._after(peer, event)
+
+    def _after(self, peer: Peer, event: object) -> None:
+        """A hello or a join was acted upon: the frames after it wait while it is answered (a password checked,
+        the backend read: they may depend on it, a message to the room joined), released by ``_release``."""
+        if isinstance(event, Hello):
+            if peer.user is None and not peer.detached and (peer.logging_in or peer in self._admitting.values()):
+                peer.held = True
+            else:
+                self._release(peer)
+        elif isinstance(event, JoinRoom) and peer.user is not None and peer.user in self.rooms.joining:
+            peer.held = True
+
+    def _release(self, peer: Peer) -> None:
+        """Act on what a held connection sent meanwhile (on the loop's next turn: the caller may be a future's)."""
+        if peer.held:
+            peer.held = False
+            QTimer.singleShot(0, self, lambda: self._resume(peer))
+
+    def _resume(self, peer: Peer) -> None:
+        if peer.detached:
+            return
+        if peer.backlog:
+            self._lagged[peer] = None
+            if not self._lag_timer.isActive():
+                self._lag_timer.start()
+        self._take_events(peer)
 
     def _hold_back(self, peer: Peer, event: object) -> None:
         backlog = peer.backlog
@@ -382,10 +416,14 @@ class ChatServer(QObject):
             if peer.detached or not backlog or work is None:
                 peer.backlog = None
                 continue
+            if peer.held:
+                continue  # out of the rotation until released (_resume puts it back)
             if work.take(price(backlog[0], self.rooms), now) == 0:
                 turns = len(self._lagged) + 1  # something was served: another round may follow
-                self._dispatch(peer, backlog.popleft())
-            if backlog and not peer.detached:
+                event = backlog.popleft()
+                self._dispatch(peer, event)
+                self._after(peer, event)
+            if backlog and not peer.detached and not peer.held:
                 self._lagged[peer] = None
             else:
                 peer.backlog = None
@@ -474,6 +512,9 @@ class ChatServer(QObject):
              self._admit_failed(user))
 
     def _welcome(self, user: User, lobby: RoomInfo, recent: Any) -> None:
+        if recent is not None and not recent.done():  # known before anything it sends is read (its resends)
+            then(recent, lambda _: self._welcome(user, lobby, recent), lambda _: self._welcome(user, lobby, recent))
+            return
         peer = user.peer
         if self._admitting.get(user.key) is peer:
             del self._admitting[user.key]
@@ -481,7 +522,7 @@ class ChatServer(QObject):
             return
         peer.user = user
         self.users[user.key] = user
-        if recent is not None:  # resends after a server restart are recognised too
+        if recent is not None:  # resends after a server restart (or from a node that died) are recognised too
             then(recent, lambda found: self._remember(user.key, found), lambda exc: log.error(
                 "cannot read the recent messages of %s: %s", user.name, exc))
         cfg = self.config
@@ -496,6 +537,7 @@ class ChatServer(QObject):
         self.user_joined.emit(user.name, peer.peer)
         if account is not None:
             self.mailboxes.deliver(user)
+        self._release(peer)  # what it sent after its hello
 
     def _remember(self, key: str, found: list[RecentCid]) -> None:
         if key not in self.recent:
@@ -550,25 +592,6 @@ class ChatServer(QObject):
         all its members: nobody sees, and no sender is acknowledged for, a message that is not stored."""
         self._notice_timer.stop()
         self.journal.flush()
-
-    # ------------------------------------------------------------ the storage seam's sink
-
-    def deliver_remote(self, room_key: str, frames: bytes) -> None:
-        """Frames another node stored and sent for a room: to this node's members of it, as they are."""
-        room = self.rooms.rooms.get(room_key)
-        if room is not None:
-            self.rooms.send_remote(room, [frames])
-
-    def deliver_stored(self, room_key: str, messages: list[StoredMessage]) -> None:
-        """Messages another node stored that reached this one from the database: to this node's members."""
-        room = self.rooms.rooms.get(room_key)
-        if room is not None and messages:
-            self.rooms.send_remote(room, [encode_event(Message(id=m.id, ts=m.ts, sender=m.sender, text=m.text,
-                                                               room=room.name, cid=m.cid)) for m in messages])
-
-    def watching(self, room_key: str) -> bool:
-        room = self.rooms.rooms.get(room_key)
-        return room is not None and bool(room.members or room.joiners)
 
 
 def _ignore(who: object, event: object) -> None:

@@ -62,7 +62,7 @@ class Peer:
 
     __slots__ = (
         "address", "backlog", "bytes_in", "bytes_out", "closing_since", "conn", "connected_at", "connected_wall",
-        "detached", "gone", "id", "last_seen", "limiter", "logging_in", "msgs_in", "peer", "pinged", "socket", "user", "work",
+        "detached", "gone", "held", "id", "last_seen", "limiter", "logging_in", "msgs_in", "peer", "pinged", "socket", "user", "work",
     )
 
     def __init__(self, socket: QAbstractSocket, conn: Connection, address: str, port: int, now: float, *,
@@ -80,6 +80,7 @@ class Peer:
         self.closing_since: float | None = None
         self.detached = False
         self.gone = False  # its socket is closed and deleted: answers that come later go nowhere
+        self.held = False  # its hello is being checked: what it sent after it is read once it is welcome
         self.logging_in = False  # a password is being checked
         self.msgs_in = 0
         self.bytes_in = 0

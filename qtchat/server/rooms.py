@@ -24,6 +24,7 @@ from qtchat.protocol import (
     Joined,
     JoinRoom,
     Left,
+    Message,
     PartRoom,
     ProtocolError,
     RoomInfo,
@@ -42,7 +43,7 @@ from qtchat.protocol import (
     validate_name,
 )
 
-from .backend import then
+from .backend import StoredMessage, then
 from .config import ServerConfig
 from .peer import Connections, User, now_ms
 from .room_state import RoomRecords
@@ -95,6 +96,8 @@ class Rooms:
         self._schedule = schedule
         self._describe = describe
         self._publish = publish
+        self.joining: dict[User, int] = {}  # users with joins whose room state is being read
+        self.settled: Callable[[User], None] = lambda user: None  # their joins are answered
         self.total_bytes_out = 0
 
     # ------------------------------------------------------------ membership
@@ -173,7 +176,30 @@ class Rooms:
             self._send(user, self.records.entered(key, room.name, user.key, user.name).event())
             self.join(user, room)
 
-        then(self._describe(user, asked, None), enter, self._failed(user, raw))
+        self.joining[user] = self.joining.get(user, 0) + 1
+
+        def settled() -> None:  # what the user sent after the join is acted upon now (core.py holds it)
+            left = self.joining.pop(user, 1) - 1
+            if left:
+                self.joining[user] = left
+            else:
+                self.settled(user)
+
+        failed = self._failed(user, raw)
+
+        def answered(info: RoomInfo) -> None:
+            try:
+                enter(info)
+            finally:
+                settled()
+
+        def broken(exc: BaseException) -> None:
+            try:
+                failed(exc)
+            finally:
+                settled()
+
+        then(self._describe(user, asked, None), answered, broken)
 
     def _may_join(self, user: User, key: str, ref: str) -> bool:
         """False when the user is in the room already; refused when they are in as many rooms as they may be."""
@@ -308,3 +334,27 @@ class Rooms:
         for member in slow:
             if not member.peer.detached:
                 self.connections.drop_slow(member.peer)
+
+
+class RoomSink:
+    """The backend's ``RemoteSink``: what other nodes of a cluster send, to this node's members of the room."""
+
+    def __init__(self, rooms: Rooms) -> None:
+        self.rooms = rooms
+
+    def deliver_remote(self, room_key: str, frames: bytes) -> None:
+        """Frames another node stored and sent for a room: to this node's members of it, as they are."""
+        room = self.rooms.rooms.get(room_key)
+        if room is not None:
+            self.rooms.send_remote(room, [frames])
+
+    def deliver_stored(self, room_key: str, messages: list[StoredMessage]) -> None:
+        """Messages another node stored that reached this one from the database: to this node's members."""
+        room = self.rooms.rooms.get(room_key)
+        if room is not None and messages:
+            self.rooms.send_remote(room, [encode_event(Message(id=m.id, ts=m.ts, sender=m.sender, text=m.text,
+                                                               room=room.name, cid=m.cid)) for m in messages])
+
+    def watching(self, room_key: str) -> bool:
+        room = self.rooms.rooms.get(room_key)
+        return room is not None and bool(room.members or room.joiners)

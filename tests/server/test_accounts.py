@@ -241,3 +241,26 @@ def test_hashing_threads_run_nicer_than_the_event_loop(qtbot):
     hasher.shutdown()
     assert results == [min(19, loop_nice + KDF_NICE)] and (results[0] > loop_nice or loop_nice == 19)
     assert my_nice() == loop_nice  # the event loop's thread (and the process) keep their priority
+
+
+def test_frames_sent_right_after_a_hello_wait_for_its_welcome(server, connect):
+    """A client may send its first requests with its hello, in one write: they are answered after the welcome,
+    while the password is checked (the hashing pool) or the backend answers later, never refused with
+    ``handshake_required``."""
+    from qtchat.protocol import Hello, History, HistoryRequest, SendMessage
+
+    owner = connect()
+    owner.login("carol")
+    owner.send(Register(PASSWORD))
+    owner.wait_for(lambda: any(e.registered for e in owner.of(AccountStatus)))
+    owner.close()
+    for name, password in (("carol", PASSWORD), ("dave", None)):
+        client = connect()
+        client.send_raw(client.conn.send(Hello(user=name, password=password))
+                        + client.conn.send(HistoryRequest(limit=5))
+                        + client.conn.send(SendMessage(f"pipelined by {name}", cid="p1")))
+        client.wait_event(Message, cid="p1")
+        client.wait_event(History)
+        kinds = [type(e) for e in client.events]
+        assert kinds[0] is Welcome and History in kinds  # (the page and the acknowledgement in either order)
+        assert not client.of(Error) and not client.closed

@@ -19,7 +19,8 @@ from PySide6.QtNetwork import QHostAddress, QTcpServer, QTcpSocket
 from qtchat.server import pg_backend
 from qtchat.server.backend import PassBatch, Posted
 from qtchat.server.memory_backend import MemoryBackend
-from qtchat.server.pg_backend import PostgresBackend, ts_query
+from qtchat.server.pg_backend import PostgresBackend
+from qtchat.server.pg_schema import ts_query
 from qtchat.server.pgloop import PgConnectionLost
 from qtchat.server.store import SearchTooCostly
 from tests.helpers import failure as failed_with

@@ -170,3 +170,21 @@ def test_history_pages_stay_under_the_frame_limit_whatever_the_text(make_server,
     from qtchat.protocol import encode_event
 
     assert len(encode_event(page)) <= 4096
+
+
+def test_a_message_sent_right_after_a_join_waits_for_it(server, connect):
+    """Join and message in one write: the message waits until the join is answered (a backend reads the room's
+    state first), never refused with no_such_room; what comes after the join waits too, in order."""
+    from qtchat.protocol import Error, JoinRoom, Message, RoomJoined, SendMessage
+
+    ann, bob = connect(), connect()
+    ann.login("ann")
+    bob.login("bob")
+    bob.send(JoinRoom("atelier"))
+    bob.wait_event(RoomJoined)
+    ann.send_raw(ann.conn.send(JoinRoom("atelier")) + ann.conn.send(SendMessage("first", room="atelier", cid="f"))
+                 + ann.conn.send(JoinRoom("kiln")) + ann.conn.send(SendMessage("second", room="kiln", cid="s")))
+    ann.wait_event(Message, cid="f")
+    ann.wait_event(Message, cid="s")
+    assert not ann.of(Error)
+    assert bob.wait_event(Message, room="atelier").text == "first"

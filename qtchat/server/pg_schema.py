@@ -1,0 +1,116 @@
+"""The PostgreSQL schema of a cluster (pg_backend.py), its fixed statements, and the search query.
+
+``SCHEMA`` is run, in one transaction under the advisory lock ``SCHEMA_LOCK``, by every node as it opens
+(each statement is idempotent) and by ``qtchat-server migrate``.
+"""
+
+from __future__ import annotations
+
+from .search_agent import fold, query_words
+
+SCHEMA_VERSION = 1
+SCHEMA_LOCK = 4_321_000_001  # the advisory lock that lets one node at a time make the schema
+
+SCHEMA = [
+    """DO $$ BEGIN
+        IF to_regclass('message_ids') IS NULL THEN
+            CREATE SEQUENCE message_ids;
+            -- ids start at the current time in microseconds, as on one machine (a migration sets it higher)
+            PERFORM setval('message_ids', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+        END IF;
+    END $$""",
+    """CREATE TABLE IF NOT EXISTS messages (
+        id bigint PRIMARY KEY,
+        room text NOT NULL,            -- the room's key
+        seq bigint NOT NULL,           -- its place in the room: 1, 2, 3... (room_seq.last_seq is the last)
+        ts bigint NOT NULL,            -- milliseconds since the epoch
+        sender text NOT NULL,
+        sender_key text NOT NULL,
+        cid text,
+        text text NOT NULL,
+        words tsvector NOT NULL        -- to_tsvector('simple', search_agent.fold(text))
+    )""",
+    "CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id)",
+    "CREATE INDEX IF NOT EXISTS messages_words ON messages USING gin (words)",
+    "CREATE INDEX IF NOT EXISTS messages_sender_cid ON messages (sender_key, id) WHERE cid IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS room_seq (room text PRIMARY KEY, last_seq bigint NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS passes (
+        token bigint NOT NULL,
+        room text NOT NULL,
+        ids bigint[] NOT NULL,
+        at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (token, room)
+    )""",
+    """CREATE TABLE IF NOT EXISTS read_markers (
+        user_key text NOT NULL, room_key text NOT NULL, id bigint NOT NULL, PRIMARY KEY (user_key, room_key)
+    )""",
+    """CREATE TABLE IF NOT EXISTS mailbox (
+        id bigint PRIMARY KEY,
+        user_key text NOT NULL,
+        ts bigint NOT NULL,
+        sender text NOT NULL,
+        sender_key text NOT NULL,
+        cid text,
+        text text NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS mailbox_user_id ON mailbox (user_key, id)",
+    "CREATE INDEX IF NOT EXISTS mailbox_sender_cid ON mailbox (sender_key, id) WHERE cid IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS accounts (
+        key text PRIMARY KEY, name text NOT NULL, password_hash text NOT NULL, admin boolean NOT NULL,
+        created double precision NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS rooms (key text PRIMARY KEY, state jsonb NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS room_members (
+        room text NOT NULL, member text NOT NULL, since bigint NOT NULL, PRIMARY KEY (room, member)
+    )""",
+    "CREATE TABLE IF NOT EXISTS bans (one int PRIMARY KEY CHECK (one = 1), state jsonb NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value bigint NOT NULL)",
+    # a room's messages of one pass: lock the room's counter row (held until the commit), then take the ids
+    # (so that they become visible in order), store the messages and the pass's token row; the ids, in order,
+    # and last the room's number of the last one (fanout.py delivers each room in that order)
+    """CREATE OR REPLACE FUNCTION qtchat_post(p_token bigint, p_room text, p_rows jsonb) RETURNS bigint[]
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        k int := jsonb_array_length(p_rows);
+        top bigint;
+        taken bigint[];
+    BEGIN
+        INSERT INTO room_seq AS r (room, last_seq) VALUES (p_room, k)
+            ON CONFLICT (room) DO UPDATE SET last_seq = r.last_seq + k
+            RETURNING last_seq INTO top;
+        SELECT array_agg(v ORDER BY v) INTO taken
+            FROM (SELECT nextval('message_ids') AS v FROM generate_series(1, k)) AS s;
+        INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words)
+            SELECT taken[e.n], p_room, top - k + e.n, (e.m->>0)::bigint, e.m->>1, e.m->>2, e.m->>3, e.m->>4,
+                   to_tsvector('simple', e.m->>5)
+            FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n);
+        taken := taken || top;  -- the ids, then the room's last number
+        INSERT INTO passes (token, room, ids) VALUES (p_token, p_room, taken);
+        RETURN taken;
+    END $fn$""",
+    f"""INSERT INTO meta (key, value) VALUES ('schema', {SCHEMA_VERSION})
+        ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, EXCLUDED.value)""",
+]
+
+COLS = "id, room, ts, sender, text, cid"
+MARKERS = """INSERT INTO read_markers (user_key, room_key, id)
+    SELECT e->>0, e->>1, (e->>2)::bigint FROM jsonb_array_elements($1::jsonb) AS e
+    ON CONFLICT (user_key, room_key) DO UPDATE SET id = GREATEST(read_markers.id, EXCLUDED.id)"""
+MAIL = """INSERT INTO mailbox (id, user_key, ts, sender, sender_key, cid, text)
+    SELECT (e->>0)::bigint, e->>1, (e->>2)::bigint, e->>3, e->>4, e->>5, e->>6
+    FROM jsonb_array_elements($1::jsonb) AS e"""
+DELIVERED = """DELETE FROM mailbox AS m USING jsonb_array_elements($1::jsonb) AS d
+    WHERE m.user_key = d->>0 AND m.id <= (d->>1)::bigint"""
+
+
+def ts_query(query: str) -> str | None:
+    """The tsquery for a search (None: no word): every word a prefix, the words ANDed. A word that folds to
+    several (``e-mail``) is a phrase of them, the last a prefix, as the SQLite scan matches ``% e mail%``."""
+    groups = []
+    for word in query_words(query):
+        parts = fold(word).split()
+        if parts:
+            quoted = [f"'{p}'" for p in parts]  # folded words hold only word characters: nothing to escape
+            quoted[-1] += ":*"
+            groups.append("(" + " <-> ".join(quoted) + ")")
+    return " & ".join(groups) or None

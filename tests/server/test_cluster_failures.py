@@ -1,0 +1,152 @@
+"""A cluster when things break: a node killed with SIGKILL mid-stream, Redis killed and started again, PostgreSQL
+restarted. Nodes are real ``qtchat-server --database --redis`` processes; PostgreSQL and Redis are the test
+session's own (tests/services.py).
+
+What is held: every message any client saw acknowledged is in every client's view exactly once, in the same
+order; the clients of a dead node resume on another (resending what was not acknowledged, with its cid: the
+node recognises what the dead one had stored); meanwhile the others keep chatting."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from qtchat.protocol import Error, History, HistoryRequest, Message, SendMessage
+from tests.helpers import RawClient
+from tests.server.test_cli import NO_LIMITS, Proc
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(postgres_server: Any, redis_server: Any) -> Iterator[Any]:
+    """Factory: ``start(count)`` nodes on one new database and the session's Redis."""
+    procs: list[Proc] = []
+    database = postgres_server.new_database()
+
+    def start(count: int) -> list[Proc]:
+        made = [Proc("--database", postgres_server.dsn(database), "--redis", redis_server.url, *NO_LIMITS)
+                for _ in range(count)]
+        procs.extend(made)
+        return made
+
+    yield start
+    for proc in procs:
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+        proc.proc.communicate(timeout=20)
+
+
+def acked(client: RawClient, cids: set[str]) -> dict[str, int]:
+    """The client's own messages among ``cids`` that it saw acknowledged (its copy came back), by cid."""
+    mine = {"a": "wa", "b": "wb"}
+    return {m.cid: m.id for m in client.of(Message) if m.cid in cids and m.sender == mine[m.cid[0]]}
+
+
+def everything(client: RawClient) -> list[int]:
+    """The lobby's whole history, page by page after the last id seen, as a resuming client reads it."""
+    seen: list[int] = []
+    while True:
+        client.send(HistoryRequest(after=seen[-1] if seen else 0, limit=200))
+        page = client.wait_event(History, timeout=10)
+        client.events.remove(page)
+        seen += [m.id for m in page.messages]
+        if not page.more:
+            return seen
+
+
+def test_a_node_killed_mid_stream_loses_nothing_acknowledged(cluster: Any, qtbot: Any) -> None:
+    a, b, c = cluster(3)
+    writer_a, writer_b = RawClient(a.port, qtbot), RawClient(b.port, qtbot)
+    readers = [RawClient(b.port, qtbot), RawClient(c.port, qtbot)]
+    writer_a.login("wa")
+    writer_b.login("wb")
+    for n, r in enumerate(readers):
+        r.login(f"r{n}")
+    texts = {f"a{n}": f"from a {n}" for n in range(300)} | {f"b{n}": f"from b {n}" for n in range(300)}
+    for n in range(300):
+        writer_a.send(SendMessage(texts[f"a{n}"], cid=f"a{n}"))
+        writer_b.send(SendMessage(texts[f"b{n}"], cid=f"b{n}"))
+        if n == 150:
+            writer_a.wait_for(lambda: len(acked(writer_a, set(texts))) >= 100, timeout=20)
+            os.kill(a.proc.pid, signal.SIGKILL)  # mid-stream: some of a's messages stored, some not
+            break
+    seen_acked = acked(writer_a, {c for c in texts if c[0] == "a"})
+    writer_a.wait_closed(timeout=10)
+
+    again = RawClient(b.port, qtbot)  # writer a resumes on node b, resending what it saw no acknowledgement for
+    again.login("wa")
+    for n in range(300):  # (after 150 it had sent nothing yet)
+        cid = f"a{n}"
+        if cid not in seen_acked:
+            again.send(SendMessage(texts[cid], cid=cid))
+    for n in range(151, 300):
+        writer_b.send(SendMessage(texts[f"b{n}"], cid=f"b{n}"))
+    a_cids, b_cids = {c for c in texts if c[0] == "a"}, {c for c in texts if c[0] == "b"}
+    again.wait_for(lambda: len(acked(again, a_cids - set(seen_acked))) == 300 - len(seen_acked), timeout=30)
+    writer_b.wait_for(lambda: len(acked(writer_b, b_cids)) == 300, timeout=30)
+    assert not again.of(Error) and not writer_b.of(Error)
+    resent = acked(again, a_cids - set(seen_acked))
+    assert not set(resent) & set(seen_acked)
+    every_ack = {**seen_acked, **resent, **acked(writer_b, b_cids)}
+    assert len(every_ack) == 600
+
+    for r in readers:  # each reader: every acknowledged message exactly once, in one order
+        r.wait_for(lambda r=r: {m.id for m in r.of(Message)} >= set(every_ack.values()), timeout=30)
+    views = [[m.id for m in r.of(Message)] for r in readers]
+    assert views[0] == views[1]
+    assert len(views[0]) == len(set(views[0])) == 600  # a resend already stored was not shown again
+    assert views[0] == sorted(views[0])
+    assert everything(readers[1]) == views[0]  # and the stored history agrees
+
+
+def test_redis_killed_and_started_again_loses_nothing(cluster: Any, redis_server: Any, qtbot: Any) -> None:
+    a, b = cluster(2)
+    writer, reader = RawClient(a.port, qtbot), RawClient(b.port, qtbot)
+    writer.login("writer")
+    reader.login("reader")
+    writer.send(SendMessage("before", cid="m0"))
+    reader.wait_event(Message, cid="m0", timeout=10)
+    redis_server.stop()
+    try:
+        for n in range(1, 21):
+            writer.send(SendMessage(f"while redis is down {n}", cid=f"m{n}"))
+        reader.wait_for(lambda: len(reader.of(Message)) == 21, timeout=15)  # through PostgreSQL
+    finally:
+        redis_server.start()
+    qtbot.wait(1500)  # the nodes connect to Redis again (every second)
+    for n in range(21, 41):
+        writer.send(SendMessage(f"after {n}", cid=f"m{n}"))
+    reader.wait_for(lambda: len(reader.of(Message)) == 41, timeout=15)
+    assert [m.cid for m in reader.of(Message)] == [f"m{n}" for n in range(41)]
+
+
+def test_postgresql_restarted_gives_clear_errors_then_serves_again(cluster: Any, postgres_server: Any,
+                                                                   qtbot: Any) -> None:
+    (a,) = cluster(1)
+    writer = RawClient(a.port, qtbot)
+    writer.login("writer")
+    writer.send(SendMessage("kept", cid="k0"))
+    writer.wait_event(Message, cid="k0", timeout=10)
+    postgres_server.stop()
+    try:
+        writer.send(SendMessage("while it is down", cid="d1"))
+        error = writer.wait_event(Error, ref="d1", timeout=30)
+        assert error.code == "internal" and not error.fatal
+        assert not [m for m in writer.of(Message) if m.cid == "d1"]
+    finally:
+        postgres_server.start()
+
+    def stored_again() -> bool:
+        writer.send(SendMessage("after the restart", cid=f"r{len(writer.of(Error))}"))
+        qtbot.wait(300)
+        return any(m.text == "after the restart" for m in writer.of(Message))
+
+    qtbot.waitUntil(stored_again, timeout=30_000)
+    history = everything(writer)
+    texts = [m.text for m in writer.of(Message) if m.id in set(history)]
+    assert "kept" in texts and "while it is down" not in texts

@@ -139,3 +139,23 @@ def test_a_node_announcing_the_users_own_address_adds_nothing(make_server: Any, 
     with qtbot.waitSignal(client.logged_in, timeout=5000):
         client.connect_to(f"127.0.0.1:{a.port}", 4321, "alice")
     assert client.announced == [] and client.targets == [("127.0.0.1", a.port)]
+
+
+def test_with_tls_an_announced_node_must_show_a_certificate_the_user_trusts(make_server: Any, make_cert: Any,
+                                                                           client: ChatClient, qtbot: Any) -> None:
+    """The user trusted a's certificate. b shares it: accepted. c has another one: passed over, never asked about."""
+    shared, other = make_cert("shared"), make_cert("other")
+    b = make_server(tls_cert=shared.cert_path, tls_key=shared.key_path)
+    c = make_server(tls_cert=other.cert_path, tls_key=other.key_path)
+    a = make_server(tls_cert=shared.cert_path, tls_key=shared.key_path,
+                    nodes=(f"127.0.0.1:{c.port}", f"127.0.0.1:{b.port}"))
+    asked: list[Any] = []
+    client.certificate_unknown.connect(lambda *args: asked.append(args))
+    client.trust_certificate("127.0.0.1", a.port, shared.fingerprint)
+    with qtbot.waitSignal(client.logged_in, timeout=5000):
+        client.connect_to(f"127.0.0.1:{a.port}", 4321, "alice", tls=True)
+    assert client.announced == [("127.0.0.1", c.port), ("127.0.0.1", b.port)]
+    with qtbot.waitSignal(client.logged_in, timeout=10_000):
+        a.shutdown("maintenance")  # c comes first, and is passed over: then b, with a's certificate
+    assert client.port == b.port and client.is_encrypted
+    assert not asked and client.pins.get("127.0.0.1", c.port) is None and client.pins.get("127.0.0.1", b.port) is None

@@ -9,6 +9,13 @@ adds those, handles the events (``_dispatch``) and resets its own state through 
 TLS is trust on first use: a certificate that verifies against the system's certificate authorities and
 names the host is accepted silently; any other is accepted only when its SHA-256 fingerprint is the one
 pinned for that host and port (``PinStore``). Unknown or changed certificates end the attempt without a retry.
+
+A server may have several addresses (the nodes of a cluster): the user's own (``connect_to("a,b:4322", ...)``),
+then those the server announces in ``welcome.nodes``. They are tried in turn: a failed attempt moves to the next
+at once, the backoff waits only after a whole round failed, and after a loss the next attempt starts with the
+address after the one that died. A reconnect to another address is a reconnect like any other (rooms joined
+again, catch-up after the last id seen, the outbox resent with its cids). An announced node's certificate is
+accepted when it verifies or is pinned for it or for one of the user's addresses; any other is passed over.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from qtchat.protocol import (
     SendableEvent,
     Welcome,
 )
+from qtchat.protocol.addresses import Address, format_address, format_addresses, parse_address, parse_addresses
 from qtchat.tls import certificate_fingerprint, describe_certificate, format_fingerprint
 
 from .pins import PinStore
@@ -78,6 +86,7 @@ class ClientLink(QObject):
 
     PING_INTERVAL = 10.0  # seconds between our latency pings
     LOGIN_TIMEOUT = 15.0  # connected, but no welcome this long after our hello: give up on this attempt
+    CONNECT_TIMEOUT = 10.0  # no TCP connection this long (an address that drops what is sent to it): the next one
     STABLE_AFTER = 30.0  # online this long: the next loss starts the backoff from the beginning
     DEAD_AFTER = 35.0  # no byte from the server for this long: the connection is dead
     BACKOFF_BASE = 0.5
@@ -86,8 +95,12 @@ class ClientLink(QObject):
     def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
         super().__init__(parent)
         self.state = ClientState.OFFLINE
-        self.host = ""
+        self.host = ""  # the address of the current (or last) attempt
         self.port = 0
+        self.addresses: list[Address] = []  # the user's addresses for this server, in order
+        self.announced: list[Address] = []  # the server's other nodes (welcome.nodes) not among them
+        self._index = 0  # the address of the current attempt, in self.targets
+        self._round_left = 0  # attempts left before the backoff, the current one included
         self.tls = False  # connect with TLS
         self.pins = pins if pins is not None else PinStore()
         # the TLS settings for every connection (Qt's default, with the system's CAs, when None)
@@ -142,16 +155,45 @@ class ClientLink(QObject):
 
     def connect_to(self, host: str, port: int, user: str, tls: bool = False) -> None:
         """Connect and log in (inside TLS with ``tls``); on success the client stays connected,
-        reconnecting as needed (with TLS and the same pin)."""
+        reconnecting as needed (with TLS and the same pin).
+
+        ``host`` is one address or several of the same server, comma-separated: ``host``, ``host:port``,
+        ``[IPv6]:port`` (``port`` for those without one). Raises ValueError (a sentence for the user) for
+        text that is not that."""
+        addresses = parse_addresses(host, port)
         self._close_socket()
-        if (host, port) != (self.host, self.port):
+        if addresses != self.addresses:
             self._forget_server()
-        self.host, self.port, self.user, self.tls = host, port, user, tls
+            self.announced = []
+        self.addresses, self.user, self.tls = addresses, user, tls
         self.certificate_problem = None
         self._ever_online = False
         self._quitting = False
         self._attempt = 0
+        self._index = 0
+        self._round_left = len(self.targets)
+        self.host, self.port = self.targets[0]
         self._open()
+
+    @property
+    def targets(self) -> list[Address]:
+        """Every address tried, in order: the user's, then the announced ones."""
+        return self.addresses + self.announced
+
+    @property
+    def server_address(self) -> Address:
+        """The server as the user named it (its first address): what settings are kept under."""
+        return self.addresses[0] if self.addresses else (self.host, self.port)
+
+    @property
+    def addresses_text(self) -> str:
+        """The user's addresses, as connect_to() takes them back."""
+        return format_addresses(self.addresses)
+
+    @property
+    def address(self) -> str:
+        """The address of the current (or last) connection, ``host:port``."""
+        return format_address(self.host, self.port) if self.host else ""
 
     def quit(self, reason: str = "") -> None:
         """Say bye and close; emits closed() when done (within a second at most)."""
@@ -230,6 +272,7 @@ class ClientLink(QObject):
         sock.errorOccurred.connect(self._on_socket_gone)
         self._socket = sock
         self._set_state(ClientState.CONNECTING)
+        self._login_timer.start(int(self.CONNECT_TIMEOUT * 1000))  # restarted with LOGIN_TIMEOUT once connected
         if isinstance(sock, QSslSocket):
             sock.connectToHostEncrypted(self.host, self.port)  # checks the certificate against this name
         else:
@@ -300,13 +343,19 @@ class ClientLink(QObject):
             return  # nothing to pin: the handshake fails with Qt's own reason
         presented = certificate_fingerprint(cert)
         pinned = self.pins.get(self.host, self.port)
-        if pinned == presented:
+        if pinned == presented or (self._announced_target() and presented in self._user_pins()):
             sock.ignoreSslErrors(errors)
             return
         reasons = "; ".join(dict.fromkeys(e.errorString() for e in errors))
         self.certificate_problem = CertificateProblem(
             Failure.CERTIFICATE_CHANGED if pinned else Failure.CERTIFICATE_UNKNOWN, self.host, self.port,
             presented, pinned, f"{describe_certificate(cert)}. {reasons}.")
+
+    def _announced_target(self) -> bool:
+        return (self.host, self.port) not in self.addresses
+
+    def _user_pins(self) -> set[str]:
+        return {pin for host, port in self.addresses if (pin := self.pins.get(host, port)) is not None}
 
     def _on_ready_read(self) -> None:
         sock = self._socket
@@ -338,6 +387,8 @@ class ClientLink(QObject):
         self._login_timer.stop()
         self.welcome = welcome
         self.me = welcome.user
+        self._learn_nodes(welcome.nodes)
+        self._round_left = len(self.targets)  # a loss from here starts a new round
         # relayed frames are a little larger than the largest a client may send
         self._conn.max_frame = max(1 << 20, welcome.max_frame + 4096)
         self._online_since = time.monotonic()
@@ -345,6 +396,22 @@ class ClientLink(QObject):
         self._set_state(ClientState.ONLINE)
         self._ping_timer.start(int(self.PING_INTERVAL * 1000))
         self.logged_in.emit(welcome)
+
+    def _learn_nodes(self, nodes: tuple[str, ...]) -> None:
+        """The server's announced nodes become the addresses tried after the user's (not the user's own)."""
+        announced: list[Address] = []
+        for node in nodes:
+            try:
+                address = parse_address(node)
+            except ValueError:
+                log.info("the server announced a node address that is not one: %r", node)
+                continue
+            if address not in self.addresses and address not in announced:
+                announced.append(address)
+        self.announced = announced
+        current = (self.host, self.port)
+        # the next attempt after a loss is the address after this one (the first if this one is no longer listed)
+        self._index = self.targets.index(current) if current in self.targets else -1
 
     def _on_ping(self, event: Ping) -> None:
         self._send(Pong(event.token))
@@ -366,6 +433,9 @@ class ClientLink(QObject):
         sock = self._socket
         if sock is None or self.sender() is not sock:
             return
+        self._socket_gone(sock)
+
+    def _socket_gone(self, sock: QTcpSocket) -> None:
         self._login_timer.stop()
         reason = self._loss_reason(sock)
         self._close_socket()
@@ -379,7 +449,7 @@ class ClientLink(QObject):
         if code is None:
             if self.state is ClientState.ONLINE:
                 self.connection_lost.emit(reason)
-            self._schedule_reconnect()
+            self._next_attempt()
             return
         self._set_state(ClientState.OFFLINE)
         problem = self.certificate_problem
@@ -391,14 +461,18 @@ class ClientLink(QObject):
         self.login_failed.emit(code, reason)
 
     def _final_code(self) -> str | None:
-        """login_failed's code when this loss ends the trying; None when a reconnect follows."""
+        """login_failed's code when this loss ends the trying; None when another attempt follows."""
+        if self.certificate_problem is not None and self._announced_target():
+            log.info("passing over %s: its certificate is not trusted", self.address)
+            self.certificate_problem = None  # the user is not asked about a node the server announced
         if self.certificate_problem is not None:  # never retried: the user decides
             return self.certificate_problem.code
         fatal = self._fatal
         code = ErrorCode.parse(fatal.code) if fatal is not None else None
         final = code in FINAL_LOGIN_ERRORS or (code is ErrorCode.NAME_TAKEN and not self._ever_online)
         kicked = self._bye is not None and bye_code(self._bye) in FINAL_BYES
-        if not (final or kicked or not self._ever_online):
+        # never logged in: the other addresses of this round are still tried, then it ends
+        if not (final or kicked or (not self._ever_online and self._round_left <= 1)):
             return None
         if self._timed_out is not None:
             return Failure.TIMEOUT
@@ -448,6 +522,19 @@ class ClientLink(QObject):
             return Loss.CLOSED_SILENTLY
         return None
 
+    def _next_attempt(self) -> None:
+        """Move on to the next address: at once while this round has addresses left, else after the backoff."""
+        targets = self.targets
+        self._index = (self._index + 1) % len(targets)
+        self.host, self.port = targets[self._index]
+        self._round_left -= 1
+        if self._round_left > 0:
+            log.info("trying the next address of the server: %s", self.address)
+            self._open()
+            return
+        self._round_left = len(targets)
+        self._schedule_reconnect()
+
     def _schedule_reconnect(self) -> None:
         delay = min(self.BACKOFF_CAP, self.BACKOFF_BASE * 2**self._attempt) * random.uniform(0.5, 1.0)
         self._attempt += 1
@@ -472,9 +559,16 @@ class ClientLink(QObject):
         self._send_ping()
 
     def _on_login_timeout(self) -> None:
-        if self._socket is not None and self.state is not ClientState.ONLINE:
+        sock = self._socket
+        if sock is None or self.state is ClientState.ONLINE:
+            return
+        if sock.state() != QAbstractSocket.SocketState.ConnectedState:
+            self._timed_out = Loss.CONNECT_TIMEOUT
+        else:
             self._timed_out = Loss.TLS_TIMEOUT if self.tls and not self.is_encrypted else Loss.LOGIN_TIMEOUT
-            self._socket.abort()
+        sock.abort()
+        if self._socket is sock:  # aborting a connection not yet made says nothing: its loss is handled here
+            self._socket_gone(sock)
 
     def _abort_quit(self) -> None:
         if self._socket is not None:

@@ -47,6 +47,7 @@ class Loss(enum.StrEnum):
     SOCKET_ERROR = "socket_error"  # any other socket error: detail is Qt's description
     LOST = "lost"  # the connection went, nobody said why
     LOGIN_TIMEOUT = "login_timeout"  # connected, no welcome in time
+    CONNECT_TIMEOUT = "connect_timeout"  # no connection in time (the address drops what is sent to it)
     TLS_TIMEOUT = "tls_timeout"  # with TLS: the handshake did not complete in time
     TLS_UNAVAILABLE = "tls_unavailable"
 

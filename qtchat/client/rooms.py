@@ -129,6 +129,9 @@ class ChatRooms(ClientLink):
         """Is this stored message one of ours still waiting for its acknowledgement?"""
         raise NotImplementedError
 
+    def _room_ready(self, room: RoomState) -> None:
+        """A room is joined on this connection (its catch-up asked for): what waited for it may go."""
+
     def _forget_server(self) -> None:
         self._seen_ids.clear()
         self._seen_order.clear()
@@ -305,6 +308,7 @@ class ChatRooms(ClientLink):
             self._send(HistoryRequest(room.name, after=room.last_id, limit=min(CATCH_UP_PAGE, self.CATCH_UP_STEP)))
         else:
             self._send(HistoryRequest(room.name, limit=LATEST_PAGE))
+        self._room_ready(room)
 
     def _on_joined(self, event: Joined) -> None:
         room = self.rooms.get(name_key(event.room))

@@ -58,6 +58,7 @@ from .link import ClientState
 from .pins import PinStore
 from .reasons import Failure
 from .rooms import ChatRooms
+from .rooms import RoomState as RoomEntry
 
 log = logging.getLogger("qtchat.client")
 
@@ -172,7 +173,7 @@ class ChatClient(ChatRooms):
         cid = f"{self._cid_prefix}-{self._cid_counter}"
         event = SendMessage(text=text, room=room, cid=cid, to=to)
         self._outbox[cid] = event
-        if self.state is ClientState.ONLINE:
+        if self.state is ClientState.ONLINE and not self._waits_for_join(event):
             self._send(event)
         self.pending_changed.emit(len(self._outbox))
         return cid
@@ -264,8 +265,32 @@ class ChatClient(ChatRooms):
         self._slowed.clear()
         self._slow_timer.stop()
         for event in self._outbox.values():
-            self._send(event)
+            if not self._waits_for_join(event):  # the others go once their room is joined (_room_ready)
+                self._send(event)
         self._send_ping()
+
+    def _waits_for_join(self, event: SendMessage) -> bool:
+        """A message to a room we are joining: held until the server says we are in (a server may take the
+        join's answer from its database, and a message before it would be refused with no_such_room)."""
+        room = self.rooms.get(name_key(event.room)) if event.to is None else None
+        return room is not None and not room.joined
+
+    def _room_ready(self, room: RoomEntry) -> None:
+        key = name_key(room.name)
+        for event in self._outbox.values():
+            if event.to is None and name_key(event.room) == key:
+                self._send(event)
+
+    def _room_refused(self, name: str, text: str) -> bool:
+        """A room we asked for was refused: the messages that waited for it are refused with it."""
+        if not super()._room_refused(name, text):
+            return False
+        key = name_key(name)
+        for cid in [c for c, e in self._outbox.items() if e.to is None and name_key(e.room) == key]:
+            del self._outbox[cid]
+            self.message_failed.emit(cid, ErrorCode.NO_SUCH_ROOM.value, text)
+        self.pending_changed.emit(len(self._outbox))
+        return True
 
     def _on_message_event(self, event: Message) -> None:
         room = self.rooms.get(name_key(event.room)) if event.to is None else None

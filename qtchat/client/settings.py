@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from qtchat.protocol.addresses import format_addresses, parse_addresses
+
 MAX_RECENT = 10
 
 
@@ -17,6 +19,7 @@ class ClientSettings:
 
     @property
     def host(self) -> str:
+        """The server's address as the user gave it: one, or several comma-separated (host or host:port)."""
         return self._str("connection/host", "127.0.0.1")
 
     @property
@@ -62,13 +65,18 @@ class ClientSettings:
         return self._list("connection/recent_tls")
 
     def remember(self, host: str, port: int, user: str, hosting: bool, tls: bool = False) -> None:
+        """The server just logged in to: ``host`` is the user's address text (one address or several); the
+        recent list keeps it as ``host:port`` (several: each with its port, comma-separated)."""
         self._s.setValue("connection/host", host)
         self._s.setValue("connection/port", port)
         self._s.setValue("connection/user", user)
         self._s.setValue("connection/hosting", "true" if hosting else "false")
         self._s.setValue("connection/tls", "true" if tls and not hosting else "false")
         if not hosting:
-            entry = f"{host}:{port}"
+            try:
+                entry = format_addresses(parse_addresses(host, port))
+            except ValueError:
+                entry = f"{host}:{port}"
             recent = [entry, *[r for r in self.recent if r != entry]][:MAX_RECENT]
             self._s.setValue("connection/recent", recent)
             with_tls = [r for r in self.recent_tls if r != entry and r in recent]

@@ -24,6 +24,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 from .codec import Flat, Record, Records, Wire, declare, view_encoder
 from .errors import ProtocolError
 from .fields import (
+    Addresses,
     Bool,
     ChatText,
     Count,
@@ -335,7 +336,7 @@ class RoomInfo(Record):
 
 
 @event("welcome", order=("version", "server", "name", "user", "rooms", "max_frame", "ping_interval", "motd",
-                         "limits"))
+                         "limits", "nodes"))
 @dataclass(frozen=True, slots=True)
 class Welcome(ServerEvent):
     """The server accepted the hello. The full user list of each room follows as ``users`` frames."""
@@ -350,6 +351,8 @@ class Welcome(ServerEvent):
     motd: Annotated[str, Str(10_000)] = ""
     # the server's limits for this client, by name (see docs/PROTOCOL.md); 0 means none
     limits: Annotated[Mapping[str, float], Limits(omit_empty=True)] = field(default_factory=dict, hash=False)
+    # the addresses ("host:port") of the server's cluster that clients may reconnect to (see docs/PROTOCOL.md)
+    nodes: Annotated[tuple[str, ...], Addresses()] = ()
 
 
 @event("msg", order=("id", "ts", "room", "to", "sender", "text", "cid", "held"))

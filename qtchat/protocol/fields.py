@@ -105,9 +105,28 @@ def decode_str_list(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+MAX_ADDRESSES = 64  # addresses kept of an ``Addresses`` field
+MAX_ADDRESS = 300  # code points of one address
+
+
+def decode_addresses(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """Absent or null: none; otherwise a list, of which the strings of at most MAX_ADDRESS code points are kept
+    (at most MAX_ADDRESSES of them): an entry a client cannot use is left out, the frame is not refused."""
+    value = d.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise bad(f"Field {key!r} must be a list of strings.")
+    kept = [v for v in value if isinstance(v, str) and 0 < len(v) <= MAX_ADDRESS]
+    for item in kept:
+        check_unicode(item, key)
+    return tuple(kept[:MAX_ADDRESSES])
+
+
 HELPERS: dict[str, object] = {
     "_bad": bad, "_check_unicode": check_unicode, "_check_text": check_text, "_clean_line": clean_line,
-    "_limits": decode_limits, "_str_list": decode_str_list, "ProtocolError": ProtocolError,
+    "_limits": decode_limits, "_str_list": decode_str_list,
+    "_addresses": decode_addresses, "ProtocolError": ProtocolError,
 }
 """The names the generated code calls."""
 
@@ -393,3 +412,19 @@ class Names(Kind):
 
     def decode_lines(self, s: Slot, consts: dict[str, object]) -> list[str]:
         return [f"{s.var} = _str_list(d, {_q(s.key)})"]
+
+
+class Addresses(Kind):
+    """A list of network addresses (``host:port``), as a tuple; absent, null or empty: none (and left out of a
+    sent frame). Entries that are not strings, or longer than MAX_ADDRESS, are left out (``decode_addresses``)."""
+
+    python_type = tuple[str, ...]
+
+    def __init__(self) -> None:
+        super().__init__(omit_empty=True)
+
+    def wire_value(self, attr: str) -> str:
+        return f"list({attr})"
+
+    def decode_lines(self, s: Slot, consts: dict[str, object]) -> list[str]:
+        return [f"{s.var} = _addresses(d, {_q(s.key)})"]

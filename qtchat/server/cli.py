@@ -21,6 +21,7 @@ from PySide6.QtCore import QCoreApplication, QTimer
 
 from qtchat import __version__
 from qtchat.protocol import DEFAULT_MAX_FRAME
+from qtchat.protocol.addresses import format_address, parse_addresses
 from qtchat.protocol.events import MAX_BAN_MINUTES
 from qtchat.sysutil import QuitSignals, raise_open_file_limit
 
@@ -106,6 +107,14 @@ def account_limits_from_args(args: argparse.Namespace) -> AccountLimits:
         jobs_per_address=args.hash_jobs_per_address)
 
 
+def _nodes(text: str) -> tuple[str, ...]:
+    """--nodes: host:port entries, comma-separated, each with its port (an IPv6 host in brackets)."""
+    try:
+        return tuple(format_address(*a) for a in parse_addresses(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = ServerConfig()
     p = argparse.ArgumentParser(
@@ -180,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --database: the Redis server the nodes of a cluster pass each other's messages through "
                         "(redis://host:port/0); without it they still chat, through PostgreSQL, within about half "
                         "a second")
+    p.add_argument("--nodes", type=_nodes, default=(), metavar="HOST:PORT,...",
+                   help="the addresses of the cluster's nodes, announced to clients at login (welcome.nodes): a "
+                        "client whose node goes away reconnects to another one of them by itself")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="read options from this TOML file first (keys are the long options without '--', e.g. "
                         "port = 4321, database = \"postgresql://...\", require-accounts = true); options given "
@@ -238,7 +250,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         host=args.host, port=args.port, name=args.name, motd=args.motd, max_clients=args.max_clients,
         max_frame=args.max_frame, max_output=args.max_output, handshake_timeout=args.handshake_timeout,
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
-        database=args.database, redis=args.redis,
+        database=args.database, redis=args.redis, nodes=args.nodes,
         keep_days=args.keep_days, keep_messages=args.keep_messages, history=not args.no_history,
         mailbox_size=args.mailbox_size, mailbox_per_sender=args.mailbox_per_sender,
         require_accounts=args.require_accounts, registration=not args.no_registration,

@@ -29,6 +29,7 @@ class ServerConfig:
     data_dir: Path | None = None  # where bans.json and messages.db live; None keeps both in memory
     database: str | None = None  # a postgresql:// address: a node of a cluster (pg_backend.py), no data folder
     redis: str | None = None  # with database: the Redis the nodes pass each other's messages through (fanout.py)
+    nodes: tuple[str, ...] = ()  # the cluster's addresses ("host:port") announced to clients in welcome.nodes
     keep_days: float | None = None  # history retention: drop messages older than this
     keep_messages: int | None = None  # history retention: keep at most this many per room
     history: bool = True  # False: keep no history at all (history requests get empty pages)

@@ -529,7 +529,7 @@ class ChatServer(QObject):
         self.connections.send(peer, Welcome(
             user=user.name, version=peer.conn.version or 1, server=f"qtchat-server {__version__}",
             name=cfg.name, rooms=(lobby,), max_frame=cfg.max_frame, ping_interval=cfg.ping_interval,
-            motd=cfg.motd, limits=announced_limits(cfg)))
+            motd=cfg.motd, limits=announced_limits(cfg), nodes=cfg.nodes))
         account = self.backend.account(user.key)
         self.connections.send(peer, AccountStatus(account is not None, account is not None and account.admin))
         self.rooms.join(user, self.rooms.lobby)

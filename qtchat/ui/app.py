@@ -13,6 +13,7 @@ from qtchat import __version__
 from qtchat.client import ChatClient, Reason
 from qtchat.client.settings import ClientSettings
 from qtchat.hosting import start_local_server
+from qtchat.protocol.addresses import parse_addresses
 from qtchat.sysutil import QuitSignals
 
 from .icon import app_icon
@@ -27,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         "or asks where to connect.",
     )
     p.add_argument("--version", action="version", version=f"qtchat {__version__} (protocol 1)")
-    p.add_argument("--host", help="server to connect to (default: the last one, or 127.0.0.1)")
+    p.add_argument("--host", help="server to connect to (default: the last one, or 127.0.0.1); several addresses "
+                   "of one server separated by commas (host or host:port, an IPv6 address in brackets) are "
+                   "tried in turn, and another one when a connection drops")
     p.add_argument("--port", type=int, help="server port (default: the last one, or 4321)")
     p.add_argument("--user", help="username; with it, qtchat connects straight away")
     p.add_argument("--tls", action="store_true",
@@ -58,7 +61,8 @@ def self_test(host: str, port: int, user: str, timeout: float = 15.0, *, tls: bo
     app = QApplication.instance() or QApplication(sys.argv[:1])
     client = ChatClient()
     if trust_fingerprint:  # pinned in this run's temporary settings only
-        client.trust_certificate(host, port, trust_fingerprint)
+        for address in parse_addresses(host, port):
+            client.trust_certificate(*address, trust_fingerprint)
     window = MainWindow(client, ClientSettings(), app_icon())
     window.show()
     result: dict[str, Any] = {"code": 1, "text": f"no answer from {host}:{port} within {timeout:g} s"}
@@ -189,6 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return install_desktop_entry()
     if args.trust_fingerprint is not None:
         _check_trust_fingerprint(parser, args)
+    if args.host is not None:
+        try:
+            parse_addresses(args.host, args.port or 4321)
+        except ValueError as exc:
+            parser.error(f"--host: {exc}")
     if args.self_test:
         return self_test(args.host or "127.0.0.1", args.port or 4321, args.user or "self-test", tls=args.tls,
                          trust_fingerprint=args.trust_fingerprint)

@@ -34,6 +34,7 @@ from qtchat.client.reasons import login_code
 from qtchat.client.settings import ClientSettings
 from qtchat.hosting import join_addresses, start_local_server
 from qtchat.protocol import MIN_PASSWORD, ErrorCode
+from qtchat.protocol.addresses import parse_address, parse_addresses
 from qtchat.server import ChatServer
 from qtchat.tls import format_fingerprint
 
@@ -66,9 +67,16 @@ class ConnectDialog(QDialog):
         self.host = QComboBox()
         self.host.setEditable(True)
         self.host.setAccessibleName("Server")
+        self.host.setToolTip("The server's address: a host name or IP address, with :port for another port than "
+                             "the one below. A server with several addresses (the nodes of a cluster): list them "
+                             "separated by commas, for example chat1.example.org, chat2.example.org:4322, "
+                             "[2001:db8::1]:4321. qtchat tries them in turn, and another one if a connection drops.")
         for entry in settings.recent:
             self.host.addItem(entry)
         self.host.setEditText(settings.host)
+        line = self.host.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("host or host:port; several separated by commas")
         self.host.currentTextChanged.connect(self._on_host_text)
         self.port = QSpinBox()
         self.port.setRange(1, 65535)
@@ -173,13 +181,19 @@ class ConnectDialog(QDialog):
         self.problem = None
 
     def _on_host_text(self, text: str) -> None:
-        if ":" in text and text.rsplit(":", 1)[1].isdigit():
-            host, port = text.rsplit(":", 1)
-            if 0 < int(port) < 65536:
-                if text in self.settings.recent:  # a recent server: as it was used last
-                    self.tls.setChecked(text in self.settings.recent_tls)
-                self.port.setValue(int(port))
-                self.host.setEditText(host)
+        """A recent server chosen: as it was used last (one address: its port goes to the port field). Typed
+        text stays as it is: a port in it counts for that address (start() reads it)."""
+        if text not in self.settings.recent:
+            return
+        self.tls.setChecked(text in self.settings.recent_tls)
+        if "," in text or text.count(":") != 1:
+            return  # several addresses (each keeps its port), or an IPv6 address
+        try:
+            host, port = parse_address(text)
+        except ValueError:
+            return  # not an address (yet): Connect says what is wrong
+        self.port.setValue(port)
+        self.host.setEditText(host)
 
     def _on_hosting(self, on: bool) -> None:
         self.host.setEnabled(not on)
@@ -216,6 +230,13 @@ class ConnectDialog(QDialog):
             return
         host = self.host.currentText().strip() or "127.0.0.1"
         port = self.port.value()
+        if not self.hosting.isChecked():
+            try:
+                parse_addresses(host, port)
+            except ValueError as exc:
+                self.show_error(str(exc))
+                self.host.setFocus()
+                return
         tls = self.tls.isChecked() and not self.hosting.isChecked()
         password = self.password.text()
         if self.register.isChecked() and len(password) < MIN_PASSWORD:
@@ -283,9 +304,13 @@ class ConnectDialog(QDialog):
         """Show what is wrong with the server's certificate, and what the user can do about it; the
         form shows that server (TLS ticked)."""
         where = f"{problem.host}:{problem.port}"
-        if self.host.currentText().strip() != problem.host:
+        try:
+            given = parse_addresses(self.host.currentText(), self.port.value())
+        except ValueError:
+            given = []
+        if (problem.host, problem.port) not in given:  # the form shows the server at fault
             self.host.setEditText(problem.host)
-        self.port.setValue(problem.port)
+            self.port.setValue(problem.port)
         self.tls.setChecked(True)
         self.hosting.setChecked(False)
         self.problem = problem

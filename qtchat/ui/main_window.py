@@ -384,8 +384,8 @@ class MainWindow(QMainWindow):
         c = self.client
         if c.state is ClientState.WAITING:
             c.reconnect_now()
-        elif c.state is ClientState.OFFLINE and c.host:
-            c.connect_to(c.host, c.port, c.user, tls=c.tls)
+        elif c.state is ClientState.OFFLINE and c.addresses:
+            c.connect_to(c.addresses_text, c.port, c.user, tls=c.tls)
 
     def _certificate_problem(self) -> None:
         """The certificate changed (or is no longer trusted) on a reconnect: ask in the connect dialog."""
@@ -492,16 +492,17 @@ class MainWindow(QMainWindow):
 
     def _save_rooms(self, names: list[str]) -> None:
         c = self.client
-        if c.host:
-            self.settings.set_rooms(c.host, c.port, names)
+        if c.addresses:  # kept under the server's first address: the same whichever node we are on
+            self.settings.set_rooms(*c.server_address, names)
 
     def _restore_rooms(self) -> None:
         """The rooms of the last session on this server are joined again at login."""
         c = self.client
-        if self._rooms_restored_for == (c.host, c.port, c.user):
+        host, port = c.server_address
+        if self._rooms_restored_for == (host, port, c.user):
             return
-        self._rooms_restored_for = (c.host, c.port, c.user)
-        for name in self.settings.rooms(c.host, c.port):
+        self._rooms_restored_for = (host, port, c.user)
+        for name in self.settings.rooms(host, port):
             try:
                 c.join_room(name)
             except ValueError:

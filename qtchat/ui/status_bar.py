@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QLabel, QStatusBar
 from qtchat.client import ChatClient, ClientState
 from qtchat.client.models import literal_html
 from qtchat.hosting import join_addresses
+from qtchat.protocol.addresses import format_address
 from qtchat.server import ChatServer
 
 from .wording import STATE_TEXT
@@ -77,9 +78,12 @@ class ConnectionStatus(QObject):
             self.server_label.setText("Hosting stopped")
         elif c.welcome is not None:
             name = f"{c.welcome.name} " if c.welcome.name else ""
-            self.server_label.setText(f"{name}{c.host}:{c.port} as {c.me}")
+            self.server_label.setText(f"{name}{c.address} as {c.me}")
         else:
-            self.server_label.setText(f"{c.host}:{c.port}" if c.host else "")
+            self.server_label.setText(c.address)
+        others = [format_address(*a) for a in c.targets if a != (c.host, c.port)]
+        self.server_label.setToolTip(f"Connected to {c.address}. This server's other addresses: {', '.join(others)}."
+                                     if others and c.welcome is not None and server is None else "")
 
     def _on_reconnect_scheduled(self, seconds: float) -> None:
         self._retry_at = time.monotonic() + seconds

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qtchat.client import ClientState, Failure, Loss, Reason
+from qtchat.protocol.addresses import format_address
 from qtchat.tls import format_fingerprint
 
 TLS_HINT = "tick \N{LEFT DOUBLE QUOTATION MARK}Encrypted (TLS)\N{RIGHT DOUBLE QUOTATION MARK}"
@@ -25,7 +26,7 @@ STATE_TEXT = {
 
 
 def _where(r: Reason) -> str:
-    return f"{r.host}:{r.port}"
+    return format_address(r.host, r.port)
 
 
 def _certificate_changed(r: Reason) -> str:
@@ -76,6 +77,7 @@ _REASON_TEXT: dict[Loss, Callable[[Reason], str]] = {
     Loss.SOCKET_ERROR: lambda r: r.detail,
     Loss.LOST: lambda r: "The connection was lost.",
     Loss.LOGIN_TIMEOUT: lambda r: f"The server at {_where(r)} did not answer the login.",
+    Loss.CONNECT_TIMEOUT: lambda r: f"The server at {_where(r)} did not answer in time.",
     Loss.TLS_TIMEOUT: lambda r: (f"The server at {_where(r)} did not complete the TLS handshake: is it a plain "
                                  "(unencrypted) server?"),
     Loss.TLS_UNAVAILABLE: lambda r: ("This computer has no TLS library that Qt can use, so an encrypted "

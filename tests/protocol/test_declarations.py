@@ -67,7 +67,10 @@ from qtchat.protocol import events as events_module
 from qtchat.protocol.codec import Flat, Record, Records, declare, shape_of
 from qtchat.protocol.events import CLIENT_EVENTS, DECLARED, SERVER_EVENTS, event, search_result_wire, wire_table
 from qtchat.protocol.fields import (
+    MAX_ADDRESS,
+    MAX_ADDRESSES,
     MAX_MESSAGE_ID,
+    Addresses,
     Bool,
     ChatText,
     Int,
@@ -110,6 +113,7 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (RoomsRequest(after="Dev Team", limit=50), b'{"type":"rooms","after":"Dev Team","limit":50}\n'),
     (SetTopic("Dev Team", "Release on Friday"), b'{"type":"topic","room":"Dev Team","topic":"Release on Friday"}\n'),
     (Welcome(user="alice", server="qtchat-server 0.1.0", name="qtchat", motd=""), b'{"type":"welcome","version":1,"server":"qtchat-server 0.1.0","name":"qtchat","user":"alice","rooms":[{"name":"lobby","topic":""}],"max_frame":65536,"ping_interval":30.0,"motd":""}\n'),
+    (Welcome(user="alice", nodes=("10.0.0.1:4321", "[::1]:4322")), b'{"type":"welcome","version":1,"server":"","name":"","user":"alice","rooms":[{"name":"lobby","topic":""}],"max_frame":65536,"ping_interval":30.0,"motd":"","nodes":["10.0.0.1:4321","[::1]:4322"]}\n'),
     (Welcome("a", 1, "s", "n", (RoomInfo("lobby", "", read=12, unread=1000), RoomInfo("x", "t", 3)), 4096, 12.5, "m", {"msg_per_s": 5.0}), b'{"type":"welcome","version":1,"server":"s","name":"n","user":"a","rooms":[{"name":"lobby","topic":"","read":12,"unread":1000},{"name":"x","topic":"t","members":3}],"max_frame":4096,"ping_interval":12.5,"motd":"m","limits":{"msg_per_s":5.0}}\n'),
     (Message(id=1795677099673163, ts=1795677099673, sender="alice", text="hi bob ~ \U0001f600", room="lobby", cid="1"), b'{"type":"msg","id":1795677099673163,"ts":1795677099673,"room":"lobby","from":"alice","text":"hi bob ~ \xf0\x9f\x98\x80","cid":"1"}\n'),
     (Message(id=1, ts=2, sender="alice", text="see you", cid="7f3c-9", to="bob", held=True), b'{"type":"msg","id":1,"ts":2,"to":"bob","from":"alice","text":"see you","cid":"7f3c-9","held":true}\n'),
@@ -184,6 +188,8 @@ def _value(kind: Any, depth: int) -> st.SearchStrategy[Any]:
     simple: dict[type, st.SearchStrategy[Any]] = {
         Bool: st.booleans(), Names: st.lists(st.text(max_size=8), max_size=4).map(tuple),
         Limits: st.dictionaries(st.text(max_size=8), st.floats(0, 1e17), max_size=3),
+        Addresses: st.lists(st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=MAX_ADDRESS),
+                            max_size=4).map(tuple),
     }
     if isinstance(kind, (Str, ChatText)):
         return _text(kind)
@@ -368,6 +374,20 @@ def test_a_declaration_that_does_not_fit_is_refused_at_import() -> None:
         record(Annotated[bool, Bool(only_with=("to", "private messages"))])
 
 
+def test_welcome_nodes_keep_the_usable_entries() -> None:
+    """``nodes`` is optional (absent or null: none) and an entry a client cannot use is left out, not the frame."""
+    base = {"version": 1, "user": "a", "rooms": []}
+    assert Welcome.from_wire(base).nodes == ()
+    assert Welcome.from_wire({**base, "nodes": None}).nodes == ()
+    wire = {**base, "nodes": ["b:1", 5, None, "", "x" * (MAX_ADDRESS + 1), ["c:2"], "d:3"]}
+    assert Welcome.from_wire(wire).nodes == ("b:1", "d:3")
+    many = [f"h{i}:1" for i in range(MAX_ADDRESSES + 10)]
+    assert Welcome.from_wire({**base, "nodes": many}).nodes == tuple(many[:MAX_ADDRESSES])
+    assert "nodes" not in Welcome("a").to_wire()  # left out when there are none
+    with pytest.raises(ProtocolError):
+        Welcome.from_wire({**base, "nodes": ["a:1\ud800"]})  # a lone surrogate is still refused
+
+
 def test_the_errors_are_the_documented_ones() -> None:
     """A few of each kind, straight on from_wire (the Connection tests cover the rest)."""
     cases: list[tuple[type[Record], Any, str]] = [
@@ -381,6 +401,7 @@ def test_the_errors_are_the_documented_ones() -> None:
         (Welcome, {"version": 1, "user": "a", "rooms": [], "ping_interval": 0}, "Field 'ping_interval' must be a number of seconds."),
         (Welcome, {"version": 1, "user": "a", "rooms": [], "limits": []}, "Field 'limits' must be an object."),
         (Welcome, {"version": 1, "user": "a"}, "Field 'rooms' must be a list."),
+        (Welcome, {"version": 1, "user": "a", "rooms": [], "nodes": "a:1"}, "Field 'nodes' must be a list of strings."),
         (History, {"messages": [1]}, "A history message must be an object."),
         (SearchResults, {"query": "q", "results": [1]}, "A search result must be an object."),
         (UserList, {"users": ["a", 1]}, "Field 'users' must be a list of strings."),

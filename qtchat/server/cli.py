@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="qtchat-server",
         description="The qtchat chat server. Runs headless and logs to stderr; stop it with Ctrl+C or SIGTERM "
         "(clients are told 'bye').",
+        epilog="Also: 'qtchat-server admin --help' (operate a running server) and 'qtchat-server migrate --help' "
+        "(copy a data folder into PostgreSQL for a cluster).",
     )
     p.add_argument("--version", action="version", version=f"qtchat-server {__version__} (protocol 1)")
     p.add_argument("--host", default=d.host,
@@ -265,6 +267,10 @@ def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["admin"]:
         return admin_main(argv[1:])
+    if argv[:1] == ["migrate"]:
+        from .migrate import migrate_main
+
+        return migrate_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -259,18 +259,22 @@ def default_data_dir() -> Path:
     return Path(base or Path.home()) / "qtchat-server"
 
 
+def migrate_main(argv: Sequence[str]) -> int:
+    """``qtchat-server migrate ...`` (migrate.py: imported only then, it needs psycopg)."""
+    from .migrate import migrate_main as run
+
+    return run(argv)
+
+
 AdminWindow = Callable[[ServerConfig, bool], int]  # (config, open the admin channel) -> exit code
 
 
 def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None = None) -> int:
     """Run the server (headless, or with ``admin_window`` for ``--admin``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["admin"]:
-        return admin_main(argv[1:])
-    if argv[:1] == ["migrate"]:
-        from .migrate import migrate_main
-
-        return migrate_main(argv[1:])
+    command = SUBCOMMANDS.get(next(iter(argv), ""))  # qtchat-server admin ..., qtchat-server migrate ...
+    if command is not None:
+        return command(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -559,6 +563,9 @@ def admin_main(argv: Sequence[str]) -> int:
     for account in reply.get("accounts", []):
         print(f"  {account['name']:<32}{'  operator' if account.get('admin') else ''}")
     return 0 if reply.get("ok") else 1
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"admin": admin_main, "migrate": migrate_main}
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ read markers, with the same message ids.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sqlite3
@@ -93,6 +92,10 @@ def open_elsewhere(db: Path) -> bool:
     """Is this SQLite database (WAL mode) open in another process? Every connection holds a shared lock on a
     byte of its -shm file as long as it is open. Asked with an open-file-description lock (Linux), which also
     sees this process's own connections. False where that cannot be asked."""
+    if os.name != "posix":
+        return False
+    import fcntl
+
     shm = db.with_name(db.name + "-shm")
     getlk = getattr(fcntl, "F_OFD_GETLK", None)
     if getlk is None or not shm.exists():

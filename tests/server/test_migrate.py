@@ -14,8 +14,8 @@ import pytest
 
 from qtchat.protocol import (
     Error,
-    HistoryRequest,
     History,
+    HistoryRequest,
     JoinRoom,
     MarkRead,
     Message,
@@ -183,7 +183,7 @@ def test_what_is_not_a_data_folder_is_refused_before_anything_is_written(postgre
     nothing = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
     with pytest.raises(MigrateError, match="not a folder"):
         migrate(tmp_path / "missing", postgres_server.dsn(db))
-    with pytest.raises(MigrateError, match="no accounts.db"):
+    with pytest.raises(MigrateError, match=r"no accounts\.db"):
         migrate(tmp_path, postgres_server.dsn(db))
     (tmp_path / "accounts.db").write_bytes(b"this is not SQLite at all, it is just some text" * 20)
     with pytest.raises(MigrateError, match="cannot read the data folder"):

@@ -273,6 +273,7 @@ def _copy_messages(cur: Any, db: sqlite3.Connection, told: Any, schema: list[str
             yield mid, room, seq, ts, sender, sender_key, cid, text, fold(text)
 
     count = _copy(cur, "migrated", "id, room, seq, ts, sender, sender_key, cid, text, folded", numbered())
+    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")  # the search index is built in memory in one go
     for index in MESSAGE_INDEXES:  # made again below, by the schema's own statements
         cur.execute(f"DROP INDEX IF EXISTS {index}")
     cur.execute("INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words) "

@@ -258,3 +258,20 @@ def test_a_folder_a_running_server_has_open_is_refused(postgres_server, tmp_path
     assert server.returncode == 0
     done = run("migrate", "--from", str(tmp_path), "--to", postgres_server.dsn(db))  # stopped: it goes
     assert done.returncode == 0, done.stderr
+
+
+def test_the_ascii_shortcut_of_fold_folds_as_the_general_way():
+    import random
+    import unicodedata
+
+    from qtchat.server.search_agent import _NOT_WORD, fold
+
+    def general(text: str) -> str:
+        bare = "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+        return " " + _NOT_WORD.sub(" ", bare)
+
+    rng = random.Random(5)
+    every = "".join(map(chr, range(128)))
+    for text in [every, every[::-1], "", "E-Mail_Address  x", *("".join(rng.choices(every, k=40)) for _ in range(500))]:
+        assert text.isascii() and fold(text) == general(text)
+    assert fold("Crème Brûlée") == " creme brulee" and fold("ǅemal") == general("ǅemal")

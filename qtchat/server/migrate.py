@@ -168,7 +168,13 @@ def migrate(folder: Path, dsn: str, progress: TextIO | None = None) -> Summary:
     import psycopg
 
     started = time.monotonic()
-    messages_db, accounts_db, bans = open_folder(folder)
+    side_files = [folder / f"{db}-{kind}" for db in ("messages.db", "accounts.db") for kind in ("wal", "shm")]
+    made_here = [path for path in side_files if not path.exists()]
+    try:
+        messages_db, accounts_db, bans = open_folder(folder)
+    except MigrateError:
+        _tidy(made_here)
+        raise
     try:
         try:
             with psycopg.connect(dsn, autocommit=False, connect_timeout=10) as pg:
@@ -183,8 +189,19 @@ def migrate(folder: Path, dsn: str, progress: TextIO | None = None) -> Summary:
         for db in (messages_db, accounts_db):
             if db is not None:
                 db.close()
+        _tidy(made_here)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _tidy(made_here: list[Path]) -> None:
+    """Remove the empty -wal files (and their -shm) that SQLite's read-only connections left, when they were not
+    there before: the folder is left as it was found."""
+    for wal in made_here:
+        shm = wal.with_name(wal.name[:-3] + "shm")
+        if wal.name.endswith("-wal") and shm in made_here and wal.exists() and wal.stat().st_size == 0:
+            wal.unlink()
+            shm.unlink(missing_ok=True)
 
 
 def _copy_all(pg: Any, messages_db: sqlite3.Connection | None, accounts_db: sqlite3.Connection,

@@ -162,8 +162,10 @@ def test_a_migrated_folder_is_served_by_a_node_with_the_same_ids(qtbot, make_ser
 
 def test_a_second_run_is_refused_and_duplicates_nothing(qtbot, make_server, postgres_server, tmp_path, capfd):
     fill(qtbot, make_server, tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
     db = postgres_server.new_database()
     migrate(tmp_path, postgres_server.dsn(db))
+    assert sorted(p.name for p in tmp_path.iterdir()) == files  # the folder left as it was found
     before = counts(postgres_server, db)
     with pytest.raises(MigrateError, match="already holds messages"):
         migrate(tmp_path, postgres_server.dsn(db))
@@ -176,6 +178,7 @@ def test_a_second_run_is_refused_and_duplicates_nothing(qtbot, make_server, post
     with pytest.raises(MigrateError, match="already holds accounts"):
         migrate(tmp_path, postgres_server.dsn(other))
     assert postgres_server.psql("SELECT count(*), to_regclass('messages') IS NULL FROM accounts", other).strip() == "1|t"
+    assert sorted(p.name for p in tmp_path.iterdir()) == files
 
 
 def test_what_is_not_a_data_folder_is_refused_before_anything_is_written(postgres_server, tmp_path):

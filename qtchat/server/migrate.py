@@ -80,7 +80,7 @@ def migrate_main(argv: Sequence[str]) -> int:
         return 2
     total = sum(summary.rows.values())
     print(f"qtchat-server migrate: done: {total} rows in {summary.seconds:.1f} s "
-          f"({', '.join(f'{n} {t}' for t, n in summary.rows.items())}); new message ids start above "
+          f"({', '.join(f'{n} {t}' for t, n in summary.rows.items())}); new message ids continue above "
           f"{summary.top_id}. Start the nodes with --database.", file=sys.stderr)
     return 0
 
@@ -181,8 +181,8 @@ def migrate(folder: Path, dsn: str, progress: TextIO | None = None) -> Summary:
                 summary = _copy_all(pg, messages_db, accounts_db, bans, progress)
                 pg.commit()
         except psycopg.Error as exc:
-            raise MigrateError(f"PostgreSQL refused the migration, nothing was written: "
-                               f"{str(exc).strip() or type(exc).__name__}") from None
+            raise MigrateError(f"cannot migrate into PostgreSQL, nothing was written: "
+                               f"{' '.join(str(exc).split()) or type(exc).__name__}.") from None
         except sqlite3.DatabaseError as exc:
             raise MigrateError(f"cannot read the data folder {folder}, nothing was written: {exc}.") from None
     finally:

@@ -182,7 +182,7 @@ def migrate(folder: Path, dsn: str, progress: TextIO | None = None) -> Summary:
                 pg.commit()
         except psycopg.Error as exc:
             raise MigrateError(f"cannot migrate into PostgreSQL, nothing was written: "
-                               f"{' '.join(str(exc).split()) or type(exc).__name__}.") from None
+                               f"{' '.join(str(exc).split()).rstrip('.') or type(exc).__name__}") from None
         except sqlite3.DatabaseError as exc:
             raise MigrateError(f"cannot read the data folder {folder}, nothing was written: {exc}.") from None
     finally:

@@ -214,6 +214,16 @@ def test_a_bad_ban_file_or_an_old_folder_is_refused(qtbot, make_server, postgres
     old.close()
     with pytest.raises(MigrateError, match="older qtchat-server"):
         migrate(tmp_path, postgres_server.dsn(db))
+    old = sqlite3.connect(tmp_path / "messages.db")
+    old.execute("PRAGMA user_version = 2")
+    old.close()
+    # a room record that makes no sense is found after the messages went in: they are not kept either
+    broken = sqlite3.connect(tmp_path / "accounts.db")
+    broken.execute("UPDATE rooms SET state = '{broken' WHERE key = 'talk'")
+    broken.commit()
+    broken.close()
+    with pytest.raises(MigrateError, match="the room 'talk'"):
+        migrate(tmp_path, postgres_server.dsn(db))
     assert postgres_server.psql("SELECT to_regclass('messages') IS NULL", db).strip() == "t"
 
 

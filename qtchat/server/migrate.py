@@ -199,7 +199,8 @@ def _tidy(made_here: list[Path]) -> None:
     there before: the folder is left as it was found."""
     for wal in made_here:
         shm = wal.with_name(wal.name[:-3] + "shm")
-        if wal.name.endswith("-wal") and shm in made_here and wal.exists() and wal.stat().st_size == 0:
+        if wal.name.endswith("-wal") and shm in made_here and wal.exists() and wal.stat().st_size == 0 \
+                and not open_elsewhere(wal.with_name(wal.name[:-4])):  # (a server started meanwhile: its files)
             wal.unlink()
             shm.unlink(missing_ok=True)
 

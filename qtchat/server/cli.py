@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="qtchat-server",
         description="The qtchat chat server. Runs headless and logs to stderr; stop it with Ctrl+C or SIGTERM "
         "(clients are told 'bye').",
+        epilog="Also: 'qtchat-server admin --help' (operate a running server) and 'qtchat-server migrate --help' "
+        "(copy a data folder into PostgreSQL for a cluster).",
     )
     p.add_argument("--version", action="version", version=f"qtchat-server {__version__} (protocol 1)")
     p.add_argument("--host", default=d.host,
@@ -269,14 +271,22 @@ def default_data_dir() -> Path:
     return Path(base or Path.home()) / "qtchat-server"
 
 
+def migrate_main(argv: Sequence[str]) -> int:
+    """``qtchat-server migrate ...`` (migrate.py: imported only then, it needs psycopg)."""
+    from .migrate import migrate_main as run
+
+    return run(argv)
+
+
 AdminWindow = Callable[[ServerConfig, bool], int]  # (config, open the admin channel) -> exit code
 
 
 def main(argv: Sequence[str] | None = None, *, admin_window: AdminWindow | None = None) -> int:
     """Run the server (headless, or with ``admin_window`` for ``--admin``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["admin"]:
-        return admin_main(argv[1:])
+    command = SUBCOMMANDS.get(next(iter(argv), ""))  # qtchat-server admin ..., qtchat-server migrate ...
+    if command is not None:
+        return command(argv[1:])
     parser = build_parser()
     args = parse_with_presets(parser, argv)
     if args.generate_cert:
@@ -577,6 +587,9 @@ def admin_main(argv: Sequence[str]) -> int:
     for account in reply.get("accounts", []):
         print(f"  {account['name']:<32}{'  operator' if account.get('admin') else ''}")
     return 0 if reply.get("ok") else 1
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"admin": admin_main, "migrate": migrate_main}
 
 
 if __name__ == "__main__":

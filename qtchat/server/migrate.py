@@ -5,7 +5,7 @@ is written in one PostgreSQL transaction (all or nothing), and a cluster node (`
 --database URL``, pg_backend.py) then serves the same history, accounts, rooms, bans, mailboxes and
 read markers, with the same message ids.
 
-- The schema is made exactly as ``PostgresBackend.open()`` makes it (pg_backend.SCHEMA, under its
+- The schema is made exactly as ``PostgresBackend.open()`` makes it (pg_schema.SCHEMA, under its
   advisory lock), so it has one definition. The messages' indexes are dropped while the rows go in and
   made again by the same SCHEMA statements (faster than keeping them up to date row by row).
 - Messages go through COPY into a temporary table with their folded text (search_agent.fold), then into
@@ -207,7 +207,7 @@ def _tidy(made_here: list[Path]) -> None:
 
 def _copy_all(pg: Any, messages_db: sqlite3.Connection | None, accounts_db: sqlite3.Connection,
               bans: BanList, progress: TextIO | None) -> Summary:
-    from .pg_backend import SCHEMA, SCHEMA_LOCK
+    from .pg_schema import SCHEMA, SCHEMA_LOCK
 
     def told(table: str, rows: int, since: float) -> None:
         summary.rows[table] = rows

@@ -574,4 +574,4 @@ def _log_failure(future: Future[Rows]) -> None:
 def _stored(rows: Rows) -> list[StoredMessage]:
     return [StoredMessage(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5]) for r in rows]
 
-__all__ = ["SCHEMA", "PgBanList", "PostgresBackend"]  # SCHEMA: pg_schema.py's, for the migration
+__all__ = ["PgBanList", "PostgresBackend"]

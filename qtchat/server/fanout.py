@@ -66,6 +66,7 @@ class _Feed:
     queue: deque[_Payload] = field(default_factory=deque)
     local: tuple[int, Future[None]] | None = None  # this node's own pass waiting: its first number
     holding: bool = False  # this node's pass may go: nothing else is delivered until the core sent it
+    storing: bool = False  # this node's pass is being committed: its numbers are not known yet, so no fill
     filling: bool = False
     publishing: tuple[int, int] | None = None  # this node's pass just stored, for publish()'s header
 
@@ -123,11 +124,27 @@ class Fanout(QObject):
 
     # ------------------------------------------------------------ this node's passes
 
+    def storing(self, rooms: list[str]) -> None:
+        """This node sends a pass with messages in these rooms: until ``stored``, nothing is filled there (a fill
+        could hand its members this pass's own messages, which the core sends them once it is stored)."""
+        for room in rooms:
+            self._feeds.setdefault(room, _Feed()).storing = True
+
+    def not_stored(self, rooms: list[str]) -> None:
+        """The pass ``storing`` announced was refused: nothing of it is coming."""
+        for room in rooms:
+            feed = self._feeds.get(room)
+            if feed is not None:
+                feed.storing = False
+                if feed.queue:
+                    self._wait_gap()
+
     def stored(self, room: str, first: int, last: int, last_id: int) -> Future[None]:
         """This node stored the room's messages numbered ``first``..``last``: done once everything before them
         is delivered here (at once, mostly). Call ``sent`` once the core has sent the pass."""
         feed = self._feeds.setdefault(room, _Feed())
         feed.publishing = (first, last)
+        feed.storing = False
         if feed.next >= first or not self._watching(room):
             self._advance(feed, last, last_id)
             feed.holding = True
@@ -232,7 +249,7 @@ class Fanout(QObject):
     def _fill_waiting(self) -> None:
         for room, feed in list(self._feeds.items()):
             want = self._wanted(feed)
-            if want >= feed.next and not feed.filling and not feed.holding:
+            if want >= feed.next and not feed.filling and not feed.holding and not feed.storing:
                 self._fill(room, feed, want)
 
     @staticmethod
@@ -241,8 +258,8 @@ class Fanout(QObject):
         want = 0
         for payload in feed.queue:
             want = max(want, payload.first - 1 if payload.first else payload.last)
-        if feed.local is not None:
-            want = max(want, feed.local[0] - 1)
+        if feed.local is not None:  # never past this node's own waiting pass: the core sends those messages
+            want = feed.local[0] - 1
         return want
 
     def _fill(self, room: str, feed: _Feed, want: int) -> None:
@@ -256,17 +273,18 @@ class Fanout(QObject):
                 log.warning("cannot fill room %s from PostgreSQL: %s", room, f.exception())
                 self._wait_gap()
                 return
-            if feed.holding:  # this node's pass goes first: fetched again after it
+            if feed.holding or feed.storing:  # this node's pass goes first: fetched again after it
                 self._wait_gap()
                 return
             rows = f.result()
-            messages = [StoredMessage(int(r[0]), room, int(r[1]), r[2], r[3], r[4]) for r in rows
-                        if int(r[5]) >= feed.next and int(r[5]) <= want]
+            upto = [r for r in rows if int(r[5]) <= want]  # what comes after ``want`` goes with its own payload
+            messages = [StoredMessage(int(r[0]), room, int(r[1]), r[2], r[3], r[4]) for r in upto
+                        if int(r[5]) >= feed.next]
             if messages and self._sink is not None and self._watching(room):
                 self.filled += len(messages)
                 self._sink.deliver_stored(room, messages)
-            if rows:
-                feed.last_id = max(feed.last_id, int(rows[-1][0]))
+            if upto:  # (not past it: the next fill starts after the last id delivered)
+                feed.last_id = max(feed.last_id, int(upto[-1][0]))
             if len(rows) == FILL_LIMIT and int(rows[-1][5]) < want:
                 feed.next = max(feed.next, int(rows[-1][5]) + 1)
                 self._fill(room, feed, want)  # more to come

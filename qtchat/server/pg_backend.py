@@ -285,6 +285,12 @@ class PostgresBackend(QObject):
             else:
                 result.set_exception(exc)
 
+        def refused(f: Future[None]) -> None:
+            if f.exception() is not None:
+                self.fanout.not_stored(rooms)
+
+        self.fanout.storing(rooms)
+        result.add_done_callback(refused)
         self._write.transaction(statements).add_done_callback(answered)
         return result
 

@@ -68,10 +68,42 @@ def make_server(qtbot, backend_kind, request):
         return server
 
     yield make
+    stop_servers(qtbot, servers)
+
+
+def stop_servers(qtbot, servers) -> None:
     for server in servers:
         server.shutdown("test over")
         qtbot.waitUntil(lambda s=server: not s.peers, timeout=5000)
         server.deleteLater()
+
+
+@pytest.fixture
+def cluster_nodes(qtbot, request):
+    """Factory: ``make(count, redis=True, announce=False)``, that many in-process nodes sharing one new database of
+    the session's PostgreSQL (and its Redis); ``announce``: each names them all in welcome (``--nodes``)."""
+    from qtchat.server import ChatServer, ServerConfig
+
+    made: list[ChatServer] = []
+
+    def make(count: int, *, redis: bool = True, announce: bool = False) -> list[ChatServer]:
+        postgres_server = request.getfixturevalue("postgres_server")
+        database = postgres_server.new_database()
+        servers = []
+        for _ in range(count):
+            config = ServerConfig(host="127.0.0.1", port=0, **NO_LIMITS)
+            config.redis = request.getfixturevalue("redis_server").url if redis else None
+            server = ChatServer(config, backend=open_postgres(qtbot, postgres_server, config, database))
+            server.listen()
+            servers.append(server)
+        if announce:  # the ports are known once they listen; welcome reads the config at each login
+            for server in servers:
+                server.config.nodes = tuple(f"127.0.0.1:{s.port}" for s in servers)
+        made.extend(servers)
+        return servers
+
+    yield make
+    stop_servers(qtbot, made)
 
 
 def open_postgres(qtbot, postgres_server, config, database: str | None = None):

@@ -7,42 +7,19 @@ tests/server/test_cluster.py's approach)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from qtchat.client import ChatClient, ClientState
 from qtchat.protocol import JoinRoom, Message, RoomState, SendMessage
-from qtchat.server import ChatServer, ServerConfig
-from tests.conftest import NO_LIMITS, open_postgres
 from tests.helpers import RawClient
 
 
 @pytest.fixture
-def nodes(qtbot: Any, postgres_server: Any, redis_server: Any) -> Iterator[Any]:
+def nodes(cluster_nodes: Any) -> Any:
     """Factory: ``make(count)``, that many nodes sharing one new database and Redis, each announcing them all."""
-    made: list[ChatServer] = []
-
-    def make(count: int) -> list[ChatServer]:
-        database = postgres_server.new_database()
-        servers = []
-        for _ in range(count):
-            config = ServerConfig(host="127.0.0.1", port=0, **NO_LIMITS)
-            config.redis = redis_server.url
-            server = ChatServer(config, backend=open_postgres(qtbot, postgres_server, config, database))
-            server.listen()
-            servers.append(server)
-        for server in servers:  # the ports are known once they listen; welcome reads the config at each login
-            server.config.nodes = tuple(f"127.0.0.1:{s.port}" for s in servers)
-        made.extend(servers)
-        return servers
-
-    yield make
-    for server in made:
-        server.shutdown("test over")
-        qtbot.waitUntil(lambda s=server: not s.peers, timeout=5000)
-        server.deleteLater()
+    return lambda count: cluster_nodes(count, announce=True)
 
 
 def test_after_its_node_shuts_down_the_client_resumes_on_the_other_and_shows_each_message_once(

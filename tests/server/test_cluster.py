@@ -14,34 +14,13 @@ from typing import Any
 import pytest
 
 from qtchat.protocol import History, HistoryRequest, Joined, JoinRoom, Message, RoomState, SendMessage
-from qtchat.server import ChatServer, ServerConfig
-from tests.conftest import NO_LIMITS, open_postgres
+from qtchat.server import ChatServer
 from tests.helpers import RawClient
 
 
 @pytest.fixture
-def nodes(qtbot: Any, postgres_server: Any, redis_server: Any) -> Iterator[Any]:
-    """Factory: ``make(count, redis=True)``, that many nodes sharing one new database (and Redis)."""
-    made: list[ChatServer] = []
-
-    def make(count: int, *, redis: bool = True) -> list[ChatServer]:
-        database = postgres_server.new_database()
-        servers = []
-        for _ in range(count):
-            config = ServerConfig(host="127.0.0.1", port=0, **NO_LIMITS)
-            config.redis = redis_server.url if redis else None
-            backend = open_postgres(qtbot, postgres_server, config, database)
-            server = ChatServer(config, backend=backend)
-            server.listen()
-            servers.append(server)
-        made.extend(servers)
-        return servers
-
-    yield make
-    for server in made:
-        server.shutdown("test over")
-        qtbot.waitUntil(lambda s=server: not s.peers, timeout=5000)
-        server.deleteLater()
+def nodes(cluster_nodes: Any) -> Any:
+    return cluster_nodes
 
 
 @pytest.fixture

@@ -78,7 +78,10 @@ def test_a_node_killed_mid_stream_loses_nothing_acknowledged(cluster: Any, qtbot
         writer_b.send(SendMessage(texts[f"b{n}"], cid=f"b{n}"))
         # at most 32 unacknowledged, as the server's default rate limits (a burst of 20) keep a client: a node
         # recognises a resend among the sender's newest 64 stored messages (RECENT_CIDS_PER_USER)
-        writer_a.wait_for(lambda n=n: len(acked(writer_a, set(texts))) > n - 32, timeout=20)
+        def caught_up(n: int = n) -> bool:
+            return len(acked(writer_a, set(texts))) > n - 32
+
+        writer_a.wait_for(caught_up, timeout=20)
         if n == 150:
             os.kill(a.proc.pid, signal.SIGKILL)  # mid-stream: some of a's messages stored, some not
             break
@@ -107,7 +110,10 @@ def test_a_node_killed_mid_stream_loses_nothing_acknowledged(cluster: Any, qtbot
     assert len(every_ack) == 600
 
     for r in readers:  # each reader: every acknowledged message exactly once, in one order
-        r.wait_for(lambda r=r: {m.id for m in r.of(Message)} >= set(every_ack.values()), timeout=30)
+        def has_all(r: RawClient = r) -> bool:
+            return {m.id for m in r.of(Message)} >= set(every_ack.values())
+
+        r.wait_for(has_all, timeout=30)
     views = [[m.id for m in r.of(Message)] for r in readers]
     assert views[0] == views[1]
     assert len(views[0]) == len(set(views[0])) == 600  # a resend already stored was not shown again

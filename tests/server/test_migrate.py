@@ -52,10 +52,11 @@ def search(client: RawClient, query: str) -> list[int]:
 
 
 def entered(client: RawClient, room: str) -> RoomJoined:
-    found: list[RoomJoined] = []
-    client.wait_for(lambda: bool(found.extend(e for e in client.events if isinstance(e, RoomJoined)
-                                              and e.info.name == room) or found))
-    return found[0]
+    def arrived() -> bool:
+        return any(isinstance(e, RoomJoined) and e.info.name == room for e in client.events)
+
+    client.wait_for(arrived)
+    return next(e for e in client.events if isinstance(e, RoomJoined) and e.info.name == room)
 
 
 def stop(qtbot: Any, server: ChatServer) -> None:

@@ -136,7 +136,8 @@ def test_what_is_kept_outlives_the_node(qtbot: Any, opened: Any) -> None:
     assert {(r.cid, r.where, r.held) for r in recent} == {("c1", "design", False), ("m1", "@bob", True)}
     refused = failure(qtbot, again.create_account("ann", "Ann", "hash-2"))
     assert isinstance(refused, ValueError)
-    assert again.account("ann").password_hash == "hash-1"  # type: ignore[union-attr]
+    kept = again.account("ann")
+    assert kept is not None and kept.password_hash == "hash-1"
 
 
 def test_two_nodes_writing_one_room_give_one_order(qtbot: Any, opened: Any) -> None:

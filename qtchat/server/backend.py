@@ -56,7 +56,8 @@ The contract (what the core relies on; a new backend must keep every point):
 Implementations: ``SqliteBackend`` (sqlite_backend.py) for one machine, with its files in
 the data folder (or with ``data_dir`` None its databases in memory); ``MemoryBackend``
 (memory_backend.py), plain Python, for a server hosted inside the desktop client and for
-the tests. Retention (``--keep-days``, ``--keep-messages``) is each backend's own upkeep.
+the tests; ``PostgresBackend`` (pg_backend.py, with fanout.py over Redis) for the nodes of a
+cluster, whose ``publish``/``RemoteSink`` carry each room's passes in one order. Retention (``--keep-days``, ``--keep-messages``) is each backend's own upkeep.
 """
 
 from __future__ import annotations

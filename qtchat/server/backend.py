@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from .bans import BanList
 
 if TYPE_CHECKING:
+    from .cluster import Cluster
     from .room_state import RoomRecord
 
 T = TypeVar("T")
@@ -196,6 +197,7 @@ class Backend(Protocol):
 
     history: bool  # False: nothing is kept (pages and searches are empty)
     bans: BanList
+    cluster: Cluster  # names, presence and messages between nodes (cluster.py); one machine: the base class
 
     def attach(self, sink: RemoteSink) -> None:
         """Start; passes stored by other nodes go to ``sink`` from now on."""

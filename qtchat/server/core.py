@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QDateTime, QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QAbstractSocket
 
 from qtchat import __version__
@@ -64,11 +64,13 @@ from qtchat.protocol import (
     Welcome,
     clean_line,
 )
-from qtchat.tls import TlsSetupError, describe_certificate, format_fingerprint, load_server_tls
+from qtchat.tls import TlsSetupError, load_server_tls
 
 from .accounts import Hasher
 from .auth import Authenticator, banned_error
 from .backend import Backend, RecentCid, then
+from .cluster import Claim
+from .cluster_host import ServerHost
 from .config import ServerConfig, announced_limits, work_limits
 from .history import HistoryService
 from .journal import Journal
@@ -76,7 +78,7 @@ from .limits import Verdict
 from .mailbox import Mailboxes
 from .messages import Messages
 from .operator import Operator
-from .peer import Connections, Listener, Peer, User, host_address
+from .peer import Connections, Listener, Peer, User, host_address, log_certificate
 from .prices import price
 from .resends import RECENT_CIDS_PER_USER, RecentCids
 from .room_ops import RoomOps
@@ -135,17 +137,19 @@ class ChatServer(QObject):
         self._init_timers()
         self._init_dispatch()
         self.backend.attach(RoomSink(self.rooms))
+        self.cluster.start(ServerHost(self))
         self.destroyed.connect(self.connections.forget_sockets)
 
     def _build(self) -> None:
         """The parts, each with one job, wired to each other."""
         cfg, backend = self.config, self.backend
+        self.cluster = backend.cluster
         self.connections = Connections(cfg, self, admit=self._may_connect, on_data=self._on_data,
                                        on_detach=self._detach, on_gone=self._on_gone, report=self.client_error.emit)
         # (the lambdas: history and messages are made below, and need the rooms and the journal)
         self.rooms = Rooms(cfg, self.connections, schedule=self._schedule,
                            describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108
-                           publish=backend.publish, records=RoomRecords(backend))
+                           publish=backend.publish, records=RoomRecords(backend), presence=backend.cluster)
         self.rooms.settled = lambda user: self._release(user.peer)
         self.room_ops = RoomOps(self.connections, self.rooms, self.users)
         self.recent = RecentCids()
@@ -234,15 +238,7 @@ class ChatServer(QObject):
                  " with TLS" if tls else "", cfg.max_clients)
         if tls is not None:
             self.fingerprint = tls.fingerprint
-            cert = tls.certificate
-            log.info("TLS certificate: %s", describe_certificate(cert))
-            log.info("TLS certificate SHA-256 fingerprint: %s", format_fingerprint(tls.fingerprint))
-            now = QDateTime.currentDateTimeUtc()
-            if cert.expiryDate() < now:
-                log.warning("the TLS certificate expired on %s: clients will refuse it",
-                            cert.expiryDate().toString("yyyy-MM-dd"))
-            elif cert.effectiveDate() > now:
-                log.warning("the TLS certificate is valid only from %s", cert.effectiveDate().toString("yyyy-MM-dd"))
+            log_certificate(tls.certificate, tls.fingerprint)
 
     @property
     def tls(self) -> bool:
@@ -492,24 +488,42 @@ class ChatServer(QObject):
         """Is the name in use, or being logged in with (its welcome on its way)?"""
         return key in self.users or key in self._admitting
 
-    def _admit(self, peer: Peer, name: str, key: str, *, waited: bool = False) -> None:
+    def _admit(self, peer: Peer, name: str, key: str, *, waited: bool = False, claimed: bool = False) -> None:
         """A login checked: the user is in, told ``welcome`` and put in the lobby. The name is held from now
-        on; the user is listed (and reachable) once its welcome is sent."""
+        on (in a cluster: once every node agrees, cluster.py); the user is listed (and reachable) once its
+        welcome is sent."""
         if peer.detached:
             return
         if self.name_taken(key) and self._admitting.get(key) is not peer:
-            self.connections.fail(peer, ProtocolError(
-                ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.", fatal=True))
+            self._name_taken(peer, name)
             return
         self._admitting[key] = peer
+        if not claimed:
+            then(self.cluster.claim(key), lambda claim: self._claimed(peer, name, key, claim),
+                 self._admit_failed(User(name, key, peer)))
+            return
         if not waited and self.journal.has_mail_for(key):
             # kept for them this pass, or confirmed by their last session: stored (or deleted) first, once
-            self.journal.when_stored(lambda: self._admit(peer, name, key, waited=True))
+            self.journal.when_stored(lambda: self._admit(peer, name, key, waited=True, claimed=True))
             return
         user = User(name, key, peer)
         recent = self.backend.recent_cids(key, RECENT_CIDS_PER_USER) if key not in self.recent else None
         then(self.history.describe(user, self.rooms.lobby), lambda info: self._welcome(user, info, recent),
              self._admit_failed(user))
+
+    def _claimed(self, peer: Peer, name: str, key: str, claim: Claim) -> None:
+        if claim.ok and peer.detached and key not in self.users and key not in self._admitting:
+            self.cluster.release(key)  # closed meanwhile
+        elif not claim.ok:
+            if self._admitting.get(key) is peer:
+                del self._admitting[key]
+            self._name_taken(peer, name)
+        else:
+            self._admit(peer, name, key, claimed=True)
+
+    def _name_taken(self, peer: Peer, name: str) -> None:
+        self.connections.fail(peer, ProtocolError(
+            ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.", fatal=True))
 
     def _welcome(self, user: User, lobby: RoomInfo, recent: Any) -> None:
         if recent is not None and not recent.done():  # known before anything it sends is read (its resends)
@@ -532,6 +546,7 @@ class ChatServer(QObject):
             motd=cfg.motd, limits=announced_limits(cfg), nodes=cfg.nodes))
         account = self.backend.account(user.key)
         self.connections.send(peer, AccountStatus(account is not None, account is not None and account.admin))
+        self.cluster.online(user.key, user.name, peer.peer)
         self.rooms.join(user, self.rooms.lobby)
         log.info("%s joined from %s", user.name, peer.peer)
         self.user_joined.emit(user.name, peer.peer)
@@ -559,9 +574,12 @@ class ChatServer(QObject):
         if user is None:
             for key in [k for k, p in self._admitting.items() if p is peer]:  # closed before its welcome
                 del self._admitting[key]
+                self.cluster.release(key)
         elif self.users.get(user.key) is user:
             del self.users[user.key]
             self.rooms.leave_all(user, reason)
+            self.cluster.offline(user.key)
+            self.cluster.release(user.key)
             log.info("%s left (%r)", user.name, reason)
             self.user_left.emit(user.name, reason)
 

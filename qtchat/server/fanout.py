@@ -1,7 +1,7 @@
 """A cluster's fan-out: each pass's frames to the other nodes over Redis, delivered in each room's order.
 
 Every node publishes what its members of a room got in one pass (``publish``) on the Redis channel
-``qtchat:room:<key>``, with a header: the node, and either the room's sequence numbers of the pass's
+``qtchat:<cluster>:room:<key>``, with a header: the node, and either the room's sequence numbers of the pass's
 messages (``room_seq`` in PostgreSQL, taken under the room's lock: pg_backend.py) or, for a pass
 without messages (joins, leaves, topics), the last number the node had delivered. Every node
 subscribes to all rooms (one pattern) and delivers each room **strictly in its sequence**:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("qtchat.server.fanout")
 
-CHANNEL = "qtchat:room:"
+ROOM = "room:"  # after the cluster's prefix (pg_backend.py), + the room's key: a room's channel
 GAP_MS = 20  # how long a hole in a room's sequence waits for its payload before it is filled from PostgreSQL
 TAIL_MS = 500  # how often the rooms with members here are compared with PostgreSQL's counters
 REDIS_RETRY_MS = 1000
@@ -77,6 +77,7 @@ class Fanout(QObject):
     def __init__(self, reads: PgLink, redis_url: str | None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.node = secrets.token_hex(6)
+        self.channel = "qtchat:" + ROOM  # the cluster's (pg_backend.py sets it before ``start``)
         self._reads = reads
         self._sink: RemoteSink | None = None
         self._feeds: dict[str, _Feed] = {}
@@ -107,7 +108,7 @@ class Fanout(QObject):
         if self._sub is None or self._pub is None:
             return done(None)
         self._pub.open().add_done_callback(lambda f: self._opened(self._pub, f))
-        subscribed = self._sub.psubscribe(CHANNEL + "*")
+        subscribed = self._sub.psubscribe(self.channel + "*")
         self._sub.open().add_done_callback(lambda f: self._opened(self._sub, f))
         return subscribed
 
@@ -178,7 +179,7 @@ class Fanout(QObject):
         if self._pub is None or not self._pub.is_open:
             return  # the others fill it from PostgreSQL (a pass without messages is not seen there)
         header = f"{self.node} {first} {last}\n".encode()
-        self._pub.command("PUBLISH", CHANNEL + room, header + frames).add_done_callback(_ignore_lost)
+        self._pub.command("PUBLISH", self.channel + room, header + frames).add_done_callback(_ignore_lost)
 
     @staticmethod
     def _advance(feed: _Feed, last: int, last_id: int) -> None:
@@ -189,7 +190,7 @@ class Fanout(QObject):
     # ------------------------------------------------------------ what other nodes sent
 
     def _received(self, channel: bytes, payload: bytes) -> None:
-        if self._closed or not channel.startswith(CHANNEL.encode()):
+        if self._closed or not channel.startswith(self.channel.encode()):
             return
         head, _, frames = payload.partition(b"\n")
         try:
@@ -200,7 +201,7 @@ class Fanout(QObject):
             return
         if node == self.node:
             return  # our own, sent here by Redis too
-        room = channel[len(CHANNEL):].decode()
+        room = channel[len(self.channel):].decode()
         feed = self._feeds.setdefault(room, _Feed())
         if not self._watching(room):  # nobody here: only count along
             if numbers[0]:

@@ -37,6 +37,7 @@ from .backend import (
     around_shares,
 )
 from .bans import BanList
+from .cluster import Cluster
 from .room_state import RoomRecord
 from .sqlite_backend import PRUNE_INTERVAL_MS, SEARCH_BUDGET_S, MessageIds
 from .store import SearchTooCostly, fold, query_words
@@ -51,6 +52,7 @@ class MemoryBackend(QObject):
         super().__init__(parent)
         self.history = history
         self.bans = BanList(None)
+        self.cluster = Cluster()
         self.ids = MessageIds()
         self.keep_days = keep_days
         self.keep_per_room = keep_per_room

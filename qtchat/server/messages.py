@@ -13,6 +13,7 @@ is acknowledged again instead of relayed twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from qtchat.protocol import ErrorCode, Message, ProtocolError, SendMessage, encode_event, name_key
 
@@ -32,6 +33,8 @@ class Messages:
                  mailboxes: Mailboxes, users: dict[str, User], muted: set[str], recent: RecentCids,
                  posted: Callable[[Message], None]) -> None:
         self.backend = backend
+        self.cluster = backend.cluster
+        self.cluster.on("pm", self._from_node)
         self.connections = connections
         self.rooms = rooms
         self.journal = journal
@@ -87,20 +90,31 @@ class Messages:
             if earlier is not None and earlier.where == where and earlier.digest == hash(event.text):
                 self._private_again(user, event, earlier, target)  # acknowledged again, not sent twice
                 return
-        if target is None:
+        node = self.cluster.node_of(to_key) if target is None else None
+        if target is None and node is None:
             self.mailboxes.hold(user, event, to_key)
             return
+        to_name = target.name if target is not None else self.cluster.users()[to_key].name
         msg = Message(id=self.backend.next_id(), ts=now_ms(), sender=user.name, text=event.text, cid=cid,
-                      to=target.name)
+                      to=to_name)
         if cid is not None:
             self.recent.remember(user.key, RecentCid(cid, msg.id, msg.ts, where, hash(msg.text)))
         user.peer.msgs_in += 1
         self.total += 1
         frame = encode_event(msg)
-        self.connections.write(target.peer, frame)
+        if target is None:  # online on another node of the cluster
+            self.cluster.send(node, "pm", {"to": to_key, "frame": frame.decode()})
+        else:
+            self.connections.write(target.peer, frame)
         if target is not user:
             self.connections.write(user.peer, frame)
         self._posted(msg)
+
+    def _from_node(self, data: dict[str, Any], node: str) -> None:
+        """A private message sent on another node to a user of this one (they may have left meanwhile)."""
+        target = self.users.get(str(data.get("to")))
+        if target is not None:
+            self.connections.write(target.peer, str(data["frame"]).encode())
 
     def _private_again(self, user: User, event: SendMessage, earlier: RecentCid, target: User | None) -> None:
         """The acknowledgement of a private message sent again (same cid and text): as the first one was."""

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
-from PySide6.QtCore import QIODevice, QObject, QTimer
-from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QSslConfiguration, QSslSocket, QTcpServer
+from PySide6.QtCore import QDateTime, QIODevice, QObject, QTimer
+from PySide6.QtNetwork import QAbstractSocket, QHostAddress, QSslCertificate, QSslConfiguration, QSslSocket, QTcpServer
 
 from qtchat.protocol import Connection, Error, ErrorCode, Ping, ProtocolError, Role, SendableEvent
+from qtchat.tls import describe_certificate, format_fingerprint
 
 from .config import ServerConfig, rate_limits, work_limits
 from .limits import Limiter, WorkBucket
@@ -398,6 +399,17 @@ def error_frame(exc: ProtocolError) -> Error:
 def is_dead(sock: QAbstractSocket) -> bool:
     """Closed, reset, or failed: an unbuffered socket whose write failed stays 'connected' but invalid."""
     return sock.state() == QAbstractSocket.SocketState.UnconnectedState or not sock.isValid()
+
+
+def log_certificate(cert: QSslCertificate, fingerprint: str) -> None:
+    """What a server listening with TLS logs of its certificate, and whether clients will accept it today."""
+    log.info("TLS certificate: %s", describe_certificate(cert))
+    log.info("TLS certificate SHA-256 fingerprint: %s", format_fingerprint(fingerprint))
+    now = QDateTime.currentDateTimeUtc()
+    if cert.expiryDate() < now:
+        log.warning("the TLS certificate expired on %s: clients will refuse it", cert.expiryDate().toString("yyyy-MM-dd"))
+    elif cert.effectiveDate() > now:
+        log.warning("the TLS certificate is valid only from %s", cert.effectiveDate().toString("yyyy-MM-dd"))
 
 
 def now_ms() -> int:

@@ -65,9 +65,11 @@ from .backend import (
     failed,
 )
 from .bans import BanList, parse_bans
-from .fanout import Fanout
+from .cluster import Cluster
+from .fanout import ROOM, Fanout
 from .pg_schema import COLS, DELIVERED, MAIL, MARKERS, SCHEMA, SCHEMA_LOCK, ts_query
 from .pgloop import PgConnectionLost, PgError, PgLink, Rows
+from .redis_cluster import RedisCluster
 from .room_state import RoomRecord
 from .search_agent import fold
 from .store import RESEND_WINDOW_S, SearchTooCostly
@@ -115,6 +117,7 @@ class PostgresBackend(QObject):
         self._search = PgLink(dsn, self, connect_timeout=connect_timeout)
         self.bans: BanList = PgBanList(self._write)
         self.fanout = Fanout(self._read, redis, self)
+        self.cluster: Cluster = RedisCluster(redis, self.fanout.node, self) if redis is not None else Cluster()
         self._counters: Rows = []  # (room, last number, last id) when opened, for the fan-out
         self._accounts: dict[str, Account] = {}
         self._rooms: dict[str, RoomRecord] = {}
@@ -148,10 +151,15 @@ class PostgresBackend(QObject):
                 (f"SELECT nextval('message_ids') FROM generate_series(1, {ID_BLOCK})", ()),
                 ("SELECT r.room, r.last_seq, (SELECT max(id) FROM messages AS m WHERE m.room = r.room) "
                  "FROM room_seq AS r", ()),
+                ("SELECT value FROM meta WHERE key = 'cluster'", ()),
             ]), loaded, result)
 
         def loaded(rows: list[Rows]) -> None:
-            accounts, rooms, members, bans, ids, self._counters = rows
+            accounts, rooms, members, bans, ids, self._counters, cluster = rows
+            prefix = f"qtchat:{cluster[0][0]}:" if cluster else "qtchat:"
+            self.fanout.channel = prefix + ROOM
+            if isinstance(self.cluster, RedisCluster):
+                self.cluster.set_prefix(prefix)
             self._accounts = {r[0]: Account(r[0], r[1], r[2], bool(r[3]), float(r[4])) for r in accounts}
             joined: dict[str, dict[str, int]] = {}
             for room, member, since in members:
@@ -193,6 +201,7 @@ class PostgresBackend(QObject):
         self._id_timer.stop()
         self._prune_timer.stop()
         self.fanout.close()
+        self.cluster.close()
         for link in (self._write, self._read, self._search):
             link.close()
 

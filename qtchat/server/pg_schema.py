@@ -88,6 +88,8 @@ SCHEMA = [
         INSERT INTO passes (token, room, ids) VALUES (p_token, p_room, taken);
         RETURN taken;
     END $fn$""",
+    # the cluster's id: its keys and channels in Redis begin with qtchat:<id>: (two clusters may share a Redis)
+    """INSERT INTO meta (key, value) VALUES ('cluster', (random() * 9e15)::bigint) ON CONFLICT (key) DO NOTHING""",
     f"""INSERT INTO meta (key, value) VALUES ('schema', {SCHEMA_VERSION})
         ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, EXCLUDED.value)""",
 ]

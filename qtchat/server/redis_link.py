@@ -348,6 +348,12 @@ class _Connection(QObject):
             sock.write(bytes(self._outbox))
             self._outbox.clear()
 
+    def flush(self) -> None:
+        """Hand what is queued to the kernel now, without blocking (before a ``close()`` that must not lose it)."""
+        self._flush()
+        if self._socket is not None:
+            self._socket.flush()
+
     def _not_open(self) -> RedisConnectionLost | None:
         if self._socket is None:
             return RedisConnectionLost(f"not connected to Redis at {self.address.host}:{self.address.port}")

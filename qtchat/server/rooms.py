@@ -44,6 +44,7 @@ from qtchat.protocol import (
 )
 
 from .backend import StoredMessage, then
+from .cluster import Cluster
 from .config import ServerConfig
 from .peer import Connections, User, now_ms
 from .room_state import RoomRecords
@@ -86,8 +87,9 @@ class Rooms:
 
     def __init__(self, config: ServerConfig, connections: Connections, *, schedule: Callable[[bool], None],
                  describe: Callable[[User, Room, int | None], Future[RoomInfo]],
-                 publish: Callable[[str, bytes], None], records: RoomRecords) -> None:
+                 publish: Callable[[str, bytes], None], records: RoomRecords, presence: Cluster | None = None) -> None:
         self.config = config
+        self.presence = presence or Cluster()  # the members on other nodes of a cluster
         self.records = records
         self.connections = connections
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
@@ -110,7 +112,10 @@ class Rooms:
         return room
 
     def join(self, user: User, room: Room) -> None:
-        self.queue(room, encode_event(Joined(user.name, now_ms(), room.name)), urgent=False)
+        presence = self.presence
+        if not presence.moved(room.key, user.key):  # else: they were in it on a node that lost them: no news
+            self.queue(room, encode_event(Joined(user.name, now_ms(), room.name)), urgent=False)
+        presence.joined(room.key, room.name, user.key, user.name)
         room.names[user.key] = user.name
         room.encoded_names[user.key] = encode_name(user.name)
         room.joiners[user] = len(room.pending)
@@ -125,6 +130,7 @@ class Rooms:
         if room in user.rooms:
             user.rooms.remove(room)
         self.queue(room, encode_event(Left(user.name, now_ms(), room.name, reason, by)), urgent=False)
+        self.presence.left(room.key, user.key)
         if not room.names and room is not self.lobby:
             self.rooms.pop(room.key, None)  # its history and its record stay in the store
 
@@ -134,14 +140,23 @@ class Rooms:
         self.records.drop_guest(user.key)
 
     def send_user_list(self, user: User, room: Room) -> None:
-        frames = encode_user_lists(room.name, list(room.encoded_names.values()),
-                                   names_per_frame(self.config.max_frame))
+        names = list(room.encoded_names.values())
+        names += [encode_name(name) for key, name in self.presence.members(room.key).items() if key not in room.names]
+        frames = encode_user_lists(room.name, names, names_per_frame(self.config.max_frame))
         for frame in frames:
             self.connections.write(user.peer, frame)
 
     def user_names(self, room: str = DEFAULT_ROOM) -> list[str]:
-        r = self.rooms.get(name_key(room))
-        return list(r.names.values()) if r else []
+        """The room's members, on this node (first) and on the others of a cluster."""
+        key = name_key(room)
+        r = self.rooms.get(key)
+        here = r.names if r else {}
+        return list(here.values()) + [n for k, n in self.presence.members(key).items() if k not in here]
+
+    def count(self, room: Room) -> int:
+        """How many are in the room, in the whole cluster."""
+        remote = self.presence.members(room.key)
+        return len(room.names) + (sum(1 for k in remote if k not in room.names) if remote else 0)
 
     # ------------------------------------------------------------ session handlers
 
@@ -170,8 +185,12 @@ class Rooms:
             room = self.rooms.get(key)
             if room is None:
                 room = self.rooms[key] = asked if not asked.names else Room(name)
-                log.info("%s created the room %r", user.name, room.name)
-            self._send(user, RoomJoined(RoomInfo(room.name, room.topic, len(room.names) + 1, read=info.read,
+                remote = self.presence.rooms().get(key)
+                if remote is not None:  # in use on other nodes: their name and topic
+                    room.name, room.topic = remote[0], self.presence.topic_of(key) or room.topic
+                else:
+                    log.info("%s created the room %r", user.name, room.name)
+            self._send(user, RoomJoined(RoomInfo(room.name, room.topic, self.count(room) + 1, read=info.read,
                                                  unread=info.unread)))
             self._send(user, self.records.entered(key, room.name, user.key, user.name).event())
             self.join(user, room)
@@ -226,6 +245,7 @@ class Rooms:
     def on_topic(self, user: User, event: SetTopic) -> None:
         room = self.member_room(user, event.room)
         room.topic = event.topic
+        self.presence.set_topic(room.key, event.topic)
         self.queue(room, encode_event(TopicChanged(room.name, event.topic, user.name, now_ms())))
 
     def on_users(self, user: User, event: UsersRequest) -> None:
@@ -235,16 +255,20 @@ class Rooms:
         """A page of the rooms in the order of their keys, cut to the frame limit: a server with thousands
         of rooms (and long names and topics) answers in pages, never in one frame too large to read."""
         after = name_key(event.after) if event.after is not None else None
-        keys = sorted(k for k, r in self.rooms.items() if (after is None or k > after)
-                      and (self.records.listed(k) or user in r.members or user in r.joiners))
+        remote = self.presence.rooms()
+        keys = sorted({k for k, r in self.rooms.items() if (after is None or k > after)
+                       and (self.records.listed(k) or user in r.members or user in r.joiners)}
+                      | {k for k in remote if k not in self.rooms and (after is None or k > after)
+                         and self.records.listed(k)})
         limit = event.limit or MAX_ROOMS_PAGE
         budget = self.config.max_frame - 100
         infos: list[RoomInfo] = []
         size = 0
         for key in keys[:limit]:
-            room = self.rooms[key]
-            info = RoomInfo(room.name, room.topic, len(room.names))
-            cost = len(room.name) * 6 + len(room.topic) * 6 + 48  # at most, escapes and all
+            room = self.rooms.get(key)
+            info = RoomInfo(room.name, room.topic, self.count(room)) if room is not None else \
+                RoomInfo(remote[key][0], self.presence.topic_of(key) or "", remote[key][1])
+            cost = len(info.name) * 6 + len(info.topic) * 6 + 48  # at most, escapes and all
             if infos and size + cost > budget:
                 break
             infos.append(info)

@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, QTimer
 from .accounts import AccountStore
 from .backend import Account, Around, HeldMessage, MailboxCount, Page, PassBatch, RecentCid, RemoteSink, answer, done
 from .bans import BanList
+from .cluster import Cluster
 from .room_state import RoomRecord, RoomTable
 from .searcher import Searcher
 from .store import INDEX_BATCH, MessageStore
@@ -99,6 +100,7 @@ class SqliteBackend(QObject):
         if data_dir is not None:
             prepare_data_dir(data_dir, ("accounts.db", "messages.db") if history else ("accounts.db",))
         self.bans = BanList(data_dir / "bans.json" if data_dir else None)
+        self.cluster = Cluster()
         messages_db = data_dir / "messages.db" if data_dir and history else None
         accounts_db = data_dir / "accounts.db" if data_dir else None
         # commits are made durable by the sync agent, off the loop; nothing to sync with no data folder

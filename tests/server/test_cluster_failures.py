@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from qtchat.protocol import Error, History, HistoryRequest, Message, SendMessage
+from qtchat.protocol import (
+    Error,
+    History,
+    HistoryRequest,
+    Joined,
+    JoinRoom,
+    Left,
+    Message,
+    RoomState,
+    SendMessage,
+    UserList,
+    UsersRequest,
+)
 from tests.helpers import RawClient
 from tests.server.test_cli import NO_LIMITS, Proc
 
@@ -50,6 +63,11 @@ def acked(client: RawClient, cids: set[str]) -> dict[str, int]:
     """The client's own messages among ``cids`` that it saw acknowledged (its copy came back), by cid."""
     mine = {"a": "wa", "b": "wb"}
     return {m.cid: m.id for m in client.of(Message) if m.cid in cids and m.sender == mine[m.cid[0]]}
+
+
+def killed_ms(monotonic: float) -> int:
+    """A ``time.monotonic()`` moment as the server's milliseconds since the epoch."""
+    return int((time.time() - (time.monotonic() - monotonic)) * 1000)
 
 
 def everything(client: RawClient) -> list[int]:
@@ -140,6 +158,43 @@ def test_redis_killed_and_started_again_loses_nothing(cluster: Any, redis_server
         writer.send(SendMessage(f"after {n}", cid=f"m{n}"))
     reader.wait_for(lambda: len(reader.of(Message)) == 41, timeout=15)
     assert [m.cid for m in reader.of(Message)] == [f"m{n}" for n in range(41)]
+    # Redis came back empty: the nodes wrote their part again, so the name is still held once, and nobody left
+    assert RawClient(b.port, qtbot).refused("writer").code == "name_taken"
+    assert [e for e in reader.of(Left) if e.user == "writer"] == []
+    reader.send(UsersRequest())
+    reader.wait_for(lambda: any("writer" in u.users for u in reader.of(UserList)[1:]), timeout=5)
+
+
+def test_a_killed_nodes_users_leave_within_5_s_and_its_movers_do_not(cluster: Any, qtbot: Any) -> None:
+    a, b = cluster(2)
+    stayer, mover, reader = RawClient(a.port, qtbot), RawClient(a.port, qtbot), RawClient(b.port, qtbot)
+    stayer.login("stayer")
+    mover.login("mover")
+    reader.login("reader")
+    for client in (stayer, reader):
+        client.send(JoinRoom("design"))
+        client.wait_event(RoomState, room="design")
+
+    def listed() -> bool:
+        reader.send(UsersRequest("design"))
+        qtbot.wait(100)
+        return any("stayer" in u.users for u in reader.of(UserList) if u.room == "design")
+
+    qtbot.waitUntil(listed, timeout=5000)
+    qtbot.wait(1500)  # the join notices (held up to the notice delay) have all arrived
+    os.kill(a.proc.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    mover.wait_closed(timeout=5)
+    moved = RawClient(b.port, qtbot)  # the mover's client follows to the other node at once
+    moved.login("mover")
+    assert time.monotonic() - killed < 3  # its dead node's lease still runs: the unanswered probe decided
+    reader.wait_event(Left, user="stayer", room="design", reason="server lost", timeout=6)
+    reader.wait_event(Left, user="stayer", room="lobby", reason="server lost", timeout=1)
+    assert time.monotonic() - killed < 5
+    qtbot.wait(1000)
+    assert [e for e in reader.of(Left) if e.user == "mover"] == []  # moved: did not leave
+    assert [e for e in reader.of(Joined) if e.user == "mover" and e.ts > killed_ms(killed)] == []
+    assert not moved.of(Error)
 
 
 def test_postgresql_restarted_gives_clear_errors_then_serves_again(cluster: Any, postgres_server: Any,

@@ -13,8 +13,9 @@ below as ``qtchat:``.
   free, held by this node, or held by a node without a lease; held by a live node, that node is asked
   (``probe``) whether its user is still there: yes is ``name_taken``; no, or no answer within
   ``PROBE_MS`` (a node dying, whose lease still runs), and the name moves here (that node is told,
-  ``taken``, and drops its session if it still has one). A client whose node died so logs in on another
-  within about half a second.
+  ``taken``, and drops its session if it still has one). A lease names its node's two connections to Redis:
+  when Redis has closed both (a node killed, or its machine gone with a reset), the name moves at once. A
+  client whose node was killed so logs in on another at once, and within half a second otherwise.
 - **Presence.** Each node keeps its own part in two hashes (``qtchat:where:<id>``: room and user of each
   membership; ``qtchat:conn:<id>``: its users, with their address) and tells every change on the channel
   ``qtchat:all``; every node mirrors all others' parts (loaded whole after each (re)subscription,
@@ -246,6 +247,8 @@ class RedisCluster(QObject, Cluster):
         if future.exception() is not None:
             self._lost(str(future.exception()))
             return
+        if self._link.is_open:  # the lease names the new connection at once
+            self._link.command("SET", self._node + self.node, self._lease(), "PX", LEASE_MS).add_done_callback(_ignore)
         self._load()
 
     def _lost(self, why: str) -> None:
@@ -259,7 +262,7 @@ class RedisCluster(QObject, Cluster):
 
     def _announce(self) -> None:
         """This node's whole part, written (again): its lease, names, users and memberships."""
-        commands: list[list[Any]] = [["SET", self._node + self.node, "1", "PX", LEASE_MS], ["SADD", self._nodes, self.node]]
+        commands: list[list[Any]] = [["SET", self._node + self.node, self._lease(), "PX", LEASE_MS], ["SADD", self._nodes, self.node]]
         for key in self._names:
             commands.append(["SET", self._name + key, self.node, "NX"])
         if self._conn:
@@ -314,7 +317,7 @@ class RedisCluster(QObject, Cluster):
     def _renew(self) -> None:
         if not self._link.is_open:
             return
-        self._link.pipeline([["SET", self._node + self.node, "1", "PX", LEASE_MS, "GET"], ["SADD", self._nodes, self.node],
+        self._link.pipeline([["SET", self._node + self.node, self._lease(), "PX", LEASE_MS, "GET"], ["SADD", self._nodes, self.node],
                              ["EVAL", LIVE, 1, self._nodes, self._node, self._kwhere, self._kconn]]).add_done_callback(self._renewed)
 
     def _renewed(self, future: Future[list[Any]]) -> None:
@@ -375,8 +378,14 @@ class RedisCluster(QObject, Cluster):
         else:
             self._moved.pop(user_key, None)
 
+    def _lease(self) -> str:
+        """A lease's value: this node's connections to Redis (their CLIENT IDs), so that the others can see at
+        once that a node which was killed is gone: Redis closed its connections, though its lease runs."""
+        return f"{self._link.client_id or 0} {self._sub.client_id or 0}"
+
     def _probe(self, user_key: str, holder: str, result: Future[Claim]) -> None:
-        """The name is held on a live node: ask it whether its user is still there."""
+        """The name is held on a live node: ask it whether its user is still there; if its connections to
+        Redis are closed (it was killed), it is gone already: the name is taken without waiting for the probe."""
         self._probe_serial += 1
         serial = self._probe_serial
         timer = QTimer(self)
@@ -385,6 +394,18 @@ class RedisCluster(QObject, Cluster):
         timer.start(PROBE_MS)
         self._probes[serial] = (result, user_key, holder, timer)
         self.send(holder, "probe", {"user": user_key, "serial": serial})
+
+        def leased(future: Future[Any]) -> None:
+            value = future.result() if future.exception() is None else None
+            ids = [i for i in (value or b"").decode().split() if i.isdigit() and i != "0"]
+            if len(ids) == 2 and serial in self._probes:
+                self._link.command("CLIENT", "LIST", "ID", *ids).add_done_callback(listed)
+
+        def listed(future: Future[Any]) -> None:
+            if future.exception() is None and b"id=" not in (future.result() or b""):
+                self._probe_answered(serial, None)  # neither of its connections is open: it is gone
+
+        self._link.command("GET", self._node + holder).add_done_callback(leased)
 
     def _probe_answered(self, serial: int, held: bool | None) -> None:
         probe = self._probes.pop(serial, None)

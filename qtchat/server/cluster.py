@@ -8,7 +8,7 @@ how leases, names, presence and messages between nodes work. The core gives the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +94,10 @@ class Cluster:
     def members(self, room_key: str) -> dict[str, str]:
         """The room's members on other nodes: user key -> name."""
         return {}
+
+    def encoded_members(self, room_key: str, here: Mapping[str, object]) -> list[bytes]:
+        """The room's members on other nodes that are not in ``here`` (keys), as JSON strings (user lists)."""
+        return []
 
     def moved(self, room_key: str, user_key: str) -> bool:
         """Was this user in the room on another node (which lost them)? Their join here is then no news."""

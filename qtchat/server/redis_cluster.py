@@ -36,10 +36,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
+
+from qtchat.protocol import encode_name
 
 from .backend import done
 from .cluster import Claim, Cluster, ClusterHost, Handler, RemoteUser
@@ -107,13 +110,14 @@ class _Mirror:
     def __init__(self) -> None:
         self.where: dict[str, dict[tuple[str, str], tuple[str, str]]] = {}  # node -> (room, user) -> names
         self.conn: dict[str, dict[str, RemoteUser]] = {}  # node -> user key -> user
-        self.rooms: dict[str, dict[str, tuple[str, str]]] = {}  # room key -> user key -> (name, node)
+        # room key -> user key -> (name, node, the name as a JSON string: user lists are made of them)
+        self.rooms: dict[str, dict[str, tuple[str, str, bytes]]] = {}
         self.room_names: dict[str, str] = {}
         self.users: dict[str, RemoteUser] = {}
 
     def join(self, node: str, room: str, room_name: str, user: str, name: str) -> None:
         self.where.setdefault(node, {})[(room, user)] = (room_name, name)
-        self.rooms.setdefault(room, {})[user] = (name, node)
+        self.rooms.setdefault(room, {})[user] = (name, node, encode_name(name))
         self.room_names[room] = room_name
 
     def leave(self, node: str, room: str, user: str) -> None:
@@ -145,7 +149,8 @@ class _Mirror:
         lost = []
         for (room, user), (room_name, name) in self.where.pop(node, {}).items():
             members = self.rooms.get(room)
-            if members is not None and members.get(user, ("", ""))[1] == node:
+            held = members.get(user) if members is not None else None
+            if held is not None and held[1] == node:
                 lost.append((room, room_name, user, name))
             self.leave(node, room, user)
         for user in list(self.conn.pop(node, {})):
@@ -477,11 +482,15 @@ class RedisCluster(QObject, Cluster):
             self._link.pipeline([command, ["PUBLISH", self._all, _dumps(message)]]).add_done_callback(_ignore)
 
     def members(self, room_key: str) -> dict[str, str]:
-        return {user: name for user, (name, _) in self._mirror.rooms.get(room_key, {}).items()}
+        return {user: entry[0] for user, entry in self._mirror.rooms.get(room_key, {}).items()}
+
+    def encoded_members(self, room_key: str, here: Mapping[str, object]) -> list[bytes]:
+        return [entry[2] for user, entry in self._mirror.rooms.get(room_key, {}).items() if user not in here]
 
     def moved(self, room_key: str, user_key: str) -> bool:
         old = self._moved.get(user_key)
-        return old is not None and self._mirror.rooms.get(room_key, {}).get(user_key, ("", ""))[1] == old
+        held = self._mirror.rooms.get(room_key, {}).get(user_key)
+        return old is not None and held is not None and held[1] == old
 
     def rooms(self) -> dict[str, tuple[str, int]]:
         return {key: (self._mirror.room_names.get(key, key), len(members))

@@ -141,7 +141,7 @@ class Rooms:
 
     def send_user_list(self, user: User, room: Room) -> None:
         names = list(room.encoded_names.values())
-        names += [encode_name(name) for key, name in self.presence.members(room.key).items() if key not in room.names]
+        names += self.presence.encoded_members(room.key, room.names)
         frames = encode_user_lists(room.name, names, names_per_frame(self.config.max_frame))
         for frame in frames:
             self.connections.write(user.peer, frame)

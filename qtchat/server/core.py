@@ -75,13 +75,13 @@ from .journal import Journal
 from .limits import Verdict
 from .mailbox import Mailboxes
 from .messages import Messages
-from .operator import Operator
+from .operator import NodeSink, Operator
 from .peer import Connections, Listener, Peer, User, host_address
 from .prices import price
 from .resends import RECENT_CIDS_PER_USER, RecentCids
 from .room_ops import RoomOps
 from .room_state import RoomRecords
-from .rooms import Rooms, RoomSink
+from .rooms import Rooms
 from .sqlite_backend import SqliteBackend
 
 log = logging.getLogger("qtchat.server")
@@ -134,7 +134,7 @@ class ChatServer(QObject):
         self._build()
         self._init_timers()
         self._init_dispatch()
-        self.backend.attach(RoomSink(self.rooms))
+        self.backend.attach(NodeSink(self.rooms, self.operator))
         self.destroyed.connect(self.connections.forget_sockets)
 
     def _build(self) -> None:

@@ -46,7 +46,7 @@ from qtchat.protocol import (
 from .backend import StoredMessage, then
 from .config import ServerConfig
 from .peer import Connections, User, now_ms
-from .room_state import RoomRecords
+from .room_state import RoomRecord, RoomRecords
 
 log = logging.getLogger("qtchat.server")
 
@@ -358,3 +358,7 @@ class RoomSink:
     def watching(self, room_key: str) -> bool:
         room = self.rooms.rooms.get(room_key)
         return room is not None and bool(room.members or room.joiners)
+
+    def room_changed(self, record: RoomRecord) -> None:
+        """Another node changed the room's record (modes, operators, invites): this node decides by it now."""
+        self.rooms.records.reloaded(record)

@@ -3,7 +3,8 @@
 Everything goes through ``PgLink`` (pgloop.py): libpq's non-blocking API on the loop's own
 sockets, no threads. Three connections, so that one kind of request never waits behind another:
 
-- **writes**: passes, accounts, room records, bans, in the order the core made them, and the reads the
+- **writes**: passes, accounts, room records, bans, in the order the core made them (and the rows that
+  other nodes changed, read again in that order: pg_mirror.py), and the reads the
   core adds what is not stored yet to (markers, unread counts, mailboxes): asked on the same connection
   after a pass was sent, they run after its commit, and are answered after it (on another connection a
   count could miss a pass whose answer came first, and a mailbox could overflow);
@@ -32,9 +33,10 @@ case-folded, no diacritics, non-word characters as spaces) and kept as a ``tsvec
 ``simple`` configuration with a GIN index; a query word is a prefix (``:*``), the words ANDed.
 
 **Accounts, bans and room records** are read from memory (point 7): loaded by ``open()``, written
-through. The core is built only once ``open()`` is done (``opened`` in cli.py and the tests).
-Changes made by other nodes reach this one's memory at its next start (the cluster's live copies are
-the next step of issue 15).
+through, and kept in step with the other nodes' writes by ``PgMirror`` (pg_mirror.py: a NOTIFY in each
+write's transaction, a fourth connection that listens). ``open()`` listens before it loads, so nothing
+written meanwhile is missed. The core is built only once ``open()`` is done (``opened`` in cli.py and the
+tests).
 """
 
 from __future__ import annotations

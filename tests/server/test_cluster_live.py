@@ -24,6 +24,7 @@ from qtchat.protocol import (
     KickRequest,
     Notice,
     PasswordChange,
+    Register,
     RoomInvite,
     RoomMode,
     RoomOp,
@@ -300,3 +301,45 @@ def test_a_node_that_stopped_listening_reads_everything_again(qtbot: Any, cluste
     assert pg(a).mirror.reloads == 0 and pg(a).account("gil") is None  # A listened all along: not told
     outcome(qtbot, a.operator.register_account("hal", hash_password(PASSWORD)), timeout=10_000)
     within(qtbot, lambda: pg(b).account("hal") is not None)  # and B hears the next change again
+
+
+def test_a_ban_that_ended_leaves_the_row_at_the_next_change(qtbot: Any, cluster_nodes: Any,
+                                                            postgres_server: Any) -> None:
+    a, b = cluster_nodes(2)
+    database = database_of(qtbot, a)
+    a.backend.bans.add("brief", None, 0.5)
+    within(qtbot, partial(bans_are, b, {"brief"}))
+    qtbot.wait(600)
+    assert b.backend.bans.match("brief", None) is None  # ended: no longer in force, on either node
+    assert "brief" in postgres_server.psql("SELECT state FROM bans", database)  # nothing written for that
+    b.backend.bans.add("next", None, None)
+    within(qtbot, partial(bans_are, a, {"next"}))
+    row = json.loads(postgres_server.psql("SELECT state FROM bans", database))
+    assert [ban["name_key"] for ban in row["bans"]] == ["next"]
+
+
+def test_notifications_that_are_not_ours_change_nothing(qtbot: Any, cluster_nodes: Any, connect: Any,
+                                                        postgres_server: Any) -> None:
+    a, b = cluster_nodes(2)
+    database = database_of(qtbot, a)
+    for payload in ("garbage", "[]", '{"node": "x"}', '{"node": "x", "what": "nothing", "key": "ann"}',
+                    '{"node": "x", "what": "account", "key": "nobody"}', '{"node": "x", "what": "room", "key": "no"}'):
+        postgres_server.psql(f"SELECT pg_notify('qtchat_changes', '{payload}')", database)
+    bob = connect(b)
+    bob.login("bob")
+    qtbot.wait(200)
+    assert pg(b).accounts() == [] and pg(b).room_record("no") is None and not bob.closed
+    outcome(qtbot, a.operator.register_account("ann", hash_password(PASSWORD)), timeout=10_000)
+    within(qtbot, partial(knows, b, "ann"))  # B still listens
+
+
+def test_registering_ones_own_name_keeps_the_session_on_its_node(qtbot: Any, cluster_nodes: Any, connect: Any,
+                                                                  ) -> None:
+    a, b = cluster_nodes(2)
+    ann = connect(a)
+    ann.login("ann")
+    ann.send(Register(PASSWORD))
+    ann.wait_event(AccountStatus, registered=True, timeout=10)
+    within(qtbot, partial(knows, b, "ann"))
+    never(qtbot, lambda: ann.closed or bool(ann.of(Error)))  # its own node's notification is not about a guest
+    assert connect(b).refused("ann").code == "auth_required"

@@ -45,7 +45,7 @@ class Authenticator:
     """Logins and passwords. ``admit(peer, name, key)`` lets a checked login in."""
 
     def __init__(self, config: ServerConfig, backend: Backend, connections: Connections, users: dict[str, User],
-                 hasher: Hasher, *, admit: Callable[[Peer, str, str], None], taken: Callable[[str], bool]) -> None:
+                 hasher: Hasher, *, admit: Callable[..., None], taken: Callable[[str], bool]) -> None:
         self.config = config
         self.backend = backend
         self.connections = connections
@@ -67,8 +67,8 @@ class Authenticator:
             log.info("refused %s from %s: banned %s", name, peer.peer, ban.describe())
             raise banned_error(ban)
         account = self.backend.account(key)
-        if account is None or hello.password is None:
-            self._check_free(name, key)  # the right password takes a registered name over (below)
+        if account is None or hello.password is None:  # the right password takes a registered name over (below)
+            self._check_free(name, key, registering=account is None and hello.register)
         password = hello.password or ""
         if account is not None:
             self._check_account(peer, name, hello)
@@ -103,8 +103,10 @@ class Authenticator:
         if problem is not None:
             raise ProtocolError(ErrorCode.BAD_PASSWORD, problem, fatal=fatal)
 
-    def _check_free(self, name: str, key: str) -> None:
-        if self._taken(key):
+    def _check_free(self, name: str, key: str, *, registering: bool = False) -> None:
+        # a name to register must be free on the other nodes of a cluster too (as far as this node knows: their
+        # users are mirrored; a guest logging in there meanwhile loses the name to the account)
+        if self._taken(key) or (registering and self.backend.cluster.node_of(key) is not None):
             raise ProtocolError(ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.",
                                 fatal=True)
 
@@ -171,19 +173,19 @@ class Authenticator:
             log.info("%s logged in again from %s: closing the session from %s", name, peer.peer, old.peer.peer)
             self.connections.drop(old.peer, "logged in elsewhere",
                                   farewell=Bye("logged in elsewhere", ByeCode.LOGGED_IN_ELSEWHERE))
-        self._admit(peer, name, key)
+        self._admit(peer, name, key, takeover=True)  # on another node of a cluster too (cluster.py)
 
     def _registered(self, peer: Peer, name: str, key: str, hashed: object) -> None:
         if not isinstance(hashed, str):
             raise ProtocolError(ErrorCode.INTERNAL, "The password could not be checked.", fatal=True)
-        self._check_free(name, key)  # someone may have logged in meanwhile
+        self._check_free(name, key, registering=True)  # someone may have logged in meanwhile
         if self.backend.account(key) is not None:
             raise ProtocolError(ErrorCode.NAME_REGISTERED, f"The name {name!r} was just registered.", fatal=True)
 
         def created(account: Account) -> None:
             log.info("%s registered from %s", account.name, peer.peer)
-            if not peer.detached:
-                self._admit(peer, name, key)
+            if not peer.detached:  # (a guest of another node who got in meanwhile: the account decides)
+                self._admit(peer, name, key, takeover=True)
 
         def broken(exc: BaseException) -> None:
             log.error("storing the account of %s: %s", name, exc)

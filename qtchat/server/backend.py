@@ -51,7 +51,10 @@ The contract (what the core relies on; a new backend must keep every point):
    (``account()``, ``bans.match()``). Account writes answer with futures; a backend
    refuses ``create_account`` for a key that exists (a race between two nodes) with an
    exception. Ban writes (``bans.add``/``bans.remove``) take effect at once in memory,
-   and the backend keeps them (one machine: ``bans.json``).
+   and the backend keeps them (one machine: ``bans.json``). A cluster's backend keeps
+   its memory in step with the other nodes' writes, at once, and tells the sink what
+   they changed (``RemoteSink.account_changed``, ``bans_added``, ``room_changed``), so
+   the node acts on its own users as it would on a change made here.
 
 Implementations: ``SqliteBackend`` (sqlite_backend.py) for one machine, with its files in
 the data folder (or with ``data_dir`` None its databases in memory); ``MemoryBackend``
@@ -68,13 +71,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .bans import BanList
+from .bans import Ban, BanList
 
 if TYPE_CHECKING:
     from .cluster import Cluster
     from .room_state import RoomRecord
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 log = logging.getLogger("qtchat.server")
 
@@ -190,6 +194,15 @@ class RemoteSink(Protocol):
 
     def watching(self, room_key: str) -> bool:
         """Does this node have members in the room (else nothing needs to be delivered here)?"""
+
+    def account_changed(self, key: str, before: Account | None, after: Account | None) -> None:
+        """Another node registered, changed or deleted an account (``account()`` answers ``after`` already)."""
+
+    def bans_added(self, bans: list[Ban]) -> None:
+        """Bans another node made, in force here already (``bans.match``): its matching users go."""
+
+    def room_changed(self, record: RoomRecord) -> None:
+        """Another node changed a room's record (``room_record()`` answers it already)."""
 
 
 class Backend(Protocol):
@@ -321,6 +334,30 @@ def then(future: Future[T], on_value: Callable[[T], None], on_error: Callable[[B
     future.add_done_callback(finish)
 
 
+def chain(future: Future[T], on_value: Callable[[T], None], result: Future[Any]) -> None:
+    """A step of a longer job: continue with the future's value; its error, or one ``on_value`` raises, fails
+    ``result`` (unless it is done already) instead of being logged as ``then`` logs it."""
+
+    def fail(exc: BaseException) -> None:
+        if not result.done():
+            result.set_exception(exc)
+
+    def step(value: T) -> None:
+        try:
+            on_value(value)
+        except Exception as exc:
+            fail(exc)
+
+    then(future, step, fail)
+
+
+def mapped(future: Future[T], convert: Callable[[T], U]) -> Future[U]:
+    """A future of ``convert(value)``, or of the error (the future's, or one ``convert`` raises)."""
+    result: Future[U] = Future()
+    chain(future, lambda value: result.set_result(convert(value)), result)
+    return result
+
+
 __all__ = [
     "Account",
     "Around",
@@ -335,7 +372,9 @@ __all__ = [
     "StoredMessage",
     "answer",
     "around_shares",
+    "chain",
     "done",
     "failed",
+    "mapped",
     "then",
 ]

@@ -85,7 +85,7 @@ class BanList:
         ban = Ban(name_key(name) if name else None, address or None,
                   None if seconds is None else now + seconds, reason, now)
         self.bans.append(ban)
-        self._save()
+        self._added(ban)
         return ban
 
     def remove(self, target: str) -> int:
@@ -94,7 +94,7 @@ class BanList:
         before = len(self.bans)
         self.bans = [b for b in self.bans if b.name_key != key and b.address != target]
         if len(self.bans) != before:
-            self._save()
+            self._removed(target)
         return before - len(self.bans)
 
     def match(self, key: str | None, address: str | None) -> Ban | None:
@@ -102,13 +102,24 @@ class BanList:
         expired = [b for b in self.bans if not b.active(now)]
         if expired:
             self.bans = [b for b in self.bans if b.active(now)]
-            self._save()
+            self._expired()
         for ban in self.bans:
             if (ban.name_key is not None and ban.name_key == key) or (
                 ban.address is not None and ban.address == address
             ):
                 return ban
         return None
+
+    # what a change does to the kept copy: here the file is written whole; a database's list (pg_mirror.py)
+    # changes its row in one statement instead, so that two nodes' changes never undo each other
+    def _added(self, ban: Ban) -> None:
+        self._save()
+
+    def _removed(self, target: str) -> None:
+        self._save()
+
+    def _expired(self) -> None:
+        self._save()
 
     def _save(self) -> None:
         if self.path is None:

@@ -46,8 +46,9 @@ class ClusterHost:
         """Is this user logged in here (or being logged in)?"""
         return False
 
-    def taken(self, user_key: str) -> None:
-        """The name was taken over by another node: drop its session here, if any."""
+    def taken(self, user_key: str, *, takeover: bool = False) -> None:
+        """The name was taken by another node: drop its session here, if any (``takeover``: its account's owner
+        logged in there with the password, as one machine lets them)."""
 
     def lost(self, memberships: list[tuple[str, str, str, str]]) -> None:
         """Memberships of users of a node that is gone: (room key, room name, user key, user name)."""
@@ -67,7 +68,9 @@ class Cluster:
     def close(self) -> None:
         pass
 
-    def claim(self, user_key: str) -> Future[Claim]:
+    def claim(self, user_key: str, *, takeover: bool = False) -> Future[Claim]:
+        """Hold the name in the whole cluster (``takeover``: from whichever session has it: the account's owner
+        logged in with its password)."""
         return done(Claim(True))
 
     def release(self, user_key: str) -> None:

@@ -77,13 +77,13 @@ from .journal import Journal
 from .limits import Verdict
 from .mailbox import Mailboxes
 from .messages import Messages
-from .operator import Operator
+from .operator import NodeSink, Operator
 from .peer import Connections, Listener, Peer, User, host_address, log_certificate
 from .prices import price
 from .resends import RECENT_CIDS_PER_USER, RecentCids
 from .room_ops import RoomOps
 from .room_state import RoomRecords
-from .rooms import Rooms, RoomSink
+from .rooms import Rooms
 from .sqlite_backend import SqliteBackend
 
 log = logging.getLogger("qtchat.server")
@@ -136,7 +136,7 @@ class ChatServer(QObject):
         self._build()
         self._init_timers()
         self._init_dispatch()
-        self.backend.attach(RoomSink(self.rooms))
+        self.backend.attach(NodeSink(self.rooms, self.operator))
         self.cluster.start(ServerHost(self))
         self.destroyed.connect(self.connections.forget_sockets)
 
@@ -488,7 +488,8 @@ class ChatServer(QObject):
         """Is the name in use, or being logged in with (its welcome on its way)?"""
         return key in self.users or key in self._admitting
 
-    def _admit(self, peer: Peer, name: str, key: str, *, waited: bool = False, claimed: bool = False) -> None:
+    def _admit(self, peer: Peer, name: str, key: str, *, waited: bool = False, claimed: bool = False,
+               takeover: bool = False) -> None:
         """A login checked: the user is in, told ``welcome`` and put in the lobby. The name is held from now
         on (in a cluster: once every node agrees, cluster.py); the user is listed (and reachable) once its
         welcome is sent."""
@@ -499,7 +500,7 @@ class ChatServer(QObject):
             return
         self._admitting[key] = peer
         if not claimed:
-            then(self.cluster.claim(key), lambda claim: self._claimed(peer, name, key, claim),
+            then(self.cluster.claim(key, takeover=takeover), lambda claim: self._claimed(peer, name, key, claim),
                  self._admit_failed(User(name, key, peer)))
             return
         if not waited and self.journal.has_mail_for(key):

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from qtchat.protocol import (
     AccountStatus,
@@ -30,15 +29,15 @@ from qtchat.protocol import (
     validate_name,
 )
 
-from .backend import Account, answer, done, failed, then
+from .backend import Account, answer, done, failed, mapped, then
 from .bans import Ban
 from .peer import User, now_ms
+from .rooms import Rooms, RoomSink
 
 if TYPE_CHECKING:
     from .core import ChatServer
 
 log = logging.getLogger("qtchat.server")
-A = TypeVar("A")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +145,15 @@ class Operator:
     def _ban(self, name: str | None, address: str | None, seconds: float | None, reason: str) -> str:
         ban = self.server.backend.bans.add(name, address, seconds, reason)
         log.warning("admin: banned %s", ban.describe())
+        self.enforce(ban)
+        return f"Banned {ban.describe()}."
+
+    def enforce(self, ban: Ban) -> None:
+        """A ban made here or on another node of the cluster: the users here it matches are disconnected."""
+        why = f"banned: {ban.reason}" if ban.reason else "banned"
         for user in list(self.server.users.values()):
             if ban.name_key == user.key or ban.address == user.peer.address:
-                why = f"banned: {reason}" if reason else "banned"
                 self.server.connections.drop(user.peer, why, farewell=Bye(why, ByeCode.BANNED))
-        return f"Banned {ban.describe()}."
 
     def unban(self, target: str) -> Future[str]:
         def lift() -> str:
@@ -205,7 +208,7 @@ class Operator:
             self._account_changed(key)
             return f"Registered {account.name}{role}."
 
-        return _map(self.server.backend.create_account(key, name, password_hash, admin=admin), created)
+        return mapped(self.server.backend.create_account(key, name, password_hash, admin=admin), created)
 
     def unregister_account(self, name: str) -> Future[str]:
         """Delete a name's account, and the private messages kept for it."""
@@ -239,7 +242,7 @@ class Operator:
             self._account_changed(account.key)
             return f"{account.name} is {'now' if on else 'no longer'} an operator."
 
-        return _map(self.server.backend.set_admin(account.key, on), changed)
+        return mapped(self.server.backend.set_admin(account.key, on), changed)
 
     def set_password_hash(self, name: str, password_hash: str) -> Future[str]:
         account = self.server.backend.account(name_key(name))
@@ -250,7 +253,24 @@ class Operator:
             log.warning("admin: new password for %s", account.name)
             return f"New password set for {account.name}."
 
-        return _map(self.server.backend.set_password(account.key, password_hash), changed)
+        return mapped(self.server.backend.set_password(account.key, password_hash), changed)
+
+    def account_changed_elsewhere(self, key: str, before: Account | None, after: Account | None) -> None:
+        """Another node of the cluster registered, changed or deleted the account (the backend holds ``after``
+        already). A user here under the name who has not proved that account's password (a guest, or the
+        owner of an account deleted since) loses the name, as if it had been registered while they were
+        away: the next login needs the password. Anyone else is told when the account is deleted or its
+        operator role changes, as here (a new password applies from their next login, as here)."""
+        user = self.server.users.get(key)
+        if user is None:
+            return
+        if after is not None and (before is None or before.created != after.created):
+            log.warning("%s (%s) loses the name: it was registered on another node", user.name, user.peer.peer)
+            self.server.connections.fail(user.peer, ProtocolError(
+                ErrorCode.NAME_REGISTERED, f"The name {user.name!r} has just been registered by someone else: "
+                "log in with its password, or choose another name.", fatal=True))
+        elif after is None or before is None or before.admin != after.admin:
+            self._account_changed(key)  # unregistered, or made an operator or no longer one
 
     def _account_changed(self, key: str) -> None:
         user = self.server.users.get(key)
@@ -301,21 +321,24 @@ def sentence(exc: BaseException) -> str:
     return str(exc.args[0]) if isinstance(exc, KeyError | ValueError) and exc.args else str(exc)
 
 
-def _map(future: Future[A], change: Callable[[A], str]) -> Future[str]:
-    """The sentence ``change`` makes of the future's value, as a future."""
-    result: Future[str] = Future()
-
-    def finished(value: A) -> None:
-        try:
-            result.set_result(change(value))
-        except Exception as exc:
-            result.set_exception(exc)
-
-    then(future, finished, result.set_exception)
-    return result
-
-
 def _snapshot(u: User, now: float, muted: bool) -> UserSnapshot:
     p = u.peer
     return UserSnapshot(p.id, u.name, p.peer, p.address, p.connected_wall, round(now - p.last_seen, 1), p.msgs_in,
                         p.bytes_in, p.bytes_out, muted)
+
+
+class NodeSink(RoomSink):
+    """The backend's ``RemoteSink`` (backend.py): rooms' frames from other nodes to this node's members, and
+    what other nodes changed in accounts, bans and room records, acted upon here as the change would be."""
+
+    def __init__(self, rooms: Rooms, operator: Operator) -> None:
+        super().__init__(rooms)
+        self.operator = operator
+
+    def account_changed(self, key: str, before: Account | None, after: Account | None) -> None:
+        self.operator.account_changed_elsewhere(key, before, after)
+
+    def bans_added(self, bans: list[Ban]) -> None:
+        for ban in bans:
+            log.warning("banned on another node: %s", ban.describe())
+            self.operator.enforce(ban)

@@ -3,7 +3,8 @@
 Everything goes through ``PgLink`` (pgloop.py): libpq's non-blocking API on the loop's own
 sockets, no threads. Three connections, so that one kind of request never waits behind another:
 
-- **writes**: passes, accounts, room records, bans, in the order the core made them, and the reads the
+- **writes**: passes, accounts, room records, bans, in the order the core made them (and the rows that
+  other nodes changed, read again in that order: pg_mirror.py), and the reads the
   core adds what is not stored yet to (markers, unread counts, mailboxes): asked on the same connection
   after a pass was sent, they run after its commit, and are answered after it (on another connection a
   count could miss a pass whose answer came first, and a mailbox could overflow);
@@ -32,9 +33,10 @@ case-folded, no diacritics, non-word characters as spaces) and kept as a ``tsvec
 ``simple`` configuration with a GIN index; a query word is a prefix (``:*``), the words ANDed.
 
 **Accounts, bans and room records** are read from memory (point 7): loaded by ``open()``, written
-through. The core is built only once ``open()`` is done (``opened`` in cli.py and the tests).
-Changes made by other nodes reach this one's memory at its next start (the cluster's live copies are
-the next step of issue 15).
+through, and kept in step with the other nodes' writes by ``PgMirror`` (pg_mirror.py: a NOTIFY in each
+write's transaction, a fourth connection that listens). ``open()`` listens before it loads, so nothing
+written meanwhile is missed. The core is built only once ``open()`` is done (``opened`` in cli.py and the
+tests).
 """
 
 from __future__ import annotations
@@ -61,12 +63,15 @@ from .backend import (
     RemoteSink,
     StoredMessage,
     around_shares,
+    chain,
     done,
     failed,
+    mapped,
 )
-from .bans import BanList, parse_bans
+from .bans import BanList
 from .cluster import Cluster
 from .fanout import ROOM, Fanout
+from .pg_mirror import LOAD, PgBanList, PgMirror
 from .pg_schema import COLS, DELIVERED, MAIL, MARKERS, SCHEMA, SCHEMA_LOCK, ts_query
 from .pgloop import PgConnectionLost, PgError, PgLink, Rows
 from .redis_cluster import RedisCluster
@@ -75,7 +80,6 @@ from .search_agent import fold
 from .store import RESEND_WINDOW_S, SearchTooCostly
 
 log = logging.getLogger("qtchat.server.pg")
-T = TypeVar("T")
 U = TypeVar("U")
 
 ID_BLOCK = 1024  # ids taken ahead for next_id()
@@ -86,21 +90,7 @@ CHECK_RETRY_MS = 1000  # how often to ask again whether a pass whose connection 
 PRUNE_INTERVAL_MS = 10 * 60 * 1000
 PRUNE_BATCH = 5000  # rows per retention DELETE
 PASSES_KEPT_S = 3600  # how long a pass's token row is kept for the check after a broken connection
-UNIQUE_VIOLATION = "23505"
 QUERY_CANCELED = "57014"
-
-class PgBanList(BanList):
-    """The bans, kept in PostgreSQL: loaded by the backend's ``open()``, each change written through."""
-
-    def __init__(self, link: PgLink) -> None:
-        super().__init__(None)
-        self._link = link
-
-    def _save(self) -> None:
-        written = self._link.query("INSERT INTO bans (one, state) VALUES (1, $1) "
-                                   "ON CONFLICT (one) DO UPDATE SET state = EXCLUDED.state", [self.state()])
-        written.add_done_callback(_log_failure)
-
 
 class PostgresBackend(QObject):
     """The backend of a node on PostgreSQL. Call ``open()`` and wait for it before building the server."""
@@ -115,12 +105,11 @@ class PostgresBackend(QObject):
         self._write = PgLink(dsn, self, connect_timeout=connect_timeout)
         self._read = PgLink(dsn, self, connect_timeout=connect_timeout)
         self._search = PgLink(dsn, self, connect_timeout=connect_timeout)
-        self.bans: BanList = PgBanList(self._write)
+        self.mirror = PgMirror(dsn, self._write, self, connect_timeout=connect_timeout)
+        self.bans: BanList = self.mirror.bans
         self.fanout = Fanout(self._read, redis, self)
         self.cluster: Cluster = RedisCluster(redis, self.fanout.node, self) if redis is not None else Cluster()
         self._counters: Rows = []  # (room, last number, last id) when opened, for the fan-out
-        self._accounts: dict[str, Account] = {}
-        self._rooms: dict[str, RoomRecord] = {}
         self._ids: deque[int] = deque()
         self._ids_at = 0.0  # when the block in _ids was taken
         self._top = 0  # the highest message id this node knows was taken (join points)
@@ -136,18 +125,15 @@ class PostgresBackend(QObject):
     # ------------------------------------------------------------ opening
 
     def open(self) -> Future[None]:
-        """Connect, make the schema if it is missing (one node at a time), load accounts, bans and room
-        records into memory, and take the first block of ids."""
+        """Connect, make the schema if it is missing (one node at a time), listen to the other nodes' changes,
+        then load accounts, bans and room records into memory, and take the first block of ids."""
         result: Future[None] = Future()
         made = self._write.transaction([("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK])]
                                        + [(sql, ()) for sql in SCHEMA])
 
-        def load(_: list[Rows]) -> None:
-            self._chain(self._read.transaction([
-                ("SELECT key, name, password_hash, admin, created FROM accounts", ()),
-                ("SELECT key, state FROM rooms", ()),
-                ("SELECT room, member, since FROM room_members", ()),
-                ("SELECT state FROM bans", ()),
+        def load(_: None) -> None:  # on the write connection: in order with its writes (pg_mirror.py)
+            chain(self._write.transaction([
+                *LOAD,
                 (f"SELECT nextval('message_ids') FROM generate_series(1, {ID_BLOCK})", ()),
                 ("SELECT r.room, r.last_seq, (SELECT max(id) FROM messages AS m WHERE m.room = r.room) "
                  "FROM room_seq AS r", ()),
@@ -155,42 +141,20 @@ class PostgresBackend(QObject):
             ]), loaded, result)
 
         def loaded(rows: list[Rows]) -> None:
-            accounts, rooms, members, bans, ids, self._counters, cluster = rows
+            *mirrored, ids, self._counters, cluster = rows
             prefix = f"qtchat:{cluster[0][0]}:" if cluster else "qtchat:"
             self.fanout.channel = prefix + ROOM
             if isinstance(self.cluster, RedisCluster):
                 self.cluster.set_prefix(prefix)
-            self._accounts = {r[0]: Account(r[0], r[1], r[2], bool(r[3]), float(r[4])) for r in accounts}
-            joined: dict[str, dict[str, int]] = {}
-            for room, member, since in members:
-                joined.setdefault(room, {})[member] = int(since)
-            self._rooms = {key: RoomRecord.from_state(key, state, joined.get(key, {})) for key, state in rooms}
-            if bans:
-                self.bans.load(parse_bans(bans[0][0], "the ban list in PostgreSQL (table bans)",
-                                          "Fix or delete its row"))
+            self.mirror.load(*mirrored)
             self._take_ids(ids)
             result.set_result(None)
 
-        self._chain(made, load, result)
+        chain(made, lambda _: chain(self.mirror.listen(), load, result), result)
         return result
 
-    def _chain(self, future: Future[T], then: Callable[[T], None], result: Future[Any]) -> None:
-        """Continue with ``then`` once ``future`` is done; its error (or one of ``then``) fails ``result``."""
-        def next_step(f: Future[T]) -> None:
-            exc = f.exception()
-            if exc is not None:
-                if not result.done():
-                    result.set_exception(exc)
-                return
-            try:
-                then(f.result())
-            except Exception as again:
-                if not result.done():
-                    result.set_exception(again)
-
-        future.add_done_callback(next_step)
-
     def attach(self, sink: RemoteSink) -> None:
+        self.mirror.attach(sink)
         self.fanout.start(sink, self._counters)
         self._id_timer.start(int(ID_BLOCK_S * 1000))
         self._prune_timer.start(PRUNE_INTERVAL_MS)
@@ -202,6 +166,7 @@ class PostgresBackend(QObject):
         self._prune_timer.stop()
         self.fanout.close()
         self.cluster.close()
+        self.mirror.close()
         for link in (self._write, self._read, self._search):
             link.close()
 
@@ -350,9 +315,7 @@ class PostgresBackend(QObject):
     # ------------------------------------------------------------ history
 
     def _rows(self, link: PgLink, sql: str, params: list[object], convert: Callable[[Rows], U]) -> Future[U]:
-        result: Future[U] = Future()
-        self._chain(link.query(sql, params), lambda rows: result.set_result(convert(rows)), result)
-        return result
+        return mapped(link.query(sql, params), convert)
 
     def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
         if not self.history:
@@ -375,14 +338,12 @@ class PostgresBackend(QObject):
             old, new = older[:want_old], newer[:want_new]
             return Around(_stored(old[::-1]), _stored(new), len(older) > len(old), len(newer) > len(new))
 
-        result: Future[Around] = Future()
-        self._chain(self._read.transaction([
+        return mapped(self._read.transaction([
             (f"SELECT {COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
              [room_key, mid, limit + 1]),
             (f"SELECT {COLS} FROM messages WHERE room = $1 AND id >= $2 ORDER BY id LIMIT $3",
              [room_key, mid, limit + 1]),
-        ]), lambda rows: result.set_result(split(rows)), result)
-        return result
+        ]), split)
 
     def search(self, query: str, room_keys: list[str], *, before: int | None, limit: int) -> Future[Page]:
         tsq = ts_query(query)
@@ -433,14 +394,12 @@ class PostgresBackend(QObject):
             kept.sort(key=lambda r: r.id)
             return kept[-limit:]
 
-        result: Future[list[RecentCid]] = Future()
-        self._chain(self._read.transaction([
+        return mapped(self._read.transaction([
             ("SELECT cid, id, ts, room, text FROM messages WHERE sender_key = $1 AND cid IS NOT NULL AND ts >= $2 "
              "ORDER BY id DESC LIMIT $3", [sender_key, since, limit]),
             ("SELECT cid, id, ts, user_key, text FROM mailbox WHERE sender_key = $1 AND cid IS NOT NULL "
              "ORDER BY id DESC LIMIT $2", [sender_key, limit]),
-        ]), lambda rows: result.set_result(found(rows)), result)
-        return result
+        ]), found)
 
     # ------------------------------------------------------------ mailboxes
 
@@ -458,89 +417,38 @@ class PostgresBackend(QObject):
     # ------------------------------------------------------------ accounts
 
     def account(self, key: str) -> Account | None:
-        return self._accounts.get(key)
+        return self.mirror.accounts.get(key)
 
     def accounts(self) -> list[Account]:
-        return [self._accounts[k] for k in sorted(self._accounts)]
+        accounts = self.mirror.accounts
+        return [accounts[k] for k in sorted(accounts)]
 
     def create_account(self, key: str, name: str, password_hash: str, *, admin: bool = False) -> Future[Account]:
-        account = Account(key, name, password_hash, admin, time.time())
-        result: Future[Account] = Future()
-
-        def made(f: Future[Rows]) -> None:
-            exc = f.exception()
-            if exc is None:
-                self._accounts[key] = account
-                result.set_result(account)
-            elif isinstance(exc, PgError) and exc.code == UNIQUE_VIOLATION:
-                result.set_exception(ValueError(f"The name {name!r} is registered already."))
-            else:
-                result.set_exception(exc)
-
-        self._write.query("INSERT INTO accounts (key, name, password_hash, admin, created) VALUES ($1, $2, $3, $4, $5)",
-                          [key, name, password_hash, admin, account.created]).add_done_callback(made)
-        return result
+        return self.mirror.create_account(key, name, password_hash, admin)
 
     def set_password(self, key: str, password_hash: str) -> Future[None]:
-        def changed(_: Rows) -> None:
-            a = self._accounts.get(key)
-            if a is not None:
-                self._accounts[key] = Account(a.key, a.name, password_hash, a.admin, a.created)
-
-        return self._written(self._write.query("UPDATE accounts SET password_hash = $1 WHERE key = $2",
-                                               [password_hash, key]), changed)
+        return self.mirror.update_account(key, "password_hash", password_hash)
 
     def set_admin(self, key: str, admin: bool) -> Future[None]:
-        def changed(_: Rows) -> None:
-            a = self._accounts.get(key)
-            if a is not None:
-                self._accounts[key] = Account(a.key, a.name, a.password_hash, admin, a.created)
-
-        return self._written(self._write.query("UPDATE accounts SET admin = $1 WHERE key = $2", [admin, key]), changed)
+        return self.mirror.update_account(key, "admin", admin)
 
     def delete_account(self, key: str) -> Future[int | None]:
-        if key not in self._accounts:
-            return done(None)
-        result: Future[int | None] = Future()
-
-        def deleted(rows: list[Rows]) -> None:
-            self._accounts.pop(key, None)
-            result.set_result(len(rows[1]))
-
-        self._chain(self._write.transaction([
-            ("DELETE FROM accounts WHERE key = $1", [key]),
-            ("DELETE FROM mailbox WHERE user_key = $1 RETURNING 1", [key]),
-        ]), deleted, result)
-        return result
-
-    def _written(self, future: Future[Rows], then: Callable[[Rows], None] | None = None) -> Future[None]:
-        result: Future[None] = Future()
-
-        def finish(rows: Rows) -> None:
-            if then is not None:
-                then(rows)
-            result.set_result(None)
-
-        self._chain(future, finish, result)
-        return result
+        return self.mirror.delete_account(key)
 
     # ------------------------------------------------------------ rooms
 
     def room_record(self, key: str) -> RoomRecord | None:
-        return self._rooms.get(key)
+        return self.mirror.rooms.get(key)
 
     def save_room(self, key: str, state: dict[str, Any]) -> Future[None]:
-        kept = self._rooms.get(key)
-        self._rooms[key] = RoomRecord.from_state(key, state, kept.joined if kept is not None else {})
-        return self._written(self._write.query("INSERT INTO rooms (key, state) VALUES ($1, $2) "
-                                               "ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state", [key, state]))
+        return self.mirror.save_room(key, state)
 
     def save_join(self, room_key: str, member_key: str, since: int) -> Future[None]:
-        kept = self._rooms.get(room_key)
+        kept = self.mirror.rooms.get(room_key)
         if kept is not None:
             kept.joined.setdefault(member_key, since)
-        return self._written(self._write.query("INSERT INTO room_members (room, member, since) VALUES ($1, $2, $3) "
-                                               "ON CONFLICT DO NOTHING", [room_key, member_key, since]))
+        return mapped(self._write.query("INSERT INTO room_members (room, member, since) VALUES ($1, $2, $3) "
+                                        "ON CONFLICT DO NOTHING", [room_key, member_key, since]), lambda _: None)
 
     # ------------------------------------------------------------ upkeep
 
@@ -549,24 +457,25 @@ class PostgresBackend(QObject):
         in batches of PRUNE_BATCH rows; and the token rows of passes older than PASSES_KEPT_S."""
         if self._closed:
             return
-        steps: list[tuple[str, list[object]]] = [
-            ("DELETE FROM passes WHERE at < now() - make_interval(secs => $1)", [float(PASSES_KEPT_S)])]
+        # (statement, parameters, batched: it deletes messages, again while it finds a whole batch)
+        steps: list[tuple[str, list[object], bool]] = [
+            ("DELETE FROM passes WHERE at < now() - make_interval(secs => $1)", [float(PASSES_KEPT_S)], False)]
         if self.keep_days is not None:
             cutoff = int((time.time() - self.keep_days * 86400) * 1000)
             steps += [(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE ts < $1 LIMIT {PRUNE_BATCH})",
-                       [cutoff]) for table in ("messages", "mailbox")]
+                       [cutoff], True) for table in ("messages", "mailbox")]
         if self.keep_messages is not None:
             steps.append((f"DELETE FROM messages WHERE id IN (SELECT m.id FROM room_seq AS r, LATERAL (SELECT id "
                           f"FROM messages WHERE room = r.room ORDER BY id DESC OFFSET $1 LIMIT {PRUNE_BATCH}) AS m)",
-                          [self.keep_messages]))
+                          [self.keep_messages], True))
         self._prune_steps(deque(steps), 0)
 
-    def _prune_steps(self, steps: deque[tuple[str, list[object]]], deleted: int) -> None:
+    def _prune_steps(self, steps: deque[tuple[str, list[object], bool]], deleted: int) -> None:
         if not steps or self._closed:
             if deleted:
                 log.info("history retention removed %d messages", deleted)
             return
-        sql, params = steps[0]
+        sql, params, batched = steps[0]
 
         def answered(f: Future[Rows]) -> None:
             exc = f.exception()
@@ -574,16 +483,11 @@ class PostgresBackend(QObject):
                 log.error("history retention: %s", exc)
                 return
             count = len(f.result())
-            if count < PRUNE_BATCH or sql.startswith("DELETE FROM passes"):
+            if count < PRUNE_BATCH or not batched:
                 steps.popleft()
-            self._prune_steps(steps, deleted + (count if not sql.startswith("DELETE FROM passes") else 0))
+            self._prune_steps(steps, deleted + (count if batched else 0))
 
         self._search.query(sql + " RETURNING 1", params).add_done_callback(answered)
-
-
-def _log_failure(future: Future[Rows]) -> None:
-    if future.exception() is not None:
-        log.error("cannot keep the bans: %s", future.exception())
 
 
 def _stored(rows: Rows) -> list[StoredMessage]:

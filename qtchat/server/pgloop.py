@@ -29,7 +29,8 @@ How it works:
   says whether the request had gone out: for a transaction that was sent, whether it was
   committed is unknown), then ``lost`` is emitted with the reason. **The next call reconnects**
   (no ``open()`` needed); channels given to ``listen`` are listened to again on every new
-  connection (notifications sent meanwhile are missed). ``close()`` is final: later calls fail
+  connection, first (notifications sent meanwhile are missed): ``open()`` answers, and ``connected``
+  fires, once that is done, so a notification sent after it reaches the link. ``close()`` is final: later calls fail
   with ``PgConnectionLost`` until ``open()`` is called again.
 - **Values.** Parameters are sent as text (bytes as binary) with a type: ``int`` int8 (numeric
   past its range), ``bool``, ``float`` float8, ``bytes`` bytea, ``Decimal`` numeric, ``dict``/
@@ -58,6 +59,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -233,6 +235,7 @@ class PgLink(QObject):
         self._read: QSocketNotifier | None = None
         self._write: QSocketNotifier | None = None
         self._opening: list[Future[None]] = []
+        self._relistening = False  # connected, the LISTEN statements of the channels not answered yet
         self._waiting: deque[_Request] = deque()
         self._in_flight: deque[_Request] = deque()
         self._channels: dict[str, list[Callable[[str], None]]] = {}
@@ -259,13 +262,14 @@ class PgLink(QObject):
         return self._pg.backend_pid if self._pg is not None and self._state is _State.OPEN else None
 
     def open(self) -> Future[None]:
-        """Connect (again, after close()); done when connected, at once when it is."""
+        """Connect (again, after close()); done when connected and listening again to every channel given to
+        ``listen`` (a notification sent after that reaches this link), at once when it is."""
         future: Future[None] = Future()
-        if self._state is _State.OPEN:
+        if self._state is _State.OPEN and not self._relistening:
             future.set_result(None)
             return future
         self._opening.append(future)
-        if self._state is not _State.CONNECTING:
+        if self._state in (_State.DOWN, _State.CLOSED):
             self._start()
         return future
 
@@ -373,14 +377,30 @@ class PgLink(QObject):
             return
         self._state = _State.OPEN
         self._watch(read=True, write=False)
-        for channel in reversed(self._channels):  # before anything queued meanwhile
-            command = encode_command(f"LISTEN {quote_ident(channel)}", ())
-            self._waiting.appendleft(_Request([command], Future(), _Kind.NONE))
+        if self._channels:  # listening again comes before anything queued meanwhile, and before open() answers
+            commands = [encode_command(f"LISTEN {quote_ident(channel)}", ()) for channel in self._channels]
+            relisten = _Request(commands, Future(), _Kind.NONE)
+            self._relistening = True
+            generation = self._generation
+            relisten.future.add_done_callback(partial(self._listening, generation=generation))
+            self._waiting.appendleft(relisten)
+        else:
+            self._listening(None, generation=self._generation)
+        self._pump()
+
+    def _listening(self, relisten: Future[Any] | None, *, generation: int) -> None:
+        """Connected, and listening again (``relisten``: the LISTEN statements' request): open() answers."""
+        if generation != self._generation:
+            return  # that connection was lost: open() has failed already
+        self._relistening = False
+        error = relisten.exception() if relisten is not None else None
         opening, self._opening = self._opening, []
         for future in opening:
-            _settle(future, None)
+            if error is None:
+                _settle(future, None)
+            else:
+                _refuse(future, error)
         self.connected.emit()
-        self._pump()
 
     def _timed_out(self) -> None:
         if self._state is _State.CONNECTING:
@@ -520,6 +540,7 @@ class PgLink(QObject):
         """Drop the connection; fail what was pending; ``lost`` unless the link was closed."""
         was_down = self._state in (_State.DOWN, _State.CLOSED) and self._pg is None
         self._generation += 1
+        self._relistening = False
         self._state = _State.CLOSED if closing else _State.DOWN
         self._deadline.stop()
         self._more.stop()

@@ -352,7 +352,7 @@ class RedisCluster(QObject, Cluster):
 
     # ------------------------------------------------------------ names
 
-    def claim(self, user_key: str) -> Future[Claim]:
+    def claim(self, user_key: str, *, takeover: bool = False) -> Future[Claim]:
         result: Future[Claim] = Future()
         if not self._link.is_open:
             self._names.add(user_key)  # written once Redis is back
@@ -370,10 +370,24 @@ class RedisCluster(QObject, Cluster):
                 self._took(user_key, moved)
                 result.set_result(Claim(True, moved_from=moved))
                 return
+            if takeover:  # the account's owner again: the session on the other node ends ("logged in elsewhere")
+                self._take_over(user_key, holder, result)
+                return
             self._probe(user_key, holder, result)
 
         self._link.command("EVAL", CLAIM, 1, self._name + user_key, self.node, self._node).add_done_callback(answered)
         return result
+
+    def _take_over(self, user_key: str, holder: str, result: Future[Claim]) -> None:
+        def taken(future: Future[Any]) -> None:
+            if future.exception() is not None or future.result() == 1:
+                self._took(user_key, holder)  # moved here: its joins are no news, its old session leaves quietly
+                self.send(holder, "taken", {"user": user_key, "takeover": True})
+                result.set_result(Claim(True, moved_from=holder))
+                return
+            self.claim(user_key, takeover=True).add_done_callback(lambda again: result.set_result(again.result()))
+
+        self._link.command("EVAL", TAKE, 1, self._name + user_key, self.node, holder).add_done_callback(taken)
 
     def _took(self, user_key: str, moved_from: str | None) -> None:
         self._names.add(user_key)
@@ -565,7 +579,7 @@ class RedisCluster(QObject, Cluster):
             self._probe_answered(int(message["serial"]), bool(message["held"]))
         elif kind == "taken":
             self._names.discard(message["user"])
-            self._host.taken(message["user"])
+            self._host.taken(message["user"], takeover=bool(message.get("takeover")))
         else:
             handler = self._handlers.get(str(kind))
             if handler is not None:

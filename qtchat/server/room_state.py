@@ -145,6 +145,20 @@ class RoomRecords:
     def save(self, record: RoomRecord) -> None:
         self._report(self.backend.save_room(record.key, record.state()), f"the room {record.name!r}")
 
+    def reloaded(self, fresh: RoomRecord) -> None:
+        """The record as another node stored it: taken in place of what was kept (the object the room's
+        handlers hold), except what this node keeps alone: the guests invited here, join points seen here."""
+        record = self._cache.get(fresh.key)
+        if record is None:
+            if fresh.key in self._cache:  # asked before, and had none: now it has one
+                self._cache[fresh.key] = fresh
+            return  # never asked: read from the backend when it is
+        record.name, record.creator, record.creator_name = fresh.name, fresh.creator, fresh.creator_name
+        record.operators, record.invite_only, record.history = dict(fresh.operators), fresh.invite_only, fresh.history
+        record.invites = set(fresh.invites)
+        for member, since in fresh.joined.items():
+            record.joined.setdefault(member, since)
+
     def drop_guest(self, user_key: str) -> None:
         """An unregistered name went offline: its invites end."""
         for record in self._cache.values():

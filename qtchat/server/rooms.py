@@ -47,7 +47,7 @@ from .backend import StoredMessage, then
 from .cluster import Cluster
 from .config import ServerConfig
 from .peer import Connections, User, now_ms
-from .room_state import RoomRecords
+from .room_state import RoomRecord, RoomRecords
 
 log = logging.getLogger("qtchat.server")
 
@@ -129,7 +129,8 @@ class Rooms:
         room.encoded_names.pop(user.key, None)
         if room in user.rooms:
             user.rooms.remove(room)
-        self.queue(room, encode_event(Left(user.name, now_ms(), room.name, reason, by)), urgent=False)
+        if not user.moved:  # (else it is still in the room, on another node)
+            self.queue(room, encode_event(Left(user.name, now_ms(), room.name, reason, by)), urgent=False)
         self.presence.left(room.key, user.key)
         if not room.names and room is not self.lobby:
             self.rooms.pop(room.key, None)  # its history and its record stay in the store
@@ -382,3 +383,7 @@ class RoomSink:
     def watching(self, room_key: str) -> bool:
         room = self.rooms.rooms.get(room_key)
         return room is not None and bool(room.members or room.joiners)
+
+    def room_changed(self, record: RoomRecord) -> None:
+        """Another node changed the room's record (modes, operators, invites): this node decides by it now."""
+        self.rooms.records.reloaded(record)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from qtchat.protocol import (
+    Bye,
     Error,
     Joined,
     JoinRoom,
@@ -190,3 +191,23 @@ def test_a_node_that_holds_a_name_but_does_not_answer_loses_it_after_half_a_seco
     qtbot.waitUntil(lambda: "ann" not in a.users, timeout=5000)
     assert "ann" in b.users  # and its release did not free the name b holds now
     assert clients(a).refused("ann").code == "name_taken"
+
+
+def test_an_account_logged_in_again_on_another_node_takes_its_session_over_quietly(
+        cluster_nodes: Any, clients: Any, qtbot: Any) -> None:
+    a, b, c = cluster_nodes(3)
+    first = clients(a)
+    first.login("ann", password="correct horse battery", register=True)
+    carol = clients(c, "carol")
+    sees(qtbot, c, "ann")
+    qtbot.wait(1200)  # the notices of the first login have reached carol
+    seen = len([e for e in carol.of(Joined) + carol.of(Left) if e.user == "ann"])
+    second = clients(b)
+    second.login("ann", password="correct horse battery")  # its owner, on another node: as on one machine
+    assert first.wait_event(Bye, timeout=5).code == "logged_in_elsewhere"
+    first.wait_closed()
+    qtbot.waitUntil(lambda: "ann" not in a.users and "ann" in b.users, timeout=5000)
+    qtbot.wait(1500)  # any notice of it would have arrived
+    assert len([e for e in carol.of(Joined) + carol.of(Left) if e.user == "ann"]) == seen  # she moved, no news
+    assert users(carol) == {"ann", "carol"}
+    assert second.of(Error) == []

@@ -157,10 +157,17 @@ class SqliteBackend(QObject):
             m.id = ids.next()
         rows = [(m.id, m.room_key, m.ts, m.sender, m.sender_key, m.cid, m.text) for m in batch.messages] \
             if self.history else []
-        future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered))
-        if future.exception() is None:
-            self.stored_messages += len(rows)
-        taken = [row[0] for row in rows] + [row[0] for row in batch.mail]
+        taken = [row[0] for row in batch.mail]  # the ids stored by this pass, taken back if it cannot be synced
+
+        def write() -> None:
+            resent = self.store.append(rows, batch.markers, batch.mail, batch.delivered)
+            for i, (mid, ts) in resent.items():  # resends of stored messages, not stored again (backend.py, point 8)
+                m = batch.messages[i]
+                m.id, m.ts, m.again = mid, ts, True
+            self.stored_messages += len(rows) - len(resent)
+            taken.extend(row[0] for i, row in enumerate(rows) if i not in resent)
+
+        future = answer(write)
         return self._durable(future, undo=lambda: self.store.forget(taken))
 
     def _durable(self, written: Future[T], undo: Callable[[], None] | None = None) -> Future[T]:

@@ -19,6 +19,7 @@ takes deleted rows (retention) out of the index. Without FTS5, or with
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -50,8 +51,10 @@ CREATE TABLE IF NOT EXISTS messages (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
--- no index on (sender_key, cid): it cost a third of every insert; recent_cids scans a bounded id range
-DROP INDEX IF EXISTS messages_sender_cid;
+DROP INDEX IF EXISTS messages_sender_cid;  -- (an older version's; recent_cids scans a bounded id range)
+-- a resend (same sender, cid, room and text) is found here however old, as its pass is stored, and is not
+-- stored twice; the index costs every insert (BENCHMARKS.md), it is what makes that check a lookup
+CREATE INDEX IF NOT EXISTS messages_resend ON messages (sender_key, cid) WHERE cid IS NOT NULL;
 CREATE TABLE IF NOT EXISTS read_markers (
     user_key TEXT NOT NULL,          -- name_key of the username
     room_key TEXT NOT NULL,          -- name_key of the room (as messages.room)
@@ -85,6 +88,12 @@ END;
 INDEX_BATCH = 2000  # rows per indexing transaction (about 7 ms here)
 
 _COLS = "id, room, ts, sender, text, cid"
+# the stored messages that rows of a pass resend: ? is a JSON list of [n, sender key, cid, room, text]; answers
+# (the row's place in that list, the stored id, its ts)
+RESENDS = """SELECT j.key, min(m.id), m.ts FROM json_each(?) AS j JOIN messages AS m
+    ON m.sender_key = json_extract(j.value, '$[1]') AND m.cid = json_extract(j.value, '$[2]')
+    AND m.room = json_extract(j.value, '$[3]') AND m.text = json_extract(j.value, '$[4]')
+    GROUP BY j.key"""
 
 
 class SearchTooCostly(Exception):
@@ -185,19 +194,23 @@ class MessageStore:
 
     def append(self, rows: list[tuple[int, str, int, str, str, str | None, str]],
                markers: Mapping[tuple[str, str], int] | None = None, mail: list[MailRow] | None = None,
-               delivered: Mapping[str, int] | None = None) -> None:
+               delivered: Mapping[str, int] | None = None) -> dict[int, tuple[int, int]]:
         """Store one pass's messages, (id, room, ts, sender, sender_key, cid, text), read markers,
         (user key, room key) -> id, and private messages for offline users (``mail``: id, recipient
         key, ts, sender, sender key, cid, text), and delete the mailbox messages their recipients
         confirmed (``delivered``: user key -> the highest id confirmed), in one transaction. A
-        marker never moves back."""
+        marker never moves back. A row with the sender, cid, room and text of a stored message is a
+        resend, not stored again: the answer maps its index in ``rows`` to the stored (id, ts)."""
         if not rows and not markers and not mail and not delivered:
-            return
+            return {}
         db = self.db
+        resent: dict[int, tuple[int, int]] = {}
         db.execute("BEGIN")
         try:
             if rows:
-                db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                resent = self._resent(rows)
+                db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               [r for i, r in enumerate(rows) if i not in resent] if resent else rows)
             if markers:
                 db.executemany(
                     "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (user_key, room_key) "
@@ -212,6 +225,16 @@ class MessageStore:
             rollback(db)
             raise
         self.commits += 1
+        return resent
+
+    def _resent(self, rows: list[tuple[int, str, int, str, str, str | None, str]]) -> dict[int, tuple[int, int]]:
+        """The rows that resend a stored message (same sender, cid, room and text): index -> its (id, ts).
+        One query for the pass, an index lookup (messages_resend) per row with a cid."""
+        keys = [(i, r[4], r[5], r[1], r[6]) for i, r in enumerate(rows) if r[5] is not None]
+        if not keys:
+            return {}
+        found = self.db.execute(RESENDS, (json.dumps(keys),)).fetchall()
+        return {keys[int(n)][0]: (int(mid), int(ts)) for n, mid, ts in found}
 
     def forget(self, ids: list[int]) -> None:
         """Delete the messages (history or mailbox) with these ids: those of a pass whose sync failed, so

@@ -221,3 +221,27 @@ def test_resends_after_a_restart_are_looked_up_in_the_minutes_before_it(tmp_path
     store.append([(top + 1, "lobby", top // 1000, "ann", "ann", "c-later", "after the restart")])
     assert [c for c, *_ in store.recent_cids("ann", 10)] == ["c-new"]  # the server remembers later ones itself
     store.close()
+
+
+def test_the_store_finds_a_resend_however_old_and_keeps_it_once(tmp_path):
+    from qtchat.server.store import RESEND_WINDOW_S, RESENDS, MessageStore
+
+    path = tmp_path / "messages.db"
+    store = MessageStore(path)
+    top = 1_800_000_000_000_000
+    old = top - (RESEND_WINDOW_S * 100) * 1_000_000  # long before any restart's window
+    store.append([(old, "lobby", old // 1000, "ann", "ann", "c1", "long ago"),
+                  (top, "lobby", top // 1000, "bob", "bob", "c9", "bob's")])
+    store.close()
+    store = MessageStore(path)  # after a restart
+    resent = store.append([(top + 1, "lobby", 1, "ann", "ann", "c1", "long ago"),  # the resend
+                           (top + 2, "lobby", 2, "ann", "ann", "c1", "other text"),  # new: another text
+                           (top + 3, "design", 3, "ann", "ann", "c1", "long ago"),  # new: another room
+                           (top + 4, "lobby", 4, "bob", "bob", "c1", "long ago"),  # new: another sender
+                           (top + 5, "lobby", 5, "ann", "ann", None, "long ago")])  # new: no cid
+    assert resent == {0: (old, old // 1000)}
+    assert [m.id for m in store.page("lobby", limit=10)[0]] == [old, top, top + 2, top + 4, top + 5]
+    assert [m.id for m in store.page("design", limit=10)[0]] == [top + 3]
+    plan = " ".join(str(r[-1]) for r in store.db.execute("EXPLAIN QUERY PLAN " + RESENDS, ("[]",)))
+    assert "SEARCH m USING INDEX messages_resend" in plan  # a lookup per row, not a scan
+    store.close()

@@ -28,17 +28,12 @@ def cluster(postgres_server: Any, redis_server: Any) -> Iterator[Any]:
     procs: list[Proc] = []
     database = postgres_server.new_database()
 
-    def connections() -> int:
-        """The nodes' connections to the database (three per node)."""
-        return int(postgres_server.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"))
-
     def start(count: int) -> list[Proc]:
         made = [Proc("--database", postgres_server.dsn(database), "--redis", redis_server.url, *NO_LIMITS)
                 for _ in range(count)]
         procs.extend(made)
         return made
 
-    start.connections = connections  # type: ignore[attr-defined]
     yield start
     for proc in procs:
         if proc.proc.poll() is None:

@@ -55,6 +55,22 @@ The contract (what the core relies on; a new backend must keep every point):
    its memory in step with the other nodes' writes, at once, and tells the sink what
    they changed (``RemoteSink.account_changed``, ``bans_added``, ``room_changed``), so
    the node acts on its own users as it would on a change made here.
+8. **Resends are found by the store.** A client that lost its connection sends again, with
+   the same cid, what it had not seen acknowledged, possibly to another node. ``store_pass``
+   looks each room message with a cid up among the stored messages of its room by the same
+   sender with the same cid and text, in the transaction that stores the pass (on PostgreSQL
+   under the room's lock, so two nodes storing the same resend at once store it once). Such a
+   message is not stored again and takes no place in the room's order: ``store_pass`` sets
+   its ``again`` and gives it the stored message's ``id`` and ``ts``. The core acknowledges
+   it to its sender alone and relays nothing (its slot in the room's batch stays empty).
+   The core's own cache of each sender's latest cids (resends.py) answers most resends
+   before they reach the store; on a cluster (and in memory) the store's check is the guarantee,
+   however old the message (as long as the store keeps it: retention; with ``history`` False
+   nothing is kept to find). One machine's SQLite does not look (the index it needs cost a third
+   of every insert, BENCHMARKS.md): there the cache, loaded from the store at each login with the
+   sender's newest 64, is the check, above what a client can have unacknowledged under the
+   default rate limits (a burst of 20).
+
 
 Implementations: ``SqliteBackend`` (sqlite_backend.py) for one machine, with its files in
 the data folder (or with ``data_dir`` None its databases in memory); ``MemoryBackend``
@@ -85,7 +101,8 @@ log = logging.getLogger("qtchat.server")
 
 @dataclass(slots=True)
 class Posted:
-    """A room message accepted this pass; ``id`` is 0 until its pass is stored."""
+    """A room message accepted this pass; ``id`` is 0 until its pass is stored. ``again``: the store found it
+    was a resend of a message stored before (point 8), whose ``id`` and ``ts`` it now has."""
 
     room_key: str
     room: str  # the room's display name
@@ -96,6 +113,7 @@ class Posted:
     text: str
     slot: int = 0  # where its frame goes in the room's batch of this pass
     id: int = 0
+    again: bool = False  # a resend of a stored message: acknowledged to its sender only, relayed to nobody
 
 
 MailRow = tuple[int, str, int, str, str, str | None, str]  # id, recipient key, ts, sender, sender key, cid, text
@@ -232,7 +250,8 @@ class Backend(Protocol):
     def store_pass(self, batch: PassBatch) -> Future[None]:
         """Store the pass in one transaction (its room messages, read markers moving forward only, kept
         private messages, and deleting each user's kept messages up to the id confirmed), stamping each
-        ``batch.messages[i].id``; stored whole or not at all (points 2, 4, 5)."""
+        ``batch.messages[i].id``, or, for a resend of a stored message, its ``id``, ``ts`` and ``again``;
+        stored whole or not at all (points 2, 4, 5, 8)."""
 
     # history
     def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:

@@ -132,7 +132,8 @@ class Fanout(QObject):
             self._feeds.setdefault(room, _Feed()).storing = True
 
     def not_stored(self, rooms: list[str]) -> None:
-        """The pass ``storing`` announced was refused: nothing of it is coming."""
+        """The pass ``storing`` announced was refused, or stored nothing new in these rooms (its messages there were
+        all resends of stored ones, which take no number): nothing of it is coming."""
         for room in rooms:
             feed = self._feeds.get(room)
             if feed is not None:

@@ -5,6 +5,8 @@ confirmations of held ones collect in a ``PassBatch`` during the pass. At the fl
 the batch goes to the backend (``store_pass``); only once it is stored do the room
 messages get their frames (their ids come from the store) and go out with the
 pass's other frames, and are the senders of kept private messages acknowledged. A
+message the store found to be a resend of one stored before (``Posted.again``) is
+acknowledged to its sender alone, with the stored id and ts, and relayed to nobody. A
 pass that cannot be stored sends none of its messages (each sender gets an
 ``internal`` error naming its cid) and keeps its markers and confirmations for the
 next pass; one with no room messages still sends its notices.
@@ -184,9 +186,12 @@ class Journal:
                 msg = Message(id=posted.id, ts=posted.ts, sender=posted.sender, text=posted.text, room=posted.room,
                               cid=posted.cid)
                 frame = encode_event(msg)
-                batch = by_room.get(id(work.rooms[i]))
-                if batch is not None:
-                    batch.frames[posted.slot] = frame
+                if posted.again:  # a resend of a message stored before: to its sender, its slot stays empty
+                    self.connections.write(work.senders[i].peer, frame)
+                else:
+                    batch = by_room.get(id(work.rooms[i]))
+                    if batch is not None:
+                        batch.frames[posted.slot] = frame
                 for user in work.resends.get(i, ()):
                     self.connections.write(user.peer, frame)
                 self._stored(posted, msg)

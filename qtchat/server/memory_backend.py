@@ -30,6 +30,7 @@ from .backend import (
     MailboxCount,
     Page,
     PassBatch,
+    Posted,
     RecentCid,
     RemoteSink,
     StoredMessage,
@@ -59,6 +60,7 @@ class MemoryBackend(QObject):
         self.answer_later = answer_later
         self._rooms: dict[str, list[Row]] = {}  # room key -> rows in id order
         self._room_ids: dict[str, list[int]] = {}  # room key -> their ids (for bisect)
+        self._by_cid: dict[tuple[str, str], list[tuple[str, Row]]] = {}  # (sender key, cid) -> (room key, row)
         self._markers: dict[tuple[str, str], int] = {}
         self._mail: dict[str, list[Row]] = {}  # recipient key -> rows in id order
         self._accounts: dict[str, Account] = {}
@@ -120,10 +122,15 @@ class MemoryBackend(QObject):
 
     def _store(self, batch: PassBatch) -> None:
         for m in batch.messages:
+            if self.history and m.cid is not None and self._resent(m):
+                continue  # a resend of a stored message (backend.py, point 8)
             m.id = self.ids.next()
             if self.history:
-                self._rooms.setdefault(m.room_key, []).append((m.id, m.ts, m.sender, m.sender_key, m.cid, m.text))
+                row = (m.id, m.ts, m.sender, m.sender_key, m.cid, m.text)
+                self._rooms.setdefault(m.room_key, []).append(row)
                 self._room_ids.setdefault(m.room_key, []).append(m.id)
+                if m.cid is not None:
+                    self._by_cid.setdefault((m.sender_key, m.cid), []).append((m.room_key, row))
         for key, mid in batch.markers.items():
             self._markers[key] = max(mid, self._markers.get(key, mid))
         for mid, to_key, ts, sender, sender_key, cid, text in batch.mail:
@@ -137,10 +144,30 @@ class MemoryBackend(QObject):
         if batch.messages and self.history:
             self._trim({m.room_key for m in batch.messages})
 
+    def _resent(self, m: Posted) -> bool:
+        """Is ``m`` a resend of a stored message (same sender, cid, room and text)? Then it has its id and ts."""
+        for room, row in self._by_cid.get((m.sender_key, m.cid or ""), ()):
+            if room == m.room_key and row[5] == m.text:
+                m.id, m.ts, m.again = row[0], row[1], True
+                return True
+        return False
+
+    def _unindex(self, room: str, rows: list[Row]) -> None:
+        """Deleted rows (trimmed, pruned) are no longer found as the first copy of a resend."""
+        for row in rows:
+            if row[4] is not None:
+                key = (row[3], row[4])
+                kept = [entry for entry in self._by_cid.get(key, ()) if entry != (room, row)]
+                if kept:
+                    self._by_cid[key] = kept
+                else:
+                    self._by_cid.pop(key, None)
+
     def _trim(self, rooms: set[str]) -> None:
         for room in rooms:
             extra = len(self._rooms[room]) - self.keep_per_room
             if extra > 0:
+                self._unindex(room, self._rooms[room][:extra])
                 del self._rooms[room][:extra]
                 del self._room_ids[room][:extra]
 
@@ -297,6 +324,7 @@ class MemoryBackend(QObject):
                     store[key] = kept
                     if store is self._rooms:
                         self._room_ids[key] = [r[0] for r in kept]
+                        self._unindex(key, [r for r in rows if r[1] < cutoff])
 
 
 def _stored(room_key: str, rows: list[Row]) -> list[StoredMessage]:

@@ -7,7 +7,10 @@ registered name that is offline it is kept in their mailbox (mailbox.py).
 
 A client that lost its connection sends again what it had not seen acknowledged,
 with the same cid: one with the same cid and text as a recent message (resends.py)
-is acknowledged again instead of relayed twice.
+is acknowledged again instead of relayed twice. That cache is the fast path (no
+round trip to the store); an older resend, or one whose first copy another node
+stored, is found by the store as the pass is stored (``Posted.again``, backend.py
+point 8) and acknowledged then, with the stored id and ts.
 """
 
 from __future__ import annotations
@@ -71,10 +74,14 @@ class Messages:
         return self.journal.resent(user, cid, room_key, text)  # not stored yet: acknowledged with the first
 
     def stored(self, posted: Posted, msg: Message) -> None:
-        """A room message is stored: remember its cid, tell the server's listeners."""
+        """A room message is stored: remember its cid, tell the server's listeners (not of a resend the store
+        recognised: they were told of that message when it was first stored)."""
         if posted.cid is not None:
             self.recent.remember(posted.sender_key, RecentCid(posted.cid, posted.id, posted.ts, posted.room_key,
                                                               hash(posted.text)))
+        if posted.again:
+            self.total -= 1  # not a new message after all
+            return
         self._posted(msg)
 
     def _private(self, user: User, event: SendMessage) -> None:

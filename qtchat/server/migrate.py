@@ -39,7 +39,7 @@ from .rekey import KEYS_VERSION
 from .search_agent import fold
 
 DMS_BYTE = 128  # the byte of a -shm file every open SQLite connection holds a shared lock on (os_unix.c)
-MESSAGE_INDEXES = ("messages_room_id", "messages_words", "messages_sender_cid")
+MESSAGE_INDEXES = ("messages_room_id", "messages_words", "messages_sender_cid", "messages_resend")
 EMPTY_CHECK = ("messages", "mailbox", "accounts", "rooms")
 
 

@@ -19,7 +19,11 @@ messages' ids from the sequence ``message_ids``. So within a room ids become vis
 order on every node: a transaction that takes smaller ids commits first, and a reader resuming
 "after the last id I saw" never skips one (backend.py, point 4; a plain sequence did skip ids in
 two-writer measurements: ../shared/notes/scale-out.md). Rooms are locked in the order of their keys,
-so two nodes' passes never deadlock. A pass also writes a token row (``passes``): when the connection
+so two nodes' passes never deadlock. Under that lock ``qtchat_post()`` also looks each row up among the
+room's stored messages (same sender, cid and text; index ``messages_resend``): a resend after a reconnect,
+to this node or to another, is not stored again and takes no number; its ``Posted`` gets the stored id
+and ts and ``again`` (backend.py, point 8). Two nodes storing the same resend at once store it once: the
+second looks after the first committed. A pass also writes a token row (``passes``): when the connection
 breaks after the pass was sent, whether it was committed is found out from that row, and the ids it
 took, before the core is answered (point 5); meanwhile (PostgreSQL down) the check is tried again
 every second and the journal waits.
@@ -72,7 +76,7 @@ from .bans import BanList
 from .cluster import Cluster
 from .fanout import ROOM, Fanout
 from .pg_mirror import LOAD, PgBanList, PgMirror
-from .pg_schema import COLS, DELIVERED, MAIL, MARKERS, SCHEMA, SCHEMA_LOCK, ts_query
+from .pg_schema import COLS, DELIVERED, MAIL, MARKERS, SCHEMA, SCHEMA_LOCK, post_answer, ts_query
 from .pgloop import PgConnectionLost, PgError, PgLink, Rows
 from .redis_cluster import RedisCluster
 from .room_state import RoomRecord
@@ -239,12 +243,13 @@ class PostgresBackend(QObject):
         def stamp(ids: dict[str, list[int]]) -> None:
             waits = []
             for room in rooms:
-                *taken, top = ids[room]
-                for m, mid in zip(by_room[room], taken, strict=True):
-                    m.id = mid
-                self._top = max(self._top, taken[-1])
-                waits.append(self.fanout.stored(room, top - len(taken) + 1, top, taken[-1]))
-            self.stored_messages += sum(len(by_room[room]) for room in rooms)
+                new, top = _stamp(by_room[room], ids[room])
+                if not new:  # all of them resends: the room's numbers did not move
+                    self.fanout.not_stored([room])
+                    continue
+                self._top = max(self._top, new[-1].id)
+                waits.append(self.fanout.stored(room, top - len(new) + 1, top, new[-1].id))
+                self.stored_messages += len(new)
             # answered once everything numbered before this pass in its rooms is delivered here (fanout.py)
             self._after_all(waits, lambda: self._answer_pass(result, rooms))
 
@@ -488,6 +493,21 @@ class PostgresBackend(QObject):
             self._prune_steps(steps, deleted + (count if batched else 0))
 
         self._search.query(sql + " RETURNING 1", params).add_done_callback(answered)
+
+
+def _stamp(messages: list[Posted], answer: list[int]) -> tuple[list[Posted], int]:
+    """Stamp a room's messages of a pass with ``qtchat_post()``'s answer: a new one gets its id, a resend of a
+    stored message that message's id and ts (``again``). The new ones, in order, and the room's last number."""
+    ids, resent_ts, top = post_answer(answer, len(messages))
+    stored_ts = iter(resent_ts)
+    new = []
+    for m, mid in zip(messages, ids, strict=True):
+        if mid < 0:
+            m.id, m.ts, m.again = -mid, next(stored_ts), True
+        else:
+            m.id = mid
+            new.append(m)
+    return new, top
 
 
 def _stored(rows: Rows) -> list[StoredMessage]:

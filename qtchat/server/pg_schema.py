@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .search_agent import fold, query_words
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: qtchat_post() finds resends
 SCHEMA_LOCK = 4_321_000_001  # the advisory lock that lets one node at a time make the schema
 
 SCHEMA = [
@@ -65,28 +65,63 @@ SCHEMA = [
     )""",
     "CREATE TABLE IF NOT EXISTS bans (one int PRIMARY KEY CHECK (one = 1), state jsonb NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value bigint NOT NULL)",
-    # a room's messages of one pass: lock the room's counter row (held until the commit), then take the ids
-    # (so that they become visible in order), store the messages and the pass's token row; the ids, in order,
-    # and last the room's number of the last one (fanout.py delivers each room in that order)
+    # a message sent again (a resend after a reconnect, to this node or another) is found by its sender, cid,
+    # room and text under the room's lock: stored once however old, and once when two nodes store it at once
+    "CREATE INDEX IF NOT EXISTS messages_resend ON messages (sender_key, cid) WHERE cid IS NOT NULL",
+    # a room's messages of one pass: lock the room's counter row (held until the commit), find the rows that
+    # are resends of stored messages, then take the ids of the others (so that they become visible in order),
+    # store them and the pass's token row. The answer (kept in the token row too: post_answer() reads it):
+    # per row its new id, or minus the stored message's id for a resend; then the stored ts of each resend,
+    # in order; last the room's number of its last message (fanout.py delivers each room in that order).
+    # Resends take no number: the new rows are numbered last - new + 1 .. last.
     """CREATE OR REPLACE FUNCTION qtchat_post(p_token bigint, p_room text, p_rows jsonb) RETURNS bigint[]
     LANGUAGE plpgsql AS $fn$
     DECLARE
         k int := jsonb_array_length(p_rows);
+        fresh int;
         top bigint;
+        resent bigint[];  -- per row: the id of the stored message it resends, or NULL
+        resent_ts bigint[];
         taken bigint[];
+        answer bigint[];
     BEGIN
-        INSERT INTO room_seq AS r (room, last_seq) VALUES (p_room, k)
-            ON CONFLICT (room) DO UPDATE SET last_seq = r.last_seq + k
-            RETURNING last_seq INTO top;
-        SELECT array_agg(v ORDER BY v) INTO taken
-            FROM (SELECT nextval('message_ids') AS v FROM generate_series(1, k)) AS s;
-        INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words)
-            SELECT taken[e.n], p_room, top - k + e.n, (e.m->>0)::bigint, e.m->>1, e.m->>2, e.m->>3, e.m->>4,
-                   to_tsvector('simple', e.m->>5)
-            FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n);
-        taken := taken || top;  -- the ids, then the room's last number
-        INSERT INTO passes (token, room, ids) VALUES (p_token, p_room, taken);
-        RETURN taken;
+        INSERT INTO room_seq (room, last_seq) VALUES (p_room, 0) ON CONFLICT (room) DO NOTHING;
+        SELECT last_seq INTO top FROM room_seq WHERE room = p_room FOR UPDATE;
+        -- a new snapshot, taken under the lock: a resend another node committed meanwhile is seen
+        SELECT array_agg(s.id ORDER BY e.n), array_agg(s.ts ORDER BY e.n) INTO resent, resent_ts
+            FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n)
+            LEFT JOIN LATERAL (SELECT id, ts FROM messages
+                               WHERE sender_key = e.m->>2 AND cid = e.m->>3 AND cid IS NOT NULL
+                                 AND room = p_room AND text = e.m->>4
+                               ORDER BY id LIMIT 1) AS s ON true;
+        fresh := k - cardinality(array_remove(resent, NULL));
+        IF fresh > 0 THEN
+            UPDATE room_seq SET last_seq = top + fresh WHERE room = p_room;
+            top := top + fresh;
+            SELECT array_agg(v ORDER BY v) INTO taken
+                FROM (SELECT nextval('message_ids') AS v FROM generate_series(1, fresh)) AS s;
+        END IF;
+        IF fresh = k THEN  -- no resend (mostly)
+            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words)
+                SELECT taken[e.n], p_room, top - k + e.n, (e.m->>0)::bigint, e.m->>1, e.m->>2, e.m->>3, e.m->>4,
+                       to_tsvector('simple', e.m->>5)
+                FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n);
+            answer := taken;
+        ELSE
+            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words)
+                SELECT taken[f.i], p_room, top - fresh + f.i, (f.m->>0)::bigint, f.m->>1, f.m->>2, f.m->>3,
+                       f.m->>4, to_tsvector('simple', f.m->>5)
+                FROM (SELECT e.m, row_number() OVER (ORDER BY e.n) AS i
+                      FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n)
+                      WHERE resent[e.n] IS NULL) AS f;
+            SELECT array_agg(CASE WHEN u.old IS NULL THEN taken[u.i] ELSE -u.old END ORDER BY u.n) INTO answer
+                FROM (SELECT x.old, x.n, sum((x.old IS NULL)::int) OVER (ORDER BY x.n) AS i
+                      FROM unnest(resent) WITH ORDINALITY AS x(old, n)) AS u;
+            answer := answer || array_remove(resent_ts, NULL);
+        END IF;
+        answer := answer || top;
+        INSERT INTO passes (token, room, ids) VALUES (p_token, p_room, answer);
+        RETURN answer;
     END $fn$""",
     # the cluster's id: its keys and channels in Redis begin with qtchat:<id>: (two clusters may share a Redis)
     """INSERT INTO meta (key, value) VALUES ('cluster', (random() * 9e15)::bigint) ON CONFLICT (key) DO NOTHING""",
@@ -103,6 +138,12 @@ MAIL = """INSERT INTO mailbox (id, user_key, ts, sender, sender_key, cid, text)
     FROM jsonb_array_elements($1::jsonb) AS e"""
 DELIVERED = """DELETE FROM mailbox AS m USING jsonb_array_elements($1::jsonb) AS d
     WHERE m.user_key = d->>0 AND m.id <= (d->>1)::bigint"""
+
+
+def post_answer(answer: list[int], rows: int) -> tuple[list[int], list[int], int]:
+    """``qtchat_post()``'s answer for ``rows`` rows: each row's id (negative: minus the id of the stored message
+    it resends), the stored ts of each resend in order, and the room's last number."""
+    return answer[:rows], answer[rows:-1], answer[-1]
 
 
 def ts_query(query: str) -> str | None:

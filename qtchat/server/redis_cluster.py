@@ -187,7 +187,8 @@ class RedisCluster(QObject, Cluster):
         self._probe_serial = 0
         # this node's own part, to write again when Redis comes back
         self._names: set[str] = set()
-        self._moved: dict[str, str] = {}  # users who came from a node that lost them -> that node
+        # users who came from a node that lost them (or that they were taken from) -> the rooms they were in there
+        self._moved: dict[str, set[str]] = {}
         self._where: dict[tuple[str, str], tuple[str, str]] = {}
         self._conn: dict[str, tuple[str, str, float]] = {}
         self._topics: dict[str, str] = {}  # every room's topic, as told
@@ -393,7 +394,8 @@ class RedisCluster(QObject, Cluster):
         self._names.add(user_key)
         self._mirror.forget_user(user_key)
         if moved_from is not None:
-            self._moved[user_key] = moved_from
+            self._moved[user_key] = {room for room, members in self._mirror.rooms.items()
+                                     if members.get(user_key, ("", ""))[1] == moved_from}
         else:
             self._moved.pop(user_key, None)
 
@@ -502,9 +504,7 @@ class RedisCluster(QObject, Cluster):
         return [entry[2] for user, entry in self._mirror.rooms.get(room_key, {}).items() if user not in here]
 
     def moved(self, room_key: str, user_key: str) -> bool:
-        old = self._moved.get(user_key)
-        held = self._mirror.rooms.get(room_key, {}).get(user_key)
-        return old is not None and held is not None and held[1] == old
+        return room_key in self._moved.get(user_key, ())  # (whatever their old node has told since)
 
     def rooms(self) -> dict[str, tuple[str, int]]:
         return {key: (self._mirror.room_names.get(key, key), len(members))

@@ -3,7 +3,9 @@
 A client that lost its connection sends again what it had not seen acknowledged, with
 the same cid. ``RecentCids`` remembers each user's latest messages (bounded, and after a
 restart read back from the store at their first login); a resend with the same cid and
-text is acknowledged again instead of relayed twice.
+text is acknowledged again instead of relayed twice. This is the fast path, without a
+round trip to the store: a resend it does not know (older than the newest 64, or first
+stored by another node) is found by the store as its pass is stored (backend.py, point 8).
 """
 
 from __future__ import annotations

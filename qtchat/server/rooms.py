@@ -331,6 +331,8 @@ class Rooms:
         for batch in batches:
             room = batch.room
             data = b"".join(batch.frames)
+            if not data:
+                continue  # only empty slots: resends the store recognised (journal.py), acknowledged to their senders
             size = len(data)
             joiners = batch.joiners
             shared = QByteArray(data)

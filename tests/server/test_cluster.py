@@ -129,3 +129,30 @@ def test_a_heavy_stream_reaches_every_node_exactly_once(nodes: Any, clients: Any
     assert all(len(v) == len(set(v)) == total for v in views)
     assert views[0] == views[1] == views[2] == sorted(views[0])
     assert sum(s.backend.fanout.filled for s in servers) > 0  # the holes were there, and filled
+
+
+def test_the_same_resend_on_two_nodes_at_once_is_stored_once(nodes: Any, clients: Any, qtbot: Any) -> None:
+    """One sender on two nodes sends the same messages (same cid and text) on both at once, as a client that
+    resumed on another node while its first node's passes were still being stored: each node's pass looks under
+    the room's lock, so each message is stored once and acknowledged on both with the same id and ts."""
+    a, b = nodes(2, redis=False)  # (without Redis each node checks names itself: one name on both)
+    senders = [clients(a, "ann"), clients(b, "ann")]
+    readers = [clients(a, "ra"), clients(b, "rb")]
+    count = 30
+    for n in range(count):  # the two nodes' passes race for the room's lock
+        for ann in senders:
+            ann.send(SendMessage(f"twice {n}", cid=f"t{n}"))
+    for ann in senders:
+        ann.wait_for(lambda ann=ann: {m.cid for m in ann.of(Message)} >= {f"t{n}" for n in range(count)}, timeout=10)
+    acks = [{(m.cid, m.id, m.ts) for m in ann.of(Message)} for ann in senders]
+    assert acks[0] == acks[1] and len(acks[0]) == count  # one id and ts per cid, the same on both nodes
+    readers[1].send(SendMessage("after", cid="after"))  # the room's numbers go on from where the race left them
+    for r in readers:
+        r.wait_event(Message, text="after", timeout=10)
+    qtbot.wait(200)  # a duplicate would come now
+    views = [[m.id for m in r.of(Message)] for r in readers]
+    assert views[0] == views[1] and len(views[0]) == len(set(views[0])) == count + 1
+    assert [m.text for m in readers[0].of(Message)] == [f"twice {n}" for n in range(count)] + ["after"]
+    assert all(s.backend.fanout._feeds["lobby"].next == count + 2 for s in (a, b))  # no number was skipped
+    readers[0].send(HistoryRequest(after=0, limit=500))
+    assert [m.id for m in readers[0].wait_event(History, timeout=10).messages] == views[0]

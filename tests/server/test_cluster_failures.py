@@ -41,17 +41,12 @@ def cluster(postgres_server: Any, redis_server: Any) -> Iterator[Any]:
     procs: list[Proc] = []
     database = postgres_server.new_database()
 
-    def connections() -> int:
-        """The nodes' connections to the database (three per node)."""
-        return int(postgres_server.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"))
-
     def start(count: int) -> list[Proc]:
         made = [Proc("--database", postgres_server.dsn(database), "--redis", redis_server.url, *NO_LIMITS)
                 for _ in range(count)]
         procs.extend(made)
         return made
 
-    start.connections = connections  # type: ignore[attr-defined]
     yield start
     for proc in procs:
         if proc.proc.poll() is None:
@@ -94,10 +89,10 @@ def test_a_node_killed_mid_stream_loses_nothing_acknowledged(cluster: Any, qtbot
     for n in range(300):
         writer_a.send(SendMessage(texts[f"a{n}"], cid=f"a{n}"))
         writer_b.send(SendMessage(texts[f"b{n}"], cid=f"b{n}"))
-        # at most 32 unacknowledged, as the server's default rate limits (a burst of 20) keep a client: a node
-        # recognises a resend among the sender's newest 64 stored messages (RECENT_CIDS_PER_USER)
+        # up to 100 unacknowledged, more than the newest 64 a node remembers per sender (RECENT_CIDS_PER_USER):
+        # the node the writer resumes on finds the older resends in PostgreSQL, under the room's lock
         def caught_up(n: int = n) -> bool:
-            return len(acked(writer_a, set(texts))) > n - 32
+            return len(acked(writer_a, set(texts))) > n - 100
 
         writer_a.wait_for(caught_up, timeout=20)
         if n == 150:
@@ -105,10 +100,8 @@ def test_a_node_killed_mid_stream_loses_nothing_acknowledged(cluster: Any, qtbot
             break
     seen_acked = acked(writer_a, {c for c in texts if c[0] == "a"})
     writer_a.wait_closed(timeout=10)
-    # PostgreSQL has finished with the dead node's connections (a pass it had sent may still commit until then:
-    # a resend that reached another node before that would be stored twice; see the issue's note: the check of
-    # a resend's cid under the room's lock is still to be built)
-    qtbot.waitUntil(lambda: cluster.connections() == 6, timeout=10_000)
+    # no wait for PostgreSQL to be done with the dead node's connections: a pass it had sent may still commit
+    # while the writer's resends reach node b, and whichever locks the room second finds the other's copy
 
     again = RawClient(b.port, qtbot)  # writer a resumes on node b, resending what it saw no acknowledgement for
     again.login("wa")

@@ -256,3 +256,68 @@ def test_retention_keeps_the_newest_per_room(qtbot: Any, opened: Any) -> None:
     for room in ("lobby", "design"):
         page = wait(qtbot, node.page(room, before=None, after=0, limit=50))
         assert [m.text for m in page.messages] == [f"{room}7", f"{room}8", f"{room}9"]
+
+
+def test_a_resend_is_found_under_the_rooms_lock_and_takes_no_number(qtbot: Any, opened: Any, postgres_server: Any,
+                                                                      database: str) -> None:
+    a, b = opened(), opened()
+    first = PassBatch(messages=[posted("lobby", "one", cid="c1"), posted("lobby", "two")])
+    wait(qtbot, a.store_pass(first))
+    original = first.messages[0]
+    mixed = PassBatch(messages=[posted("lobby", "one", cid="c1"), posted("lobby", "three", cid="c3"),
+                                posted("lobby", "ONE", cid="c1"), posted("design", "one", cid="c1"),
+                                posted("lobby", "one", cid="c1", sender="bob")])
+    only_resends = PassBatch(messages=[posted("lobby", "one", cid="c1")])
+    for resend in (mixed.messages[0], only_resends.messages[0]):
+        resend.ts = original.ts + 1234  # sent again later
+    pending = [a.store_pass(mixed), b.store_pass(only_resends)]  # both passes in flight at once
+    for future in pending:
+        wait(qtbot, future)
+    for again in (mixed.messages[0], only_resends.messages[0]):  # the stored message's id and ts
+        assert (again.again, again.id, again.ts) == (True, original.id, original.ts)
+    # new: another cid, the same cid with another text, in another room, from another sender
+    assert [m.again for m in mixed.messages[1:]] == [False] * 4
+    assert len({m.id for m in mixed.messages[1:]} | {original.id}) == 5
+    rows = postgres_server.psql("SELECT string_agg(seq || ':' || text, ',' ORDER BY id) FROM messages "
+                                "WHERE room = 'lobby'", database).strip()
+    assert rows == "1:one,2:two,3:three,4:ONE,5:one"  # the resends took no number: none is missing
+    assert postgres_server.psql("SELECT room || '=' || last_seq FROM room_seq ORDER BY room",
+                                database).split() == ["design=1", "lobby=5"]
+
+
+def test_two_nodes_storing_the_same_resend_at_once_store_it_once(qtbot: Any, opened: Any, postgres_server: Any,
+                                                                   database: str) -> None:
+    a, b = opened(), opened()
+    pairs = []
+    for n in range(30):  # the first copy of each on both nodes at once: whichever locks the room first stores it
+        pair = [PassBatch(messages=[posted("lobby", f"race {n}", cid=f"r{n}")]) for _ in (a, b)]
+        pairs.append((pair, [a.store_pass(pair[0]), b.store_pass(pair[1])]))
+    for _, futures in pairs:
+        for future in futures:
+            wait(qtbot, future)
+    for pair, _ in pairs:
+        one, other = pair[0].messages[0], pair[1].messages[0]
+        assert one.id == other.id and one.ts == other.ts
+        assert sorted([one.again, other.again]) == [False, True]
+    assert postgres_server.psql("SELECT count(*) || ' ' || max(seq) FROM messages", database).strip() == "30 30"
+
+
+def test_a_resend_whose_answer_is_lost_is_found_with_its_stored_message(qtbot: Any, opened: Any,
+                                                                           postgres_server: Any) -> None:
+    proxy = CutProxy(postgres_server.port)
+    node = opened(port=proxy.port)
+    first = PassBatch(messages=[posted("lobby", "one", cid="c1")])
+    wait(qtbot, node.store_pass(first))
+    proxy.hold_answers = True
+    batch = PassBatch(messages=[posted("lobby", "one", cid="c1"), posted("lobby", "two", cid="c2")])
+    pending = node.store_pass(batch)
+    other = opened()
+    qtbot.waitUntil(lambda: len(wait(qtbot, other.page("lobby", before=None, after=None, limit=10)).messages) == 2,
+                    timeout=10_000)
+    proxy.hold_answers = False
+    proxy.cut()
+    wait(qtbot, pending)  # found stored through the pass's token row
+    again, new = batch.messages
+    assert (again.again, again.id, again.ts) == (True, first.messages[0].id, first.messages[0].ts)
+    stored = wait(qtbot, other.page("lobby", before=None, after=None, limit=10)).messages
+    assert [m.id for m in stored] == [first.messages[0].id, new.id] and not new.again

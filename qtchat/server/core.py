@@ -145,7 +145,8 @@ class ChatServer(QObject):
         cfg, backend = self.config, self.backend
         self.cluster = backend.cluster
         self.connections = Connections(cfg, self, admit=self._may_connect, on_data=self._on_data,
-                                       on_detach=self._detach, on_gone=self._on_gone, report=self.client_error.emit)
+                                       on_detach=self._detach, on_gone=self._on_gone, report=self.client_error.emit,
+                                       elsewhere=self.cluster.connections_from)
         # (the lambdas: history and messages are made below, and need the rooms and the journal)
         self.rooms = Rooms(cfg, self.connections, schedule=self._schedule,
                            describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108

@@ -148,7 +148,8 @@ def _kick(op: Operator, request: Reply) -> Future[str]:
 
 def _status(op: Operator) -> Reply:
     s = op.snapshot()
-    cluster = f" ({s.remote_users} more on the {s.nodes - 1} other node(s))" if s.nodes > 1 else ""
+    others = "1 other node" if s.nodes == 2 else f"{s.nodes - 1} other nodes"
+    cluster = f" here ({s.remote_users} more on {others})" if s.nodes > 1 else ""
     return {"message": (
         f"{s.users} users{cluster}, {s.connections} connections, {s.messages} messages since start, "
         f"{'accepting' if s.accepting else 'not accepting'}, limit {s.max_clients}"),

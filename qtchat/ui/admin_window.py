@@ -186,6 +186,10 @@ def _figure(u: UserSnapshot, column: str, sort: bool) -> Any:
     return n if sort else human_bytes(n)
 
 
+def _nodes(count: int) -> str:
+    return f"{count} other node" if count == 1 else f"{count} other nodes"
+
+
 class RateChart(QWidget):
     """Messages per second over the last minutes, as a line."""
 
@@ -295,7 +299,8 @@ class AdminWindow(QMainWindow):
         self.server = server
         self.confirm = confirm  # tests turn the confirmation dialogs off
         self._closing = False
-        self.setWindowTitle(f"qtchat-server {__version__} \N{EM DASH} port {server.port}")
+        node = f", node {server.cluster.node}" if server.cluster.node else ""
+        self.setWindowTitle(f"qtchat-server {__version__} \N{EM DASH} port {server.port}{node}")
 
         # header: figures and chart
         self.clients_label, self.rate_label, self.bytes_label, self.uptime_label = (QLabel() for _ in range(4))
@@ -433,7 +438,7 @@ class AdminWindow(QMainWindow):
         self._last = (now, s.messages, s.bytes_in, s.bytes_out)
         self.chart.add(rate)
         up = int(time.time() - s.started)
-        others = f", {s.remote_users} on {s.nodes - 1} other node(s)" if s.nodes > 1 else ""
+        others = f" here, {s.remote_users} on {_nodes(s.nodes - 1)}" if s.nodes > 1 else ""
         self.clients_label.setText(f"Clients: {s.users} / {s.max_clients}{others}")
         self._show_settings(s.accepting, s.max_clients)
         self.rate_label.setText(f"Messages/s: {rate:.0f}")

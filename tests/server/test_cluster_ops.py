@@ -80,6 +80,7 @@ def test_users_lists_every_nodes_users_with_their_node_and_ids_that_cannot_colli
     assert {r["name"]: r["node"] for r in reply["users"]} == {"ann": "", "bob": b.cluster.node, "bea": b.cluster.node}
     status = outcome(qtbot, execute(a.operator, {"cmd": "status"}))
     assert (status["users"], status["remote_users"], status["nodes"]) == (1, 2, 2)
+    assert status["message"].startswith("1 users here (2 more on 1 other node), ")
 
 
 def test_a_kick_from_one_node_drops_the_user_on_another_as_a_local_kick_does(
@@ -221,6 +222,7 @@ def test_the_client_limit_and_accepting_set_on_one_node_apply_on_every_node(
         cluster_nodes: Any, clients: Any, qtbot: Any) -> None:
     a, b = cluster_nodes(2)
     clients(b, "bob")
+    mirrored(qtbot, a, "bob")
     assert outcome(qtbot, a.operator.set_max_clients(1)) == "Client limit: 1 on each node."
     qtbot.waitUntil(lambda: b.config.max_clients == 1, timeout=5000)
     assert clients(b).refused("bea").code == "server_full"  # bob is b's one client

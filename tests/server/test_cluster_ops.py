@@ -81,6 +81,11 @@ def test_users_lists_every_nodes_users_with_their_node_and_ids_that_cannot_colli
     status = outcome(qtbot, execute(a.operator, {"cmd": "status"}))
     assert (status["users"], status["remote_users"], status["nodes"]) == (1, 2, 2)
     assert status["message"].startswith("1 users here (2 more on 1 other node), ")
+    assert outcome(qtbot, a.operator.mute(rows["bea"].id)) == "Muted bea."  # by the id the window has
+    qtbot.waitUntil(lambda: "bea" in b.muted, timeout=5000)
+    assert b.muted == {"bea"} and a.muted == {"bea"}
+    with pytest.raises(KeyError, match="no longer connected"):
+        outcome(qtbot, a.operator.mute(-10_000))  # an id nobody has
 
 
 def test_a_kick_from_one_node_drops_the_user_on_another_as_a_local_kick_does(

@@ -11,6 +11,9 @@ one JSON object: ``{"ok": true|false, "message": "...", ...}``.
     {"cmd": "unban", "target": "alice"}      {"cmd": "bans"}
     {"cmd": "mute", "name": "alice"}         {"cmd": "unmute", "name": "alice"}
     (kick, ban, mute and unmute take "id": N instead of "name", the connection id `users` lists)
+    In a cluster every command acts on the whole cluster: `users` lists every node's users, those of other
+    nodes with their "node" (and a negative id), which kick, mute and broadcast reach; accept and limit
+    are set on every node (the limit is each node's own: docs/SCALING.md).
     {"cmd": "broadcast", "text": "restart at noon"}
     {"cmd": "accept", "on": false}           {"cmd": "limit", "count": 500}
     {"cmd": "users"}                         {"cmd": "status"}
@@ -99,7 +102,7 @@ def check_socket(path: str) -> bool:
 def user_rows(op: Operator) -> list[dict[str, Any]]:
     return [
         {"id": u.id, "name": u.name, "peer": u.peer, "since": round(u.since), "idle_s": u.idle_s,
-         "messages": u.messages, "bytes_in": u.bytes_in, "bytes_out": u.bytes_out, "muted": u.muted}
+         "messages": u.messages, "bytes_in": u.bytes_in, "bytes_out": u.bytes_out, "muted": u.muted, "node": u.node}
         for u in op.users()
     ]
 
@@ -145,17 +148,26 @@ def _kick(op: Operator, request: Reply) -> Future[str]:
 
 def _status(op: Operator) -> Reply:
     s = op.snapshot()
+    others = "1 other node" if s.nodes == 2 else f"{s.nodes - 1} other nodes"
+    cluster = f" here ({s.remote_users} more on {others})" if s.nodes > 1 else ""
     return {"message": (
-        f"{s.users} users, {s.connections} connections, {s.messages} messages since start, "
+        f"{s.users} users{cluster}, {s.connections} connections, {s.messages} messages since start, "
         f"{'accepting' if s.accepting else 'not accepting'}, limit {s.max_clients}"),
-        "users": s.users, "messages": s.messages}
+        "users": s.users, "messages": s.messages, "remote_users": s.remote_users, "nodes": s.nodes}
+
+
+def _users(op: Operator) -> Reply:
+    rows = user_rows(op)
+    here = sum(1 for row in rows if not row["node"])
+    more = f" here, {len(rows) - here} on other nodes" if len(rows) > here else ""
+    return {"message": f"{here} users{more}", "users": rows}
 
 
 def _commands(op: Operator, request: Reply) -> dict[str, Callable[[], Future[str] | Reply]]:
     """Each command: a reply at once, or the operator's sentence to come."""
     return {
         "status": lambda: _status(op),
-        "users": lambda: {"message": f"{len(op.server.users)} users", "users": user_rows(op)},
+        "users": lambda: _users(op),
         "kick": lambda: _kick(op, request),
         "ban": lambda: op.ban(_ban_name(op, request), request.get("address") or None,
                               _seconds(request.get("seconds")), _text(request, "reason", "")),

@@ -107,8 +107,7 @@ class Authenticator:
         # a name to register must be free on the other nodes of a cluster too (as far as this node knows: their
         # users are mirrored; a guest logging in there meanwhile loses the name to the account)
         if self._taken(key) or (registering and self.backend.cluster.node_of(key) is not None):
-            raise ProtocolError(ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.",
-                                fatal=True)
+            raise name_taken(name)
 
     def _check_attempts(self, peer: Peer, key: str, *, fatal: bool = True) -> None:
         """Refuse a password check while too many wrong ones (or checks still running) come from this address
@@ -275,6 +274,10 @@ def _limited(text: str, wait: float, *, fatal: bool, ref: str | None = None) -> 
 
 def _passwd_error(code: ErrorCode, text: str) -> ProtocolError:
     return ProtocolError(code, text, ref=PASSWD_REF)
+
+
+def name_taken(name: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.", fatal=True)
 
 
 def banned_error(ban: Ban) -> ProtocolError:

@@ -581,7 +581,7 @@ def admin_main(argv: Sequence[str]) -> int:
     for row in reply.get("users", []) if isinstance(reply.get("users"), list) else []:
         name = row["name"] if row["name"].isascii() else f"{row['name']} ({ascii(row['name'])[1:-1]})"
         print(f"  {row['id']:>6}  {name:<32} {row['peer']:<22} idle {row['idle_s']:>7.1f} s  {row['messages']:>6} msgs"
-              f"{'  (muted)' if row.get('muted') else ''}")
+              f"{'  (muted)' if row.get('muted') else ''}{'  on node ' + row['node'] if row.get('node') else ''}")
     for line in reply.get("bans", []):
         print(f"  {line}")
     for account in reply.get("accounts", []):

@@ -35,8 +35,16 @@ class RemoteUser:
     key: str
     name: str
     node: str
-    address: str
+    address: str  # as the node saw it: "address:port" ("[v6 address]:port")
     since: float  # when they logged in, seconds since the epoch
+
+
+def address_of(peer: str) -> str:
+    """The IP address of an "address:port" ("[address]:port" for IPv6); a bare address as it is."""
+    if peer.startswith("["):
+        return peer[1:].partition("]")[0]
+    host, colon, port = peer.rpartition(":")
+    return host if colon and ":" not in host and port.isdigit() else peer
 
 
 class ClusterHost:
@@ -121,6 +129,10 @@ class Cluster:
     def nodes(self) -> list[str]:
         """The other nodes alive, as last seen."""
         return []
+
+    def connections_from(self, address: str) -> int:
+        """How many users of other nodes are logged in from this IP address (the per-address cap)."""
+        return 0
 
     def send(self, node: str | None, kind: str, data: dict[str, Any]) -> None:
         """A message to another node (``None``: to all others)."""

@@ -67,7 +67,7 @@ from qtchat.protocol import (
 from qtchat.tls import TlsSetupError, load_server_tls
 
 from .accounts import Hasher
-from .auth import Authenticator, banned_error
+from .auth import Authenticator, banned_error, name_taken
 from .backend import Backend, RecentCid, then
 from .cluster import Claim
 from .cluster_host import ServerHost
@@ -145,7 +145,8 @@ class ChatServer(QObject):
         cfg, backend = self.config, self.backend
         self.cluster = backend.cluster
         self.connections = Connections(cfg, self, admit=self._may_connect, on_data=self._on_data,
-                                       on_detach=self._detach, on_gone=self._on_gone, report=self.client_error.emit)
+                                       on_detach=self._detach, on_gone=self._on_gone, report=self.client_error.emit,
+                                       elsewhere=self.cluster.connections_from)
         # (the lambdas: history and messages are made below, and need the rooms and the journal)
         self.rooms = Rooms(cfg, self.connections, schedule=self._schedule,
                            describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108
@@ -496,7 +497,7 @@ class ChatServer(QObject):
         if peer.detached:
             return
         if self.name_taken(key) and self._admitting.get(key) is not peer:
-            self._name_taken(peer, name)
+            self.connections.fail(peer, name_taken(name))
             return
         self._admitting[key] = peer
         if not claimed:
@@ -518,13 +519,9 @@ class ChatServer(QObject):
         elif not claim.ok:
             if self._admitting.get(key) is peer:
                 del self._admitting[key]
-            self._name_taken(peer, name)
+            self.connections.fail(peer, name_taken(name))
         else:
             self._admit(peer, name, key, claimed=True)
-
-    def _name_taken(self, peer: Peer, name: str) -> None:
-        self.connections.fail(peer, ProtocolError(
-            ErrorCode.NAME_TAKEN, f"The name {name!r} is already in use on this server.", fatal=True))
 
     def _welcome(self, user: User, lobby: RoomInfo, recent: Any) -> None:
         if recent is not None and not recent.done():  # known before anything it sends is read (its resends)

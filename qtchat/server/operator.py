@@ -5,6 +5,10 @@ once on one machine), or fails with KeyError/ValueError carrying one. Names are 
 like logins (case and look-alikes folded); a connection id (``UserSnapshot.id``) names
 exactly the connection an operator sees. Readers get immutable snapshots
 (``snapshot()``, ``users()``), never the server's live objects.
+
+In a cluster every action reaches the whole cluster (cluster_ops.py): users of other nodes are listed with
+their node (and negative ids), kicked by their node, muted on every node; a broadcast, accepting and the
+client limit go to every node. Bans are the backend's, in force on every node (pg_mirror.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from qtchat.protocol import (
 
 from .backend import Account, answer, done, failed, mapped, then
 from .bans import Ban
+from .cluster import RemoteUser
+from .cluster_ops import ClusterOps
 from .peer import User, now_ms
 from .rooms import Rooms, RoomSink
 
@@ -54,6 +60,8 @@ class UserSnapshot:
     bytes_in: int
     bytes_out: int
     muted: bool
+    node: str = ""  # the other node of the cluster they are connected to ("": this one; their id is negative,
+    # and idle time and counters, which only their node knows, are 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +77,14 @@ class ServerSnapshot:
     bytes_in: int
     bytes_out: int
     started: float  # Unix time
+    remote_users: int = 0  # logged in on the other nodes of the cluster
+    nodes: int = 1  # of the cluster, alive (this one included)
 
 
 class Operator:
     def __init__(self, server: ChatServer) -> None:
         self.server = server
+        self.remote = ClusterOps(self)
 
     # ------------------------------------------------------------ reading
 
@@ -82,15 +93,19 @@ class Operator:
         c = s.connections
         return ServerSnapshot(s.port, len(s.users), len(c.peers), s.config.max_clients, s.accepting,
                               s.total_messages, c.total_bytes_in, c.total_bytes_out + s.rooms.total_bytes_out,
-                              s.started)
+                              s.started, len(s.cluster.users()), 1 + len(s.cluster.nodes()))
 
     def users(self) -> list[UserSnapshot]:
+        """This node's users, then those of the other nodes of the cluster (with their node)."""
         now = time.monotonic()
         muted = self.server.muted
-        return [_snapshot(u, now, u.key in muted) for u in self.server.users.values()]
+        here = [_snapshot(u, now, u.key in muted) for u in self.server.users.values()]
+        return here + [self.remote.snapshot(uid, u) for uid, u in self.remote.users()]
 
     def user(self, who: str | int) -> UserSnapshot:
-        u = self._find(who)
+        u = self._target(who)
+        if isinstance(u, RemoteUser):
+            return next(s for s in self.users() if s.node == u.node and s.name == u.name)
         return _snapshot(u, time.monotonic(), u.key in self.server.muted)
 
     def bans(self) -> list[Ban]:
@@ -99,13 +114,17 @@ class Operator:
     def accounts(self) -> list[Account]:
         return self.server.backend.accounts()
 
-    def _find(self, who: str | int) -> User:
+    def _target(self, who: str | int) -> User | RemoteUser:
+        """The user a connection id (negative: on another node) or a name names, here or on another node."""
         if isinstance(who, int):
+            if who < 0:
+                return self.remote.by_id(who)
             for u in self.server.users.values():
                 if u.peer.id == who:
                     return u
             raise KeyError("That user is no longer connected.")
-        found = self.server.users.get(name_key(who))
+        key = name_key(who)
+        found = self.server.users.get(key) or self.remote.by_key(key)
         if found is None:
             raise KeyError(f"No user {who!r} is connected.")
         return found
@@ -113,13 +132,21 @@ class Operator:
     # ------------------------------------------------------------ acting on users
 
     def kick(self, who: str | int, reason: str = "") -> Future[str]:
-        return answer(lambda: self._kick(who, reason))
+        """Disconnect a user; one on another node is kicked there (the future has its node's answer)."""
+        try:
+            user = self._target(who)
+        except KeyError as exc:
+            return failed(exc)
+        if isinstance(user, RemoteUser):
+            return self.remote.kick(user, reason)
+        return answer(lambda: self.kick_here(user, reason))
 
-    def _kick(self, who: str | int, reason: str) -> str:
-        user = self._find(who)
+    def kick_here(self, user: User, reason: str, by: str = "") -> str:
+        """A user of this node kicked (``by``: the node that asked, for the log)."""
         why = f"kicked: {reason}" if reason else "kicked"
         self.server.connections.drop(user.peer, why, farewell=Bye(why, ByeCode.KICKED))
-        log.warning("admin: kicked %s (%s)%s", user.name, user.peer.peer, f": {reason}" if reason else "")
+        log.warning("admin%s: kicked %s (%s)%s", f" of {by}" if by else "", user.name, user.peer.peer,
+                    f": {reason}" if reason else "")
         return f"Kicked {user.name}."
 
     def kick_from_room(self, room: str, who: str, reason: str = "") -> Future[str]:
@@ -165,19 +192,29 @@ class Operator:
         return answer(lift)
 
     def mute(self, who: str | int, on: bool = True) -> Future[str]:
+        """Mute (or unmute) a user on every node: they cannot send, wherever they are or reconnect."""
         def act() -> str:
-            user = self._find(who)
-            if on:
-                self.server.muted.add(user.key)
-            else:
-                self.server.muted.discard(user.key)
-            log.warning("admin: %s %s", "muted" if on else "unmuted", user.name)
-            self.server.connections.send(user.peer, Notice(
-                f"You have been {'muted' if on else 'unmuted'} by the operator.", now_ms()))
+            user = self._target(who)
+            self.mute_here(user.key, on)
+            self.remote.muted(user.key, on)
             return f"{'Muted' if on else 'Unmuted'} {user.name}."
         return answer(act)
 
+    def mute_here(self, key: str, on: bool, by: str = "") -> None:
+        """The name muted (or unmuted) on this node; its user, if here, is told."""
+        if on:
+            self.server.muted.add(key)
+        else:
+            self.server.muted.discard(key)
+        user = self.server.users.get(key)
+        log.warning("admin%s: %s %s", f" of {by}" if by else "", "muted" if on else "unmuted",
+                    user.name if user is not None else key)
+        if user is not None:
+            self.server.connections.send(user.peer, Notice(
+                f"You have been {'muted' if on else 'unmuted'} by the operator.", now_ms()))
+
     def broadcast(self, text: str) -> Future[str]:
+        """A notice to every user of every node."""
         def act() -> str:
             if not text.strip():
                 raise ValueError("The notice is empty.")
@@ -185,7 +222,10 @@ class Operator:
             users = self.server.users
             for user in users.values():
                 self.server.connections.write(user.peer, frame)
-            log.warning("admin: broadcast to %d users: %s", len(users), text[:200])
+            remote = self.remote.broadcast(text)
+            log.warning("admin: broadcast to %d users: %s", len(users) + remote, text[:200])
+            if self.remote.clustered:
+                return f"Sent to {len(users) + remote} users ({remote} of them on other nodes)."
             return f"Sent to {len(users)} users."
         return answer(act)
 
@@ -282,16 +322,21 @@ class Operator:
     # ------------------------------------------------------------ the server
 
     def set_accepting(self, on: bool) -> Future[str]:
+        """Accept new connections or not, on every node."""
         self.server.set_accepting(on)
+        self.remote.accepting(on)
         log.warning("admin: %s accepting connections", "resumed" if on else "stopped")
-        return done("Accepting new connections." if on else "Not accepting new connections.")
+        everywhere = ", on every node" if self.remote.clustered else ""
+        return done(f"Accepting new connections{everywhere}." if on else f"Not accepting new connections{everywhere}.")
 
     def set_max_clients(self, count: int) -> Future[str]:
+        """The client limit of each node (each counts its own connections), set on every node."""
         if count < 1:
             return failed(ValueError("The client limit must be at least 1."))
         self.server.config.max_clients = count
+        self.remote.limit(count)
         log.warning("admin: client limit set to %d", count)
-        return done(f"Client limit: {count}.")
+        return done(f"Client limit: {count} on each node." if self.remote.clustered else f"Client limit: {count}.")
 
     # ------------------------------------------------------------ from the protocol
 

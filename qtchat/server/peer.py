@@ -156,7 +156,8 @@ class Connections:
 
     def __init__(self, config: ServerConfig, owner: QObject, *, admit: Callable[[Peer], ProtocolError | None],
                  on_data: Callable[[Peer, bytes], None], on_detach: Callable[[Peer, str], None],
-                 on_gone: Callable[[Peer], None], report: Callable[[str, str], None]) -> None:
+                 on_gone: Callable[[Peer], None], report: Callable[[str, str], None],
+                 elsewhere: Callable[[str], int] = lambda address: 0) -> None:
         self.config = config
         self.peers: set[Peer] = set()
         self.per_address: dict[str, int] = {}  # connections now open (closing ones too) per IP address
@@ -168,6 +169,7 @@ class Connections:
         self._on_detach = on_detach
         self._on_gone = on_gone
         self._report = report
+        self._elsewhere = elsewhere  # users of other nodes of a cluster from an address (cluster.py)
         self._ids = itertools.count(1)
         self._ping_tokens = itertools.count(1)
 
@@ -204,11 +206,14 @@ class Connections:
         if len(self.peers) > cfg.max_clients:
             log.warning("refused %s: server full (%d clients)", peer.peer, cfg.max_clients)
             return ProtocolError(ErrorCode.SERVER_FULL, f"The server is full ({cfg.max_clients} users).", fatal=True)
-        if 0 < cfg.max_per_address < count:
-            log.warning("refused %s: %d connections from that address already", peer.peer, count - 1)
+        others = self._elsewhere(peer.address) if cfg.max_per_address > 0 else 0
+        if 0 < cfg.max_per_address < count + others:
+            log.warning("refused %s: %d connections from that address already%s", peer.peer, count - 1 + others,
+                        f" ({others} on other nodes)" if others else "")
+            where = "this chat allows" if others else "this server allows"
             return ProtocolError(
                 ErrorCode.TOO_MANY_CONNECTIONS,
-                f"Too many connections from your address ({peer.address}): this server allows "
+                f"Too many connections from your address ({peer.address}): {where} "
                 f"{cfg.max_per_address} at once. Close one and try again.", fatal=True)
         return self._admit(peer)
 

@@ -45,7 +45,7 @@ from PySide6.QtCore import QObject, QTimer
 from qtchat.protocol import encode_name
 
 from .backend import done
-from .cluster import Claim, Cluster, ClusterHost, Handler, RemoteUser
+from .cluster import Claim, Cluster, ClusterHost, Handler, RemoteUser, address_of
 
 if TYPE_CHECKING:
     from .redis_link import RedisLink, RedisSubscriber
@@ -114,6 +114,7 @@ class _Mirror:
         self.rooms: dict[str, dict[str, tuple[str, str, bytes]]] = {}
         self.room_names: dict[str, str] = {}
         self.users: dict[str, RemoteUser] = {}
+        self.addresses: dict[str, int] = {}  # IP address -> how many of ``users`` are logged in from it
 
     def join(self, node: str, room: str, room_name: str, user: str, name: str) -> None:
         self.where.setdefault(node, {})[(room, user)] = (room_name, name)
@@ -132,17 +133,30 @@ class _Mirror:
 
     def online(self, node: str, user: RemoteUser) -> None:
         self.conn.setdefault(node, {})[user.key] = user
+        self._unlist(user.key)
         self.users[user.key] = user
+        address = address_of(user.address)
+        self.addresses[address] = self.addresses.get(address, 0) + 1
+
+    def _unlist(self, user: str) -> None:
+        known = self.users.pop(user, None)
+        if known is not None:
+            address = address_of(known.address)
+            left = self.addresses.get(address, 1) - 1
+            if left > 0:
+                self.addresses[address] = left
+            else:
+                self.addresses.pop(address, None)
 
     def offline(self, node: str, user: str) -> None:
         self.conn.get(node, {}).pop(user, None)
         known = self.users.get(user)
         if known is not None and known.node == node:
-            del self.users[user]
+            self._unlist(user)
 
     def forget_user(self, user: str) -> None:
         """A user logged in here: whatever other nodes still list of them is stale (they moved here)."""
-        self.users.pop(user, None)
+        self._unlist(user)
 
     def drop(self, node: str) -> list[tuple[str, str, str, str]]:
         """A node is gone: its entries go; the memberships nobody else took over are answered."""
@@ -156,7 +170,7 @@ class _Mirror:
         for user in list(self.conn.pop(node, {})):
             known = self.users.get(user)
             if known is not None and known.node == node:
-                del self.users[user]
+                self._unlist(user)
         return lost
 
     def nodes(self) -> set[str]:
@@ -519,6 +533,9 @@ class RedisCluster(QObject, Cluster):
 
     def nodes(self) -> list[str]:
         return sorted(self._live)
+
+    def connections_from(self, address: str) -> int:
+        return self._mirror.addresses.get(address, 0)
 
     # ------------------------------------------------------------ messages between nodes
 

@@ -58,6 +58,10 @@ from qtchat.ui.bidi import IsolatedNames, isolate, mark_overrides
 Index = QModelIndex | QPersistentModelIndex
 SortRole = int(Qt.ItemDataRole.UserRole) + 1
 COLUMNS = ("Name", "Address", "Connected since", "Idle", "Messages", "Bytes in", "Bytes out", "Muted")
+CLUSTER_COLUMNS = ("Name", "Node", *COLUMNS[1:])  # a node of a cluster: each user's node too
+LIVE = ("Idle", "Messages", "Bytes in", "Bytes out", "Muted")  # the columns that change while a row lasts
+WIDTHS = {"Node": 110, "Address": 160, "Connected since": 130, "Idle": 60, "Messages": 80, "Bytes in": 80,
+          "Bytes out": 80, "Muted": 60}
 
 
 def human_bytes(n: float) -> str:
@@ -76,12 +80,17 @@ class UsersTableModel(QAbstractTableModel):
     counters) refresh once a second with one dataChanged; so thousands of clients connecting
     at once cost the view a few updates. Rows keep their order; a row is a connection
     (``UserSnapshot.id``), so a name used again by someone else is another row.
+
+    On a node of a cluster the other nodes' users are rows too, with a Node column (``columns``); their
+    comings and goings show at the next refresh (within a second). Only their node knows their idle time
+    and counters: those cells are empty.
     """
 
     def __init__(self, operator: Operator, user_joined: SignalInstance, user_left: SignalInstance,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.operator = operator
+        self.columns = CLUSTER_COLUMNS if operator.remote.clustered else COLUMNS
         self.rows: list[UserSnapshot] = operator.users()  # who is here already
         user_joined.connect(self._changed)
         user_left.connect(self._changed)
@@ -114,7 +123,8 @@ class UsersTableModel(QAbstractTableModel):
         present = {u.id for u in self.rows}
         new = [u for uid, u in now.items() if uid not in present]
         if self.rows:  # a row's name, address and start never change: the live columns only
-            self.dataChanged.emit(self.index(0, 3), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
+            self.dataChanged.emit(self.index(0, self.columns.index(LIVE[0])),
+                                  self.index(len(self.rows) - 1, len(self.columns) - 1))
         if new:
             first = len(self.rows)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
@@ -125,11 +135,11 @@ class UsersTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.rows)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
+        return 0 if parent.isValid() else len(self.columns)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
+            return self.columns[section]
         return None
 
     def user(self, row: int) -> UserSnapshot:
@@ -138,33 +148,46 @@ class UsersTableModel(QAbstractTableModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.rows):
             return None
-        col = index.column()
-        if role == Qt.ItemDataRole.TextAlignmentRole and col >= 3:
+        column = self.columns[index.column()]
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in LIVE[:-1]:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role not in (Qt.ItemDataRole.DisplayRole, SortRole):
             return None
-        return _cell(self.rows[index.row()], col, role == SortRole)
+        return _cell(self.rows[index.row()], column, role == SortRole)
 
 
-def _cell(u: UserSnapshot, col: int, sort: bool) -> Any:
+def _cell(u: UserSnapshot, column: str, sort: bool) -> Any:
     """What a column shows of a user (``sort``: the value to sort by)."""
-    if col == 0:
+    if column == "Name":
         return u.name.casefold() if sort else u.name
-    if col == 1:
+    if column == "Node":
+        return u.node if u.node or sort else "this one"
+    if column == "Address":
         return u.peer
-    if col == 2:
+    if column == "Connected since":
         if sort:
             return u.since
         today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", time.localtime(u.since))
         return time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M", time.localtime(u.since))
-    if col == 3:
+    if column == "Muted":
+        return int(u.muted) if sort else ("muted" if u.muted else "")
+    return _figure(u, column, sort)
+
+
+def _figure(u: UserSnapshot, column: str, sort: bool) -> Any:
+    """Idle time and counters (known to a user's own node only: empty for users of other nodes)."""
+    if u.node:
+        return -1 if sort else ""
+    if column == "Idle":
         return u.idle_s if sort else (f"{u.idle_s:.0f} s" if u.idle_s < 120 else f"{u.idle_s / 60:.0f} min")
-    if col == 4:
+    if column == "Messages":
         return u.messages
-    if col in (5, 6):
-        n = u.bytes_in if col == 5 else u.bytes_out
-        return n if sort else human_bytes(n)
-    return int(u.muted) if sort else ("muted" if u.muted else "")
+    n = u.bytes_in if column == "Bytes in" else u.bytes_out
+    return n if sort else human_bytes(n)
+
+
+def _nodes(count: int) -> str:
+    return f"{count} other node" if count == 1 else f"{count} other nodes"
 
 
 class RateChart(QWidget):
@@ -276,7 +299,8 @@ class AdminWindow(QMainWindow):
         self.server = server
         self.confirm = confirm  # tests turn the confirmation dialogs off
         self._closing = False
-        self.setWindowTitle(f"qtchat-server {__version__} \N{EM DASH} port {server.port}")
+        node = f", node {server.cluster.node}" if server.cluster.node else ""
+        self.setWindowTitle(f"qtchat-server {__version__} \N{EM DASH} port {server.port}{node}")
 
         # header: figures and chart
         self.clients_label, self.rate_label, self.bytes_label, self.uptime_label = (QLabel() for _ in range(4))
@@ -305,7 +329,7 @@ class AdminWindow(QMainWindow):
         self.table.setModel(self.proxy)
         self.table.setItemDelegateForColumn(0, IsolatedNames(self.table))  # the names (and the ban and kick dialogs)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)
+        self.table.sortByColumn(self.model.columns.index("Connected since"), Qt.SortOrder.AscendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
@@ -313,9 +337,9 @@ class AdminWindow(QMainWindow):
         self.table.setWordWrap(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, width in enumerate((150, 160, 130, 60, 80, 80, 80, 60)):
+        for col, column in enumerate(self.model.columns):
             if col:
-                self.table.setColumnWidth(col, width)
+                self.table.setColumnWidth(col, WIDTHS[column])
         self.kick_button = QPushButton("&Kick\N{HORIZONTAL ELLIPSIS}")
         self.ban_button = QPushButton("&Ban\N{HORIZONTAL ELLIPSIS}")
         self.mute_button = QPushButton("&Mute")
@@ -414,11 +438,25 @@ class AdminWindow(QMainWindow):
         self._last = (now, s.messages, s.bytes_in, s.bytes_out)
         self.chart.add(rate)
         up = int(time.time() - s.started)
-        self.clients_label.setText(f"Clients: {s.users} / {s.max_clients}")
+        others = f" here, {s.remote_users} on {_nodes(s.nodes - 1)}" if s.nodes > 1 else ""
+        self.clients_label.setText(f"Clients: {s.users} / {s.max_clients}{others}")
+        self._show_settings(s.accepting, s.max_clients)
         self.rate_label.setText(f"Messages/s: {rate:.0f}")
         self.bytes_label.setText(
             f"In: {human_bytes((s.bytes_in - i0) / dt)}/s   Out: {human_bytes((s.bytes_out - o0) / dt)}/s")
         self.uptime_label.setText(f"Up: {up // 3600}:{up // 60 % 60:02d}:{up % 60:02d}")
+
+    def _show_settings(self, accepting: bool, limit: int) -> None:
+        """Accepting and the limit as they are: another node's operator may have changed them."""
+        if self.accept_button.isChecked() == accepting:
+            self.accept_button.blockSignals(True)
+            self.accept_button.setChecked(not accepting)
+            self.accept_button.setText("&Start accepting" if not accepting else "&Stop accepting")
+            self.accept_button.blockSignals(False)
+        if self.limit.value() != limit and not self.limit.hasFocus():
+            self.limit.blockSignals(True)
+            self.limit.setValue(limit)
+            self.limit.blockSignals(False)
 
     # ------------------------------------------------------------ log
 
@@ -494,7 +532,8 @@ class AdminWindow(QMainWindow):
 
     def ask_broadcast(self, text: str | None = None) -> None:
         if text is None:
-            value, ok = QInputDialog.getMultiLineText(self, "Broadcast", "Notice to every connected user:")
+            value, ok = QInputDialog.getMultiLineText(self, "Broadcast", "Notice to every connected user"
+                                                      + (" of every node:" if self.model.columns is CLUSTER_COLUMNS else ":"))
             if not ok or not value.strip():
                 return
             text = value

@@ -1,4 +1,4 @@
-"""The status line: where we are, said as the conversation says it, and a state colour readable in either palette."""
+"""The status line and the connect dialog: where we are, said as the conversation says it, and colours readable in either palette."""
 
 from __future__ import annotations
 
@@ -47,3 +47,26 @@ def test_the_state_label_follows_a_dark_palette(window: Any) -> None:
     sheet = window.state_label.styleSheet()
     assert state_color(ClientState.ONLINE, QColor("#202124")) in sheet
     assert contrast(QColor(sheet.split(":")[1].strip(" ;")), QColor("#202124")) >= 4.5
+
+
+def test_the_connect_dialogs_error_is_readable_on_a_dark_window(qtbot: Any) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from qtchat.client import ChatClient
+    from qtchat.client.settings import ClientSettings
+    from qtchat.ui.connect_dialog import ERROR_COLOR, ERROR_COLOR_DARK, ConnectDialog
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    light = app.palette()
+    dark = QPalette(light)
+    dark.setColor(QPalette.ColorRole.Window, QColor("#202124"))
+    try:
+        app.setPalette(dark)
+        dialog = ConnectDialog(ChatClient(), ClientSettings())
+        qtbot.addWidget(dialog)
+        assert ERROR_COLOR_DARK in dialog.error.styleSheet()
+    finally:
+        app.setPalette(light)
+    assert contrast(QColor(ERROR_COLOR_DARK), QColor("#202124")) >= 4.5
+    assert contrast(QColor(ERROR_COLOR), QColor("#ffffff")) >= 4.5 > contrast(QColor(ERROR_COLOR), QColor("#202124"))

@@ -19,7 +19,9 @@ from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+sys.path.insert(0, str(ROOT))  # this checkout's qtchat (a worktree's), not the one the venv has installed
 
 
 def pump(app: QCoreApplication, seconds: float) -> None:

@@ -149,7 +149,11 @@ class ChatClient(ChatRooms):
         self._held_confirmed = 0  # ...and the newest we confirmed
         self._confirm_timer = self._timer(self._confirm_held, single=True)  # once per batch, after it is handled
         self._confirm_timer.setInterval(0)
-        self._slowed: set[str] = set()  # refused with slow_down: resent together, in the order they were sent
+        # the outbox keeps the order typed on the wire: a message goes only after every one before it in the
+        # outbox was sent on this connection, and while messages refused with slow_down wait nothing new goes
+        self._in_flight: set[str] = set()  # sent on this connection, not answered yet
+        self._slowed: set[str] = set()  # refused with slow_down: resent together, in the outbox's order
+        self._resend_due = False  # the wait is over, but messages sent before the resend are still unanswered
         self._slow_timer = self._timer(self._resend_slowed, single=True)
 
     # ------------------------------------------------------------ public API
@@ -173,8 +177,7 @@ class ChatClient(ChatRooms):
         cid = f"{self._cid_prefix}-{self._cid_counter}"
         event = SendMessage(text=text, room=room, cid=cid, to=to)
         self._outbox[cid] = event
-        if self.state is ClientState.ONLINE and not self._waits_for_join(event):
-            self._send(event)
+        self._send_outbox()
         self.pending_changed.emit(len(self._outbox))
         return cid
 
@@ -231,6 +234,7 @@ class ChatClient(ChatRooms):
     # ------------------------------------------------------------ the link's hooks
 
     def _forget_server(self) -> None:
+        self._reset_resends()
         if self._outbox:
             log.info("dropping %d unsent message(s) meant for %s:%d", len(self._outbox), self.host, self.port)
             self._outbox.clear()
@@ -262,12 +266,26 @@ class ChatClient(ChatRooms):
         self._join_rooms(welcome.rooms)
         # what was typed offline, or never acknowledged: the server answers in order, so each
         # room's join (and catch-up request) is ahead of its messages
-        self._slowed.clear()
-        self._slow_timer.stop()
-        for event in self._outbox.values():
-            if not self._waits_for_join(event):  # the others go once their room is joined (_room_ready)
-                self._send(event)
+        self._reset_resends()
+        self._send_outbox()  # those to a room being joined go once it is (_room_ready)
         self._send_ping()
+
+    def _reset_resends(self) -> None:
+        """A new connection (or server): nothing of the outbox is on its way, nothing waits to be resent."""
+        self._in_flight.clear()
+        self._slowed.clear()
+        self._resend_due = False
+        self._slow_timer.stop()
+
+    def _send_outbox(self) -> None:
+        """Send, in the outbox's order, what is not on its way yet: held back while messages refused with
+        slow_down wait for their resend (they go first, in the order typed, then the ones typed meanwhile)."""
+        if self.state is not ClientState.ONLINE or self._slowed:
+            return
+        for cid, event in self._outbox.items():
+            if cid not in self._in_flight and not self._waits_for_join(event):
+                self._in_flight.add(cid)
+                self._send(event)
 
     def _waits_for_join(self, event: SendMessage) -> bool:
         """A message to a room we are joining: held until the server says we are in (a server may take the
@@ -276,10 +294,7 @@ class ChatClient(ChatRooms):
         return room is not None and not room.joined
 
     def _room_ready(self, room: RoomEntry) -> None:
-        key = name_key(room.name)
-        for event in self._outbox.values():
-            if event.to is None and name_key(event.room) == key:
-                self._send(event)
+        self._send_outbox()  # the room's messages that waited for it
 
     def _room_refused(self, name: str, text: str) -> bool:
         """A room we asked for was refused: the messages that waited for it are refused with it."""
@@ -313,6 +328,7 @@ class ChatClient(ChatRooms):
         if self._awaits_ack(msg):
             assert msg.cid is not None
             del self._outbox[msg.cid]
+            self._answered(msg.cid)
             self.message_acked.emit(msg.cid, msg)
             self.pending_changed.emit(len(self._outbox))
         self.message_received.emit(msg)
@@ -360,17 +376,30 @@ class ChatClient(ChatRooms):
             self._slowed.add(cid)
             if not self._slow_timer.isActive() or self._slow_timer.remainingTime() < delay:
                 self._slow_timer.start(delay)
+            self._answered(cid)
             return
         del self._outbox[cid]
+        self._answered(cid)
         self.message_failed.emit(cid, error.code, error.message)
         self.pending_changed.emit(len(self._outbox))
 
+    def _answered(self, cid: str) -> None:
+        """The server answered a message it was sent: the resend that waited for the last answer may go."""
+        self._in_flight.discard(cid)
+        if self._resend_due and not self._in_flight and not self._slow_timer.isActive():
+            self._resend_slowed()
+
     def _resend_slowed(self) -> None:
-        slowed, self._slowed = self._slowed, set()
-        if self.state is ClientState.ONLINE:
-            for cid, event in self._outbox.items():
-                if cid in slowed:
-                    self._send(event)
+        """The wait the server asked for is over: the refused messages go again, in the outbox's order, once
+        every message sent before them is answered (one of those refused too goes first, not after them)."""
+        if self.state is not ClientState.ONLINE:
+            return
+        if self._in_flight:
+            self._resend_due = True  # _answered() resends after the last answer
+            return
+        self._resend_due = False
+        self._slowed.clear()
+        self._send_outbox()
 
     def _confirm_held(self) -> None:
         """Tell the server we have the held messages received so far: it deletes them, and sends the next batch."""

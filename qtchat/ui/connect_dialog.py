@@ -11,7 +11,7 @@ loud error with both fingerprints and only a way to forget the old one.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFontDatabase
+from PySide6.QtGui import QFontDatabase, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -39,6 +39,8 @@ from qtchat.server import ChatServer
 from qtchat.tls import format_fingerprint
 
 from .wording import reason_text
+
+ERROR_COLOR, ERROR_COLOR_DARK = "#c62828", "#ff8a80"  # the dark red is hard to read on a dark window
 
 # refusals about the name: the name field takes the focus; about the password: the password field
 NAME_ERRORS = frozenset({ErrorCode.NAME_INVALID, ErrorCode.NAME_RESERVED, ErrorCode.NAME_TAKEN,
@@ -105,7 +107,8 @@ class ConnectDialog(QDialog):
         self.error.setWordWrap(True)
         self.error.setTextFormat(Qt.TextFormat.PlainText)  # the server's words, never markup
         self.error.setObjectName("errorLabel")
-        self.error.setStyleSheet("#errorLabel { color: #c62828; font-weight: bold; }")
+        dark = self.palette().color(QPalette.ColorRole.Window).lightness() < 128
+        self.error.setStyleSheet(f"#errorLabel {{ color: {ERROR_COLOR_DARK if dark else ERROR_COLOR}; font-weight: bold; }}")
         self.error.hide()
         self.problem: CertificateProblem | None = None
         self._build_certificate_box()

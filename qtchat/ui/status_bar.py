@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QLabel, QStatusBar
 
 from qtchat.client import ChatClient, ClientState
@@ -16,12 +17,23 @@ from qtchat.server import ChatServer
 
 from .wording import STATE_TEXT
 
-STATE_COLOR = {
-    ClientState.OFFLINE: "#9e9e9e",
-    ClientState.CONNECTING: "#f9a825",
-    ClientState.ONLINE: "#2e7d32",
-    ClientState.WAITING: "#ef6c00",
+STATE_COLOR = {  # on a light window
+    ClientState.OFFLINE: "#616161",
+    ClientState.CONNECTING: "#855900",
+    ClientState.ONLINE: "#1b6e20",
+    ClientState.WAITING: "#b33900",
 }
+STATE_COLOR_DARK = {  # on a dark window (a dark palette): the light ones are too dark to read there
+    ClientState.OFFLINE: "#bdbdbd",
+    ClientState.CONNECTING: "#ffd54f",
+    ClientState.ONLINE: "#81c995",
+    ClientState.WAITING: "#ffb74d",
+}
+
+
+def state_color(state: ClientState, window: QColor) -> str:
+    """The state's colour, readable on a window of that colour."""
+    return (STATE_COLOR_DARK if window.lightness() < 128 else STATE_COLOR)[state]
 
 
 class ConnectionStatus(QObject):
@@ -54,7 +66,8 @@ class ConnectionStatus(QObject):
 
     def show_state(self, s: ClientState, server: ChatServer | None) -> None:
         self.state_label.setText(STATE_TEXT[s])
-        self.state_label.setStyleSheet(f"color: {STATE_COLOR[s]};")
+        window = self.state_label.palette().color(QPalette.ColorRole.Window)
+        self.state_label.setStyleSheet(f"color: {state_color(s, window)};")
         if s is not ClientState.ONLINE:
             self.latency_label.setText("")
         self.show_tls()
@@ -77,8 +90,9 @@ class ConnectionStatus(QObject):
         elif server is not None:
             self.server_label.setText("Hosting stopped")
         elif c.welcome is not None:
-            name = f"{c.welcome.name} " if c.welcome.name else ""
-            self.server_label.setText(f"{name}{c.address} as {c.me}")
+            # as the conversation's first line says it: the server's name, its address in brackets
+            where = f"{c.welcome.name} ({c.address})" if c.welcome.name else c.address
+            self.server_label.setText(f"{where} as {c.me}")
         else:
             self.server_label.setText(c.address)
         others = [format_address(*a) for a in c.targets if a != (c.host, c.port)]

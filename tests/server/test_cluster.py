@@ -8,37 +8,17 @@ still chat, through PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from qtchat.protocol import History, HistoryRequest, Joined, JoinRoom, Message, RoomState, SendMessage
-from qtchat.server import ChatServer
+from qtchat.protocol import History, HistoryRequest, Joined, Message, SendMessage
 from tests.helpers import RawClient
 
 
 @pytest.fixture
 def nodes(cluster_nodes: Any) -> Any:
     return cluster_nodes
-
-
-@pytest.fixture
-def clients(qtbot: Any) -> Iterator[Any]:
-    made: list[RawClient] = []
-
-    def connect(server: ChatServer, name: str, *rooms: str) -> RawClient:
-        client = RawClient(server.port, qtbot)
-        made.append(client)
-        client.login(name)
-        for room in rooms:
-            client.send(JoinRoom(room))
-            client.wait_event(RoomState, room=room)
-        return client
-
-    yield connect
-    for client in made:
-        client.close()
 
 
 def texts(client: RawClient, room: str = "lobby") -> list[str]:

@@ -6,10 +6,7 @@ that vanishes takes its users out of every room within 5 s, and a user who moved
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from qtchat.protocol import (
     Bye,
@@ -21,7 +18,6 @@ from qtchat.protocol import (
     RoomJoined,
     RoomList,
     RoomsRequest,
-    RoomState,
     SendMessage,
     SetTopic,
     UserList,
@@ -31,25 +27,6 @@ from qtchat.server import ChatServer
 from qtchat.server.cluster_host import LOST
 from qtchat.server.redis_cluster import LEASE_MS, PROBE_MS, RedisCluster
 from tests.helpers import RawClient
-
-
-@pytest.fixture
-def clients(qtbot: Any) -> Iterator[Any]:
-    made: list[RawClient] = []
-
-    def connect(server: ChatServer, name: str | None = None, *rooms: str) -> RawClient:
-        client = RawClient(server.port, qtbot)
-        made.append(client)
-        if name is not None:
-            client.login(name)
-        for room in rooms:
-            client.send(JoinRoom(room))
-            client.wait_event(RoomState, room=room)
-        return client
-
-    yield connect
-    for client in made:
-        client.close()
 
 
 def users(client: RawClient, room: str = "lobby") -> set[str]:

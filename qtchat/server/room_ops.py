@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from qtchat.protocol import (
     HISTORY_VISIBILITY,
@@ -38,6 +39,7 @@ class RoomOps:
         self.rooms = rooms
         self.records: RoomRecords = rooms.records
         self.users = users
+        rooms.presence.on("room-kick", self._kicked_elsewhere)
 
     def _operated(self, user: User, name: str, *, creator: bool = False) -> tuple[Room, RoomRecord]:
         """The room (the user is in it) and its record, if the user is its operator (its creator)."""
@@ -122,7 +124,9 @@ class RoomOps:
         """Remove the member ``key`` from the room; their invite ends. Only a server admin removes the creator."""
         key = name_key(name)
         target = self.users.get(key)
-        if target is None or (target not in room.members and target not in room.joiners):
+        presence = self.rooms.presence
+        node = presence.node_of(key) if target is None and key in presence.members(room.key) else None
+        if node is None and (target is None or (target not in room.members and target not in room.joiners)):
             raise ProtocolError(ErrorCode.NO_SUCH_USER, f"{name!r} is not in {room.name}.", ref=ref)
         if key == record.creator and not admin:
             raise ProtocolError(ErrorCode.NOT_ROOM_OPERATOR, "Nobody but a server admin removes the room's creator.",
@@ -131,7 +135,21 @@ class RoomOps:
         record.guests.discard(key)
         self.records.save(record)
         why = f"kicked: {reason}" if reason else "kicked"
-        self.connections.send(target.peer, Left(target.name, now_ms(), room.name, why, by))
-        self.rooms.leave(target, room, why, by)
+        if target is None:  # a member on another node of the cluster: that node removes them
+            presence.send(node, "room-kick", {"room": room.key, "user": key, "why": why, "by": by})
+            log.info("%s removed %s from %r (%s) on node %s", by, name, room.name, why, node)
+            return f"{presence.members(room.key).get(key, name)} was removed from {room.name}."
+        self._remove(target, room, why, by)
         log.info("%s removed %s from %r (%s)", by, target.name, room.name, why)
         return f"{target.name} was removed from {room.name}."
+
+    def _remove(self, target: User, room: Room, why: str, by: str) -> None:
+        self.connections.send(target.peer, Left(target.name, now_ms(), room.name, why, by))
+        self.rooms.leave(target, room, why, by)
+
+    def _kicked_elsewhere(self, data: dict[str, Any], node: str) -> None:
+        """A room's operator on another node removed a member of it who is on this one."""
+        room = self.rooms.rooms.get(str(data.get("room")))
+        target = self.users.get(str(data.get("user")))
+        if room is not None and target is not None and (target in room.members or target in room.joiners):
+            self._remove(target, room, str(data.get("why", "kicked")), str(data.get("by", "")))

@@ -16,6 +16,7 @@ from qtchat.protocol import (
     Left,
     Message,
     RoomJoined,
+    RoomKick,
     RoomList,
     RoomsRequest,
     SendMessage,
@@ -188,3 +189,23 @@ def test_an_account_logged_in_again_on_another_node_takes_its_session_over_quiet
     assert len([e for e in carol.of(Joined) + carol.of(Left) if e.user == "ann"]) == seen  # she moved, no news
     assert users(carol) == {"ann", "carol"}
     assert second.of(Error) == []
+
+
+def test_a_room_operator_removes_a_member_who_is_on_another_node(cluster_nodes: Any, clients: Any,
+                                                                  qtbot: Any) -> None:
+    a, b = cluster_nodes(2)
+    ann = clients(a, "ann", "den")  # its creator: an operator of it
+    ben = clients(b, "ben", "den")
+    cat = clients(b, "cat")
+    sees(qtbot, a, "ben", "den")
+    ann.send(RoomKick("den", "cat"))  # not in it, on any node
+    assert ann.wait_event(Error, ref="den").code == "no_such_user"
+    assert not [e for e in cat.of(Left) if e.room == "den"]
+    ann.send(RoomKick("den", "ben", "spam"))
+    mine = ben.wait_event(Left, room="den", user="ben", timeout=5)
+    assert (mine.reason, mine.by) == ("kicked: spam", "ann")
+    left = ann.wait_event(Left, room="den", user="ben", timeout=5)  # and everyone in the room saw it
+    assert (left.reason, left.by) == ("kicked: spam", "ann")
+    qtbot.waitUntil(lambda: a.rooms.user_names("den") == ["ann"], timeout=5000)
+    ben.say("still here?", cid="b1", room="den")
+    assert ben.wait_event(Error, ref="b1").code == "no_such_room"

@@ -122,9 +122,14 @@ class Cluster:
         """Users logged in on other nodes, by key."""
         return {}
 
+    def remote_user(self, user_key: str) -> RemoteUser | None:
+        """The user of that name logged in on another node alive, if any."""
+        return None
+
     def node_of(self, user_key: str) -> str | None:
         """The other node a user is logged in on, if any."""
-        return None
+        user = self.remote_user(user_key)
+        return user.node if user is not None else None
 
     def nodes(self) -> list[str]:
         """The other nodes alive, as last seen."""

@@ -27,10 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QTimer
 
-from qtchat.protocol import Notice, encode_event
-
 from .cluster import RemoteUser, address_of
-from .peer import now_ms
 
 if TYPE_CHECKING:
     from .operator import Operator, UserSnapshot
@@ -85,9 +82,7 @@ class ClusterOps:
 
     def by_key(self, key: str) -> RemoteUser | None:
         """The user of that name on another node alive, if any."""
-        node = self.cluster.node_of(key)
-        user = self.cluster.users().get(key) if node is not None else None
-        return user if user is not None and user.node == node else None
+        return self.cluster.remote_user(key)
 
     def snapshot(self, uid: int, user: RemoteUser) -> UserSnapshot:
         from .operator import UserSnapshot
@@ -171,11 +166,8 @@ class ClusterOps:
 
     def _on_broadcast(self, data: dict[str, Any], sender: str) -> None:
         text = str(data.get("text", ""))
-        frame = encode_event(Notice(text, now_ms()))
-        users = self.server.users
-        for user in users.values():
-            self.server.connections.write(user.peer, frame)
-        log.warning("admin of node %s: broadcast to %d users here: %s", sender, len(users), text[:200])
+        here = self.operator.broadcast_here(text)
+        log.warning("admin of node %s: broadcast to %d users here: %s", sender, here, text[:200])
 
     def accepting(self, on: bool) -> None:
         if self.clustered:

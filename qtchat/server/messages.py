@@ -97,11 +97,11 @@ class Messages:
             if earlier is not None and earlier.where == where and earlier.digest == hash(event.text):
                 self._private_again(user, event, earlier, target)  # acknowledged again, not sent twice
                 return
-        node = self.cluster.node_of(to_key) if target is None else None
-        if target is None and node is None:
+        remote = self.cluster.remote_user(to_key) if target is None else None  # online on another node
+        if target is None and remote is None:
             self.mailboxes.hold(user, event, to_key)
             return
-        to_name = target.name if target is not None else self.cluster.users()[to_key].name
+        to_name = target.name if target is not None else remote.name if remote is not None else event.to
         msg = Message(id=self.backend.next_id(), ts=now_ms(), sender=user.name, text=event.text, cid=cid,
                       to=to_name)
         if cid is not None:
@@ -109,9 +109,9 @@ class Messages:
         user.peer.msgs_in += 1
         self.total += 1
         frame = encode_event(msg)
-        if target is None:  # online on another node of the cluster
-            self.cluster.send(node, "pm", {"to": to_key, "frame": frame.decode()})
-        else:
+        if remote is not None:
+            self.cluster.send(remote.node, "pm", {"to": to_key, "frame": frame.decode()})
+        elif target is not None:
             self.connections.write(target.peer, frame)
         if target is not user:
             self.connections.write(user.peer, frame)

@@ -218,16 +218,21 @@ class Operator:
         def act() -> str:
             if not text.strip():
                 raise ValueError("The notice is empty.")
-            frame = encode_event(Notice(text, now_ms()))
-            users = self.server.users
-            for user in users.values():
-                self.server.connections.write(user.peer, frame)
+            here = self.broadcast_here(text)
             remote = self.remote.broadcast(text)
-            log.warning("admin: broadcast to %d users: %s", len(users) + remote, text[:200])
+            log.warning("admin: broadcast to %d users: %s", here + remote, text[:200])
             if self.remote.clustered:
-                return f"Sent to {len(users) + remote} users ({remote} of them on other nodes)."
-            return f"Sent to {len(users)} users."
+                return f"Sent to {here + remote} users ({remote} of them on other nodes)."
+            return f"Sent to {here} users."
         return answer(act)
+
+    def broadcast_here(self, text: str) -> int:
+        """The notice to every user of this node (a broadcast made here or on another node); how many."""
+        frame = encode_event(Notice(text, now_ms()))
+        users = self.server.users
+        for user in users.values():
+            self.server.connections.write(user.peer, frame)
+        return len(users)
 
     # ------------------------------------------------------------ accounts
 

@@ -527,9 +527,9 @@ class RedisCluster(QObject, Cluster):
     def users(self) -> dict[str, RemoteUser]:
         return dict(self._mirror.users)
 
-    def node_of(self, user_key: str) -> str | None:
+    def remote_user(self, user_key: str) -> RemoteUser | None:
         user = self._mirror.users.get(user_key)
-        return user.node if user is not None and user.node in self._live else None
+        return user if user is not None and user.node in self._live else None
 
     def nodes(self) -> list[str]:
         return sorted(self._live)

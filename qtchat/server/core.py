@@ -11,6 +11,7 @@ tables; each job lives in a module of its own (docs/ARCHITECTURE.md has the map)
 - room_state.py, room_ops.py: what a room keeps (creator, operators, modes, invites, join points); its operators' work
 - messages.py, resends.py: posting to rooms and people, resends recognised by cid
 - journal.py: the pass, stored in one commit before anything of it is sent
+- lanes.py: fakelag: frames past their price held back and served in turns
 - mailbox.py: private messages kept for offline users
 - history.py: pages, pages around a message, search, read markers
 - operator.py: kick, ban, mute, broadcast, accounts; snapshots for the admin window
@@ -22,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +32,6 @@ from PySide6.QtNetwork import QAbstractSocket
 from qtchat import __version__
 from qtchat.protocol import (
     DEFAULT_ROOM,
-    NEED_DATA,
-    PEER_CLOSED,
     AccountStatus,
     BanRequest,
     Bye,
@@ -74,6 +72,7 @@ from .cluster_host import ServerHost
 from .config import ServerConfig, announced_limits, work_limits
 from .history import HistoryService
 from .journal import Journal
+from .lanes import Lanes
 from .limits import Verdict
 from .mailbox import Mailboxes
 from .messages import Messages
@@ -90,10 +89,6 @@ log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
 RATED = (SendMessage, SetTopic)  # what the message rate limit counts
-LAG_TICK_MS = 5  # how often frames held back (fakelag) are served...
-LAG_TICK_SHARE_S = 0.003  # ...for about this long at most, in turns, so the loop serves everyone else between
-AT_ONCE = 5.0  # a frame costing more than this (history, search, lists) always waits for its turn...
-PER_READ = 20.0  # ...and so do cheap ones past this much work in one read of one connection
 
 
 def own_bytes(event: SendMessage | SetTopic) -> int:
@@ -151,7 +146,7 @@ class ChatServer(QObject):
         self.rooms = Rooms(cfg, self.connections, schedule=self._schedule,
                            describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108
                            publish=backend.publish, records=RoomRecords(backend), presence=backend.cluster)
-        self.rooms.settled = lambda user: self._release(user.peer)
+        self.rooms.settled = lambda user: self.lanes.release(user.peer)
         self.room_ops = RoomOps(self.connections, self.rooms, self.users)
         self.recent = RecentCids()
         self.journal = Journal(backend, self.rooms, self.connections, schedule=self._flush_soon,
@@ -181,10 +176,9 @@ class ChatServer(QObject):
         self._notice_timer.timeout.connect(self.flush)
         self._sweep_timer = QTimer(self)
         self._sweep_timer.timeout.connect(self.connections.sweep)
-        self._lagged: dict[Peer, None] = {}  # connections with frames waiting, in the order of their turns
-        self._lag_timer = QTimer(self)
-        self._lag_timer.setInterval(LAG_TICK_MS)
-        self._lag_timer.timeout.connect(self._serve_lagged)
+        self.lanes = Lanes(self.connections, self, dispatch=self._dispatch, holds=self._holds, flood=self._flood,
+                           price=lambda event: price(event, self.rooms),
+                           backlog=lambda: work_limits(self.config).backlog)
         self._stopping = False
         self._stopped = False
         self._stop_deadline = QTimer(self)
@@ -331,105 +325,14 @@ class ChatServer(QObject):
             self._flood(peer, f"You sent more than {self.config.rate_bytes} bytes per second for too long.")
             return
         peer.conn.receive_data(data)
-        self._take_events(peer)
+        self.lanes.take(peer)
 
-    def _take_events(self, peer: Peer) -> None:
-        """Act on the frames received (in turns past their price). Frames after a hello that is still being
-        checked (a password, the backend's answers) wait in the connection, undecoded, until its welcome."""
-        conn = peer.conn
-        spent = 0.0  # work acted on at once in this read: at most PER_READ, the rest takes turns
-        while not peer.detached and not peer.held:
-            try:
-                event = conn.next_event()
-            except ProtocolError as exc:
-                self.connections.fail(peer, exc, report=True)
-                continue
-            if event is NEED_DATA or event is PEER_CLOSED:
-                break
-            if peer.work is None:
-                self._dispatch(peer, event)
-                self._after(peer, event)
-                continue
-            cost = price(event, self.rooms)
-            if peer.backlog or cost > AT_ONCE or spent + cost > PER_READ or peer.work.take(cost, time.monotonic()) > 0:
-                self._hold_back(peer, event)  # it waits for its price, or for its turn (fakelag)
-                if isinstance(event, Hello):
-                    peer.held = True  # nothing after it is decoded before it is answered
-            else:
-                spent += cost
-                self._dispatch(peer, event)
-                self._after(peer, event)
-
-    def _after(self, peer: Peer, event: object) -> None:
+    def _holds(self, peer: Peer, event: object) -> bool:
         """A hello or a join was acted upon: the frames after it wait while it is answered (a password checked,
-        the backend read: they may depend on it, a message to the room joined), released by ``_release``."""
+        the backend read: they may depend on it, a message to the room joined), released by ``lanes.release``."""
         if isinstance(event, Hello):
-            if peer.user is None and not peer.detached and (peer.logging_in or peer in self._admitting.values()):
-                peer.held = True
-            else:
-                self._release(peer)
-        elif isinstance(event, JoinRoom) and peer.user is not None and peer.user in self.rooms.joining:
-            peer.held = True
-
-    def _release(self, peer: Peer) -> None:
-        """Act on what a held connection sent meanwhile (on the loop's next turn: the caller may be a future's)."""
-        if peer.held:
-            peer.held = False
-            QTimer.singleShot(0, self, lambda: self._resume(peer))
-
-    def _resume(self, peer: Peer) -> None:
-        if peer.detached:
-            return
-        if peer.backlog:
-            self._lagged[peer] = None
-            if not self._lag_timer.isActive():
-                self._lag_timer.start()
-        self._take_events(peer)
-
-    def _hold_back(self, peer: Peer, event: object) -> None:
-        backlog = peer.backlog
-        if backlog is None:
-            backlog = peer.backlog = deque()
-        if len(backlog) >= work_limits(self.config).backlog:
-            self._flood(peer, "You sent requests faster than this server serves them, for too long.")
-            return
-        backlog.append(event)
-        self._lagged[peer] = None
-        if not self._lag_timer.isActive():
-            self._lag_timer.start()
-
-    def _serve_lagged(self) -> None:
-        """Frames held back, in turns: one frame of each waiting connection in rotation, as its work units
-        allow, until this tick's share of the loop is spent (the loop then serves everyone else)."""
-        now = time.monotonic()
-        deadline = now + LAG_TICK_SHARE_S
-        self._lag_timer.setInterval(LAG_TICK_MS)
-        turns = len(self._lagged)
-        while self._lagged and turns > 0 and time.monotonic() < deadline:
-            turns -= 1
-            peer = next(iter(self._lagged))
-            del self._lagged[peer]  # to the end of the rotation, if it still waits
-            backlog, work = peer.backlog, peer.work
-            if peer.detached or not backlog or work is None:
-                peer.backlog = None
-                continue
-            if peer.held:
-                continue  # out of the rotation until released (_resume puts it back)
-            if work.take(price(backlog[0], self.rooms), now) == 0:
-                turns = len(self._lagged) + 1  # something was served: another round may follow
-                event = backlog.popleft()
-                self._dispatch(peer, event)
-                self._after(peer, event)
-            if backlog and not peer.detached and not peer.held:
-                self._lagged[peer] = None
-            else:
-                peer.backlog = None
-        if not self._lagged:
-            self._lag_timer.stop()
-        else:  # a frame that took long (a search up to its budget) leaves the loop to others twice as long
-            overrun = time.monotonic() - now
-            if overrun > LAG_TICK_SHARE_S:
-                self._lag_timer.setInterval(max(LAG_TICK_MS, int(overrun * 2000)))
+            return peer.user is None and not peer.detached and (peer.logging_in or peer in self._admitting.values())
+        return isinstance(event, JoinRoom) and peer.user is not None and peer.user in self.rooms.joining
 
     def _dispatch(self, peer: Peer, event: object) -> None:
         """One lookup in the table of the connection's phase; a ProtocolError a handler raises is answered."""
@@ -550,7 +453,7 @@ class ChatServer(QObject):
         self.user_joined.emit(user.name, peer.peer)
         if account is not None:
             self.mailboxes.deliver(user)
-        self._release(peer)  # what it sent after its hello
+        self.lanes.release(peer)  # what it sent after its hello
 
     def _remember(self, key: str, found: list[RecentCid]) -> None:
         if key not in self.recent:

@@ -46,6 +46,7 @@ from .search_panel import SearchPanel
 from .sidebar import Sidebar
 from .status_bar import ConnectionStatus
 from .user_panel import UserPanel
+from .view_menu import add_view_menu
 from .wording import certificate_heading, connection_lost_text, reason_text
 
 SEARCH_WIDTH = 320  # the side panel while it shows search results
@@ -74,7 +75,7 @@ class MainWindow(QMainWindow):
         self.client = client
         self.settings = settings
         self.server: ChatServer | None = None
-        self.workspace = Workspace(client, self)
+        self.workspace: Workspace = Workspace(client, self)
         self.views: dict[Conversation, ChatView] = {}
         self._drafts: dict[Conversation, str] = {}
         self._rooms_restored_for: tuple[str, int, str] | None = None
@@ -276,18 +277,10 @@ class MainWindow(QMainWindow):
         chat.addSeparator()
         quit_action = add(chat, "&Quit", self.close, "Ctrl+Q")
         quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-        view_menu = self.menuBar().addMenu("&View")
-        self.presence_action = QAction("Show &joins and leaves", self)
-        self.presence_action.setCheckable(True)
-        self.presence_action.setChecked(self.settings.show_presence)
-        self.presence_action.toggled.connect(self._set_show_presence)
-        view_menu.addAction(self.presence_action)
+        self.view_actions = add_view_menu(self)  # View: the preferences (view_menu.py)
+        self.presence_action = self.view_actions["show_presence"]
         help_menu = self.menuBar().addMenu("&Help")
         add(help_menu, "&About qtchat", self._about)
-
-    def _set_show_presence(self, on: bool) -> None:
-        self.settings.show_presence = on
-        self.workspace.set_show_presence(on)
 
     def open_connect_dialog(self, error: str | None = None) -> bool:
         """Ask where to connect (or whether to host); True once logged in."""

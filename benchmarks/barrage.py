@@ -127,6 +127,10 @@ class Bystander:
             self.pinged[cid] = self.sent[cid]
             writer.write(encode_event(SendMessage(f"bystander message {self.n}", cid=cid)) + encode_event(Ping(cid)))
             await asyncio.sleep(0.1)
+        for _ in range(100):  # the echoes still on their way are measured too (for at most 2 s)
+            if not self.sent and not self.pinged or reading.done():
+                break
+            await asyncio.sleep(0.02)
         reading.cancel()
         writer.close()
 
@@ -244,9 +248,9 @@ async def phase(port: int, kind: str, seconds: float, pid: int) -> dict[str, Any
     await asyncio.sleep(seconds)
     stop.set()
     cpu = cpu_s(pid) - cpu0
-    if attack is not None:
-        attack.wait(timeout=30)
-    await asyncio.wait(tasks, timeout=5)
+    await asyncio.wait(tasks, timeout=5)  # the bystanders' last echoes read before anything else is waited for
+    while attack is not None and attack.poll() is None:  # never a blocking wait: it would hold the readers up
+        await asyncio.sleep(0.05)
     lat = sorted(x for b in bystanders for x in b.latencies)
     lost = sum(len(b.sent) for b in bystanders)
 

@@ -77,8 +77,10 @@ class Records(Kind):
         entry = "_e"
         if self.inherit:
             entry = "{**_e, " + ", ".join(f"{_slot_key(self.of, f)!r}: v_{f}" for f in self.inherit) + "}"
-        lines = [
-            f"_raw = d.get({s.key!r})",
+        lines = [f"_raw = d.get({s.key!r})"]
+        if self.omit_empty:  # left out when empty: absent means empty
+            lines += ["if _raw is None:", "    _raw = []"]
+        lines += [
             "if not isinstance(_raw, list):",
             f"    raise _bad({f'Field {s.key!r} must be a list.'!r})",
             f"{v} = []",

@@ -47,6 +47,9 @@ class ErrorCode(StrEnum):
     NOT_ROOM_OPERATOR = "not_room_operator"  # a room's modes, operators, invites or kicks from a non-operator
     INVITE_ONLY = "invite_only"  # joining an invite-only room without an invite
     NO_SUCH_USER = "no_such_user"  # inviting, naming or kicking a name that is not there
+    NO_SUCH_MESSAGE = "no_such_message"  # editing or deleting a message the room does not have (or deleted)
+    NOT_AUTHOR = "not_author"  # editing someone else's message, or deleting it without being an operator
+    TOO_LATE = "too_late"  # editing a message older than the server's edit window
     PING_TIMEOUT = "ping_timeout"
     TOO_MANY_ERRORS = "too_many_errors"
     # limits

@@ -189,6 +189,27 @@ class SendMessage(ClientEvent):
     to: Annotated[str | None, Str(100)] = None  # a private message to this user instead of the room
 
 
+@event("edit", order=("room", "id", "text"))
+@dataclass(frozen=True, slots=True)
+class EditMessage(ClientEvent):
+    """Replace the text of your own message ``id`` in ``room`` (within the server's ``edit_window``): every
+    member gets ``edited``, the editor too (its acknowledgement). Refusals carry ``ref`` "edit:<id>"."""
+
+    id: Annotated[int, Id(required=True)]
+    text: Annotated[str, ChatText()]
+    room: Annotated[str, Str(MAX_ROOM_NAME)] = DEFAULT_ROOM
+
+
+@event("delete", order=("room", "id"))
+@dataclass(frozen=True, slots=True)
+class DeleteMessage(ClientEvent):
+    """Delete the message ``id`` in ``room``: your own, or any as an operator of the room or the server.
+    Every member gets ``deleted``. Refusals carry ``ref`` "delete:<id>"."""
+
+    id: Annotated[int, Id(required=True)]
+    room: Annotated[str, Str(MAX_ROOM_NAME)] = DEFAULT_ROOM
+
+
 @event("users")
 @dataclass(frozen=True, slots=True)
 class UsersRequest(ClientEvent):
@@ -355,7 +376,7 @@ class Welcome(ServerEvent):
     nodes: Annotated[tuple[str, ...], Addresses()] = ()
 
 
-@event("msg", order=("id", "ts", "room", "to", "sender", "text", "cid", "held"))
+@event("msg", order=("id", "ts", "room", "to", "sender", "text", "cid", "held", "edited", "deleted"))
 @dataclass(frozen=True, slots=True)
 class Message(ServerEvent):
     """A chat message as the server relays it, to every member of the room including its sender.
@@ -377,15 +398,18 @@ class Message(ServerEvent):
     to: Annotated[str | None, Str()] = None  # set on a private message: its recipient (and there is no room)
     # a private message kept for an offline recipient (see above)
     held: Annotated[bool, Bool(omit_empty=True, only_with=("to", "private messages"))] = False
+    edited: Annotated[int, Int(omit_empty=True)] = 0  # when its text was last replaced (ms), 0: never
+    deleted: Annotated[bool, Bool(omit_empty=True)] = False  # deleted: its text is empty, show a placeholder
 
 
-HISTORY_ENTRY = ("id", "ts", "sender", "text", "cid")
+HISTORY_ENTRY = ("id", "ts", "sender", "text", "cid", "edited", "deleted")
 """The fields of a message in a ``history`` page (its room is the page's)."""
-SEARCH_RESULT = ("id", "ts", "room", "sender", "text")
+SEARCH_RESULT = ("id", "ts", "room", "sender", "text", "edited")
 """The fields of a message in a ``results`` frame."""
 
 
-@event("history", order=("room", "messages", "more", "before", "after", "around", "newer"))
+@event("history", order=("room", "messages", "more", "before", "after", "around", "newer", "changed",
+                         "changed_more"))
 @dataclass(frozen=True, slots=True)
 class History(ServerEvent):
     """A page of stored messages of a room, oldest first, answering a ``history`` request.
@@ -403,6 +427,34 @@ class History(ServerEvent):
     more: Annotated[bool, Bool()] = False
     around: Annotated[int | None, Id()] = None
     newer: Annotated[bool, Bool(omit_empty=True)] = False
+    # ``after`` pages only: messages up to ``after`` edited or deleted since, as they are now (newest change
+    # last); ``changed_more``: more such changes than fit (the client reloads what it shows)
+    changed: Annotated[tuple[Message, ...], Records(Message, view=HISTORY_ENTRY, inherit=("room",), omit_empty=True,
+                                                    not_object="A history message must be an object.")] = ()
+    changed_more: Annotated[bool, Bool(omit_empty=True)] = False
+
+
+@event("edited", order=("room", "id", "text", "edited", "by"))
+@dataclass(frozen=True, slots=True)
+class MessageEdited(ServerEvent):
+    """The message ``id`` of ``room`` has a new text (``edited``: when, ms); ``by``: its author."""
+
+    id: Annotated[int, Int()]
+    text: Annotated[str, Str(1 << 30)]
+    edited: Annotated[int, Int()]
+    by: Annotated[str, Str()]
+    room: Annotated[str, Str()] = DEFAULT_ROOM
+
+
+@event("deleted", order=("room", "id", "ts", "by"))
+@dataclass(frozen=True, slots=True)
+class MessageDeleted(ServerEvent):
+    """The message ``id`` of ``room`` was deleted (``ts``: when, ms) by ``by``: its author, or an operator."""
+
+    id: Annotated[int, Int()]
+    ts: Annotated[int, Int()]
+    by: Annotated[str, Str()]
+    room: Annotated[str, Str()] = DEFAULT_ROOM
 
 
 @event("results", order=("query", "room", "before", "results", "more"))

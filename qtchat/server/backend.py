@@ -71,6 +71,15 @@ The contract (what the core relies on; a new backend must keep every point):
    sender's newest 64, is the check, above what a client can have unacknowledged under the
    default rate limits (a burst of 20).
 
+9. **Edits and deletions are checked by the store**, in the pass's transaction (``PassBatch.changes``): the
+   message must be in that room and not deleted, and, when ``Change.author_key`` is set, be that sender's
+   and no older than ``not_before``; the store stamps each ``result`` and ``sender``, replaces the text (a
+   deletion leaves it empty, with ``deleted``), keeps the search index right in the same transaction (the
+   old text is never found again, the new one is), and gives the change a ``seq`` from the sequence of
+   message ids, taken as a message's id is (point 4: visible in order in the room), so ``changed(room,
+   after)`` finds every change made after a client's last seen id. Pages, around pages, search results and
+   ``changed`` carry each message's current text with ``edited``/``deleted``.
+
 
 Implementations: ``SqliteBackend`` (sqlite_backend.py) for one machine, with its files in
 the data folder (or with ``data_dir`` None its databases in memory); ``MemoryBackend``
@@ -116,6 +125,28 @@ class Posted:
     again: bool = False  # a resend of a stored message: acknowledged to its sender only, relayed to nobody
 
 
+@dataclass(slots=True)
+class Change:
+    """An edit (``text`` set) or a deletion (``text`` None) of the room message ``id``, accepted this pass. The
+    store checks it in the pass's transaction and stamps ``result``: "" done, else the refusal's error code
+    (``no_such_message``: not in that room, or deleted; ``not_author``: ``author_key`` is set and is not its
+    sender's; ``too_late``: sent before ``not_before``, ms), and ``sender`` (its author's name), and gives it a
+    place in the room's order (``seq``, from the ids' sequence: pages ``after`` an id find it, point 9)."""
+
+    room_key: str
+    room: str  # the room's display name
+    id: int
+    text: str | None  # the new text; None: deleted
+    ts: int  # when (ms)
+    by: str  # who asked (a name)
+    author_key: str | None  # the message must be this sender's (None: an operator's deletion, anyone's)
+    not_before: int = 0  # an edit: the message must have been sent at or after this (ms)
+    slot: int = 0  # where its frame goes in the room's batch of this pass
+    result: str = ""
+    sender: str = ""
+    seq: int = 0
+
+
 MailRow = tuple[int, str, int, str, str, str | None, str]  # id, recipient key, ts, sender, sender key, cid, text
 
 
@@ -127,9 +158,10 @@ class PassBatch:
     markers: dict[tuple[str, str], int] = field(default_factory=dict)  # (user key, room key) -> id
     mail: list[MailRow] = field(default_factory=list)  # private messages kept for offline users
     delivered: dict[str, int] = field(default_factory=dict)  # user key -> the newest held id confirmed
+    changes: list[Change] = field(default_factory=list)  # edits and deletions, checked and stamped by the store
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.markers or self.mail or self.delivered)
+        return bool(self.messages or self.markers or self.mail or self.delivered or self.changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +172,8 @@ class StoredMessage:
     sender: str
     text: str
     cid: str | None
+    edited: int = 0  # when its text was last replaced (ms); 0: never
+    deleted: bool = False  # its text is then empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +291,11 @@ class Backend(Protocol):
     def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
         """A room's messages in id order: the oldest ``limit`` after ``after``, else the newest ``limit``
         before ``before`` (both None: the newest of all); ``more``: more lie beyond the page's far end."""
+
+    def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
+        """The room's messages with ids up to ``after`` that were edited or deleted after it (their change's
+        ``seq`` above ``after``), as they are now, in the order of those changes, at most ``limit``; ``more``:
+        more such changes were made (point 9)."""
 
     def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
         """Up to ``limit`` messages around the id ``mid`` (``around_shares`` says how many of each side), the
@@ -381,6 +420,7 @@ __all__ = [
     "Account",
     "Around",
     "Backend",
+    "Change",
     "HeldMessage",
     "MailRow",
     "Page",

@@ -37,6 +37,7 @@ class ServerConfig:
     max_rooms_per_user: int = 50
     mailbox_size: int = 1000  # private messages kept per offline registered user; 0 keeps none
     mailbox_per_sender: int = 100  # of those, how many from one sender; 0: no share (a sender may fill it)
+    edit_window: float = 900.0  # how long after sending a room message its author may edit it; 0: no edits
     registration: bool = True  # anyone may register a free name with a password
     require_accounts: bool = False  # only registered names may log in
     # per-connection limits (see qtchat/server/limits.py and docs/SECURITY.md); 0 turns one off
@@ -79,4 +80,5 @@ def announced_limits(cfg: ServerConfig) -> dict[str, float]:
         "bytes_per_s": lim.bytes, "bytes_burst": lim.bytes_burst if lim.bytes else 0,
         "max_rooms": cfg.max_rooms_per_user, "max_per_address": cfg.max_per_address,
         "work_per_s": max(0.0, cfg.rate_work), "work_burst": max(1.0, cfg.rate_work_burst) if cfg.rate_work > 0 else 0,
+        "edit_window": cfg.edit_window,
     }

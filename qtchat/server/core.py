@@ -36,7 +36,9 @@ from qtchat.protocol import (
     BanRequest,
     Bye,
     ByeCode,
+    DeleteMessage,
     Delivered,
+    EditMessage,
     ErrorCode,
     Hello,
     HistoryRequest,
@@ -70,6 +72,7 @@ from .backend import Backend, RecentCid, then
 from .cluster import Claim
 from .cluster_host import ServerHost
 from .config import ServerConfig, announced_limits, work_limits
+from .edits import Edits
 from .history import HistoryService
 from .journal import Journal
 from .lanes import Lanes
@@ -88,12 +91,13 @@ from .sqlite_backend import SqliteBackend
 log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
-RATED = (SendMessage, SetTopic)  # what the message rate limit counts
+RATED = (SendMessage, SetTopic, EditMessage, DeleteMessage)  # what the message rate limit counts
+Rated = SendMessage | SetTopic | EditMessage | DeleteMessage
 
 
-def own_bytes(event: SendMessage | SetTopic) -> int:
+def own_bytes(event: Rated) -> int:
     """About the bytes a rated frame took on the wire (its text), not counted in its own rate check."""
-    text = event.text if isinstance(event, SendMessage) else event.topic
+    text = event.topic if isinstance(event, SetTopic) else "" if isinstance(event, DeleteMessage) else event.text
     return len(text.encode("utf-8", "surrogatepass"))
 
 
@@ -158,6 +162,7 @@ class ChatServer(QObject):
                                  users=self.users, muted=self.muted, recent=self.recent,
                                  posted=self.message_posted.emit)
         self.history = HistoryService(cfg, backend, self.connections, self.rooms, self.journal)
+        self.edits = Edits(cfg, backend, self.rooms, self.journal, self.muted)
         self.hasher = Hasher(parent=self)
         self.auth = Authenticator(cfg, backend, self.connections, self.users, self.hasher, admit=self._admit,
                                   taken=self.name_taken)
@@ -212,6 +217,7 @@ class ChatServer(QObject):
             Ping: lambda user, event: self._on_ping(user.peer, event),
             Pong: _ignore,
             Bye: lambda user, event: self._on_bye(user.peer, event),
+            **self.edits.handlers(),
         }
 
     # ------------------------------------------------------------ lifecycle
@@ -355,7 +361,7 @@ class ChatServer(QObject):
             log.exception("error handling %s from %s", type(event).__name__, peer.peer)
             self.connections.fail(peer, ProtocolError(ErrorCode.INTERNAL, "The server failed to handle that frame."))
 
-    def _within_rate(self, peer: Peer, event: SendMessage | SetTopic) -> bool:
+    def _within_rate(self, peer: Peer, event: Rated) -> bool:
         """A chat message over the rate limit: refused (slow_down), or after too many refusals a disconnect."""
         assert peer.limiter is not None
         verdict, wait = peer.limiter.message(time.monotonic(), own_bytes(event))
@@ -371,7 +377,8 @@ class ChatServer(QObject):
             ErrorCode.SLOW_DOWN,
             f"You are sending too fast (this server allows {what}), so this was not sent. "
             f"Wait {max(wait, 0.1):.1f} s and send it again.",
-            ref=event.cid if isinstance(event, SendMessage) else None,
+            ref=event.cid if isinstance(event, SendMessage) else None if isinstance(event, SetTopic) else
+            f"{'edit' if isinstance(event, EditMessage) else 'delete'}:{event.id}",
             retry_after=math.ceil(wait * 1000) / 1000)  # rounded up: waiting that long is enough
 
     def _flood(self, peer: Peer, why: str) -> None:

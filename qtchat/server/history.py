@@ -72,12 +72,21 @@ class HistoryService:
                                                   self._failed(user, "history")))
             return
         after = request.after if floor is None or request.after is None else max(request.after, floor)
+        failed = self._failed(user, "history")
+
+        def changes(page: Page) -> None:  # a page after an id: the older messages changed since come with it
+            if request.after is None:
+                self._send_page(user, room, request, page)
+                return
+            then(self.backend.changed(room.key, request.after, request.limit),
+                 lambda changed: self._send_page(user, room, request, page, _page_above(changed, floor)), failed)
+
         self.journal.when_stored(lambda: then(
             self.backend.page(room.key, before=request.before, after=after, limit=request.limit),
-            lambda page: self._send_page(user, room, request, _page_above(page, floor)),
-            self._failed(user, "history")))
+            lambda page: changes(_page_above(page, floor)), failed))
 
-    def _send_page(self, user: User, room: Room, request: HistoryRequest, page: Page) -> None:
+    def _send_page(self, user: User, room: Room, request: HistoryRequest, page: Page,
+                   changed: Page | None = None) -> None:
         budget = self.config.max_frame - 200
         msgs: list[Message] = []
         size = 0
@@ -94,8 +103,18 @@ class HistoryService:
             size += cost
         if request.after is None:
             msgs.reverse()
+        edits: list[Message] = []
+        edits_more = changed is not None and changed.more
+        for r in changed.messages if changed is not None else ():
+            msg = _message(r, room)
+            cost = len(encode_event(msg))
+            if size + cost > budget:
+                edits_more = True
+                break
+            edits.append(msg)
+            size += cost
         self.connections.send(user.peer, History(tuple(msgs), room.name, before=request.before, after=request.after,
-                                                 more=more))
+                                                 more=more, changed=tuple(edits), changed_more=edits_more))
 
     def _send_around(self, user: User, room: Room, mid: int, found: Around) -> None:
         """A history page centred on ``mid``; cut to the frame limit, it keeps the messages nearest it."""
@@ -160,7 +179,8 @@ class HistoryService:
         size = 0
         more = page.more
         for r in page.messages:
-            msg = Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=names.get(r.room, r.room))
+            msg = Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=names.get(r.room, r.room),
+                          edited=r.edited)
             cost = len(encode_frame(search_result_wire(msg)))  # its real size (and one for the comma)
             if results and size + cost > budget:
                 more = True
@@ -209,7 +229,8 @@ class HistoryService:
 
 
 def _message(r: StoredMessage, room: Room) -> Message:
-    return Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=room.name, cid=r.cid)
+    return Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=room.name, cid=r.cid, edited=r.edited,
+                   deleted=r.deleted)
 
 
 

@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, QTimer
 from .backend import (
     Account,
     Around,
+    Change,
     HeldMessage,
     MailboxCount,
     Page,
@@ -41,7 +42,7 @@ from .bans import BanList
 from .cluster import Cluster
 from .room_state import RoomRecord
 from .sqlite_backend import PRUNE_INTERVAL_MS, SEARCH_BUDGET_S, MessageIds
-from .store import SearchTooCostly, fold, query_words
+from .store import SearchTooCostly, change_refused, fold, query_words
 
 T = TypeVar("T")
 Row = tuple[int, int, str, str, str | None, str]  # id, ts, sender, sender key, cid, text
@@ -61,6 +62,8 @@ class MemoryBackend(QObject):
         self._rooms: dict[str, list[Row]] = {}  # room key -> rows in id order
         self._room_ids: dict[str, list[int]] = {}  # room key -> their ids (for bisect)
         self._by_cid: dict[tuple[str, str], list[tuple[str, Row]]] = {}  # (sender key, cid) -> (room key, row)
+        self._edits: dict[int, tuple[str, int, bool]] = {}  # id -> its current text, edited (ms), deleted
+        self._changes: dict[str, tuple[list[int], list[int]]] = {}  # room key -> (change seqs, their ids), in order
         self._markers: dict[tuple[str, str], int] = {}
         self._mail: dict[str, list[Row]] = {}  # recipient key -> rows in id order
         self._accounts: dict[str, Account] = {}
@@ -143,6 +146,26 @@ class MemoryBackend(QObject):
                 self._mail.pop(user_key, None)
         if batch.messages and self.history:
             self._trim({m.room_key for m in batch.messages})
+        for c in batch.changes:
+            self._apply_change(c)
+
+    def _apply_change(self, c: Change) -> None:
+        """An edit or a deletion, checked and applied (backend.py, point 9)."""
+        row = self._row(c.room_key, c.id)
+        now = None if row is None else self._edits.get(row[0], (row[5], 0, False))
+        c.result = change_refused(c, None if row is None or now is None else (row[3], row[1], now[2]))
+        if c.result or row is None or now is None:
+            return
+        c.sender, c.seq = row[2], self.ids.next()
+        self._edits[c.id] = ("", now[1], True) if c.text is None else (c.text, c.ts, False)
+        seqs, ids = self._changes.setdefault(c.room_key, ([], []))
+        seqs.append(c.seq)
+        ids.append(c.id)
+
+    def _row(self, room_key: str, mid: int) -> Row | None:
+        ids = self._room_ids.get(room_key, [])
+        at = bisect.bisect_left(ids, mid)
+        return self._rooms[room_key][at] if at < len(ids) and ids[at] == mid else None
 
     def _resent(self, m: Posted) -> bool:
         """Is ``m`` a resend of a stored message (same sender, cid, room and text)? Then it has its id and ts."""
@@ -179,10 +202,28 @@ class MemoryBackend(QObject):
             if after is not None:
                 start = bisect.bisect_right(ids, after)
                 found = rows[start:start + limit + 1]
-                return Page(_stored(room_key, found[:limit]), len(found) > limit)
+                return Page(self._stored(room_key, found[:limit]), len(found) > limit)
             end = bisect.bisect_left(ids, before) if before is not None else len(ids)
             found = rows[max(0, end - limit - 1):end]
-            return Page(_stored(room_key, found[-limit:] if limit else []), len(found) > limit)
+            return Page(self._stored(room_key, found[-limit:] if limit else []), len(found) > limit)
+
+        return self._answer(read)
+
+    def _stored(self, room_key: str, rows: list[Row]) -> list[StoredMessage]:
+        edits = self._edits
+        return [StoredMessage(r[0], room_key, r[1], r[2], r[5], r[4]) if r[0] not in edits else
+                StoredMessage(r[0], room_key, r[1], r[2], *_current(edits[r[0]], r[4])) for r in rows]
+
+    def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
+        def read() -> Page:
+            seqs, ids = self._changes.get(room_key, ([], []))
+            last: dict[int, None] = {}  # the ids changed after ``after``, in the order of their last change
+            for mid in ids[bisect.bisect_right(seqs, after):]:
+                if mid <= after:
+                    last.pop(mid, None)
+                    last[mid] = None
+            rows = [row for mid in last if (row := self._row(room_key, mid)) is not None]
+            return Page(self._stored(room_key, rows[:limit]), len(rows) > limit)
 
         return self._answer(read)
 
@@ -193,7 +234,7 @@ class MemoryBackend(QObject):
             older, newer = rows[max(0, at - limit - 1):at], rows[at:at + limit + 1]
             want_old, want_new = around_shares(len(older), len(newer), limit)
             old = older[len(older) - want_old:] if want_old else []
-            return Around(_stored(room_key, old), _stored(room_key, newer[:want_new]), len(older) > len(old),
+            return Around(self._stored(room_key, old), self._stored(room_key, newer[:want_new]), len(older) > len(old),
                           len(newer) > want_new)
 
         return self._answer(read)
@@ -212,9 +253,9 @@ class MemoryBackend(QObject):
                 for n, row in enumerate(reversed(rows[:bisect.bisect_left(ids, top)])):
                     if n % 256 == 255 and time.monotonic() > deadline:
                         raise SearchTooCostly(SEARCH_BUDGET_S)
-                    folded = fold(row[5])
+                    folded = fold(self._edits[row[0]][0] if row[0] in self._edits else row[5])
                     if all(w in folded for w in words):
-                        found.append(_stored(room, [row])[0])
+                        found.append(self._stored(room, [row])[0])
                         taken += 1
                         if taken > limit:
                             break
@@ -327,5 +368,6 @@ class MemoryBackend(QObject):
                         self._unindex(key, [r for r in rows if r[1] < cutoff])
 
 
-def _stored(room_key: str, rows: list[Row]) -> list[StoredMessage]:
-    return [StoredMessage(r[0], room_key, r[1], r[2], r[5], r[4]) for r in rows]
+def _current(edit: tuple[str, int, bool], cid: str | None) -> tuple[str, str | None, int, bool]:
+    text, edited, deleted = edit
+    return text, cid, edited, deleted

@@ -45,6 +45,7 @@ tests).
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -58,6 +59,7 @@ from PySide6.QtCore import QObject, QTimer
 from .backend import (
     Account,
     Around,
+    Change,
     HeldMessage,
     MailboxCount,
     Page,
@@ -225,14 +227,29 @@ class PostgresBackend(QObject):
         else:
             for m in batch.messages:
                 m.id = self.next_id()
-        rooms = sorted(by_room)  # locked in this order by every node: no deadlock between two passes
+        rooms = sorted(by_room)
+        changes: dict[str, list[Change]] = {}
+        for c in batch.changes:
+            if self.history:
+                changes.setdefault(c.room_key, []).append(c)
+            else:
+                c.result = "no_such_message"  # nothing is kept to change
         statements: list[tuple[str, Any]] = [
             ("SELECT pg_advisory_xact_lock($1)", [token]),  # a check after a broken connection waits for it
             ("INSERT INTO passes (token, room, ids) VALUES ($1, '', '{}')", [token]),
         ]
-        for room in rooms:
-            statements.append(("SELECT qtchat_post($1, $2, $3::jsonb)", [token, room, [
-                [m.ts, m.sender, m.sender_key, m.cid, m.text, fold(m.text)] for m in by_room[room]]]))
+        posts: dict[str, int] = {}  # room -> the statement answering its messages
+        changed: dict[str, int] = {}  # room -> the statement answering its changes
+        for room in sorted(by_room.keys() | changes.keys()):  # rooms locked in this order by every node
+            if room in by_room:
+                posts[room] = len(statements)
+                statements.append(("SELECT qtchat_post($1, $2, $3::jsonb)", [token, room, [
+                    [m.ts, m.sender, m.sender_key, m.cid, m.text, fold(m.text)] for m in by_room[room]]]))
+            if room in changes:
+                changed[room] = len(statements)
+                statements.append(("SELECT qtchat_change($1, $2::jsonb)", [room, [
+                    [c.id, c.text, c.ts, c.author_key, c.not_before, None if c.text is None else fold(c.text)]
+                    for c in changes[room]]]))
         if batch.markers:
             statements.append((MARKERS, [[[u, r, mid] for (u, r), mid in batch.markers.items()]]))
         if batch.mail:
@@ -257,9 +274,13 @@ class PostgresBackend(QObject):
             exc = f.exception()
             if exc is None:
                 rows = f.result()
-                stamp({room: list(rows[2 + n][0][0]) for n, room in enumerate(rooms)})
+                for room, at in changed.items():
+                    _stamp_changes(changes[room], rows[at][0][0])
+                stamp({room: list(rows[at][0][0]) for room, at in posts.items()})
             elif isinstance(exc, PgConnectionLost) and exc.sent:
                 log.warning("the connection to PostgreSQL broke after a pass was sent; asking whether it was stored")
+                for c in batch.changes:
+                    c.result = "unknown"  # stored or not, its editor is told it may not be (refusal: internal)
                 self._check_pass(token, exc, stamp, result)
             else:
                 result.set_exception(exc)
@@ -332,6 +353,13 @@ class PostgresBackend(QObject):
         return self._rows(self._read, f"SELECT {COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC "
                           "LIMIT $3", [room_key, before if before is not None else 1 << 62, limit + 1],
                           lambda rows: Page(_stored(rows[:limit][::-1]), len(rows) > limit))
+
+    def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
+        if not self.history:
+            return done(Page([], False))
+        return self._rows(self._read, f"SELECT {COLS} FROM messages WHERE room = $1 AND changed > $2 AND id <= $2 "
+                          "ORDER BY changed LIMIT $3", [room_key, after, limit + 1],
+                          lambda rows: Page(_stored(rows[:limit]), len(rows) > limit))
 
     def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
         if not self.history:
@@ -510,7 +538,14 @@ def _stamp(messages: list[Posted], answer: list[int]) -> tuple[list[Posted], int
     return new, top
 
 
+def _stamp_changes(changes: list[Change], answer: Any) -> None:
+    """``qtchat_change()``'s answer: each change's refusal (or ''), its message's sender and its number."""
+    for c, (refused, sender, seq) in zip(changes, json.loads(answer) if isinstance(answer, str) else answer,
+                                         strict=True):
+        c.result, c.sender, c.seq = str(refused), str(sender), int(seq)
+
+
 def _stored(rows: Rows) -> list[StoredMessage]:
-    return [StoredMessage(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5]) for r in rows]
+    return [StoredMessage(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], int(r[6]), bool(r[7])) for r in rows]
 
 __all__ = ["PgBanList", "PostgresBackend"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .search_agent import fold, query_words
 
-SCHEMA_VERSION = 2  # 2: qtchat_post() finds resends
+SCHEMA_VERSION = 3  # 2: qtchat_post() finds resends; 3: edits and deletions (qtchat_change())
 SCHEMA_LOCK = 4_321_000_001  # the advisory lock that lets one node at a time make the schema
 
 SCHEMA = [
@@ -123,13 +123,55 @@ SCHEMA = [
         INSERT INTO passes (token, room, ids) VALUES (p_token, p_room, answer);
         RETURN answer;
     END $fn$""",
+    # edits and deletions (backend.py, point 9): the current text in place, ``changed`` the change's number
+    "ALTER TABLE messages ADD COLUMN IF NOT EXISTS edited bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE messages ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false",
+    "ALTER TABLE messages ADD COLUMN IF NOT EXISTS changed bigint",
+    "CREATE INDEX IF NOT EXISTS messages_room_changed ON messages (room, changed) WHERE changed IS NOT NULL",
+    # a room's edits and deletions of one pass, each [id, new text or null, ts, author key or null, not before,
+    # folded new text], under the room's lock (as qtchat_post: a change's number from message_ids becomes
+    # visible in order in the room): per change [refusal or '', the message's sender, the change's number]
+    """CREATE OR REPLACE FUNCTION qtchat_change(p_room text, p_rows jsonb) RETURNS jsonb
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        c jsonb;
+        m record;
+        n bigint;
+        answer jsonb := '[]'::jsonb;
+    BEGIN
+        INSERT INTO room_seq (room, last_seq) VALUES (p_room, 0) ON CONFLICT (room) DO NOTHING;
+        PERFORM 1 FROM room_seq WHERE room = p_room FOR UPDATE;
+        FOR c IN SELECT e FROM jsonb_array_elements(p_rows) AS e LOOP
+            SELECT sender, sender_key, ts, deleted INTO m FROM messages
+                WHERE id = (c->>0)::bigint AND room = p_room FOR UPDATE;
+            IF NOT FOUND OR m.deleted THEN
+                answer := answer || jsonb_build_array(jsonb_build_array('no_such_message', '', 0));
+            ELSIF c->>3 IS NOT NULL AND m.sender_key <> c->>3 THEN
+                answer := answer || jsonb_build_array(jsonb_build_array('not_author', '', 0));
+            ELSIF c->>1 IS NOT NULL AND m.ts < (c->>4)::bigint THEN
+                answer := answer || jsonb_build_array(jsonb_build_array('too_late', '', 0));
+            ELSE
+                n := nextval('message_ids');
+                IF c->>1 IS NULL THEN
+                    UPDATE messages SET text = '', words = ''::tsvector, deleted = true, changed = n
+                        WHERE id = (c->>0)::bigint;
+                ELSE
+                    UPDATE messages SET text = c->>1, words = to_tsvector('simple', c->>5),
+                                        edited = (c->>2)::bigint, changed = n
+                        WHERE id = (c->>0)::bigint;
+                END IF;
+                answer := answer || jsonb_build_array(jsonb_build_array('', m.sender, n));
+            END IF;
+        END LOOP;
+        RETURN answer;
+    END $fn$""",
     # the cluster's id: its keys and channels in Redis begin with qtchat:<id>: (two clusters may share a Redis)
     """INSERT INTO meta (key, value) VALUES ('cluster', (random() * 9e15)::bigint) ON CONFLICT (key) DO NOTHING""",
     f"""INSERT INTO meta (key, value) VALUES ('schema', {SCHEMA_VERSION})
         ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, EXCLUDED.value)""",
 ]
 
-COLS = "id, room, ts, sender, text, cid"
+COLS = "id, room, ts, sender, text, cid, edited, deleted"
 MARKERS = """INSERT INTO read_markers (user_key, room_key, id)
     SELECT e->>0, e->>1, (e->>2)::bigint FROM jsonb_array_elements($1::jsonb) AS e
     ON CONFLICT (user_key, room_key) DO UPDATE SET id = GREATEST(read_markers.id, EXCLUDED.id)"""

@@ -26,7 +26,19 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, QTimer
 
 from .accounts import AccountStore
-from .backend import Account, Around, HeldMessage, MailboxCount, Page, PassBatch, RecentCid, RemoteSink, answer, done
+from .backend import (
+    Account,
+    Around,
+    HeldMessage,
+    MailboxCount,
+    Page,
+    PassBatch,
+    RecentCid,
+    RemoteSink,
+    answer,
+    done,
+    mapped,
+)
 from .bans import BanList
 from .cluster import Cluster
 from .room_state import RoomRecord, RoomTable
@@ -159,11 +171,21 @@ class SqliteBackend(QObject):
             m.id = ids.next()
         rows = [(m.id, m.room_key, m.ts, m.sender, m.sender_key, m.cid, m.text) for m in batch.messages] \
             if self.history else []
-        future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered))
+        changes = batch.changes if self.history else []
+        for c in batch.changes if not self.history else ():
+            c.result = "no_such_message"  # nothing is kept to change
+        future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered,
+                                                         changes=changes, seq=ids.next))
         if future.exception() is None:
             self.stored_messages += len(rows)
         taken = [row[0] for row in rows] + [row[0] for row in batch.mail]
-        return self._durable(future, undo=lambda: self.store.forget(taken))
+        undone = [] if future.exception() is not None else future.result()
+
+        def undo() -> None:
+            self.store.forget(taken)
+            self.store.undo(undone)
+
+        return mapped(self._durable(future, undo=undo), lambda _: None)
 
     def _durable(self, written: Future[T], undo: Callable[[], None] | None = None) -> Future[T]:
         """``written`` (a commit's answer), answered only once the commit is on disk. If it cannot be synced,
@@ -192,6 +214,9 @@ class SqliteBackend(QObject):
 
     def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
         return answer(lambda: Page(*self.store.page(room_key, before=before, after=after, limit=limit)))
+
+    def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
+        return answer(lambda: Page(*self.store.changed(room_key, after, limit)))
 
     def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
         return answer(lambda: Around(*self.store.around(room_key, mid, limit)))

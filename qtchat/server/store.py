@@ -23,10 +23,10 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .backend import HeldMessage, MailRow, StoredMessage, around_shares
+from .backend import Change, HeldMessage, MailRow, StoredMessage, around_shares
 from .rekey import rekey_messages
 from .search_agent import Row, TooCostly, fold, fts_query, query_words, search_rows, within
 
@@ -47,7 +47,10 @@ CREATE TABLE IF NOT EXISTS messages (
     sender TEXT NOT NULL,
     sender_key TEXT NOT NULL,        -- protocol.names.name_key(sender)
     cid TEXT,                        -- the sender's client message id, for resends after a restart
-    text TEXT NOT NULL
+    text TEXT NOT NULL,              -- its current text ('' once deleted)
+    edited INTEGER NOT NULL DEFAULT 0,   -- when the text was last replaced (ms), 0: never
+    deleted INTEGER NOT NULL DEFAULT 0,  -- 1: deleted by its author or an operator
+    changed INTEGER                  -- the seq of its last edit or deletion (an id of the same sequence)
 );
 CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
 -- no index on (sender_key, cid): it cost a third of every insert; recent_cids scans a bounded id range
@@ -80,11 +83,46 @@ WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto')
 BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
 END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages
+WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto')
+BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+END;
 """
+
+CHANGES_SCHEMA = """
+CREATE INDEX IF NOT EXISTS messages_room_changed ON messages (room, changed) WHERE changed IS NOT NULL;
+"""
+# (a messages table made before edits existed gets their columns: _add_change_columns)
+CHANGE_COLUMNS = (("edited", "INTEGER NOT NULL DEFAULT 0"), ("deleted", "INTEGER NOT NULL DEFAULT 0"),
+                  ("changed", "INTEGER"))
 
 INDEX_BATCH = 2000  # rows per indexing transaction (about 7 ms here)
 
-_COLS = "id, room, ts, sender, text, cid"
+_COLS = "id, room, ts, sender, text, cid, edited, deleted"
+
+
+Undo = tuple[int, str, int, int, "int | None"]  # a change taken back: id, text, edited, deleted, changed
+
+
+def _add_change_columns(db: sqlite3.Connection) -> None:
+    have = {str(r[1]) for r in db.execute("PRAGMA table_info(messages)")}
+    for name, decl in CHANGE_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE messages ADD COLUMN {name} {decl}")
+
+
+def change_refused(c: Change, found: tuple[str, int, bool] | None) -> str:
+    """Why the store refuses a change of a message found as (sender key, ts, deleted), or None: "" if it
+    does not (backend.py, point 9)."""
+    if found is None or found[2]:
+        return "no_such_message"
+    if c.author_key is not None and found[0] != c.author_key:
+        return "not_author"
+    if c.text is not None and found[1] < c.not_before:
+        return "too_late"
+    return ""
 
 
 class SearchTooCostly(Exception):
@@ -144,6 +182,8 @@ class MessageStore:
         self.db = open_wal(path, synced_elsewhere=synced_elsewhere)
         self.synchronous = "OFF" if synced_elsewhere else "FULL"
         self.db.executescript(SCHEMA)
+        _add_change_columns(self.db)
+        self.db.executescript(CHANGES_SCHEMA)
         rekey_messages(self.db)  # (once, after names began to compare by their skeletons)
         self.db.create_function("qtchat_fold", 1, fold, deterministic=True)
         self.keep_days = keep_days
@@ -164,6 +204,7 @@ class MessageStore:
                         exc)
             # a trigger of an index made elsewhere would fail every delete here; forget the index instead
             db.execute("DROP TRIGGER IF EXISTS messages_fts_delete")
+            db.execute("DROP TRIGGER IF EXISTS messages_fts_update")
             db.execute("DELETE FROM meta WHERE key = 'fts_upto'")
             return
         row = db.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()
@@ -185,19 +226,26 @@ class MessageStore:
 
     def append(self, rows: list[tuple[int, str, int, str, str, str | None, str]],
                markers: Mapping[tuple[str, str], int] | None = None, mail: list[MailRow] | None = None,
-               delivered: Mapping[str, int] | None = None) -> None:
+               delivered: Mapping[str, int] | None = None, *, changes: list[Change] | None = None,
+               seq: Callable[[], int] | None = None) -> list[Undo]:
         """Store one pass's messages, (id, room, ts, sender, sender_key, cid, text), read markers,
         (user key, room key) -> id, and private messages for offline users (``mail``: id, recipient
         key, ts, sender, sender key, cid, text), and delete the mailbox messages their recipients
         confirmed (``delivered``: user key -> the highest id confirmed), in one transaction. A
-        marker never moves back."""
-        if not rows and not markers and not mail and not delivered:
-            return
+        marker never moves back. ``changes``: edits and deletions, checked and stamped here (backend.py,
+        point 9), each taking a ``seq`` from ``seq()``; returns what ``undo`` needs to take them back."""
+        if not rows and not markers and not mail and not delivered and not changes:
+            return []
         db = self.db
+        undo: list[Undo] = []
         db.execute("BEGIN")
         try:
             if rows:
-                db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                db.executemany("INSERT INTO messages (id, room, ts, sender, sender_key, cid, text) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if changes:
+                assert seq is not None
+                undo = self._change(changes, seq)
             if markers:
                 db.executemany(
                     "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (user_key, room_key) "
@@ -212,6 +260,46 @@ class MessageStore:
             rollback(db)
             raise
         self.commits += 1
+        return undo
+
+    def _change(self, changes: list[Change], seq: Callable[[], int]) -> list[Undo]:
+        """Check and apply edits and deletions (inside ``append``'s transaction): see ``Change``."""
+        db = self.db
+        undo: list[Undo] = []
+        for c in changes:
+            row = db.execute("SELECT sender, sender_key, ts, deleted, text, edited, changed FROM messages "
+                             "WHERE id = ? AND room = ?", (c.id, c.room_key)).fetchone()
+            c.result = change_refused(c, None if row is None else (str(row[1]), int(row[2]), bool(row[3])))
+            if c.result:
+                continue
+            c.sender, c.seq = str(row[0]), seq()
+            undo.append((c.id, str(row[4]), int(row[5]), int(row[3]), row[6]))
+            if c.text is None:
+                db.execute("UPDATE messages SET text = '', deleted = 1, changed = ? WHERE id = ?", (c.seq, c.id))
+            else:
+                db.execute("UPDATE messages SET text = ?, edited = ?, changed = ? WHERE id = ?",
+                           (c.text, c.ts, c.seq, c.id))
+        return undo
+
+    def undo(self, undo: list[Undo]) -> None:
+        """Take back the changes of a pass whose sync failed (``append``'s answer)."""
+        if undo:
+            self.db.execute("BEGIN")
+            try:
+                self.db.executemany("UPDATE messages SET text = ?, edited = ?, deleted = ?, changed = ? WHERE id = ?",
+                                    [(text, edited, deleted, changed, mid) for mid, text, edited, deleted, changed
+                                     in reversed(undo)])
+                self.db.execute("COMMIT")
+            except BaseException:
+                rollback(self.db)
+                raise
+
+    def changed(self, room: str, after: int, limit: int) -> tuple[list[StoredMessage], bool]:
+        """The room's messages up to ``after`` changed after it, in the order of their changes."""
+        rows = self.db.execute(
+            f"SELECT {_COLS} FROM messages WHERE room = ? AND changed > ? AND id <= ? ORDER BY changed LIMIT ?",
+            (room, after, after, limit + 1)).fetchall()
+        return [StoredMessage(*r) for r in rows[:limit]], len(rows) > limit
 
     def forget(self, ids: list[int]) -> None:
         """Delete the messages (history or mailbox) with these ids: those of a pass whose sync failed, so

@@ -19,7 +19,9 @@ from qtchat.protocol import (
     Bye,
     ClientEvent,
     Connection,
+    DeleteMessage,
     Delivered,
+    EditMessage,
     Error,
     ErrorCode,
     Event,
@@ -32,6 +34,8 @@ from qtchat.protocol import (
     Left,
     MarkRead,
     Message,
+    MessageDeleted,
+    MessageEdited,
     Notice,
     PartRoom,
     PasswordChange,
@@ -99,6 +103,11 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (SendMessage("hello ~ world\nsecond line \U0001f600", "lobby", "7f3c-1"), b'{"type":"msg","text":"hello ~ world\\nsecond line \xf0\x9f\x98\x80","room":"lobby","cid":"7f3c-1"}\n'),
     (SendMessage("just between us", cid="7f3c-9", to="bob"), b'{"type":"msg","text":"just between us","to":"bob","cid":"7f3c-9"}\n'),
     (SendMessage("no cid"), b'{"type":"msg","text":"no cid","room":"lobby"}\n'),
+    (EditMessage(7, "fixed"), b'{"type":"edit","room":"lobby","id":7,"text":"fixed"}\n'),
+    (DeleteMessage(7, room="Dev Team"), b'{"type":"delete","room":"Dev Team","id":7}\n'),
+    (MessageEdited(7, "fixed", 9, "alice"), b'{"type":"edited","room":"lobby","id":7,"text":"fixed","edited":9,"by":"alice"}\n'),
+    (MessageDeleted(7, 9, "op", room="x"), b'{"type":"deleted","room":"x","id":7,"ts":9,"by":"op"}\n'),
+    (History((Message(id=1, ts=2, sender="a", text="b"),), after=3, changed=(Message(id=2, ts=2, sender="a", text="", deleted=True), Message(id=3, ts=2, sender="a", text="c", edited=5)), changed_more=True), b'{"type":"history","room":"lobby","messages":[{"id":1,"ts":2,"from":"a","text":"b"}],"more":false,"after":3,"changed":[{"id":2,"ts":2,"from":"a","text":"","deleted":true},{"id":3,"ts":2,"from":"a","text":"c","edited":5}],"changed_more":true}\n'),
     (UsersRequest(), b'{"type":"users","room":"lobby"}\n'),
     (HistoryRequest("lobby", before=1795677099673163, limit=50), b'{"type":"history","room":"lobby","limit":50,"before":1795677099673163}\n'),
     (HistoryRequest(after=5, limit=200), b'{"type":"history","room":"lobby","limit":200,"after":5}\n'),
@@ -317,10 +326,10 @@ def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
 
 
 def test_the_event_types_are_what_the_unions_were() -> None:
-    client_sent = {Hello, SendMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
+    client_sent = {Hello, SendMessage, EditMessage, DeleteMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
                    MarkRead, Delivered, SearchRequest, Register, PasswordChange, KickRequest, BanRequest, Ping, Pong,
                    Bye, RoomMode, RoomOp, RoomInvite, RoomKick}
-    server_sent = {Welcome, Message, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
+    server_sent = {Welcome, Message, MessageEdited, MessageDeleted, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
                    TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState}
     assert set(CLIENT_EVENTS.values()) == client_sent and set(SERVER_EVENTS.values()) == server_sent
     assert all(issubclass(c, ClientEvent) and issubclass(c, SendableEvent) for c in client_sent)

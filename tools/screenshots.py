@@ -4,7 +4,8 @@
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshots.py [--dark]
 
 Everything is real: an in-process server, bot users on real sockets, the real widgets.
-Writes docs/screenshot-connect.png, docs/screenshot-chat.png and docs/screenshot-admin.png (or -dark variants).
+Writes docs/screenshot-connect.png, docs/screenshot-chat.png, docs/screenshot-edit.png, docs/screenshot-search.png
+and docs/screenshot-admin.png (or -dark variants).
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ def main() -> int:
         bots[name].send_text(text)
         pump(app, 0.05)
     pump(app, 0.3)
+    shown = {ln.text: ln for ln in window.conversation.log.lines if ln.kind == "msg"}
+    bots["priya"].edit_message(shown["morning \U0001f44b"].id or 0, "morning all \U0001f44b")  # "(edited)"
+    bots["sam"].delete_message(shown["anyone around?"].id or 0)  # "message deleted"
+    pump(app, 0.2)
     window.conversation.send("Sure \u2014 posting it in a minute, it's at www.example.org/notes (draft)")
     pump(app, 0.2)
     bots["priya"].send_text("thanks alice \U0001f64f")
@@ -136,6 +141,11 @@ def main() -> int:
     window.input.setPlainText("Release notes: https://example.org/rel")
     pump(app, 0.5)
     window.grab().save(str(DOCS / f"screenshot-chat{suffix}.png"))
+    mine = next(ln for ln in reversed(window.conversation.log.lines) if ln.own and ln.id is not None)
+    window.editing.start(window.conversation, mine)  # editing a sent message: its line above the field
+    pump(app, 0.3)
+    window.grab().save(str(DOCS / f"screenshot-edit{suffix}.png"))
+    window.editing.cancel()
     # searching: a result far back in #ops, from before alice joined, opened with the messages around it
     chatter = [
         ("ken", "CI run {i} finished, {n} tests green"),
@@ -201,7 +211,7 @@ def main() -> int:
     client.quit()
     server.shutdown("done")
     pump(app, 0.5)
-    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "search", "admin")))
+    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "edit", "search", "admin")))
     return 0
 
 

@@ -207,7 +207,7 @@ class Conversation(QObject):
     def _stored_line(self, m: Message) -> ChatLine:
         me = self.client.me
         return ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid,
-                        mention=m.sender != me and self.client.is_mention(m.text))
+                        mention=m.sender != me and self.client.is_mention(m.text), edited=m.edited, deleted=m.deleted)
 
     def newest_id(self) -> int:
         return self.log.newest_id() or 0
@@ -231,9 +231,24 @@ class Conversation(QObject):
         # a private message to you ranks like a mention
         mention = not own and (not self.is_room or self.client.is_mention(msg.text))
         line = self.log.append(
-            ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid)
+            ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid,
+                     edited=msg.edited, deleted=msg.deleted)
         )
         return None if own else line
+
+    def change_message(self, mid: int, text: str, edited: int = 0, deleted: bool = False) -> bool:
+        """A message was edited or deleted: its line shows it, here and around a search result (no news:
+        nothing is counted unread). False if neither shows it."""
+        found = False
+        for log in (self.log, self._context_log):
+            line = log.by_id(mid)
+            if line is not None:
+                line.text, line.deleted = ("", True) if deleted else (text, False)
+                line.edited = edited or line.edited
+                line.mention = not line.own and not deleted and self.client.is_mention(line.text)
+                log.changed(line)
+                found = True
+        return found
 
     # ------------------------------------------------------------ a search result's context
 

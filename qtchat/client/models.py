@@ -41,6 +41,8 @@ class ChatLine:
     highlight: bool = False  # the message a search result pointed to
     row: int = -1
     repeats: int = 1  # a notice or error said this many times in a row, shown once ("(\\u00d7N)" at its end)
+    edited: int = 0  # when its text was last replaced (ms); 0: never
+    deleted: bool = False  # deleted: its text is empty, the view shows a placeholder
     layout: Any = field(default=None, repr=False)  # the view's cache (width, height, text layout)
 
 

@@ -12,13 +12,16 @@ themselves (``_on_message``).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from PySide6.QtCore import QObject, Signal
 
 from qtchat.protocol import (
     DEFAULT_ROOM,
     MAX_QUERY,
+    DeleteMessage,
+    EditMessage,
     History,
     HistoryRequest,
     Joined,
@@ -26,6 +29,8 @@ from qtchat.protocol import (
     Left,
     MarkRead,
     Message,
+    MessageDeleted,
+    MessageEdited,
     PartRoom,
     ProtocolError,
     RoomInfo,
@@ -41,6 +46,7 @@ from qtchat.protocol import (
     SetTopic,
     TopicChanged,
     UserList,
+    check_text,
     name_key,
     validate_name,
 )
@@ -108,6 +114,8 @@ class ChatRooms(ClientLink):
     search_failed = Signal(str, str)
     room_modes = Signal(object)
     removed_from_room = Signal(str, str, str)
+    message_edited = Signal(str, object, str, object)  # (ids are 53 bits: not a C++ int)
+    message_deleted = Signal(str, object, str)
     CATCH_UP_STEP = CATCH_UP_STEP
 
     def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
@@ -228,6 +236,51 @@ class ChatRooms(ClientLink):
         if self.state is not ClientState.ONLINE or state is None or not state.joined:
             return None
         return state
+
+    # ------------------------------------------------------------ edits and deletions
+
+    def edit_message(self, mid: int, text: str, room: str = DEFAULT_ROOM) -> None:
+        """Replace the text of our message ``mid`` in the room: message_edited once the server did (or
+        edit_failed). Raises ValueError (a sentence for the user) for text the server would refuse, or
+        while not online."""
+        try:
+            check_text(text)
+        except ProtocolError as exc:
+            raise ValueError(exc.message) from None
+        state = self._joined_room(room)
+        if state is None:
+            raise ValueError("Not connected: the message was not changed.")
+        self._send(EditMessage(mid, text, state.name))
+
+    def delete_message(self, mid: int, room: str = DEFAULT_ROOM) -> None:
+        """Delete the message ``mid`` of the room (ours, or any as its operator): message_deleted once the
+        server did (or edit_failed). Raises ValueError while not online."""
+        state = self._joined_room(room)
+        if state is None:
+            raise ValueError("Not connected: the message was not deleted.")
+        self._send(DeleteMessage(mid, state.name))
+
+    def _on_edited(self, event: MessageEdited) -> None:
+        self._change_held(event.room, event.id, lambda m: replace(m, text=event.text, edited=event.edited))
+        self.message_edited.emit(event.room, event.id, event.text, event.edited)
+
+    def _on_deleted(self, event: MessageDeleted) -> None:
+        self._change_held(event.room, event.id, lambda m: replace(m, text="", deleted=True))
+        self.message_deleted.emit(event.room, event.id, event.by)
+
+    def _change_held(self, room: str, mid: int, change: Callable[[Message], Message]) -> None:
+        """A live change of a message held while the room catches up: it is shown changed."""
+        state = self.rooms.get(name_key(room))
+        if state is not None and state.held:
+            state.held = [change(m) if m.id == mid else m for m in state.held]
+
+    def _report_changes(self, page: History) -> None:
+        """A catch-up page's messages changed while we were away (``changed``), as live changes are."""
+        for m in page.changed:
+            if m.deleted:
+                self.message_deleted.emit(page.room, m.id, "")
+            else:
+                self.message_edited.emit(page.room, m.id, m.text, m.edited)
 
     def request_older(self, before: int, limit: int = LATEST_PAGE, room: str = DEFAULT_ROOM) -> bool:
         """Ask for the page of a room's messages before id ``before``; it arrives as history_received.
@@ -403,6 +456,7 @@ class ChatRooms(ClientLink):
         step of CATCH_UP_STEP with more to come it pauses (catch_up_paused): the rest on demand."""
         for msg in page.messages:
             self._on_message(msg)
+        self._report_changes(page)
         room.step_left -= len(page.messages)
         if page.more and page.messages:
             if room.step_left > 0:
@@ -442,6 +496,7 @@ class ChatRooms(ClientLink):
         room.gap = None if closed else shown[-1].id
         room.step_left -= len(shown)
         self.missed_received.emit(History(tuple(fresh), room.name, after=page.after, more=not closed))
+        self._report_changes(page)
         if room.gap is not None and room.step_left > 0:
             room.fill_after = room.gap
             self._send(HistoryRequest(room.name, after=room.gap, limit=min(CATCH_UP_PAGE, room.step_left)))

@@ -36,6 +36,8 @@ from qtchat.protocol import (
     KickRequest,
     Left,
     Message,
+    MessageDeleted,
+    MessageEdited,
     Notice,
     PasswordChange,
     Ping,
@@ -107,6 +109,12 @@ class ChatClient(ChatRooms):
         users_reset(room, list): a room's full user list (after each login or join).
         user_joined(room, name), user_left(room, name, reason).
         server_error(code, text): a non-fatal error not tied to a message (the server's code and words).
+        message_edited(room, id, text, edited): a message of a room has a new text (live, or found
+            changed while catching up); ``edited``: when (ms). Not news: nothing to notify.
+        message_deleted(room, id, by): a message of a room was deleted (``by``: who; "" when found while
+            catching up). Ask for them with edit_message / delete_message.
+        edit_failed(code, text): the server refused an edit or a deletion (no_such_message,
+            not_author, too_late, slow_down, ...; its words).
         notice_received(text): a notice from the server's operator.
         history_received(History): a page of older messages (the latest page after the first login,
             or one asked for with request_older), messages already shown left out. Messages missed
@@ -133,6 +141,7 @@ class ChatClient(ChatRooms):
     password_changed = Signal()
     password_change_failed = Signal(str, str)
     server_error = Signal(str, str)
+    edit_failed = Signal(str, str)
     notice_received = Signal(str)
     pending_changed = Signal(int)
 
@@ -356,6 +365,8 @@ class ChatClient(ChatRooms):
             self.password_change_failed.emit(error.code, error.message)
         elif error.ref == "search":  # search_too_broad, or no_such_room for a room we are no longer in
             self.search_failed.emit(error.code, error.message)
+        elif error.ref is not None and error.ref.startswith(("edit:", "delete:")):
+            self.edit_failed.emit(error.code, error.message)
         elif code in (ErrorCode.ROOM_INVALID, ErrorCode.TOO_MANY_ROOMS, ErrorCode.INVITE_ONLY) and \
                 error.ref is not None and self._joining(error.ref):
             if not self._room_refused(error.ref, error.message):
@@ -433,4 +444,6 @@ SESSION_HANDLERS: dict[type, Handler] = {
     Ping: ChatClient._on_ping,
     Pong: ChatClient._on_pong,
     Bye: ChatClient._on_bye,
+    MessageEdited: ChatClient._on_edited,
+    MessageDeleted: ChatClient._on_deleted,
 }

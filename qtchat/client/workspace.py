@@ -118,6 +118,11 @@ class Workspace(QObject):
         c.catch_up_paused.connect(lambda room: self._in_room(room, Conversation.catch_up_paused))
         c.missed_received.connect(lambda page: self._in_room(page.room, lambda conv: conv.add_missed(page)))
         c.context_received.connect(self._on_context)
+        c.message_edited.connect(lambda room, mid, text, edited: self._in_room(
+            room, lambda conv: conv.change_message(mid, text, edited)))
+        c.message_deleted.connect(lambda room, mid, by: self._in_room(
+            room, lambda conv: conv.change_message(mid, "", deleted=True)))
+        c.edit_failed.connect(lambda code, text: self.active.error(f"Not changed: {text}"))
         c.account_changed.connect(self._on_account)
         c.room_modes.connect(self._on_room_modes)
         c.removed_from_room.connect(self._on_removed)
@@ -388,7 +393,7 @@ class Workspace(QObject):
         if conv is not None:
             conv.add_history(page)
 
-    def _in_room(self, room: str, act: Callable[[Conversation], None]) -> None:
+    def _in_room(self, room: str, act: Callable[[Conversation], object]) -> None:
         conv = self.room(room)
         if conv is not None:
             act(conv)

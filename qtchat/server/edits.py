@@ -24,7 +24,6 @@ from .journal import Journal
 from .peer import User, now_ms
 from .rooms import Rooms
 
-
 NOBODY = "\x1f"  # an author key no name has (names have no control characters)
 
 

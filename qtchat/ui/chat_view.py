@@ -10,6 +10,7 @@ scrolling cost the same at 100 rows or 1,000,000.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
@@ -55,9 +56,13 @@ class ChatView(QAbstractScrollArea):
     near_top = Signal()
     near_bottom = Signal()
     line_activated = Signal(object)
+    edit_requested = Signal(object)
+    delete_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.may_edit: Callable[[ChatLine], bool] = lambda line: False  # editing.py sets them
+        self.may_delete: Callable[[ChatLine], bool] = lambda line: False
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # always on: a scroll bar that appears would narrow the text and re-measure every row
@@ -495,4 +500,9 @@ class ChatView(QAbstractScrollArea):
         link = self._link_under(event.pos())
         if link:
             menu.addAction("Copy link", lambda: QGuiApplication.clipboard().setText(link))
+        if line.kind == "msg" and line.id is not None and not line.deleted:  # (editing.py says what is allowed)
+            if self.may_edit(line):
+                menu.addAction("Edit message\N{HORIZONTAL ELLIPSIS}", lambda: self.edit_requested.emit(line))
+            if self.may_delete(line):
+                menu.addAction("Delete message\N{HORIZONTAL ELLIPSIS}", lambda: self.delete_requested.emit(line))
         menu.exec(event.globalPos())

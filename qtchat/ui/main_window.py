@@ -39,6 +39,7 @@ from .about import show_about
 from .account import ask_operator_action, ask_to_register
 from .bidi import isolate
 from .chat_view import ChatView
+from .editing import MessageEditing
 from .elided_label import ElidedLabel
 from .message_input import MessageInput
 from .notifications import Notifier
@@ -151,6 +152,8 @@ class MainWindow(QMainWindow):
         chat_layout.addLayout(top_row)
         chat_layout.addWidget(self.context_bar)
         chat_layout.addWidget(self.stack, 1)
+        self.editing = MessageEditing(self)  # edits of sent messages (editing.py): its line above the field
+        chat_layout.addWidget(self.editing.banner)
         chat_layout.addWidget(self.input)
         return chat
 
@@ -405,6 +408,7 @@ class MainWindow(QMainWindow):
         view.near_top.connect(conv.load_older)
         view.near_bottom.connect(conv.load_newer)
         view.line_activated.connect(lambda line: line.kind == "more" and conv.load_missed())
+        self.editing.attach(conv, view)
         self.views[conv] = view
         self.stack.addWidget(view)
         conv.view_changed.connect(lambda keep_place: self._on_view_changed(conv, keep_place))
@@ -420,6 +424,7 @@ class MainWindow(QMainWindow):
             view.deleteLater()
 
     def _on_activated(self, conv: Conversation) -> None:
+        self.editing.left()  # an edit of another conversation's message is given up, not kept as a draft
         previous = self.stack.currentWidget()
         for old, view in self.views.items():  # the draft stays with the conversation it was typed in
             if view is previous and old is not conv:
@@ -547,6 +552,8 @@ class MainWindow(QMainWindow):
             self.workspace.tell_all(reason_text(reason), error=True)
 
     def _on_submitted(self, text: str) -> None:
+        if self.editing.submit(text):
+            return
         self.view.scroll_to_bottom()
         self.workspace.submit(text)
 

@@ -42,6 +42,10 @@ EXCERPT_CHARS = 1000  # of its text at most laid out: the layout of a collapsed 
 _BREAKS = re.compile("[\n\u2028\u2029]")
 
 
+DELETED = "message deleted"  # what a deleted message shows (dimmed, in italics)
+EDITED = " (edited)"  # after the text of an edited message (dimmed)
+
+
 def is_long(text: str) -> bool:
     """Drawn collapsed, with "show more"? (At most LONG_CHARS characters are looked at.)"""
     return len(text) > LONG_CHARS or sum(text.count(c) for c in "\n\u2028\u2029") >= LONG_LINES
@@ -154,9 +158,9 @@ class MessageDelegate:
                 return int(cached[1])
             natural = cached[2]
         else:
-            text = line.text
+            text = DELETED if line.deleted else line.text + EDITED if line.edited else line.text
             breaks = "\n" in text or "\u2028" in text or "\u2029" in text
-            fm = self.fm_italic if line.kind == "notice" else self.fm
+            fm = self.fm_italic if line.kind == "notice" or line.deleted else self.fm
             natural = -1 if breaks or is_long(text) else fm.horizontalAdvance(mark_overrides(text))
         if 0 <= natural <= avail:
             h = self.line_h + 2 * PAD_Y
@@ -173,13 +177,23 @@ class MessageDelegate:
             return hit[2]
         # a long message: only its start, and at most COLLAPSED_LINES lines of it, are laid out
         text, most = (excerpt(line.text), COLLAPSED_LINES) if is_long(line.text) else (line.text, -1)
+        if line.deleted:
+            text = DELETED
         # QTextLayout breaks lines at U+2028, not at "\n"; same length, so offsets stay valid
         shown = mark_overrides(text.replace("\n", "\u2028"))
-        layout = QTextLayout(shown, self.italic if line.kind == "notice" else self.font)
+        layout = QTextLayout(shown + (EDITED if line.edited and not line.deleted else ""),
+                             self.italic if line.kind == "notice" or line.deleted else self.font)
         option = QTextOption()
         option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         layout.setTextOption(option)
-        ranges = self._formats(text)
+        ranges = self._formats(text) if not line.deleted else []
+        if line.edited or line.deleted:  # "(edited)" after the text, or the placeholder: dimmed, not the text's
+            fr = QTextLayout.FormatRange()
+            fr.start, fr.length = (0, utf16_len(shown)) if line.deleted else (utf16_len(shown), len(EDITED))
+            fmt = QTextCharFormat()
+            fmt.setForeground(self.dim)
+            fr.format = fmt
+            ranges.append(fr)
         layout.setFormats(ranges)
         layout.beginLayout()
         y = 0.0

@@ -15,6 +15,8 @@ class MessageInput(QPlainTextEdit):
     """
 
     submitted = Signal(str)
+    edit_last = Signal()  # Shift+Up in an empty field: edit your last message (editing.py)
+    cancelled = Signal()  # Escape
     MAX_LINES = 6
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -22,9 +24,11 @@ class MessageInput(QPlainTextEdit):
         self.setTabChangesFocus(False)
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.setPlaceholderText("Message\N{HORIZONTAL ELLIPSIS}")
-        self.setToolTip("Enter sends, Shift+Enter starts a new line, Up/Down recall, Tab completes names")
+        self.setToolTip("Enter sends, Shift+Enter starts a new line, Up/Down recall, Tab completes names, "
+                        "Shift+Up edits your last message")
         self.setAccessibleName("Message")
         self.history: list[str] = []
+        self.editing = False  # an edit of a sent message is in the field: Escape gives it up
         self._history_pos = 0
         self._draft = ""
         self.complete_names: Callable[[str], list[str]] = lambda prefix: []
@@ -60,6 +64,12 @@ class MessageInput(QPlainTextEdit):
             return
         if key == Qt.Key.Key_Tab and not mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier):
             self._complete()
+            return
+        if key == Qt.Key.Key_Escape and self.editing:
+            self.cancelled.emit()
+            return
+        if key == Qt.Key.Key_Up and mods & Qt.KeyboardModifier.ShiftModifier and not self.toPlainText():
+            self.edit_last.emit()
             return
         cursor = self.textCursor()
         if key == Qt.Key.Key_Up and self.history and cursor.blockNumber() == 0 and not cursor.hasSelection():

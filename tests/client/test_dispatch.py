@@ -11,6 +11,8 @@ from qtchat.protocol import (
     Joined,
     Left,
     Message,
+    MessageDeleted,
+    MessageEdited,
     Notice,
     Ping,
     Pong,
@@ -24,7 +26,8 @@ from qtchat.protocol import (
     events,
 )
 
-SENT_BY_THE_SERVER = {AccountStatus, Bye, Error, History, Joined, Left, Message, Notice, Ping, Pong, RoomJoined,
+SENT_BY_THE_SERVER = {AccountStatus, Bye, Error, History, Joined, Left, Message, MessageDeleted, MessageEdited, Notice,
+                      Ping, Pong, RoomJoined,
                       RoomList, RoomState, SearchResults, TopicChanged, UserList, Welcome}
 
 

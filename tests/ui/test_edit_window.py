@@ -1,0 +1,86 @@
+"""Editing and deleting in the real window against a real server (offscreen): Shift+Up, Enter and Escape
+in the message field, the delete confirmation, what a changed message looks like, and what is offered."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QMessageBox
+
+from qtchat.protocol import Message, MessageDeleted, MessageEdited
+from qtchat.ui.message_delegate import DELETED, EDITED
+
+from .test_client_window import lines, online
+
+
+def own_line(window, text):
+    return next(ln for ln in lines(window) if ln.kind == "msg" and ln.text == text)
+
+
+def test_shift_up_edits_the_last_message_enter_saves_and_escape_gives_up(server, connect, window, qtbot):
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    box = window.input
+    for text in ("first", "secnd"):
+        qtbot.keyClicks(box, text)
+        qtbot.keyClick(box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: all(not ln.pending for ln in lines(window) if ln.kind == "msg") and
+                    len([ln for ln in lines(window) if ln.kind == "msg"]) == 2)
+    bob.wait_for(lambda: len(bob.of(Message)) == 2)
+
+    qtbot.keyClick(box, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)  # the last one, in the field
+    assert box.toPlainText() == "secnd" and window.editing.banner.isVisible()
+    qtbot.keyClick(box, Qt.Key.Key_Escape)  # given up: nothing sent
+    assert box.toPlainText() == "" and not window.editing.banner.isVisible()
+    qtbot.wait(200)
+    assert not bob.of(MessageEdited)
+
+    qtbot.keyClick(box, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
+    box.clear()
+    qtbot.keyClicks(box, "second")
+    qtbot.keyClick(box, Qt.Key.Key_Return)
+    edited = bob.wait_event(MessageEdited, text="second")
+    qtbot.waitUntil(lambda: any(ln.text == "second" and ln.edited for ln in lines(window)))
+    assert edited.id == own_line(window, "second").id
+    assert not window.editing.banner.isVisible() and box.toPlainText() == ""
+    assert len(bob.of(Message)) == 2  # an edit, not a new message
+    line = own_line(window, "second")
+    layout = window.view.delegate._layout(line, window.view.delegate.text_width(window.view.width()))
+    assert layout.text() == "second" + EDITED
+
+
+def test_a_deletion_asks_first_and_leaves_a_placeholder(server, connect, window, qtbot):
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    bob.say("bob's words", cid="b1")
+    qtbot.keyClicks(window.input, "regrettable")
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: any(ln.text == "regrettable" and ln.id for ln in lines(window)))
+    qtbot.waitUntil(lambda: any(ln.text == "bob's words" for ln in lines(window)))
+    conv, mine, theirs = window.conversation, own_line(window, "regrettable"), own_line(window, "bob's words")
+    assert window.view.may_edit(mine) and window.view.may_delete(mine)
+    assert not window.view.may_edit(theirs) and not window.view.may_delete(theirs)  # not ours, no operator
+
+    def answer(button):
+        def press() -> None:
+            box = window.editing.confirm
+            if box is None or not box.isVisible():
+                QTimer.singleShot(20, press)
+                return
+            assert box.textFormat() == Qt.TextFormat.PlainText
+            box.button(button).click()
+        QTimer.singleShot(20, press)
+
+    answer(QMessageBox.StandardButton.Cancel)
+    window.editing.delete(conv, mine)
+    qtbot.wait(200)
+    assert not bob.of(MessageDeleted)
+    window.editing.confirm = None
+    answer(QMessageBox.StandardButton.Yes)
+    window.editing.delete(conv, mine)
+    bob.wait_event(MessageDeleted, id=mine.id)
+    qtbot.waitUntil(lambda: mine.deleted)
+    layout = window.view.delegate._layout(mine, window.view.delegate.text_width(window.view.width()))
+    assert layout.text() == DELETED
+    assert not window.view.may_edit(mine) and not window.view.may_delete(mine)

@@ -50,6 +50,7 @@ UNREAD_CAP = 1000  # RoomInfo.unread counts no further, so it stays cheap
 MAX_ROOMS_PAGE = 200  # rooms in one ``rooms`` answer
 MAX_SEARCH_WORDS = 8  # words in one search query
 MAX_BAN_MINUTES = 10 * 365 * 24 * 60
+REPLY_QUOTE = 100  # characters of a replied-to message quoted with a reply (msg.reply_text)
 HISTORY_VISIBILITY = ("joined", "full")  # a room's history: from each member's join on, or all of it
 
 
@@ -178,15 +179,17 @@ class BanRequest(ClientEvent):
     reason: Annotated[str, Str(clean=True, omit_empty=True)] = ""
 
 
-@event("msg", ref="cid", order=("text", "to", "room", "cid"))
+@event("msg", ref="cid", order=("text", "to", "room", "cid", "reply_to"))
 @dataclass(frozen=True, slots=True)
 class SendMessage(ClientEvent):
-    """A client's chat message to a room. ``cid`` is the client's own id for it."""
+    """A client's chat message to a room. ``cid`` is the client's own id for it; ``reply_to``: the id of the
+    message it answers."""
 
     text: Annotated[str, ChatText()]
     room: Annotated[str, Str(MAX_ROOM_NAME, omit_if="to")] = DEFAULT_ROOM
     cid: Annotated[str | None, Str(MAX_CID_LENGTH)] = None
     to: Annotated[str | None, Str(100)] = None  # a private message to this user instead of the room
+    reply_to: Annotated[int | None, Id()] = None
 
 
 @event("edit", order=("room", "id", "text"))
@@ -376,7 +379,8 @@ class Welcome(ServerEvent):
     nodes: Annotated[tuple[str, ...], Addresses()] = ()
 
 
-@event("msg", order=("id", "ts", "room", "to", "sender", "text", "cid", "held", "edited", "deleted"))
+@event("msg", order=("id", "ts", "room", "to", "sender", "text", "cid", "held", "edited", "deleted", "reply_to",
+                     "reply_from", "reply_text"))
 @dataclass(frozen=True, slots=True)
 class Message(ServerEvent):
     """A chat message as the server relays it, to every member of the room including its sender.
@@ -400,9 +404,14 @@ class Message(ServerEvent):
     held: Annotated[bool, Bool(omit_empty=True, only_with=("to", "private messages"))] = False
     edited: Annotated[int, Int(omit_empty=True)] = 0  # when its text was last replaced (ms), 0: never
     deleted: Annotated[bool, Bool(omit_empty=True)] = False  # deleted: its text is empty, show a placeholder
+    # a reply: the message it answers, and (room messages) a quote of it as it is now: its sender and the start
+    # of its text (REPLY_QUOTE characters, one line); both empty when it is deleted or gone
+    reply_to: Annotated[int, Int(omit_empty=True)] = 0
+    reply_from: Annotated[str, Str(omit_empty=True)] = ""
+    reply_text: Annotated[str, Str(4 * REPLY_QUOTE, omit_empty=True)] = ""
 
 
-HISTORY_ENTRY = ("id", "ts", "sender", "text", "cid", "edited", "deleted")
+HISTORY_ENTRY = ("id", "ts", "sender", "text", "cid", "edited", "deleted", "reply_to", "reply_from", "reply_text")
 """The fields of a message in a ``history`` page (its room is the page's)."""
 SEARCH_RESULT = ("id", "ts", "room", "sender", "text", "edited")
 """The fields of a message in a ``results`` frame."""
@@ -646,3 +655,9 @@ def names_per_frame(max_frame: int) -> int:
 
 def _json_str(text: str) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode("utf-8")
+
+
+def reply_quote(text: str) -> str:
+    """The start of a message's text as a reply quotes it: one line, at most REPLY_QUOTE characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= REPLY_QUOTE else line[:REPLY_QUOTE - 1] + "\N{HORIZONTAL ELLIPSIS}"

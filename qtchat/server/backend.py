@@ -80,6 +80,12 @@ The contract (what the core relies on; a new backend must keep every point):
    after)`` finds every change made after a client's last seen id. Pages, around pages, search results and
    ``changed`` carry each message's current text with ``edited``/``deleted``.
 
+10. **Replies are quoted by the store.** A room message may answer another (``Posted.reply_to``); the store
+   keeps the link and stamps ``reply_from``/``reply_text`` when it stores the pass: the parent's sender and
+   the start of its text (``events.reply_quote``), both empty when the parent is not a message of that room,
+   or is deleted. Pages, around pages and ``changed`` carry the quote as the parent is *now* (an edit or a
+   deletion of the parent shows in every later page).
+
 
 Implementations: ``SqliteBackend`` (sqlite_backend.py) for one machine, with its files in
 the data folder (or with ``data_dir`` None its databases in memory); ``MemoryBackend``
@@ -95,6 +101,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from qtchat.protocol.events import reply_quote
 
 from .bans import Ban, BanList
 
@@ -123,6 +131,9 @@ class Posted:
     slot: int = 0  # where its frame goes in the room's batch of this pass
     id: int = 0
     again: bool = False  # a resend of a stored message: acknowledged to its sender only, relayed to nobody
+    reply_to: int = 0  # the message it answers (0: none); the store stamps its quote (point 10):
+    reply_from: str = ""  # its sender, "" if it is not in the room or deleted
+    reply_text: str = ""  # the start of its text (events.reply_quote)
 
 
 @dataclass(slots=True)
@@ -174,6 +185,19 @@ class StoredMessage:
     cid: str | None
     edited: int = 0  # when its text was last replaced (ms); 0: never
     deleted: bool = False  # its text is then empty
+    reply_to: int = 0  # the message it answers, and a quote of it as it is now (point 10)
+    reply_from: str = ""
+    reply_text: str = ""
+
+
+def quoted(reply_to: int | None, parent: tuple[str, str, bool] | None) -> tuple[int, str, str]:
+    """A reply's (reply_to, reply_from, reply_text) from its parent as stored (sender, text, deleted), or None
+    when it is not in the reply's room: then the quote is empty (point 10)."""
+    if not reply_to:
+        return 0, "", ""
+    if parent is None or parent[2]:
+        return reply_to, "", ""
+    return reply_to, parent[0], reply_quote(parent[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,5 +459,6 @@ __all__ = [
     "done",
     "failed",
     "mapped",
+    "quoted",
     "then",
 ]

@@ -230,7 +230,7 @@ class HistoryService:
 
 def _message(r: StoredMessage, room: Room) -> Message:
     return Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=room.name, cid=r.cid, edited=r.edited,
-                   deleted=r.deleted)
+                   deleted=r.deleted, reply_to=r.reply_to, reply_from=r.reply_from, reply_text=r.reply_text)
 
 
 

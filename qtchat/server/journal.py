@@ -210,7 +210,8 @@ class Journal:
             by_room = {id(b.room): b for b in batches}
             for i, posted in enumerate(work.batch.messages):
                 msg = Message(id=posted.id, ts=posted.ts, sender=posted.sender, text=posted.text, room=posted.room,
-                              cid=posted.cid)
+                              cid=posted.cid, reply_to=posted.reply_to, reply_from=posted.reply_from,
+                              reply_text=posted.reply_text)
                 frame = encode_event(msg)
                 if posted.again:  # a resend of a message stored before: to its sender, its slot stays empty
                     self.connections.write(work.senders[i].peer, frame)

@@ -37,6 +37,7 @@ from .backend import (
     StoredMessage,
     answer,
     around_shares,
+    quoted,
 )
 from .bans import BanList
 from .cluster import Cluster
@@ -63,6 +64,7 @@ class MemoryBackend(QObject):
         self._room_ids: dict[str, list[int]] = {}  # room key -> their ids (for bisect)
         self._by_cid: dict[tuple[str, str], list[tuple[str, Row]]] = {}  # (sender key, cid) -> (room key, row)
         self._edits: dict[int, tuple[str, int, bool]] = {}  # id -> its current text, edited (ms), deleted
+        self._replies: dict[int, int] = {}  # id -> the id of the message it answers
         self._changes: dict[str, tuple[list[int], list[int]]] = {}  # room key -> (change seqs, their ids), in order
         self._markers: dict[tuple[str, str], int] = {}
         self._mail: dict[str, list[Row]] = {}  # recipient key -> rows in id order
@@ -146,6 +148,11 @@ class MemoryBackend(QObject):
                 self._mail.pop(user_key, None)
         if batch.messages and self.history:
             self._trim({m.room_key for m in batch.messages})
+        for m in batch.messages:
+            if m.reply_to:
+                if self.history and not m.again:
+                    self._replies[m.id] = m.reply_to
+                m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to, self._parent(m.room_key, m.reply_to))
         for c in batch.changes:
             self._apply_change(c)
 
@@ -210,9 +217,19 @@ class MemoryBackend(QObject):
         return self._answer(read)
 
     def _stored(self, room_key: str, rows: list[Row]) -> list[StoredMessage]:
-        edits = self._edits
-        return [StoredMessage(r[0], room_key, r[1], r[2], r[5], r[4]) if r[0] not in edits else
-                StoredMessage(r[0], room_key, r[1], r[2], *_current(edits[r[0]], r[4])) for r in rows]
+        edits, replies = self._edits, self._replies
+        return [StoredMessage(r[0], room_key, r[1], r[2], r[5], r[4]) if r[0] not in edits and r[0] not in replies
+                else StoredMessage(r[0], room_key, r[1], r[2], *_current(edits.get(r[0], (r[5], 0, False)), r[4]),
+                                   *quoted(replies.get(r[0], 0), self._parent(room_key, replies.get(r[0], 0))))
+                for r in rows]
+
+    def _parent(self, room_key: str, mid: int) -> tuple[str, str, bool] | None:
+        """A message a reply answers as it is now: (sender, text, deleted), None if it is not in the room."""
+        row = self._row(room_key, mid) if mid else None
+        if row is None:
+            return None
+        text, _, deleted = self._edits.get(mid, (row[5], 0, False))
+        return row[2], text, deleted
 
     def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
         def read() -> Page:

@@ -73,12 +73,13 @@ from .backend import (
     done,
     failed,
     mapped,
+    quoted,
 )
 from .bans import BanList
 from .cluster import Cluster
 from .fanout import ROOM, Fanout
 from .pg_mirror import LOAD, PgBanList, PgMirror
-from .pg_schema import COLS, DELIVERED, MAIL, MARKERS, SCHEMA, SCHEMA_LOCK, post_answer, ts_query
+from .pg_schema import COLS, DELIVERED, FROM, MAIL, MARKERS, PARENTS, SCHEMA, SCHEMA_LOCK, post_answer, ts_query
 from .pgloop import PgConnectionLost, PgError, PgLink, Rows
 from .redis_cluster import RedisCluster
 from .room_state import RoomRecord
@@ -244,7 +245,8 @@ class PostgresBackend(QObject):
             if room in by_room:
                 posts[room] = len(statements)
                 statements.append(("SELECT qtchat_post($1, $2, $3::jsonb)", [token, room, [
-                    [m.ts, m.sender, m.sender_key, m.cid, m.text, fold(m.text)] for m in by_room[room]]]))
+                    [m.ts, m.sender, m.sender_key, m.cid, m.text, fold(m.text), m.reply_to or None]
+                    for m in by_room[room]]]))
             if room in changes:
                 changed[room] = len(statements)
                 statements.append(("SELECT qtchat_change($1, $2::jsonb)", [room, [
@@ -256,6 +258,11 @@ class PostgresBackend(QObject):
             statements.append((MAIL, [[list(row) for row in batch.mail]]))
         if batch.delivered:
             statements.append((DELIVERED, [[[u, upto] for u, upto in batch.delivered.items()]]))
+
+        replies = [m for m in batch.messages if m.reply_to] if self.history else []
+        quotes = len(statements)  # the parents of this pass's replies, as they are once it is stored (point 10)
+        if replies:
+            statements.append((PARENTS, [[m.reply_to for m in replies]]))
 
         def stamp(ids: dict[str, list[int]]) -> None:
             waits = []
@@ -274,6 +281,11 @@ class PostgresBackend(QObject):
             exc = f.exception()
             if exc is None:
                 rows = f.result()
+                if replies:
+                    parents = {(int(r[0]), r[1]): (r[2], r[3], bool(r[4])) for r in rows[quotes]}
+                    for m in replies:
+                        m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to,
+                                                                        parents.get((m.reply_to, m.room_key)))
                 for room, at in changed.items():
                     _stamp_changes(changes[room], rows[at][0][0])
                 stamp({room: list(rows[at][0][0]) for room, at in posts.items()})
@@ -347,18 +359,18 @@ class PostgresBackend(QObject):
         if not self.history:
             return done(Page([], False))
         if after is not None:
-            return self._rows(self._read, f"SELECT {COLS} FROM messages WHERE room = $1 AND id > $2 ORDER BY id "
+            return self._rows(self._read, f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.id > $2 ORDER BY m.id "
                               "LIMIT $3", [room_key, after, limit + 1],
                               lambda rows: Page(_stored(rows[:limit]), len(rows) > limit))
-        return self._rows(self._read, f"SELECT {COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC "
+        return self._rows(self._read, f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.id < $2 ORDER BY m.id DESC "
                           "LIMIT $3", [room_key, before if before is not None else 1 << 62, limit + 1],
                           lambda rows: Page(_stored(rows[:limit][::-1]), len(rows) > limit))
 
     def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
         if not self.history:
             return done(Page([], False))
-        return self._rows(self._read, f"SELECT {COLS} FROM messages WHERE room = $1 AND changed > $2 AND id <= $2 "
-                          "ORDER BY changed LIMIT $3", [room_key, after, limit + 1],
+        return self._rows(self._read, f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.changed > $2 AND m.id <= $2 "
+                          "ORDER BY m.changed LIMIT $3", [room_key, after, limit + 1],
                           lambda rows: Page(_stored(rows[:limit]), len(rows) > limit))
 
     def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
@@ -372,9 +384,9 @@ class PostgresBackend(QObject):
             return Around(_stored(old[::-1]), _stored(new), len(older) > len(old), len(newer) > len(new))
 
         return mapped(self._read.transaction([
-            (f"SELECT {COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            (f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3",
              [room_key, mid, limit + 1]),
-            (f"SELECT {COLS} FROM messages WHERE room = $1 AND id >= $2 ORDER BY id LIMIT $3",
+            (f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.id >= $2 ORDER BY m.id LIMIT $3",
              [room_key, mid, limit + 1]),
         ]), split)
 
@@ -400,8 +412,8 @@ class PostgresBackend(QObject):
 
         self._search.transaction([
             (f"SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}", ()),
-            (f"SELECT {COLS} FROM messages WHERE room IN (SELECT jsonb_array_elements_text($1::jsonb)) "
-             "AND words @@ to_tsquery('simple', $2) AND id < $3 ORDER BY id DESC LIMIT $4",
+            (f"SELECT {COLS} FROM {FROM} WHERE m.room IN (SELECT jsonb_array_elements_text($1::jsonb)) "
+             "AND m.words @@ to_tsquery('simple', $2) AND m.id < $3 ORDER BY m.id DESC LIMIT $4",
              [room_keys, tsq, before if before is not None else 1 << 62, limit + 1]),
         ]).add_done_callback(answered)
         return result
@@ -546,6 +558,7 @@ def _stamp_changes(changes: list[Change], answer: Any) -> None:
 
 
 def _stored(rows: Rows) -> list[StoredMessage]:
-    return [StoredMessage(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], int(r[6]), bool(r[7])) for r in rows]
+    return [StoredMessage(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], int(r[6]), bool(r[7]),
+                          *quoted(r[8], None if r[9] is None else (r[9], r[10], bool(r[11])))) for r in rows]
 
 __all__ = ["PgBanList", "PostgresBackend"]

@@ -102,15 +102,15 @@ SCHEMA = [
                 FROM (SELECT nextval('message_ids') AS v FROM generate_series(1, fresh)) AS s;
         END IF;
         IF fresh = k THEN  -- no resend (mostly)
-            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words)
+            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words, reply_to)
                 SELECT taken[e.n], p_room, top - k + e.n, (e.m->>0)::bigint, e.m->>1, e.m->>2, e.m->>3, e.m->>4,
-                       to_tsvector('simple', e.m->>5)
+                       to_tsvector('simple', e.m->>5), (e.m->>6)::bigint
                 FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n);
             answer := taken;
         ELSE
-            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words)
+            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words, reply_to)
                 SELECT taken[f.i], p_room, top - fresh + f.i, (f.m->>0)::bigint, f.m->>1, f.m->>2, f.m->>3,
-                       f.m->>4, to_tsvector('simple', f.m->>5)
+                       f.m->>4, to_tsvector('simple', f.m->>5), (f.m->>6)::bigint
                 FROM (SELECT e.m, row_number() OVER (ORDER BY e.n) AS i
                       FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n)
                       WHERE resent[e.n] IS NULL) AS f;
@@ -127,6 +127,7 @@ SCHEMA = [
     "ALTER TABLE messages ADD COLUMN IF NOT EXISTS edited bigint NOT NULL DEFAULT 0",
     "ALTER TABLE messages ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false",
     "ALTER TABLE messages ADD COLUMN IF NOT EXISTS changed bigint",
+    "ALTER TABLE messages ADD COLUMN IF NOT EXISTS reply_to bigint",  # the message of the room it answers
     "CREATE INDEX IF NOT EXISTS messages_room_changed ON messages (room, changed) WHERE changed IS NOT NULL",
     # a room's edits and deletions of one pass, each [id, new text or null, ts, author key or null, not before,
     # folded new text], under the room's lock (as qtchat_post: a change's number from message_ids becomes
@@ -171,7 +172,11 @@ SCHEMA = [
         ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, EXCLUDED.value)""",
 ]
 
-COLS = "id, room, ts, sender, text, cid, edited, deleted"
+# a message with its reply's parent as it is now (backend.py, point 10)
+COLS = "m.id, m.room, m.ts, m.sender, m.text, m.cid, m.edited, m.deleted, m.reply_to, p.sender, p.text, p.deleted"
+FROM = "messages AS m LEFT JOIN messages AS p ON p.id = m.reply_to AND p.room = m.room"
+PARENTS = """SELECT id, room, sender, text, deleted FROM messages
+    WHERE id IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint)"""
 MARKERS = """INSERT INTO read_markers (user_key, room_key, id)
     SELECT e->>0, e->>1, (e->>2)::bigint FROM jsonb_array_elements($1::jsonb) AS e
     ON CONFLICT (user_key, room_key) DO UPDATE SET id = GREATEST(read_markers.id, EXCLUDED.id)"""

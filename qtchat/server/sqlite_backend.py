@@ -38,6 +38,7 @@ from .backend import (
     answer,
     done,
     mapped,
+    quoted,
 )
 from .bans import BanList
 from .cluster import Cluster
@@ -174,8 +175,14 @@ class SqliteBackend(QObject):
         changes = batch.changes if self.history else []
         for c in batch.changes if not self.history else ():
             c.result = "no_such_message"  # nothing is kept to change
+        replies = {m.id: m.reply_to for m in batch.messages if m.reply_to} if self.history else {}
         future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered,
-                                                         changes=changes, seq=ids.next))
+                                                         changes=changes, seq=ids.next, replies=replies))
+        if replies and future.exception() is None:  # quoted as they are now (backend.py, point 10)
+            parents = self.store.parents([(m.reply_to, m.room_key) for m in batch.messages if m.reply_to])
+            for m in batch.messages:
+                if m.reply_to:
+                    m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to, parents.get(m.reply_to))
         if future.exception() is None:
             self.stored_messages += len(rows)
         taken = [row[0] for row in rows] + [row[0] for row in batch.mail]

@@ -25,8 +25,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from .backend import Change, HeldMessage, MailRow, StoredMessage, around_shares
+from .backend import Change, HeldMessage, MailRow, StoredMessage, around_shares, quoted
 from .rekey import rekey_messages
 from .search_agent import Row, TooCostly, fold, fts_query, query_words, search_rows, within
 
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS messages (
     text TEXT NOT NULL,              -- its current text ('' once deleted)
     edited INTEGER NOT NULL DEFAULT 0,   -- when the text was last replaced (ms), 0: never
     deleted INTEGER NOT NULL DEFAULT 0,  -- 1: deleted by its author or an operator
-    changed INTEGER                  -- the seq of its last edit or deletion (an id of the same sequence)
+    changed INTEGER,                 -- the seq of its last edit or deletion (an id of the same sequence)
+    reply_to INTEGER                 -- the message of the room it answers
 );
 CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
 -- no index on (sender_key, cid): it cost a third of every insert; recent_cids scans a bounded id range
@@ -96,11 +98,18 @@ CREATE INDEX IF NOT EXISTS messages_room_changed ON messages (room, changed) WHE
 """
 # (a messages table made before edits existed gets their columns: _add_change_columns)
 CHANGE_COLUMNS = (("edited", "INTEGER NOT NULL DEFAULT 0"), ("deleted", "INTEGER NOT NULL DEFAULT 0"),
-                  ("changed", "INTEGER"))
+                  ("changed", "INTEGER"), ("reply_to", "INTEGER"))
 
 INDEX_BATCH = 2000  # rows per indexing transaction (about 7 ms here)
 
-_COLS = "id, room, ts, sender, text, cid, edited, deleted"
+# a message with its reply's parent as it is now (backend.py, point 10): read with _stored
+_COLS = "m.id, m.room, m.ts, m.sender, m.text, m.cid, m.edited, m.deleted, m.reply_to, p.sender, p.text, p.deleted"
+_FROM = "messages AS m LEFT JOIN messages AS p ON p.id = m.reply_to AND p.room = m.room"
+
+
+def _stored(r: tuple[Any, ...]) -> StoredMessage:
+    parent = None if r[9] is None else (str(r[9]), str(r[10]), bool(r[11]))
+    return StoredMessage(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), *quoted(r[8], parent))
 
 
 Undo = tuple[int, str, int, int, "int | None"]  # a change taken back: id, text, edited, deleted, changed
@@ -224,10 +233,20 @@ class MessageStore:
                               "coalesce((SELECT MAX(id) FROM mailbox), 0))").fetchone()
         return int(row[0] or 0)
 
+    def parents(self, wanted: list[tuple[int, str]]) -> dict[int, tuple[str, str, bool]]:
+        """The messages replies answer, (id, room key) each: id -> (sender, text, deleted), those found."""
+        found = {}
+        for mid, room in wanted:
+            row = self.db.execute("SELECT sender, text, deleted FROM messages WHERE id = ? AND room = ?",
+                                  (mid, room)).fetchone()
+            if row is not None:
+                found[mid] = (str(row[0]), str(row[1]), bool(row[2]))
+        return found
+
     def append(self, rows: list[tuple[int, str, int, str, str, str | None, str]],
                markers: Mapping[tuple[str, str], int] | None = None, mail: list[MailRow] | None = None,
                delivered: Mapping[str, int] | None = None, *, changes: list[Change] | None = None,
-               seq: Callable[[], int] | None = None) -> list[Undo]:
+               seq: Callable[[], int] | None = None, replies: Mapping[int, int] | None = None) -> list[Undo]:
         """Store one pass's messages, (id, room, ts, sender, sender_key, cid, text), read markers,
         (user key, room key) -> id, and private messages for offline users (``mail``: id, recipient
         key, ts, sender, sender key, cid, text), and delete the mailbox messages their recipients
@@ -241,8 +260,9 @@ class MessageStore:
         db.execute("BEGIN")
         try:
             if rows:
-                db.executemany("INSERT INTO messages (id, room, ts, sender, sender_key, cid, text) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                db.executemany("INSERT INTO messages (id, room, ts, sender, sender_key, cid, text, reply_to) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(*r, replies.get(r[0])) for r in rows] if replies
+                               else [(*r, None) for r in rows])
             if changes:
                 assert seq is not None
                 undo = self._change(changes, seq)
@@ -297,9 +317,9 @@ class MessageStore:
     def changed(self, room: str, after: int, limit: int) -> tuple[list[StoredMessage], bool]:
         """The room's messages up to ``after`` changed after it, in the order of their changes."""
         rows = self.db.execute(
-            f"SELECT {_COLS} FROM messages WHERE room = ? AND changed > ? AND id <= ? ORDER BY changed LIMIT ?",
+            f"SELECT {_COLS} FROM {_FROM} WHERE m.room = ? AND m.changed > ? AND m.id <= ? ORDER BY m.changed LIMIT ?",
             (room, after, after, limit + 1)).fetchall()
-        return [StoredMessage(*r) for r in rows[:limit]], len(rows) > limit
+        return [_stored(r) for r in rows[:limit]], len(rows) > limit
 
     def forget(self, ids: list[int]) -> None:
         """Delete the messages (history or mailbox) with these ids: those of a pass whose sync failed, so
@@ -337,17 +357,17 @@ class MessageStore:
         cols = _COLS
         if after is not None:
             rows = self.db.execute(
-                f"SELECT {cols} FROM messages WHERE room = ? AND id > ? ORDER BY id LIMIT ?",
+                f"SELECT {cols} FROM {_FROM} WHERE m.room = ? AND m.id > ? ORDER BY m.id LIMIT ?",
                 (room, after, limit + 1)).fetchall()
             more = len(rows) > limit
             rows = rows[:limit]
         else:
             rows = self.db.execute(
-                f"SELECT {cols} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                f"SELECT {cols} FROM {_FROM} WHERE m.room = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
                 (room, before if before is not None else 1 << 62, limit + 1)).fetchall()
             more = len(rows) > limit
             rows = rows[:limit][::-1]
-        return [StoredMessage(*r) for r in rows], more
+        return [_stored(r) for r in rows], more
 
     def around(self, room: str, mid: int, limit: int) -> tuple[list[StoredMessage], list[StoredMessage], bool, bool]:
         """Up to ``limit`` messages of a room centred on the id ``mid``: about half older than it, the
@@ -355,14 +375,14 @@ class MessageStore:
         its share to the other. Returns (older, newer, more older beyond, more newer beyond), each
         list in id order."""
         older = self.db.execute(
-            f"SELECT {_COLS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {_COLS} FROM {_FROM} WHERE m.room = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
             (room, mid, limit + 1)).fetchall()
         newer = self.db.execute(
-            f"SELECT {_COLS} FROM messages WHERE room = ? AND id >= ? ORDER BY id LIMIT ?",
+            f"SELECT {_COLS} FROM {_FROM} WHERE m.room = ? AND m.id >= ? ORDER BY m.id LIMIT ?",
             (room, mid, limit + 1)).fetchall()
         want_old, want_new = around_shares(len(older), len(newer), limit)
         old, new = older[:want_old], newer[:want_new]
-        return ([StoredMessage(*r) for r in reversed(old)], [StoredMessage(*r) for r in new],
+        return ([_stored(r) for r in reversed(old)], [_stored(r) for r in new],
                 len(older) > len(old), len(newer) > len(new))
 
     # ------------------------------------------------------------ search

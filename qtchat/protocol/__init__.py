@@ -20,9 +20,7 @@ from .events import (
     BanRequest,
     Bye,
     ClientEvent,
-    DeleteMessage,
     Delivered,
-    EditMessage,
     Error,
     Event,
     Hello,
@@ -34,8 +32,6 @@ from .events import (
     Left,
     MarkRead,
     Message,
-    MessageDeleted,
-    MessageEdited,
     Notice,
     PartRoom,
     PasswordChange,
@@ -68,6 +64,7 @@ from .events import (
 )
 from .fields import check_text, clean_line
 from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
+from .message_events import DeleteMessage, EditMessage, MessageDeleted, MessageEdited
 from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 from .passwords import MAX_PASSWORD, MIN_PASSWORD, check_password
 

@@ -192,27 +192,6 @@ class SendMessage(ClientEvent):
     reply_to: Annotated[int | None, Id()] = None
 
 
-@event("edit", order=("room", "id", "text"))
-@dataclass(frozen=True, slots=True)
-class EditMessage(ClientEvent):
-    """Replace the text of your own message ``id`` in ``room`` (within the server's ``edit_window``): every
-    member gets ``edited``, the editor too (its acknowledgement). Refusals carry ``ref`` "edit:<id>"."""
-
-    id: Annotated[int, Id(required=True)]
-    text: Annotated[str, ChatText()]
-    room: Annotated[str, Str(MAX_ROOM_NAME)] = DEFAULT_ROOM
-
-
-@event("delete", order=("room", "id"))
-@dataclass(frozen=True, slots=True)
-class DeleteMessage(ClientEvent):
-    """Delete the message ``id`` in ``room``: your own, or any as an operator of the room or the server.
-    Every member gets ``deleted``. Refusals carry ``ref`` "delete:<id>"."""
-
-    id: Annotated[int, Id(required=True)]
-    room: Annotated[str, Str(MAX_ROOM_NAME)] = DEFAULT_ROOM
-
-
 @event("users")
 @dataclass(frozen=True, slots=True)
 class UsersRequest(ClientEvent):
@@ -443,29 +422,6 @@ class History(ServerEvent):
     changed_more: Annotated[bool, Bool(omit_empty=True)] = False
 
 
-@event("edited", order=("room", "id", "text", "edited", "by"))
-@dataclass(frozen=True, slots=True)
-class MessageEdited(ServerEvent):
-    """The message ``id`` of ``room`` has a new text (``edited``: when, ms); ``by``: its author."""
-
-    id: Annotated[int, Int()]
-    text: Annotated[str, Str(1 << 30)]
-    edited: Annotated[int, Int()]
-    by: Annotated[str, Str()]
-    room: Annotated[str, Str()] = DEFAULT_ROOM
-
-
-@event("deleted", order=("room", "id", "ts", "by"))
-@dataclass(frozen=True, slots=True)
-class MessageDeleted(ServerEvent):
-    """The message ``id`` of ``room`` was deleted (``ts``: when, ms) by ``by``: its author, or an operator."""
-
-    id: Annotated[int, Int()]
-    ts: Annotated[int, Int()]
-    by: Annotated[str, Str()]
-    room: Annotated[str, Str()] = DEFAULT_ROOM
-
-
 @event("results", order=("query", "room", "before", "results", "more"))
 @dataclass(frozen=True, slots=True)
 class SearchResults(ServerEvent):
@@ -619,6 +575,11 @@ def wire_table(direction: type[D], declared: list[type[SendableEvent]]) -> dict[
     return table
 
 
+# frames declared in modules of their own (they import this one's bases): declared before the tables are made
+
+# frames declared in modules of their own (they import this one's bases): declared before the tables are made
+from . import message_events  # noqa: E402, F401
+
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = wire_table(ClientEvent, DECLARED)
 SERVER_EVENTS: dict[str, type[ServerEvent]] = wire_table(ServerEvent, DECLARED)
 
@@ -655,9 +616,3 @@ def names_per_frame(max_frame: int) -> int:
 
 def _json_str(text: str) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode("utf-8")
-
-
-def reply_quote(text: str) -> str:
-    """The start of a message's text as a reply quotes it: one line, at most REPLY_QUOTE characters."""
-    line = " ".join(text.split())
-    return line if len(line) <= REPLY_QUOTE else line[:REPLY_QUOTE - 1] + "\N{HORIZONTAL ELLIPSIS}"

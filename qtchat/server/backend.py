@@ -82,7 +82,7 @@ The contract (what the core relies on; a new backend must keep every point):
 
 10. **Replies are quoted by the store.** A room message may answer another (``Posted.reply_to``); the store
    keeps the link and stamps ``reply_from``/``reply_text`` when it stores the pass: the parent's sender and
-   the start of its text (``events.reply_quote``), both empty when the parent is not a message of that room,
+   the start of its text (``message_events.reply_quote``), both empty when the parent is not a message of that room,
    or is deleted. Pages, around pages and ``changed`` carry the quote as the parent is *now* (an edit or a
    deletion of the parent shows in every later page).
 
@@ -102,7 +102,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from qtchat.protocol.events import reply_quote
+from qtchat.protocol.message_events import reply_quote
 
 from .bans import Ban, BanList
 
@@ -133,7 +133,7 @@ class Posted:
     again: bool = False  # a resend of a stored message: acknowledged to its sender only, relayed to nobody
     reply_to: int = 0  # the message it answers (0: none); the store stamps its quote (point 10):
     reply_from: str = ""  # its sender, "" if it is not in the room or deleted
-    reply_text: str = ""  # the start of its text (events.reply_quote)
+    reply_text: str = ""  # the start of its text (message_events.reply_quote)
 
 
 @dataclass(slots=True)

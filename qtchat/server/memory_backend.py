@@ -148,6 +148,10 @@ class MemoryBackend(QObject):
                 self._mail.pop(user_key, None)
         if batch.messages and self.history:
             self._trim({m.room_key for m in batch.messages})
+        self._quote_and_change(batch)
+
+    def _quote_and_change(self, batch: PassBatch) -> None:
+        """The pass's replies quoted, its edits and deletions checked and made (backend.py, points 9, 10)."""
         for m in batch.messages:
             if m.reply_to:
                 if self.history and not m.again:

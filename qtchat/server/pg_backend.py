@@ -45,7 +45,6 @@ tests).
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
@@ -59,7 +58,6 @@ from PySide6.QtCore import QObject, QTimer
 from .backend import (
     Account,
     Around,
-    Change,
     HeldMessage,
     MailboxCount,
     Page,
@@ -79,11 +77,11 @@ from .bans import BanList
 from .cluster import Cluster
 from .fanout import ROOM, Fanout
 from .pg_mirror import LOAD, PgBanList, PgMirror
-from .pg_schema import COLS, DELIVERED, FROM, MAIL, MARKERS, PARENTS, SCHEMA, SCHEMA_LOCK, post_answer, ts_query
+from .pg_pass import PassPlan
+from .pg_schema import COLS, FROM, SCHEMA, SCHEMA_LOCK, post_answer, ts_query
 from .pgloop import PgConnectionLost, PgError, PgLink, Rows
 from .redis_cluster import RedisCluster
 from .room_state import RoomRecord
-from .search_agent import fold
 from .store import RESEND_WINDOW_S, SearchTooCostly
 
 log = logging.getLogger("qtchat.server.pg")
@@ -221,48 +219,11 @@ class PostgresBackend(QObject):
     def store_pass(self, batch: PassBatch) -> Future[None]:
         result: Future[None] = Future()
         token = secrets.randbits(62)
-        by_room: dict[str, list[Posted]] = {}
-        if self.history:
-            for m in batch.messages:
-                by_room.setdefault(m.room_key, []).append(m)
-        else:
+        if not self.history:
             for m in batch.messages:
                 m.id = self.next_id()
-        rooms = sorted(by_room)
-        changes: dict[str, list[Change]] = {}
-        for c in batch.changes:
-            if self.history:
-                changes.setdefault(c.room_key, []).append(c)
-            else:
-                c.result = "no_such_message"  # nothing is kept to change
-        statements: list[tuple[str, Any]] = [
-            ("SELECT pg_advisory_xact_lock($1)", [token]),  # a check after a broken connection waits for it
-            ("INSERT INTO passes (token, room, ids) VALUES ($1, '', '{}')", [token]),
-        ]
-        posts: dict[str, int] = {}  # room -> the statement answering its messages
-        changed: dict[str, int] = {}  # room -> the statement answering its changes
-        for room in sorted(by_room.keys() | changes.keys()):  # rooms locked in this order by every node
-            if room in by_room:
-                posts[room] = len(statements)
-                statements.append(("SELECT qtchat_post($1, $2, $3::jsonb)", [token, room, [
-                    [m.ts, m.sender, m.sender_key, m.cid, m.text, fold(m.text), m.reply_to or None]
-                    for m in by_room[room]]]))
-            if room in changes:
-                changed[room] = len(statements)
-                statements.append(("SELECT qtchat_change($1, $2::jsonb)", [room, [
-                    [c.id, c.text, c.ts, c.author_key, c.not_before, None if c.text is None else fold(c.text)]
-                    for c in changes[room]]]))
-        if batch.markers:
-            statements.append((MARKERS, [[[u, r, mid] for (u, r), mid in batch.markers.items()]]))
-        if batch.mail:
-            statements.append((MAIL, [[list(row) for row in batch.mail]]))
-        if batch.delivered:
-            statements.append((DELIVERED, [[[u, upto] for u, upto in batch.delivered.items()]]))
-
-        replies = [m for m in batch.messages if m.reply_to] if self.history else []
-        quotes = len(statements)  # the parents of this pass's replies, as they are once it is stored (point 10)
-        if replies:
-            statements.append((PARENTS, [[m.reply_to for m in replies]]))
+        plan = PassPlan(token, batch, self.history)
+        by_room, rooms, statements = plan.by_room, plan.rooms, plan.statements
 
         def stamp(ids: dict[str, list[int]]) -> None:
             waits = []
@@ -280,15 +241,7 @@ class PostgresBackend(QObject):
         def answered(f: Future[list[Rows]]) -> None:
             exc = f.exception()
             if exc is None:
-                rows = f.result()
-                if replies:
-                    parents = {(int(r[0]), r[1]): (r[2], r[3], bool(r[4])) for r in rows[quotes]}
-                    for m in replies:
-                        m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to,
-                                                                        parents.get((m.reply_to, m.room_key)))
-                for room, at in changed.items():
-                    _stamp_changes(changes[room], rows[at][0][0])
-                stamp({room: list(rows[at][0][0]) for room, at in posts.items()})
+                stamp(plan.answered(f.result()))
             elif isinstance(exc, PgConnectionLost) and exc.sent:
                 log.warning("the connection to PostgreSQL broke after a pass was sent; asking whether it was stored")
                 for c in batch.changes:
@@ -548,13 +501,6 @@ def _stamp(messages: list[Posted], answer: list[int]) -> tuple[list[Posted], int
             m.id = mid
             new.append(m)
     return new, top
-
-
-def _stamp_changes(changes: list[Change], answer: Any) -> None:
-    """``qtchat_change()``'s answer: each change's refusal (or ''), its message's sender and its number."""
-    for c, (refused, sender, seq) in zip(changes, json.loads(answer) if isinstance(answer, str) else answer,
-                                         strict=True):
-        c.result, c.sender, c.seq = str(refused), str(sender), int(seq)
 
 
 def _stored(rows: Rows) -> list[StoredMessage]:

@@ -68,6 +68,7 @@ from qtchat.protocol import (
     encode_frame,
 )
 from qtchat.protocol import events as events_module
+from qtchat.protocol import message_events as message_events_module
 from qtchat.protocol.codec import Flat, Record, Records, declare, shape_of
 from qtchat.protocol.events import CLIENT_EVENTS, DECLARED, SERVER_EVENTS, event, search_result_wire, wire_table
 from qtchat.protocol.fields import (
@@ -309,9 +310,9 @@ def test_search_result_wire_is_an_entry_of_a_results_frame(results: SearchResult
 
 
 def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
-    declared_here = {
-        obj for obj in vars(events_module).values()
-        if isinstance(obj, type) and issubclass(obj, SendableEvent) and obj.__module__ == events_module.__name__
+    declared_here = {  # in events.py and the modules of frames it takes in (message_events.py)
+        obj for module in (events_module, message_events_module) for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, SendableEvent) and obj.__module__ == module.__name__
         and obj not in (SendableEvent, ClientEvent, ServerEvent)
     }
     assert declared_here == set(DECLARED) and len(DECLARED) == len(set(DECLARED))  # nothing undeclared

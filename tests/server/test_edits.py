@@ -66,7 +66,7 @@ def test_an_edit_reaches_every_member_and_is_what_history_around_catch_up_and_se
 
     newest = page(bob, limit=10).messages
     assert [(m.text, bool(m.edited)) for m in newest] == [("the meeting is on tuesday", True), ("bring snacks", False)]
-    assert [m.text for m in page(bob, around=first.id, limit=10).messages][0] == "the meeting is on tuesday"
+    assert page(bob, around=first.id, limit=10).messages[0].text == "the meeting is on tuesday"
     caught_up = page(bob, after=seen)  # a client that was away since it saw the first message
     assert [m.text for m in caught_up.messages] == ["bring snacks"]
     assert [(m.id, m.text) for m in caught_up.changed] == [(first.id, "the meeting is on tuesday")]

@@ -8,8 +8,17 @@ from typing import Any
 
 import pytest
 
-from qtchat.protocol import DeleteMessage, EditMessage, History, HistoryRequest, JoinRoom, Message, MessageDeleted
-from qtchat.protocol import RoomState, SendMessage
+from qtchat.protocol import (
+    DeleteMessage,
+    EditMessage,
+    History,
+    HistoryRequest,
+    JoinRoom,
+    Message,
+    MessageDeleted,
+    RoomState,
+    SendMessage,
+)
 from qtchat.protocol.events import REPLY_QUOTE
 
 pytestmark = pytest.mark.backends

@@ -206,14 +206,14 @@ def test_separators_stay_right_and_the_reader_in_place_when_the_log_is_trimmed(q
 
 
 def test_today_becomes_yesterday_at_midnight(qtbot):
-    start, started = at(WEDNESDAY, 23, 59, 59) / 1000 + 0.6, systime.monotonic()
-    view = make_view(qtbot, clock=lambda: start + systime.monotonic() - started)  # 0.4 s before midnight
-    assert 0 < view._day_timer.remainingTime() <= 1000
+    start, started = at(WEDNESDAY, 23, 59, 58) / 1000 + 0.5, systime.monotonic()
+    view = make_view(qtbot, clock=lambda: start + systime.monotonic() - started)  # 1.5 s before midnight
+    assert 0 < view._day_timer.remainingTime() <= 2000
     log = MessageLog()
     view.set_model(log)
     log.extend(day_lines([(0, 10)]))
     assert labels(view) == [("m0", "Today")]
-    qtbot.waitUntil(lambda: view.today == WEDNESDAY + timedelta(days=1), timeout=3000)
+    qtbot.waitUntil(lambda: view.today == WEDNESDAY + timedelta(days=1), timeout=5000)
     assert labels(view) == [("m0", "Yesterday")]
     assert view._day_timer.isActive() and view._day_timer.remainingTime() > 60_000  # armed for the next one
     log.extend([ChatLine("msg", "after midnight", int(view.delegate.dates.clock() * 1000), sender="bob")])

@@ -1,12 +1,20 @@
 """The conversation log marks the first line of each local day (``ChatLine.day_start``), and keeps the marks
 right as lines come, go and change: appends, history pages above, trimming, missed messages, an
-acknowledgement's time, a search result's context (real MessageLog, no view)."""
+acknowledgement's time, a search result's context (real MessageLog, no view; the last test with a real
+server whose clock is set back while older days' messages are sent)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, datetime, time, timedelta
 
+from qtchat.client import Workspace
 from qtchat.client.models import ChatLine, MessageLog, day_of, local_day
+from qtchat.protocol import Message
+from qtchat.server import messages as server_messages
+
+from .test_search import msg_texts, wait_search
+from .test_session import login
 
 DAY = date(2026, 3, 10)
 
@@ -117,3 +125,41 @@ def test_a_reset_log_marks_its_lines_and_lines_moved_from_another_log_are_measur
     moved.layout = (500, 40, 100)  # measured by a view with its separator
     live.reset([msg("earlier", at(DAY, 7)), moved])
     assert starts(live) == ["earlier"] and moved.layout is None
+
+
+def test_a_search_result_opens_with_its_days_marked_and_they_stay_right_once_joined_to_the_live_ones(
+        server, connect, client, qtbot, monkeypatch):
+    bob = connect()
+    bob.login("bob")
+    today = date.today()
+    texts = [f"message {i}" + (" needle" if i == 37 else "") for i in range(300)]
+    for days, first, end in ((3, 0, 50), (1, 50, 250), (0, 250, 300)):  # three days ago, yesterday, today
+        seconds = itertools.count()
+        if days:
+            monkeypatch.setattr(server_messages, "now_ms", lambda d=days, s=seconds: at(today - timedelta(days=d), 9)
+                                + 1000 * next(s))
+        else:
+            monkeypatch.undo()
+        for text in texts[first:end]:
+            bob.say(text)
+        bob.wait_for(lambda n=end: len(bob.of(Message)) >= n, timeout=20)  # all stamped before the clock moves
+    ws = Workspace(client)
+    login(qtbot, client, server.port, "alice")
+    lobby = ws.lobby
+    qtbot.waitUntil(lambda: len(msg_texts(lobby.log)) == 50)  # the newest page: 250..299, today's
+    assert starts(lobby.log) == ["message 250"]
+    assert ws.search.start("needle")
+    wait_search(qtbot, ws.search)
+    with qtbot.waitSignal(lobby.focus_requested, timeout=5000):
+        assert ws.show_message(ws.search.results[0].room, ws.search.results[0].id)
+    assert lobby.context is not None
+    assert starts(lobby.context) == ["message 7", "message 50"]  # the page around it: 7..66
+    assert lobby.load_older()
+    qtbot.waitUntil(lambda: msg_texts(lobby.context)[0] == "message 0")
+    assert starts(lobby.context) == ["message 0", "message 50"]  # "message 7" does not start its day now
+    with qtbot.waitSignal(lobby.view_changed, timeout=10000):
+        while lobby.context is not None:
+            lobby.load_newer()
+            qtbot.wait(20)
+    assert msg_texts(lobby.log) == texts
+    assert starts(lobby.log) == ["message 0", "message 50", "message 250"]

@@ -27,6 +27,11 @@ RECHECK_MS = 15 * 60 * 1000  # a timer that waits longer may wake late after the
 _FIELD = re.compile(r"'(?:[^']|'')*'|(d+|M+|y+)")  # a quoted literal, or a field of a Qt date format
 _LONG = QLocale.FormatType.LongFormat
 _SHORT = QLocale.FormatType.ShortFormat
+_FARTHEST = 1 << 62  # ms: a server's time past this (a qint64 no more) is drawn as this
+
+
+def _moment(ts: int) -> QDateTime:
+    return QDateTime.fromMSecsSinceEpoch(max(-_FARTHEST, min(_FARTHEST, ts)))
 
 
 def without_year(fmt: str) -> str:
@@ -64,7 +69,7 @@ class Dates:
 
     def stamp(self, ts: int) -> str:
         """A message's time of day, as its row shows it."""
-        return self.locale.toString(QDateTime.fromMSecsSinceEpoch(ts).time(), self.time_format())
+        return self.locale.toString(_moment(ts).time(), self.time_format())
 
     def stamp_width(self, fm: QFontMetrics) -> int:
         """The width the widest time of day takes (the time column's)."""
@@ -74,7 +79,7 @@ class Dates:
     def full(self, ts: int) -> str:
         """The date and time in full (on hover over a message's time)."""
         fmt = f"{self.locale.dateFormat(_LONG)} {self.time_format(seconds=True)}"
-        return self.locale.toString(QDateTime.fromMSecsSinceEpoch(ts), fmt).strip()
+        return self.locale.toString(_moment(ts), fmt).strip()
 
     def long_day(self, ts: int) -> str:
         """The day in full, with its year (on hover over a day's separator)."""

@@ -106,6 +106,8 @@ def test_times_follow_the_locale_unless_24_or_12_hours_are_chosen():
     assert full.startswith("Wednesday, June 17, 2026 2:05:09 PM")  # then the time zone
     assert Dates("24", locale=EN).full(ts).startswith("Wednesday, June 17, 2026 14:05:09")
     assert Dates(locale=DE).full(ts).startswith("Mittwoch, 17. Juni 2026 14:05:09")
+    for far in (10**20, -(10**20)):  # a time no calendar has, from a server: something is drawn, nothing breaks
+        assert Dates(locale=EN).stamp(far) and Dates(locale=EN).full(far) and Dates(locale=EN).long_day(far) == ""
 
 
 # ------------------------------------------------------------ the view
@@ -147,6 +149,9 @@ def test_the_view_draws_a_separator_per_day_as_part_of_its_first_row(qtbot):
     assert 0 <= band_y < image.height()
     row = {image.pixelColor(x, band_y).name() for x in range(0, image.width(), 2)}
     assert len(row) > 1  # something (the rule, the words) is drawn across the separator
+    log.extend([ChatLine("msg", "from a hostile server", 10**20, sender="eve")])
+    view.viewport().grab()  # drawn (a paint that raised would fail the test)
+    assert labels(view)[-1] == ("from a hostile server", "")
 
 
 def test_the_full_date_and_time_show_on_hover_over_the_time(qtbot):

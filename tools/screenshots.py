@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Take the README's screenshots: the connect dialog and a busy conversation.
+"""Take the README's screenshots: the connect dialog and a busy conversation (over three days).
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshots.py [--dark]
 
-Everything is real: an in-process server, bot users on real sockets, the real widgets.
+Everything is real: an in-process server, bot users on real sockets, the real widgets; only the
+server's clock is set back while the bots post the lobby's older days.
 Writes docs/screenshot-connect.png, docs/screenshot-chat.png, docs/screenshot-edit.png, docs/screenshot-search.png
 and docs/screenshot-admin.png (or -dark variants).
 """
@@ -14,7 +15,9 @@ import os
 import sys
 import tempfile
 import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtGui import QColor, QPalette
@@ -23,6 +26,9 @@ from PySide6.QtWidgets import QApplication
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT))  # this checkout's qtchat (a worktree's), not the one the venv has installed
+
+if TYPE_CHECKING:
+    from qtchat.client import ChatClient
 
 
 def pump(app: QCoreApplication, seconds: float) -> None:
@@ -44,6 +50,30 @@ def dark_palette() -> QPalette:
     }.items():
         p.setColor(role, QColor(color))
     return p
+
+
+def earlier_days(app: QCoreApplication, bots: dict[str, ChatClient]) -> None:
+    """The lobby's messages of earlier days, stamped by the server as if sent then (alice sees them as
+    history, under a separator per day)."""
+    from qtchat.server import messages
+
+    clock = "now_ms"  # the time messages.py stamps a room message with
+    real = getattr(messages, clock)
+    script = [
+        (9, 17, 40, "ken", "Branched 1.4: only fixes go in from now on"),
+        (9, 17, 43, "priya", "\U0001f389"),
+        (1, 18, 5, "maria", "Design review moved to tomorrow 10:00"),
+        (1, 18, 9, "olu", "ok, I'll bring the installer mockups"),
+    ]
+    try:
+        for days, hour, minute, name, text in script:
+            when = datetime.combine(date.today() - timedelta(days=days), datetime.min.time()).replace(
+                hour=hour, minute=minute)
+            setattr(messages, clock, lambda when=when: int(when.timestamp() * 1000))
+            bots[name].send_text(text)
+            pump(app, 0.1)
+    finally:
+        setattr(messages, clock, real)
 
 
 def main() -> int:
@@ -73,6 +103,7 @@ def main() -> int:
         bot.connect_to("127.0.0.1", server.port, name)
         bots[name] = bot
     pump(app, 0.5)
+    earlier_days(app, bots)
 
     # the connect dialog, after a refused name
     settings = ClientSettings()

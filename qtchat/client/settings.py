@@ -49,6 +49,16 @@ class ClientSettings:
     def show_presence(self, on: bool) -> None:
         self._s.setValue("view/show_presence", "true" if on else "false")
 
+    @property
+    def hours(self) -> str:
+        """Times of day in "24" or "12" hours, or as the locale does: "locale" (View > Time of day)."""
+        value = self._str("view/hours", "locale")
+        return value if value in ("locale", "24", "12") else "locale"
+
+    @hours.setter
+    def hours(self, value: str) -> None:
+        self._s.setValue("view/hours", value if value in ("24", "12") else "locale")
+
     def _list(self, key: str) -> list[str]:
         value = self._s.value(key, [])
         if isinstance(value, str):

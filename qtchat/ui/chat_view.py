@@ -5,11 +5,15 @@ are inserted, which at 100,000 rows and thousands of inserts a second cannot
 keep up. ChatView keeps the height of each row and their running sum, appends
 to both when rows arrive, and paints only the rows in sight, so inserting and
 scrolling cost the same at 100 rows or 1,000,000.
+
+Each day begins with its separator ("Today", "Yesterday", a date: dates.py), drawn as the top of the row
+of its first line: the rows stay the model's. Past local midnight the separators are drawn again.
 """
 
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
@@ -31,6 +35,7 @@ from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QToolButton, QWidget
 
 from qtchat.client.models import ChatLine, MessageLog, literal_html
 
+from .dates import LOCALE, Dates
 from .message_delegate import MessageDelegate, find_urls, is_long, utf16_len, utf16_slice
 from .text_viewer import TextViewer
 
@@ -59,7 +64,9 @@ class ChatView(QAbstractScrollArea):
     edit_requested = Signal(object)
     delete_requested = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, hours: str = LOCALE,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``hours``: times in "24" or "12" hours, or as the locale does; ``clock``: "now" (seconds)."""
         super().__init__(parent)
         self.may_edit: Callable[[ChatLine], bool] = lambda line: False  # editing.py sets them
         self.may_delete: Callable[[ChatLine], bool] = lambda line: False
@@ -69,7 +76,7 @@ class ChatView(QAbstractScrollArea):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.viewport().setMouseTracking(True)
         self.viewport().setAutoFillBackground(False)
-        self.delegate = MessageDelegate(self.font(), self.palette())
+        self.delegate = MessageDelegate(self.font(), self.palette(), Dates(hours, clock=clock))
         self.model: MessageLog | None = None
         self._tops: list[int] = []
         self._heights: list[int] = []
@@ -92,6 +99,11 @@ class ChatView(QAbstractScrollArea):
         self._relayout_timer.setSingleShot(True)
         self._relayout_timer.setInterval(30)
         self._relayout_timer.timeout.connect(self._relayout)
+        self.today = self.delegate.dates.today()
+        self._day_timer = QTimer(self)  # at midnight "Today" becomes "Yesterday"
+        self._day_timer.setSingleShot(True)
+        self._day_timer.timeout.connect(self._on_day_timer)
+        self._day_timer.start(self.delegate.dates.ms_to_midnight())
 
     # ------------------------------------------------------------ model
 
@@ -121,6 +133,26 @@ class ChatView(QAbstractScrollArea):
                 self.scroll_to_bottom()
         finally:
             self._switching = False
+
+    def set_hours(self, hours: str) -> None:
+        """Times in "24" or "12" hours, or as the locale does ("locale"): every row is measured again (the
+        time column's width changes), the line at the top staying in place."""
+        place = None if self.at_bottom else self._top_place()
+        self.delegate.set_hours(hours)
+        if self.model is None:
+            return
+        for line in self.model.lines:
+            line.layout = None
+        self._relayout()
+        if place is not None and self.model.holds(place[0]):
+            self.verticalScrollBar().setValue(self._tops[place[0].row] + place[1])
+
+    def _on_day_timer(self) -> None:
+        today = self.delegate.dates.today()
+        if today != self.today:
+            self.today = today
+            self.viewport().update()  # the separators' words are those of the new day
+        self._day_timer.start(self.delegate.dates.ms_to_midnight())
 
     def _top_place(self) -> tuple[ChatLine, int] | None:
         """The line at the top of the viewport, and how far down it the viewport begins."""
@@ -254,6 +286,8 @@ class ChatView(QAbstractScrollArea):
         if self.model is None:
             return
         stick = self.at_bottom
+        value = self.verticalScrollBar().value()
+        above = 0  # what rows that begin above the view grew by: what is in sight stays in place
         for row in range(top_left.row(), bottom_right.row() + 1):
             if row >= len(self._heights):
                 continue
@@ -264,7 +298,10 @@ class ChatView(QAbstractScrollArea):
                 for r in range(row + 1, len(self._tops)):
                     self._tops[r] += delta
                 self._total += delta
+                above += delta if self._tops[row] < value else 0
         self._update_scrollbar(stick)
+        if above and not stick:
+            self.verticalScrollBar().setValue(value + above)
         self.viewport().update()
 
     def _update_scrollbar(self, stick: bool) -> None:
@@ -462,9 +499,8 @@ class ChatView(QAbstractScrollArea):
         self.viewport().setCursor(Qt.CursorShape.PointingHandCursor if link else Qt.CursorShape.ArrowCursor)
         tip = link or ""
         row = self.row_at(pos.y())
-        if not tip and row >= 0 and self.model is not None and pos.x() < self.delegate.text_x:
-            line = self.model.lines[row]
-            tip = line.sender  # the whole name, where the column shortens it
+        if not tip and row >= 0 and self.model is not None:  # the day, the date and time, the whole name
+            tip = self.delegate.tip_at(self.model.lines[row], self._tops[row] - self.verticalScrollBar().value(), pos)
         self.viewport().setToolTip(literal_html(tip))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:

@@ -402,7 +402,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ conversations
 
     def _add_view(self, conv: Conversation) -> None:
-        view = ChatView()
+        view = ChatView(hours=self.settings.hours)
         view.set_model(conv.log)
         view.setAccessibleName(f"Messages in {isolate(conv.title)}")
         view.near_top.connect(conv.load_older)

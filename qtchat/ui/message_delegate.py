@@ -1,5 +1,6 @@
 """How one chat line looks: MessageDelegate lays it out (time, sender, text; links found and underlined)
-and paints it; ChatView (chat_view.py) decides which lines are in sight.
+and paints it; ChatView (chat_view.py) decides which lines are in sight. The first line of each day has
+the day's separator drawn above it, at the top of its row (``ChatLine.day_start``; the words: dates.py).
 
 User text is laid out with QTextLayout as plain text: it is never parsed as
 markup, so ``<b>x</b>`` shows exactly those characters. Each message is its own
@@ -10,7 +11,6 @@ it is drawn as a visible marker, in the error colour (``bidi.py``).
 from __future__ import annotations
 
 import re
-import time
 import zlib
 from collections import OrderedDict
 
@@ -29,11 +29,13 @@ from PySide6.QtGui import (
 from qtchat.client.models import ChatLine
 
 from .bidi import isolate, mark_overrides, override_offsets
+from .dates import Dates
 
 URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
 PAD_X = 8
 PAD_Y = 2
+DAY_GAP = 5  # above and below a day's separator
 NICK_CHARS = 12
 LONG_CHARS = 2000  # a message longer than this, or of more lines than LONG_LINES, is drawn collapsed
 LONG_LINES = 20
@@ -111,9 +113,15 @@ def nick_color(name: str, dark: bool) -> QColor:
 class MessageDelegate:
     """Measures and paints ChatLines: ``time  nick  text``, the text wrapped in its own column."""
 
-    def __init__(self, font: QFont, palette: QPalette) -> None:
+    def __init__(self, font: QFont, palette: QPalette, dates: Dates | None = None) -> None:
         self._layouts: OrderedDict[int, tuple[int, str, QTextLayout]] = OrderedDict()
+        self.dates = dates if dates is not None else Dates()
         self.set_style(font, palette)
+
+    def set_hours(self, hours: str) -> None:
+        """Times in 24 or 12 hours, or as the locale does (dates.HOURS): the time column's width changes."""
+        self.dates.hours = hours
+        self.set_style(self.font, self.palette)
 
     def set_style(self, font: QFont, palette: QPalette) -> None:
         self.font = QFont(font)
@@ -125,13 +133,16 @@ class MessageDelegate:
         self.fm = QFontMetrics(self.font)
         self.fm_italic = QFontMetrics(self.italic)
         self.line_h = self.fm.lineSpacing()
-        self.time_w = self.fm.horizontalAdvance("00:00") + PAD_X
+        self.time_w = self.dates.stamp_width(self.fm) + PAD_X
+        self.day_h = self.line_h + 2 * DAY_GAP
         self.nick_w = self.fm.averageCharWidth() * NICK_CHARS
         base = palette.color(QPalette.ColorRole.Base)
         self.dark = base.lightness() < 128
         text = palette.color(QPalette.ColorRole.Text)
         self.dim = QColor(text)
         self.dim.setAlpha(140)
+        self.rule = QColor(text)
+        self.rule.setAlpha(45)
         self.error = QColor("#ff6b6b") if self.dark else QColor("#c62828")
         self.link = palette.color(QPalette.ColorRole.Link)
         self.own_bg = palette.color(QPalette.ColorRole.AlternateBase)
@@ -148,6 +159,10 @@ class MessageDelegate:
 
     def text_width(self, width: int) -> int:
         return max(40, width - self.text_x - PAD_X)
+
+    def band(self, line: ChatLine) -> int:
+        """The height of the day's separator drawn above the line (0 when it does not start its day)."""
+        return self.day_h if line.day_start else 0
 
     def height(self, line: ChatLine, width: int) -> int:
         """The row's height at this view width; cached on the line with its one-line width."""
@@ -167,6 +182,7 @@ class MessageDelegate:
         else:
             rows = self._layout(line, avail).lineCount() + (1 if is_long(line.text) else 0)
             h = rows * self.line_h + 2 * PAD_Y
+        h += self.band(line)
         line.layout = (avail, h, natural)
         return h
 
@@ -244,7 +260,7 @@ class MessageDelegate:
         if pos.x() < self.text_x:
             return 0
         layout = self._layout(line, self.text_width(width))
-        y = pos.y() - top - PAD_Y
+        y = pos.y() - top - self.band(line) - PAD_Y
         for i in range(layout.lineCount()):
             tl = layout.lineAt(i)
             if y < tl.y() + self.line_h or i == layout.lineCount() - 1:
@@ -256,6 +272,9 @@ class MessageDelegate:
         h = self.height(line, width)
         avail = self.text_width(width)
         p.setClipRect(QRect(0, top, width, h))  # nothing a message holds can draw over its neighbours
+        if line.day_start:
+            self._paint_day(p, line, top, width)
+            top, h = top + self.day_h, h - self.day_h
         if line.kind == "marker":  # "new since you last read": a rule with its words
             p.setPen(self.mention_bar)
             p.setFont(self.font)
@@ -278,8 +297,8 @@ class MessageDelegate:
         # time column
         p.setFont(self.font)
         p.setPen(self.dim)
-        stamp = "\N{HORIZONTAL ELLIPSIS}" if line.pending else time.strftime("%H:%M", time.localtime(line.ts / 1000))
-        p.drawText(PAD_X, y_text, stamp)
+        stamp = "\N{HORIZONTAL ELLIPSIS}" if line.pending else self.dates.stamp(line.ts)
+        p.drawText(self.time_w - self.fm.horizontalAdvance(stamp), y_text, stamp)  # right-aligned: 9:05 under 10:05
         # nick column, right-aligned and elided
         nick_rect = QRect(PAD_X + self.time_w, top + PAD_Y, self.nick_w, self.line_h)
         if line.kind == "msg":
@@ -314,6 +333,31 @@ class MessageDelegate:
             p.drawText(self.text_x, top + h - PAD_Y - self.line_h + self.fm.ascent(), show_more_label(line.text))
         p.setClipping(False)
 
+    def _paint_day(self, p: QPainter, line: ChatLine, top: int, width: int) -> None:
+        """The day's separator: its label in the middle of a faint rule."""
+        label = self.dates.day_label(line.ts)
+        p.setFont(self.bold)
+        label_w = QFontMetrics(self.bold).horizontalAdvance(label)
+        x = max(PAD_X, (width - label_w) // 2)
+        mid = top + self.day_h // 2
+        p.setPen(self.rule)
+        if x - 2 * PAD_X > PAD_X:
+            p.drawLine(PAD_X, mid, x - PAD_X, mid)
+            p.drawLine(x + label_w + PAD_X, mid, width - PAD_X, mid)
+        p.setPen(self.dim)
+        p.drawText(x, top + DAY_GAP + self.fm.ascent(), label)
+
+    def tip_at(self, line: ChatLine, top: int, pos: QPoint) -> str:
+        """What hovering ``pos`` shows outside the text: the day in full over its separator, the date and
+        time over the time, the whole name over the name column."""
+        if pos.y() < top + self.band(line):
+            return self.dates.long_day(line.ts)
+        if line.kind == "marker" or pos.x() >= self.text_x:
+            return ""
+        if pos.x() < self.time_w:
+            return "" if line.pending else self.dates.full(line.ts)
+        return line.sender
+
     def _text_color(self, line: ChatLine) -> QColor:
         if line.failed or line.kind == "error":
             return self.error
@@ -329,7 +373,7 @@ class MessageDelegate:
         if not urls:
             return None
         layout = self._layout(line, self.text_width(width))
-        x, y = pos.x() - self.text_x, pos.y() - top - PAD_Y
+        x, y = pos.x() - self.text_x, pos.y() - top - self.band(line) - PAD_Y
         for i in range(layout.lineCount()):
             tl = layout.lineAt(i)
             if tl.y() <= y < tl.y() + self.line_h and 0 <= x <= tl.naturalTextWidth():

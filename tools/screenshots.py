@@ -157,6 +157,7 @@ def main() -> int:
     shown = {ln.text: ln for ln in window.conversation.log.lines if ln.kind == "msg"}
     bots["priya"].edit_message(shown["morning \U0001f44b"].id or 0, "morning all \U0001f44b")  # "(edited)"
     bots["sam"].delete_message(shown["anyone around?"].id or 0)  # "message deleted"
+    bots["maria"].send_text("Standup notes are in the wiki", reply_to=shown["Morning all! Standup in 10 minutes \u2615"].id)
     pump(app, 0.2)
     window.conversation.send("Sure \u2014 posting it in a minute, it's at www.example.org/notes (draft)")
     pump(app, 0.2)

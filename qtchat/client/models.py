@@ -71,6 +71,9 @@ class ChatLine:
     repeats: int = 1  # a notice or error said this many times in a row, shown once ("(\\u00d7N)" at its end)
     edited: int = 0  # when its text was last replaced (ms); 0: never
     deleted: bool = False  # deleted: its text is empty, the view shows a placeholder
+    reply_to: int = 0  # the message it answers, and a quote of it: its sender ("" when deleted or not here)...
+    reply_from: str = ""
+    reply_text: str = ""  # ...and the start of its text
     day_start: bool = False  # the first line of its local day in its log: the view draws the day above it
     layout: Any = field(default=None, repr=False)  # the view's cache (width, height, text layout)
 

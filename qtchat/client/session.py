@@ -167,11 +167,11 @@ class ChatClient(ChatRooms):
 
     # ------------------------------------------------------------ public API
 
-    def send_text(self, text: str, room: str = DEFAULT_ROOM, to: str | None = None) -> str:
+    def send_text(self, text: str, room: str = DEFAULT_ROOM, to: str | None = None, reply_to: int | None = None) -> str:
         """Queue a chat message and send it as soon as we are online; returns its cid.
 
         Raises ValueError (with a sentence for the user) for text the server would refuse.
-        With ``to``, a private message to that user instead of the room.
+        With ``to``, a private message to that user instead of the room; ``reply_to``: answering that message.
         """
         try:
             check_text(text)
@@ -184,7 +184,7 @@ class ChatClient(ChatRooms):
                              f"{limit - FRAME_OVERHEAD:,}.")
         self._cid_counter += 1
         cid = f"{self._cid_prefix}-{self._cid_counter}"
-        event = SendMessage(text=text, room=room, cid=cid, to=to)
+        event = SendMessage(text=text, room=room, cid=cid, to=to, reply_to=reply_to)
         self._outbox[cid] = event
         self._send_outbox()
         self.pending_changed.emit(len(self._outbox))

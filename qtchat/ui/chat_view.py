@@ -63,6 +63,8 @@ class ChatView(QAbstractScrollArea):
     line_activated = Signal(object)
     edit_requested = Signal(object)
     delete_requested = Signal(object)
+    reply_requested = Signal(object)
+    quote_activated = Signal(object)  # a reply's quote was clicked: show the message it answers
 
     def __init__(self, parent: QWidget | None = None, hours: str = LOCALE,
                  clock: Callable[[], float] = time.time) -> None:
@@ -516,6 +518,9 @@ class ChatView(QAbstractScrollArea):
                 if line.kind == "more" or self.delegate.show_more_at(line, top, self._width, pos):
                     self.activate(line)
                     return
+                if self.delegate.quote_at(line, top, pos):
+                    self.quote_activated.emit(line)
+                    return
             link = self._link_under(pos)
             if link:
                 self.link_activated.emit(link)
@@ -537,6 +542,9 @@ class ChatView(QAbstractScrollArea):
         if link:
             menu.addAction("Copy link", lambda: QGuiApplication.clipboard().setText(link))
         if line.kind == "msg" and line.id is not None and not line.deleted:  # (editing.py says what is allowed)
+            menu.addAction("Reply", lambda: self.reply_requested.emit(line))
+            if line.reply_to:
+                menu.addAction("Show the message this answers", lambda: self.quote_activated.emit(line))
             if self.may_edit(line):
                 menu.addAction("Edit message\N{HORIZONTAL ELLIPSIS}", lambda: self.edit_requested.emit(line))
             if self.may_delete(line):

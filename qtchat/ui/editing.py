@@ -1,10 +1,12 @@
-"""Editing and deleting sent messages, in the window.
+"""Editing, deleting and answering messages, in the window.
 
-"Edit message..." and "Delete message..." in a message's context menu (the view asks ``may_edit`` /
+"Edit message...", "Delete message..." and "Reply" in a message's context menu (the view asks ``may_edit`` /
 ``may_delete``), and Shift+Up in an empty message field to edit your last message: its text goes into the
-field, a line above it says so, Enter saves and Escape gives up. A deletion asks first. What the server
-then says (edited, deleted, or why not) comes back through the client core (Conversation.change_message,
-the workspace's "Not changed: ..." line).
+field, a line above it says so, Enter saves and Escape gives up. A deletion asks first. A reply: the line
+above the field quotes the message answered, Enter sends, Escape makes it a plain message again; clicking
+a reply's quote in the view opens the message it answers (the search jump: loaded around it if need be).
+What the server then says (edited, deleted, or why not) comes back through the client core
+(Conversation.change_message, the workspace's "Not changed: ..." line).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox
 
 from qtchat.client import Conversation
 from qtchat.client.models import ChatLine
+from qtchat.protocol.message_events import reply_quote
 
 from .bidi import isolate
 
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from .main_window import MainWindow
 
 EDITING = "Editing your message \N{MIDDLE DOT} Enter saves \N{MIDDLE DOT} Esc cancels"
+REPLYING = "Replying to {who}: {text} \N{MIDDLE DOT} Esc cancels"
 DEFAULT_WINDOW_S = 900.0  # the edit window when the server does not say (welcome.limits.edit_window)
 
 
@@ -34,9 +38,11 @@ class MessageEditing(QObject):
         super().__init__(window)
         self.window = window
         self.banner = QLabel(EDITING)  # the main window puts it above the message field
-        self.banner.setAccessibleName("Editing a message")
+        self.banner.setTextFormat(Qt.TextFormat.PlainText)  # it quotes what others wrote: never markup
+        self.banner.setAccessibleName("Editing or answering a message")
         self.banner.hide()
-        self.target: tuple[Conversation, ChatLine] | None = None
+        self.target: tuple[Conversation, ChatLine] | None = None  # the message being edited...
+        self.answering: tuple[Conversation, ChatLine] | None = None  # ...or answered
         self.confirm: QMessageBox | None = None
         window.input.edit_last.connect(self.edit_last)
         window.input.cancelled.connect(self.cancel)
@@ -46,6 +52,8 @@ class MessageEditing(QObject):
         view.may_delete = lambda line: self.may_delete(conv, line)
         view.edit_requested.connect(lambda line: self.start(conv, line))
         view.delete_requested.connect(lambda line: self.delete(conv, line))
+        view.reply_requested.connect(lambda line: self.reply(conv, line))
+        view.quote_activated.connect(lambda line: line.reply_to and conv.jump_to(line.reply_to))
 
     # ------------------------------------------------------------ what is allowed
 
@@ -77,15 +85,31 @@ class MessageEditing(QObject):
 
     def start(self, conv: Conversation, line: ChatLine) -> None:
         field = self.window.input
+        self._end()
         self.target = (conv, line)
+        self.banner.setText(EDITING)
         field.editing = True
         field.setPlainText(line.text)
         field.moveCursor(QTextCursor.MoveOperation.End)
         self.banner.show()
         field.setFocus()
 
+    def reply(self, conv: Conversation, line: ChatLine) -> None:
+        """Answer ``line``: what is typed next goes as a reply to it (Escape: a plain message again)."""
+        self._end()
+        self.answering = (conv, line)
+        self.window.input.editing = True  # (Escape ends it)
+        self.banner.setText(REPLYING.format(who=isolate(line.sender), text=isolate(reply_quote(line.text))))
+        self.banner.show()
+        self.window.input.setFocus()
+
     def submit(self, text: str) -> bool:
-        """The field was submitted: True if it held an edit (sent, or given up when unchanged)."""
+        """The field was submitted: True if it held an edit (sent, or given up when unchanged) or a reply."""
+        if self.answering is not None:
+            conv, parent = self.answering
+            self._end()
+            conv.send(text, reply_to=parent)
+            return True
         if self.target is None:
             return False
         conv, line = self.target
@@ -101,14 +125,17 @@ class MessageEditing(QObject):
         if self.target is not None:
             self._end()
             self.window.input.clear()
+        elif self.answering is not None:
+            self._end()  # what was typed stays, as a plain message
 
     def left(self) -> None:
-        """Another conversation is shown: an edit of this one's message is given up."""
-        if self.target is not None and self.target[0] is not self.window.workspace.active:
+        """Another conversation is shown: an edit of this one's message, or a reply in it, is given up."""
+        busy = self.target or self.answering
+        if busy is not None and busy[0] is not self.window.workspace.active:
             self.cancel()
 
     def _end(self) -> None:
-        self.target = None
+        self.target = self.answering = None
         self.window.input.editing = False
         self.banner.hide()
 

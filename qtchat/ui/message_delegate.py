@@ -48,6 +48,13 @@ DELETED = "message deleted"  # what a deleted message shows (dimmed, in italics)
 EDITED = " (edited)"  # after the text of an edited message (dimmed)
 
 
+def quote_label(line: ChatLine) -> str:
+    """A reply's one-line quote of the message it answers (names and text isolated, overrides marked)."""
+    if not line.reply_from:
+        return "\N{RIGHTWARDS ARROW WITH HOOK} a message that was deleted or is not here"
+    return f"\N{RIGHTWARDS ARROW WITH HOOK} {isolate(line.reply_from)}: {isolate(mark_overrides(line.reply_text))}"
+
+
 def is_long(text: str) -> bool:
     """Drawn collapsed, with "show more"? (At most LONG_CHARS characters are looked at.)"""
     return len(text) > LONG_CHARS or sum(text.count(c) for c in "\n\u2028\u2029") >= LONG_LINES
@@ -164,6 +171,17 @@ class MessageDelegate:
         """The height of the day's separator drawn above the line (0 when it does not start its day)."""
         return self.day_h if line.day_start else 0
 
+    def above_text(self, line: ChatLine) -> int:
+        """How far below the row's top the text starts: the day's separator, then a reply's quote."""
+        return self.band(line) + (self.line_h if line.reply_to else 0)
+
+    def quote_at(self, line: ChatLine, top: int, pos: QPoint) -> bool:
+        """Is ``pos`` on a reply's quote (clicking it opens the message it answers)?"""
+        if not line.reply_to or pos.x() < self.text_x:
+            return False
+        y = top + self.band(line)
+        return y <= pos.y() < y + self.line_h + PAD_Y
+
     def height(self, line: ChatLine, width: int) -> int:
         """The row's height at this view width; cached on the line with its one-line width."""
         avail = self.text_width(width)
@@ -182,7 +200,7 @@ class MessageDelegate:
         else:
             rows = self._layout(line, avail).lineCount() + (1 if is_long(line.text) else 0)
             h = rows * self.line_h + 2 * PAD_Y
-        h += self.band(line)
+        h += self.above_text(line)
         line.layout = (avail, h, natural)
         return h
 
@@ -260,7 +278,7 @@ class MessageDelegate:
         if pos.x() < self.text_x:
             return 0
         layout = self._layout(line, self.text_width(width))
-        y = pos.y() - top - self.band(line) - PAD_Y
+        y = pos.y() - top - self.above_text(line) - PAD_Y
         for i in range(layout.lineCount()):
             tl = layout.lineAt(i)
             if y < tl.y() + self.line_h or i == layout.lineCount() - 1:
@@ -293,6 +311,9 @@ class MessageDelegate:
             p.fillRect(QRect(0, top, 3, h), self.mention_bar)
         elif line.own:
             p.fillRect(QRect(0, top, width, h), self.own_bg)
+        if line.reply_to:  # the message it answers, on a line of its own above the text
+            self._paint_quote(p, line, top, avail)
+            top, h = top + self.line_h, h - self.line_h
         y_text = top + PAD_Y + self.fm.ascent()
         # time column
         p.setFont(self.font)
@@ -333,6 +354,14 @@ class MessageDelegate:
             p.drawText(self.text_x, top + h - PAD_Y - self.line_h + self.fm.ascent(), show_more_label(line.text))
         p.setClipping(False)
 
+    def _paint_quote(self, p: QPainter, line: ChatLine, top: int, avail: int) -> None:
+        p.setFont(self.italic)
+        p.setPen(self.dim)
+        p.fillRect(QRect(self.text_x - 6, top + PAD_Y, 2, self.line_h), self.rule)
+        text = quote_label(line)
+        elided = QFontMetrics(self.italic).elidedText(text, Qt.TextElideMode.ElideRight, avail)
+        p.drawText(self.text_x, top + PAD_Y + self.fm.ascent(), elided)
+
     def _paint_day(self, p: QPainter, line: ChatLine, top: int, width: int) -> None:
         """The day's separator: its label in the middle of a faint rule."""
         label = self.dates.day_label(line.ts)
@@ -352,6 +381,8 @@ class MessageDelegate:
         time over the time, the whole name over the name column."""
         if pos.y() < top + self.band(line):
             return self.dates.long_day(line.ts)
+        if self.quote_at(line, top, pos):
+            return "Show the message this answers"
         if line.kind == "marker" or pos.x() >= self.text_x:
             return ""
         if pos.x() < self.time_w:
@@ -373,7 +404,7 @@ class MessageDelegate:
         if not urls:
             return None
         layout = self._layout(line, self.text_width(width))
-        x, y = pos.x() - self.text_x, pos.y() - top - self.band(line) - PAD_Y
+        x, y = pos.x() - self.text_x, pos.y() - top - self.above_text(line) - PAD_Y
         for i in range(layout.lineCount()):
             tl = layout.lineAt(i)
             if tl.y() <= y < tl.y() + self.line_h and 0 <= x <= tl.naturalTextWidth():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from qtchat.protocol import Message, MessageDeleted, MessageEdited
+from qtchat.protocol import Message, MessageDeleted, MessageEdited, SendMessage
 from qtchat.ui.message_delegate import DELETED, EDITED
 
 from .test_client_window import lines, online
@@ -84,3 +84,59 @@ def test_a_deletion_asks_first_and_leaves_a_placeholder(server, connect, window,
     layout = window.view.delegate._layout(mine, window.view.delegate.text_width(window.view.width()))
     assert layout.text() == DELETED
     assert not window.view.may_edit(mine) and not window.view.may_delete(mine)
+
+
+def test_a_reply_quotes_its_parent_and_its_quote_opens_it(server, connect, window, qtbot):
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    bob.say("<b>Lunch</b> at noon?", cid="b1")
+    parent = bob.wait_event(Message, cid="b1")
+    qtbot.waitUntil(lambda: any(ln.id == parent.id for ln in lines(window)))
+    line = own_line(window, "<b>Lunch</b> at noon?")
+    window.view.reply_requested.emit(line)  # (the context menu's "Reply")
+    banner = window.editing.banner
+    assert banner.isVisible() and banner.textFormat() == Qt.TextFormat.PlainText and "<b>Lunch</b>" in banner.text()
+    qtbot.keyClicks(window.input, "yes!")
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)
+    reply = bob.wait_event(Message, sender="alice")
+    assert (reply.text, reply.reply_to, reply.reply_from) == ("yes!", parent.id, "bob")
+    assert not banner.isVisible()
+    qtbot.waitUntil(lambda: any(ln.text == "yes!" and ln.id for ln in lines(window)))
+    shown = own_line(window, "yes!")
+    assert (shown.reply_to, shown.reply_from, shown.reply_text) == (parent.id, "bob", "<b>Lunch</b> at noon?")
+    delegate = window.view.delegate
+    assert delegate.height(shown, window.view.width()) >= delegate.height(line, window.view.width()) + \
+        delegate.line_h  # the quote's own line
+    with qtbot.waitSignal(window.conversation.focus_requested, timeout=3000) as focused:
+        window.view.quote_activated.emit(shown)
+    assert focused.args[0] is line
+
+    window.view.reply_requested.emit(line)  # Escape: what is typed goes as a plain message
+    qtbot.keyClicks(window.input, "plain")
+    qtbot.keyClick(window.input, Qt.Key.Key_Escape)
+    assert not banner.isVisible() and window.input.toPlainText() == "plain"
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)
+    plain = bob.wait_event(Message, text="plain")
+    assert plain.reply_to == 0
+
+
+def test_a_quote_opens_a_parent_that_is_not_loaded_with_the_messages_around_it(server, connect, window, qtbot):
+    bob = connect()
+    bob.login("bob")
+    bob.say("the original question", cid="q")
+    parent = bob.wait_event(Message, cid="q")
+    for n in range(80):
+        bob.say(f"chatter {n}", cid=f"c{n}")
+    bob.wait_event(Message, cid="c79")
+    online(qtbot, window, server.port)
+    qtbot.waitUntil(lambda: any(ln.text == "chatter 79" for ln in lines(window)))
+    assert not any(ln.id == parent.id for ln in lines(window))  # only the newest page is loaded
+    bob.send(SendMessage("answering it, much later", cid="r", reply_to=parent.id))
+    qtbot.waitUntil(lambda: any(ln.text == "answering it, much later" for ln in lines(window)))
+    reply = own_line(window, "answering it, much later")
+    assert (reply.reply_from, reply.reply_text) == ("bob", "the original question")
+    with qtbot.waitSignal(window.conversation.focus_requested, timeout=5000) as focused:
+        window.view.quote_activated.emit(reply)
+    assert focused.args[0].id == parent.id and focused.args[0].text == "the original question"
+    assert window.conversation.shown.holds(focused.args[0])  # loaded with the messages around it, and shown

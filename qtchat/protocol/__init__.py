@@ -64,7 +64,7 @@ from .events import (
 )
 from .fields import check_text, clean_line
 from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
-from .message_events import DeleteMessage, EditMessage, MessageDeleted, MessageEdited
+from .message_events import REACTIONS, DeleteMessage, EditMessage, MessageDeleted, MessageEdited, React, Reactions
 from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 from .passwords import MAX_PASSWORD, MIN_PASSWORD, check_password
 
@@ -83,6 +83,7 @@ __all__ = [
     "NEED_DATA",
     "PEER_CLOSED",
     "PROTOCOL_VERSION",
+    "REACTIONS",
     "RESERVED_NAMES",
     "SUPPORTED_VERSIONS",
     "UNREAD_CAP",
@@ -116,6 +117,8 @@ __all__ = [
     "Ping",
     "Pong",
     "ProtocolError",
+    "React",
+    "Reactions",
     "Register",
     "Role",
     "RoomInfo",

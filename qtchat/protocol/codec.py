@@ -153,6 +153,8 @@ def _split(annotation: Any) -> tuple[Any, bool, Kind]:
 def _wire_default(f: dataclasses.Field[Any], kind: Kind, optional: bool) -> object:
     if kind.explicit_default is not UNSET:
         return kind.explicit_default
+    if not kind.required and f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()  # (an empty mapping: events are frozen, nobody changes it)
     if kind.required or f.default is dataclasses.MISSING:
         return None if optional else REQUIRED
     return f.default

@@ -50,6 +50,8 @@ class ErrorCode(StrEnum):
     NO_SUCH_MESSAGE = "no_such_message"  # editing or deleting a message the room does not have (or deleted)
     NOT_AUTHOR = "not_author"  # editing someone else's message, or deleting it without being an operator
     TOO_LATE = "too_late"  # editing a message older than the server's edit window
+    BAD_REACTION = "bad_reaction"  # a reaction that is not one of the protocol's (REACTIONS)
+    TOO_MANY_REACTIONS = "too_many_reactions"  # a message that holds as many reactions as it may
     PING_TIMEOUT = "ping_timeout"
     TOO_MANY_ERRORS = "too_many_errors"
     # limits

@@ -35,6 +35,7 @@ from .fields import (
     Query,
     Seconds,
     Str,
+    Tally,
 )
 from .passwords import MAX_PASSWORD as MAX_PASSWORD_FIELD
 
@@ -359,7 +360,7 @@ class Welcome(ServerEvent):
 
 
 @event("msg", order=("id", "ts", "room", "to", "sender", "text", "cid", "held", "edited", "deleted", "reply_to",
-                     "reply_from", "reply_text"))
+                     "reply_from", "reply_text", "reactions", "mine"))
 @dataclass(frozen=True, slots=True)
 class Message(ServerEvent):
     """A chat message as the server relays it, to every member of the room including its sender.
@@ -388,9 +389,13 @@ class Message(ServerEvent):
     reply_to: Annotated[int, Int(omit_empty=True)] = 0
     reply_from: Annotated[str, Str(omit_empty=True)] = ""
     reply_text: Annotated[str, Str(4 * REPLY_QUOTE, omit_empty=True)] = ""
+    # pages only: its reactions (emoji -> how many gave it) and which of them are yours
+    reactions: Annotated[Mapping[str, int], Tally(omit_empty=True)] = field(default_factory=dict, hash=False)
+    mine: Annotated[tuple[str, ...], Names(omit_empty=True)] = ()
 
 
-HISTORY_ENTRY = ("id", "ts", "sender", "text", "cid", "edited", "deleted", "reply_to", "reply_from", "reply_text")
+HISTORY_ENTRY = ("id", "ts", "sender", "text", "cid", "edited", "deleted", "reply_to", "reply_from", "reply_text",
+                 "reactions", "mine")
 """The fields of a message in a ``history`` page (its room is the page's)."""
 SEARCH_RESULT = ("id", "ts", "room", "sender", "text", "edited")
 """The fields of a message in a ``results`` frame."""

@@ -1,4 +1,4 @@
-"""Frames beyond version 1's chat: editing and deleting messages (and what comes next of the same kind).
+"""Frames beyond version 1's chat: editing and deleting messages, reactions (and what comes next of the kind).
 
 Declared exactly as those of ``events.py`` (whose bases, kinds and registry they use); ``events.py`` imports
 this module before it derives ``CLIENT_EVENTS``/``SERVER_EVENTS``, so these are in the tables too. An old
@@ -7,11 +7,18 @@ client ignores these frame types (``UnknownEvent``) and the fields they add to `
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from .events import DEFAULT_ROOM, MAX_ROOM_NAME, REPLY_QUOTE, ClientEvent, ServerEvent, event
-from .fields import ChatText, Id, Int, Str
+from .fields import Bool, ChatText, Id, Int, Names, Str, Tally
+
+REACTIONS = ("\N{THUMBS UP SIGN}", "\N{THUMBS DOWN SIGN}", "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}",
+             "\N{PARTY POPPER}", "\N{CONFUSED FACE}", "\N{HEAVY BLACK HEART}\N{VARIATION SELECTOR-16}",
+             "\N{ROCKET}", "\N{EYES}")
+"""The reactions a message may get (GitHub's eight), in the order a client offers them."""
+MAX_REACTIONS = 1000  # reactions one message may hold, all kinds and people together
 
 
 @event("edit", order=("room", "id", "text"))
@@ -62,3 +69,28 @@ def reply_quote(text: str) -> str:
     """The start of a message's text as a reply quotes it: one line, at most REPLY_QUOTE characters."""
     line = " ".join(text.split())
     return line if len(line) <= REPLY_QUOTE else line[:REPLY_QUOTE - 1] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+@event("react", order=("room", "id", "emoji", "on"))
+@dataclass(frozen=True, slots=True)
+class React(ClientEvent):
+    """Give (``on``) or take back your reaction ``emoji`` (one of REACTIONS) to the message ``id`` of ``room``.
+    Refusals carry ``ref`` "react:<id>"."""
+
+    id: Annotated[int, Id(required=True)]
+    emoji: Annotated[str, Str(16)]
+    room: Annotated[str, Str(MAX_ROOM_NAME)] = DEFAULT_ROOM
+    on: Annotated[bool, Bool()] = True
+
+
+@event("reactions", order=("room", "id", "reactions", "mine", "yours"))
+@dataclass(frozen=True, slots=True)
+class Reactions(ServerEvent):
+    """A message's reactions changed: how many gave each (``reactions``), once per message and pass, to every
+    member; and to whoever changed theirs, a second frame with ``yours`` true and their own (``mine``)."""
+
+    id: Annotated[int, Int()]
+    room: Annotated[str, Str()] = DEFAULT_ROOM
+    reactions: Annotated[Mapping[str, int], Tally()] = field(default_factory=dict, hash=False)
+    mine: Annotated[tuple[str, ...], Names(omit_empty=True)] = ()
+    yours: Annotated[bool, Bool(omit_empty=True)] = False

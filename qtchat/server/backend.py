@@ -86,6 +86,11 @@ The contract (what the core relies on; a new backend must keep every point):
    or is deleted. Pages, around pages and ``changed`` carry the quote as the parent is *now* (an edit or a
    deletion of the parent shows in every later page).
 
+11. **Reactions are checked by the store** (``PassBatch.reactions``), in the pass's transaction: the message
+   must be in that room and not deleted, and hold fewer than MAX_REACTIONS to get another; giving one twice
+   or taking back one not given changes nothing. The store stamps each with the message's counts once it is
+   applied and the user's own. ``tallies`` answers them for a page of messages.
+
 
 Implementations: ``SqliteBackend`` (sqlite_backend.py) for one machine, with its files in
 the data folder (or with ``data_dir`` None its databases in memory); ``MemoryBackend``
@@ -102,7 +107,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from qtchat.protocol.message_events import reply_quote
+from qtchat.protocol.message_events import REACTIONS, reply_quote
 
 from .bans import Ban, BanList
 
@@ -158,6 +163,33 @@ class Change:
     seq: int = 0
 
 
+@dataclass(slots=True)
+class Reaction:
+    """A reaction given (``on``) or taken back, accepted this pass. The store checks it in the pass's transaction
+    and stamps ``result`` ("" done, "no_such_message", "too_many_reactions": the message holds MAX_REACTIONS),
+    the message's reactions once it is applied (``counts``: emoji -> how many, in REACTIONS' order) and the
+    user's own (``mine``) (point 11)."""
+
+    room_key: str
+    room: str
+    id: int
+    user_key: str
+    emoji: str
+    on: bool
+    result: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    mine: tuple[str, ...] = ()
+
+
+Tallies = dict[int, tuple[dict[str, int], tuple[str, ...]]]  # message id -> (counts, the reader's own)
+
+
+def ordered(counts: dict[str, int]) -> dict[str, int]:
+    """Reactions in the order clients offer them (REACTIONS), any other after."""
+    rank = {e: i for i, e in enumerate(REACTIONS)}
+    return {e: counts[e] for e in sorted(counts, key=lambda e: (rank.get(e, len(rank)), e)) if counts[e] > 0}
+
+
 MailRow = tuple[int, str, int, str, str, str | None, str]  # id, recipient key, ts, sender, sender key, cid, text
 
 
@@ -170,9 +202,10 @@ class PassBatch:
     mail: list[MailRow] = field(default_factory=list)  # private messages kept for offline users
     delivered: dict[str, int] = field(default_factory=dict)  # user key -> the newest held id confirmed
     changes: list[Change] = field(default_factory=list)  # edits and deletions, checked and stamped by the store
+    reactions: list[Reaction] = field(default_factory=list)  # given or taken back, checked and stamped by the store
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.markers or self.mail or self.delivered or self.changes)
+        return bool(self.messages or self.markers or self.mail or self.delivered or self.changes or self.reactions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +354,9 @@ class Backend(Protocol):
         ``seq`` above ``after``), as they are now, in the order of those changes, at most ``limit``; ``more``:
         more such changes were made (point 9)."""
 
+    def tallies(self, room_key: str, ids: list[int], user_key: str) -> Future[Tallies]:
+        """The reactions of those messages of the room that have any: counts, and the user's own (point 11)."""
+
     def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
         """Up to ``limit`` messages around the id ``mid`` (``around_shares`` says how many of each side), the
         message itself first among the newer ones."""
@@ -450,15 +486,18 @@ __all__ = [
     "Page",
     "PassBatch",
     "Posted",
+    "Reaction",
     "RecentCid",
     "RemoteSink",
     "StoredMessage",
+    "Tallies",
     "answer",
     "around_shares",
     "chain",
     "done",
     "failed",
     "mapped",
+    "ordered",
     "quoted",
     "then",
 ]

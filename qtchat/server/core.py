@@ -50,6 +50,7 @@ from qtchat.protocol import (
     Ping,
     Pong,
     ProtocolError,
+    React,
     Register,
     RoomInfo,
     RoomInvite,
@@ -82,6 +83,7 @@ from .messages import Messages
 from .operator import NodeSink, Operator
 from .peer import Connections, Listener, Peer, User, host_address, log_certificate
 from .prices import price
+from .reactions import ReactionsPart
 from .resends import RECENT_CIDS_PER_USER, RecentCids
 from .room_ops import RoomOps
 from .room_state import RoomRecords
@@ -91,13 +93,14 @@ from .sqlite_backend import SqliteBackend
 log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
-RATED = (SendMessage, SetTopic, EditMessage, DeleteMessage)  # what the message rate limit counts
-Rated = SendMessage | SetTopic | EditMessage | DeleteMessage
+RATED = (SendMessage, SetTopic, EditMessage, DeleteMessage, React)  # what the message rate limit counts
+Rated = SendMessage | SetTopic | EditMessage | DeleteMessage | React
 
 
 def own_bytes(event: Rated) -> int:
     """About the bytes a rated frame took on the wire (its text), not counted in its own rate check."""
-    text = event.topic if isinstance(event, SetTopic) else "" if isinstance(event, DeleteMessage) else event.text
+    text = event.topic if isinstance(event, SetTopic) else "" if isinstance(event, (DeleteMessage, React)) else \
+        event.text
     return len(text.encode("utf-8", "surrogatepass"))
 
 
@@ -163,6 +166,7 @@ class ChatServer(QObject):
                                  posted=self.message_posted.emit)
         self.history = HistoryService(cfg, backend, self.connections, self.rooms, self.journal)
         self.edits = Edits(cfg, backend, self.rooms, self.journal, self.muted)
+        self.reactions = ReactionsPart(self.rooms, self.journal, self.muted)
         self.hasher = Hasher(parent=self)
         self.auth = Authenticator(cfg, backend, self.connections, self.users, self.hasher, admit=self._admit,
                                   taken=self.name_taken)
@@ -218,6 +222,7 @@ class ChatServer(QObject):
             Pong: _ignore,
             Bye: lambda user, event: self._on_bye(user.peer, event),
             **self.edits.handlers(),
+            **self.reactions.handlers(),
         }
 
     # ------------------------------------------------------------ lifecycle
@@ -378,7 +383,7 @@ class ChatServer(QObject):
             f"You are sending too fast (this server allows {what}), so this was not sent. "
             f"Wait {max(wait, 0.1):.1f} s and send it again.",
             ref=event.cid if isinstance(event, SendMessage) else None if isinstance(event, SetTopic) else
-            f"{'edit' if isinstance(event, EditMessage) else 'delete'}:{event.id}",
+            f"{type(event).TYPE}:{event.id}",
             retry_after=math.ceil(wait * 1000) / 1000)  # rounded up: waiting that long is enough
 
     def _flood(self, peer: Peer, why: str) -> None:

@@ -22,9 +22,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from qtchat.protocol import ErrorCode, Message, MessageDeleted, MessageEdited, ProtocolError, encode_event
+from qtchat.protocol import ErrorCode, Message, MessageDeleted, MessageEdited, ProtocolError, Reactions, encode_event
 
-from .backend import Backend, Change, MailRow, PassBatch, Posted, then
+from .backend import Backend, Change, MailRow, PassBatch, Posted, Reaction, then
 from .peer import Connections, Peer, User
 from .rooms import Batch, Room, Rooms
 
@@ -38,6 +38,22 @@ REFUSALS = {
     "not_author": (ErrorCode.NOT_AUTHOR, "Only its author can change that message (or, to delete it, an operator)."),
     "too_late": (ErrorCode.TOO_LATE, "That message is too old to edit."),
 }
+
+
+def reaction_refusal(r: Reaction) -> ProtocolError:
+    if r.result == "too_many_reactions":
+        return ProtocolError(ErrorCode.TOO_MANY_REACTIONS, "That message has as many reactions as it can hold.",
+                             ref=f"react:{r.id}")
+    return ProtocolError(ErrorCode.NO_SUCH_MESSAGE, REFUSALS["no_such_message"][1], ref=f"react:{r.id}")
+
+
+def _own_reactions(work: _Pass) -> dict[tuple[User, str, int], bytes]:
+    """Each user's own reactions to each message they changed this pass (the last state), to them alone."""
+    own: dict[tuple[User, str, int], bytes] = {}
+    for r, user in zip(work.batch.reactions, work.reactors, strict=True):
+        if not r.result:
+            own[(user, r.room, r.id)] = encode_event(Reactions(r.id, r.room, r.counts, r.mine, yours=True))
+    return own
 
 
 def change_ref(c: Change) -> str:
@@ -65,6 +81,10 @@ class _Pass:
     after: list[Callable[[], None]] = field(default_factory=list)  # run once this pass is stored (or not)
     changers: list[User] = field(default_factory=list)  # batch.changes[i] was asked for by changers[i]...
     change_rooms: list[Room] = field(default_factory=list)  # ...in change_rooms[i]
+    reactors: list[User] = field(default_factory=list)  # batch.reactions[i] was given by reactors[i]...
+    reaction_keys: list[tuple[int, int]] = field(default_factory=list)  # ...to the message reaction_keys[i] of reacted
+    # (room object's id, message id) -> (the room, the slot of its one reactions frame of this pass)
+    reacted: dict[tuple[int, int], tuple[Room, int]] = field(default_factory=dict)
 
 
 class Journal:
@@ -104,6 +124,17 @@ class Journal:
         p.batch.changes.append(change)
         p.changers.append(user)
         p.change_rooms.append(room)
+
+    def react(self, user: User, room: Room, reaction: Reaction) -> None:
+        """A reaction: the store checks it (backend.py, point 11); the message's reactions go to the room once per
+        pass (one slot, the first reaction's), and to the user their own."""
+        p = self._pass
+        p.batch.reactions.append(reaction)
+        p.reactors.append(user)
+        key = (id(room), reaction.id)
+        p.reaction_keys.append(key)
+        if key not in p.reacted:
+            p.reacted[key] = (room, self.rooms.queue(room, b""))
 
     def resent(self, user: User, cid: str, room_key: str, text: str) -> bool:
         """A resend (same cid, room and text) of a room message not stored yet: it is acknowledged with the
@@ -227,7 +258,11 @@ class Journal:
                     del work.senders[i].mine[next(iter(work.senders[i].mine))]
         if work.batch.changes:
             self._changed(work, batches)
+        if work.batch.reactions:
+            self._reactions(work, batches)
         self.rooms.send(batches)
+        for (user, _, _), frame in _own_reactions(work).items():
+            self.connections.write(user.peer, frame)
         for sender, ack, _, _ in work.mail_acks:  # stored: now their senders hear it
             self.connections.write(sender, ack)
         self._finished(work)
@@ -244,6 +279,22 @@ class Journal:
             batch = by_room.get(id(room))
             if batch is not None:
                 batch.frames[c.slot] = frame
+
+    def _reactions(self, work: _Pass, batches: list[Batch]) -> None:
+        """Each message's reactions once per pass (the last reaction's counts: the store applied them in order)
+        in its slot; refusals to who gave them."""
+        by_room = {id(b.room): b for b in batches}
+        final: dict[tuple[int, int], Reaction] = {}
+        for r, user, key in zip(work.batch.reactions, work.reactors, work.reaction_keys, strict=True):
+            if r.result:
+                self.connections.fail(user.peer, reaction_refusal(r))
+            else:
+                final[key] = r
+        for key, (room, slot) in work.reacted.items():
+            last = final.get(key)
+            batch = by_room.get(id(room))
+            if last is not None and batch is not None:
+                batch.frames[slot] = encode_event(Reactions(last.id, last.room, last.counts))
 
     def _not_sent(self, work: _Pass, batches: list[Batch], exc: BaseException) -> None:
         """A full or broken disk: refuse this pass's messages, keep serving."""
@@ -263,6 +314,8 @@ class Journal:
             self.connections.fail(sender, ProtocolError(ErrorCode.INTERNAL, NOT_STORED, ref=cid))
         for c, user in zip(batch.changes, work.changers, strict=True):
             self.connections.fail(user.peer, ProtocolError(ErrorCode.INTERNAL, NOT_CHANGED, ref=change_ref(c)))
+        for r, user in zip(batch.reactions, work.reactors, strict=True):
+            self.connections.fail(user.peer, ProtocolError(ErrorCode.INTERNAL, NOT_CHANGED, ref=f"react:{r.id}"))
         if batch.messages:
             for batch_of_room in batches:  # the pass's frames, messages with them, are not sent
                 batch_of_room.frames.clear()

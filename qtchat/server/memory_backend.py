@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer
 
+from qtchat.protocol.message_events import MAX_REACTIONS
+
 from .backend import (
     Account,
     Around,
@@ -32,11 +34,14 @@ from .backend import (
     Page,
     PassBatch,
     Posted,
+    Reaction,
     RecentCid,
     RemoteSink,
     StoredMessage,
+    Tallies,
     answer,
     around_shares,
+    ordered,
     quoted,
 )
 from .bans import BanList
@@ -65,6 +70,7 @@ class MemoryBackend(QObject):
         self._by_cid: dict[tuple[str, str], list[tuple[str, Row]]] = {}  # (sender key, cid) -> (room key, row)
         self._edits: dict[int, tuple[str, int, bool]] = {}  # id -> its current text, edited (ms), deleted
         self._replies: dict[int, int] = {}  # id -> the id of the message it answers
+        self._reactions: dict[int, dict[str, set[str]]] = {}  # id -> emoji -> who gave it
         self._changes: dict[str, tuple[list[int], list[int]]] = {}  # room key -> (change seqs, their ids), in order
         self._markers: dict[tuple[str, str], int] = {}
         self._mail: dict[str, list[Row]] = {}  # recipient key -> rows in id order
@@ -159,6 +165,33 @@ class MemoryBackend(QObject):
                 m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to, self._parent(m.room_key, m.reply_to))
         for c in batch.changes:
             self._apply_change(c)
+        for r in batch.reactions:
+            self._react(r)
+
+    def _react(self, r: Reaction) -> None:
+        row = self._row(r.room_key, r.id)
+        if row is None or self._edits.get(r.id, ("", 0, False))[2]:
+            r.result = "no_such_message"
+            return
+        given = self._reactions.setdefault(r.id, {})
+        who = given.setdefault(r.emoji, set())
+        if r.on and r.user_key not in who and sum(len(w) for w in given.values()) >= MAX_REACTIONS:
+            r.result = "too_many_reactions"
+            return
+        if r.on:
+            who.add(r.user_key)
+        else:
+            who.discard(r.user_key)
+        r.counts, r.mine = self._tally(r.id, r.user_key)
+
+    def _tally(self, mid: int, user_key: str) -> tuple[dict[str, int], tuple[str, ...]]:
+        given = self._reactions.get(mid, {})
+        return (ordered({e: len(w) for e, w in given.items()}),
+                tuple(ordered({e: 1 for e, w in given.items() if user_key in w})))
+
+    def tallies(self, room_key: str, ids: list[int], user_key: str) -> Future[Tallies]:
+        return self._answer(lambda: {mid: self._tally(mid, user_key) for mid in ids
+                                     if any(self._reactions.get(mid, {}).values())})
 
     def _apply_change(self, c: Change) -> None:
         """An edit or a deletion, checked and applied (backend.py, point 9)."""

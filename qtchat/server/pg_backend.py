@@ -66,11 +66,13 @@ from .backend import (
     RecentCid,
     RemoteSink,
     StoredMessage,
+    Tallies,
     around_shares,
     chain,
     done,
     failed,
     mapped,
+    ordered,
     quoted,
 )
 from .bans import BanList
@@ -78,7 +80,7 @@ from .cluster import Cluster
 from .fanout import ROOM, Fanout
 from .pg_mirror import LOAD, PgBanList, PgMirror
 from .pg_pass import PassPlan
-from .pg_schema import COLS, FROM, SCHEMA, SCHEMA_LOCK, post_answer, ts_query
+from .pg_schema import COLS, FROM, SCHEMA, SCHEMA_LOCK, TALLIES, post_answer, ts_query
 from .pgloop import PgConnectionLost, PgError, PgLink, Rows
 from .redis_cluster import RedisCluster
 from .room_state import RoomRecord
@@ -318,6 +320,22 @@ class PostgresBackend(QObject):
         return self._rows(self._read, f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.id < $2 ORDER BY m.id DESC "
                           "LIMIT $3", [room_key, before if before is not None else 1 << 62, limit + 1],
                           lambda rows: Page(_stored(rows[:limit][::-1]), len(rows) > limit))
+
+    def tallies(self, room_key: str, ids: list[int], user_key: str) -> Future[Tallies]:
+        del room_key
+        if not ids:
+            return done({})
+
+        def found(rows: Rows) -> Tallies:
+            counts: dict[int, dict[str, int]] = {}
+            mine: dict[int, dict[str, int]] = {}
+            for mid, emoji, n, own in rows:
+                counts.setdefault(int(mid), {})[emoji] = int(n)
+                if own:
+                    mine.setdefault(int(mid), {})[emoji] = 1
+            return {mid: (ordered(c), tuple(ordered(mine.get(mid, {})))) for mid, c in counts.items()}
+
+        return self._rows(self._read, TALLIES, [ids, user_key], found)
 
     def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
         if not self.history:

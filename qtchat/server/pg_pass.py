@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .backend import Change, PassBatch, Posted, quoted
+from qtchat.protocol.message_events import MAX_REACTIONS
+
+from .backend import Change, PassBatch, Posted, Reaction, ordered, quoted
 from .pg_schema import DELIVERED, MAIL, MARKERS, PARENTS
 from .search_agent import fold
 
@@ -20,6 +22,12 @@ class PassPlan:
     def __init__(self, token: int, batch: PassBatch, history: bool) -> None:
         self.by_room: dict[str, list[Posted]] = {}
         self.changes: dict[str, list[Change]] = {}
+        self.reactions: dict[str, list[Reaction]] = {}
+        for r in batch.reactions:
+            if history:
+                self.reactions.setdefault(r.room_key, []).append(r)
+            else:
+                r.result = "no_such_message"
         for m in batch.messages if history else ():
             self.by_room.setdefault(m.room_key, []).append(m)
         for c in batch.changes:
@@ -34,11 +42,12 @@ class PassPlan:
         ]
         self.posts: dict[str, int] = {}  # room -> the statement answering its messages
         self.changed: dict[str, int] = {}  # room -> the statement answering its changes
+        self.reacted: dict[str, int] = {}  # room -> the statement answering its reactions
         self._per_room(token)
         self._rest(batch, history)
 
     def _per_room(self, token: int) -> None:
-        for room in sorted(self.by_room.keys() | self.changes.keys()):
+        for room in sorted(self.by_room.keys() | self.changes.keys() | self.reactions.keys()):
             if room in self.by_room:
                 self.posts[room] = self._add("SELECT qtchat_post($1, $2, $3::jsonb)", [token, room, [
                     [m.ts, m.sender, m.sender_key, m.cid, m.text, fold(m.text), m.reply_to or None]
@@ -47,6 +56,9 @@ class PassPlan:
                 self.changed[room] = self._add("SELECT qtchat_change($1, $2::jsonb)", [room, [
                     [c.id, c.text, c.ts, c.author_key, c.not_before, None if c.text is None else fold(c.text)]
                     for c in self.changes[room]]])
+            if room in self.reactions:
+                self.reacted[room] = self._add("SELECT qtchat_react($1, $2::jsonb, $3::int)", [room, [
+                    [r.id, r.user_key, r.emoji, r.on] for r in self.reactions[room]], MAX_REACTIONS])
 
     def _rest(self, batch: PassBatch, history: bool) -> None:
         if batch.markers:
@@ -70,6 +82,10 @@ class PassPlan:
                 m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to, parents.get((m.reply_to, m.room_key)))
         for room, at in self.changed.items():
             _stamp_changes(self.changes[room], rows[at][0][0])
+        for room, at in self.reacted.items():
+            for r, (refused, counts, mine) in zip(self.reactions[room], rows[at][0][0], strict=True):
+                r.result, r.counts = str(refused), ordered({str(e): int(n) for e, n in counts.items()})
+                r.mine = tuple(ordered(dict.fromkeys((str(e) for e in mine), 1)))
         return {room: list(rows[at][0][0]) for room, at in self.posts.items()}
 
 

@@ -166,6 +166,46 @@ SCHEMA = [
         END LOOP;
         RETURN answer;
     END $fn$""",
+    # reactions (backend.py, point 11): who gave which to which message
+    """CREATE TABLE IF NOT EXISTS reactions (
+        message_id bigint NOT NULL, user_key text NOT NULL, emoji text NOT NULL,
+        PRIMARY KEY (message_id, user_key, emoji)
+    )""",
+    # a room's reactions of one pass, each [id, user key, emoji, on]: per reaction [refusal or '', the message's
+    # counts once it is applied (an object), the user's own (a list)]; p_cap: MAX_REACTIONS
+    """CREATE OR REPLACE FUNCTION qtchat_react(p_room text, p_rows jsonb, p_cap int) RETURNS jsonb
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        r jsonb;
+        mid bigint;
+        answer jsonb := '[]'::jsonb;
+    BEGIN
+        FOR r IN SELECT e FROM jsonb_array_elements(p_rows) AS e LOOP
+            mid := (r->>0)::bigint;
+            PERFORM 1 FROM messages WHERE id = mid AND room = p_room AND NOT deleted FOR UPDATE;
+            IF NOT FOUND THEN
+                answer := answer || jsonb_build_array(jsonb_build_array('no_such_message', '{}'::jsonb, '[]'::jsonb));
+                CONTINUE;
+            END IF;
+            IF (r->>3)::boolean THEN
+                IF NOT EXISTS (SELECT 1 FROM reactions WHERE message_id = mid AND user_key = r->>1 AND emoji = r->>2)
+                   AND (SELECT count(*) FROM reactions WHERE message_id = mid) >= p_cap THEN
+                    answer := answer || jsonb_build_array(jsonb_build_array('too_many_reactions', '{}'::jsonb,
+                                                                            '[]'::jsonb));
+                    CONTINUE;
+                END IF;
+                INSERT INTO reactions VALUES (mid, r->>1, r->>2) ON CONFLICT DO NOTHING;
+            ELSE
+                DELETE FROM reactions WHERE message_id = mid AND user_key = r->>1 AND emoji = r->>2;
+            END IF;
+            answer := answer || jsonb_build_array(jsonb_build_array('',
+                coalesce((SELECT jsonb_object_agg(emoji, n) FROM (SELECT emoji, count(*) AS n FROM reactions
+                          WHERE message_id = mid GROUP BY emoji) AS c), '{}'::jsonb),
+                coalesce((SELECT jsonb_agg(emoji) FROM reactions WHERE message_id = mid AND user_key = r->>1),
+                         '[]'::jsonb)));
+        END LOOP;
+        RETURN answer;
+    END $fn$""",
     # the cluster's id: its keys and channels in Redis begin with qtchat:<id>: (two clusters may share a Redis)
     """INSERT INTO meta (key, value) VALUES ('cluster', (random() * 9e15)::bigint) ON CONFLICT (key) DO NOTHING""",
     f"""INSERT INTO meta (key, value) VALUES ('schema', {SCHEMA_VERSION})
@@ -204,3 +244,5 @@ def ts_query(query: str) -> str | None:
             quoted[-1] += ":*"
             groups.append("(" + " <-> ".join(quoted) + ")")
     return " & ".join(groups) or None
+TALLIES = """SELECT message_id, emoji, count(*), bool_or(user_key = $2) FROM reactions
+    WHERE message_id IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint) GROUP BY message_id, emoji"""

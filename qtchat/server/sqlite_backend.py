@@ -35,6 +35,7 @@ from .backend import (
     PassBatch,
     RecentCid,
     RemoteSink,
+    Tallies,
     answer,
     done,
     mapped,
@@ -176,8 +177,12 @@ class SqliteBackend(QObject):
         for c in batch.changes if not self.history else ():
             c.result = "no_such_message"  # nothing is kept to change
         replies = {m.id: m.reply_to for m in batch.messages if m.reply_to} if self.history else {}
+        reactions = batch.reactions if self.history else []
+        for r in batch.reactions if not self.history else ():
+            r.result = "no_such_message"
         future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered,
-                                                         changes=changes, seq=ids.next, replies=replies))
+                                                         changes=changes, seq=ids.next, replies=replies,
+                                                         reactions=reactions))
         if replies and future.exception() is None:  # quoted as they are now (backend.py, point 10)
             parents = self.store.parents([(m.reply_to, m.room_key) for m in batch.messages if m.reply_to])
             for m in batch.messages:
@@ -221,6 +226,10 @@ class SqliteBackend(QObject):
 
     def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
         return answer(lambda: Page(*self.store.page(room_key, before=before, after=after, limit=limit)))
+
+    def tallies(self, room_key: str, ids: list[int], user_key: str) -> Future[Tallies]:
+        del room_key  # (ids are unique across rooms)
+        return answer(lambda: self.store.tallies(ids, user_key))
 
     def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
         return answer(lambda: Page(*self.store.changed(room_key, after, limit)))

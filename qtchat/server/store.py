@@ -27,7 +27,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .backend import Change, HeldMessage, MailRow, StoredMessage, around_shares, quoted
+from qtchat.protocol.message_events import MAX_REACTIONS
+
+from .backend import Change, HeldMessage, MailRow, Reaction, StoredMessage, Tallies, around_shares, ordered, quoted
 from .rekey import rekey_messages
 from .search_agent import Row, TooCostly, fold, fts_query, query_words, search_rows, within
 
@@ -95,6 +97,16 @@ END;
 
 CHANGES_SCHEMA = """
 CREATE INDEX IF NOT EXISTS messages_room_changed ON messages (room, changed) WHERE changed IS NOT NULL;
+CREATE TABLE IF NOT EXISTS reactions (  -- who gave which reaction to which message (backend.py, point 11)
+    message_id INTEGER NOT NULL,
+    user_key TEXT NOT NULL,
+    emoji TEXT NOT NULL,
+    PRIMARY KEY (message_id, user_key, emoji)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS messages_reactions_delete AFTER DELETE ON messages
+BEGIN
+    DELETE FROM reactions WHERE message_id = old.id;
+END;
 """
 # (a messages table made before edits existed gets their columns: _add_change_columns)
 CHANGE_COLUMNS = (("edited", "INTEGER NOT NULL DEFAULT 0"), ("deleted", "INTEGER NOT NULL DEFAULT 0"),
@@ -112,7 +124,8 @@ def _stored(r: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), *quoted(r[8], parent))
 
 
-Undo = tuple[int, str, int, int, "int | None"]  # a change taken back: id, text, edited, deleted, changed
+# a change taken back: id, text, edited, deleted, changed; or a reaction: -id, user key, had it, 0, emoji
+Undo = tuple[int, str, int, int, "int | str | None"]
 
 
 def _add_change_columns(db: sqlite3.Connection) -> None:
@@ -246,14 +259,15 @@ class MessageStore:
     def append(self, rows: list[tuple[int, str, int, str, str, str | None, str]],
                markers: Mapping[tuple[str, str], int] | None = None, mail: list[MailRow] | None = None,
                delivered: Mapping[str, int] | None = None, *, changes: list[Change] | None = None,
-               seq: Callable[[], int] | None = None, replies: Mapping[int, int] | None = None) -> list[Undo]:
+               seq: Callable[[], int] | None = None, replies: Mapping[int, int] | None = None,
+               reactions: list[Reaction] | None = None) -> list[Undo]:
         """Store one pass's messages, (id, room, ts, sender, sender_key, cid, text), read markers,
         (user key, room key) -> id, and private messages for offline users (``mail``: id, recipient
         key, ts, sender, sender key, cid, text), and delete the mailbox messages their recipients
         confirmed (``delivered``: user key -> the highest id confirmed), in one transaction. A
         marker never moves back. ``changes``: edits and deletions, checked and stamped here (backend.py,
         point 9), each taking a ``seq`` from ``seq()``; returns what ``undo`` needs to take them back."""
-        if not rows and not markers and not mail and not delivered and not changes:
+        if not rows and not markers and not mail and not delivered and not changes and not reactions:
             return []
         db = self.db
         undo: list[Undo] = []
@@ -266,6 +280,8 @@ class MessageStore:
             if changes:
                 assert seq is not None
                 undo = self._change(changes, seq)
+            if reactions:
+                undo += self._react(reactions)
             if markers:
                 db.executemany(
                     "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (user_key, room_key) "
@@ -301,6 +317,45 @@ class MessageStore:
                            (c.text, c.ts, c.seq, c.id))
         return undo
 
+    def _react(self, reactions: list[Reaction]) -> list[Undo]:
+        """Check and apply reactions (inside ``append``'s transaction): see ``Reaction``."""
+        db = self.db
+        undo: list[Undo] = []
+        for r in reactions:
+            row = db.execute("SELECT deleted FROM messages WHERE id = ? AND room = ?", (r.id, r.room_key)).fetchone()
+            had = db.execute("SELECT 1 FROM reactions WHERE message_id = ? AND user_key = ? AND emoji = ?",
+                             (r.id, r.user_key, r.emoji)).fetchone() is not None
+            if row is None or row[0]:
+                r.result = "no_such_message"
+            elif r.on and not had and db.execute("SELECT count(*) FROM reactions WHERE message_id = ?",
+                                                  (r.id,)).fetchone()[0] >= MAX_REACTIONS:
+                r.result = "too_many_reactions"
+            elif r.on != had:
+                db.execute("INSERT INTO reactions VALUES (?, ?, ?)" if r.on else
+                           "DELETE FROM reactions WHERE message_id = ? AND user_key = ? AND emoji = ?",
+                           (r.id, r.user_key, r.emoji))
+                undo.append((-r.id, r.user_key, int(had), 0, r.emoji))  # (a reaction: its id negated)
+            if not r.result:
+                r.counts, r.mine = self.tally(r.id, r.user_key)
+        return undo
+
+    def tally(self, mid: int, user_key: str) -> tuple[dict[str, int], tuple[str, ...]]:
+        """A message's reactions: emoji -> how many, and the user's own."""
+        counts = dict(self.db.execute("SELECT emoji, count(*) FROM reactions WHERE message_id = ? GROUP BY emoji",
+                                      (mid,)).fetchall())
+        mine = [str(e) for (e,) in self.db.execute(
+            "SELECT emoji FROM reactions WHERE message_id = ? AND user_key = ?", (mid, user_key))]
+        return ordered(counts), tuple(e for e in ordered(dict.fromkeys(mine, 1)))
+
+    def tallies(self, ids: list[int], user_key: str) -> Tallies:
+        """The reactions of those messages that have any."""
+        found: Tallies = {}
+        marks = ",".join("?" * len(ids))
+        for mid in {int(m) for (m,) in self.db.execute(
+                f"SELECT DISTINCT message_id FROM reactions WHERE message_id IN ({marks})", ids)} if ids else ():
+            found[mid] = self.tally(mid, user_key)
+        return found
+
     def undo(self, undo: list[Undo]) -> None:
         """Take back the changes of a pass whose sync failed (``append``'s answer)."""
         if undo:
@@ -308,7 +363,12 @@ class MessageStore:
             try:
                 self.db.executemany("UPDATE messages SET text = ?, edited = ?, deleted = ?, changed = ? WHERE id = ?",
                                     [(text, edited, deleted, changed, mid) for mid, text, edited, deleted, changed
-                                     in reversed(undo)])
+                                     in reversed(undo) if mid > 0])
+                for mid, user_key, had, _, emoji in reversed(undo):
+                    if mid < 0:
+                        self.db.execute("INSERT OR IGNORE INTO reactions VALUES (?, ?, ?)" if had else
+                                        "DELETE FROM reactions WHERE message_id = ? AND user_key = ? AND emoji = ?",
+                                        (-mid, user_key, emoji))
                 self.db.execute("COMMIT")
             except BaseException:
                 rollback(self.db)

@@ -42,6 +42,8 @@ from qtchat.protocol import (
     Ping,
     Pong,
     ProtocolError,
+    React,
+    Reactions,
     Register,
     Role,
     RoomInfo,
@@ -84,6 +86,7 @@ from qtchat.protocol.fields import (
     Query,
     Seconds,
     Str,
+    Tally,
 )
 from qtchat.protocol.framing import encode_frame_plain
 
@@ -108,6 +111,10 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (DeleteMessage(7, room="Dev Team"), b'{"type":"delete","room":"Dev Team","id":7}\n'),
     (MessageEdited(7, "fixed", 9, "alice"), b'{"type":"edited","room":"lobby","id":7,"text":"fixed","edited":9,"by":"alice"}\n'),
     (MessageDeleted(7, 9, "op", room="x"), b'{"type":"deleted","room":"x","id":7,"ts":9,"by":"op"}\n'),
+    (React(7, "\N{EYES}", on=False), b'{"type":"react","room":"lobby","id":7,"emoji":"\xf0\x9f\x91\x80","on":false}\n'),
+    (Reactions(7, reactions={"\N{EYES}": 2}), b'{"type":"reactions","room":"lobby","id":7,"reactions":{"\xf0\x9f\x91\x80":2}}\n'),
+    (Reactions(7, "x", {"\N{EYES}": 1}, ("\N{EYES}",), yours=True), b'{"type":"reactions","room":"x","id":7,"reactions":{"\xf0\x9f\x91\x80":1},"mine":["\xf0\x9f\x91\x80"],"yours":true}\n'),
+    (History((Message(id=1, ts=2, sender="a", text="b", reply_to=1, reply_from="a", reply_text="q", reactions={"\N{EYES}": 3}, mine=("\N{EYES}",)),)), b'{"type":"history","room":"lobby","messages":[{"id":1,"ts":2,"from":"a","text":"b","reply_to":1,"reply_from":"a","reply_text":"q","reactions":{"\xf0\x9f\x91\x80":3},"mine":["\xf0\x9f\x91\x80"]}],"more":false}\n'),
     (History((Message(id=1, ts=2, sender="a", text="b"),), after=3, changed=(Message(id=2, ts=2, sender="a", text="", deleted=True), Message(id=3, ts=2, sender="a", text="c", edited=5)), changed_more=True), b'{"type":"history","room":"lobby","messages":[{"id":1,"ts":2,"from":"a","text":"b"}],"more":false,"after":3,"changed":[{"id":2,"ts":2,"from":"a","text":"","deleted":true},{"id":3,"ts":2,"from":"a","text":"c","edited":5}],"changed_more":true}\n'),
     (UsersRequest(), b'{"type":"users","room":"lobby"}\n'),
     (HistoryRequest("lobby", before=1795677099673163, limit=50), b'{"type":"history","room":"lobby","limit":50,"before":1795677099673163}\n'),
@@ -198,6 +205,7 @@ def _value(kind: Any, depth: int) -> st.SearchStrategy[Any]:
     simple: dict[type, st.SearchStrategy[Any]] = {
         Bool: st.booleans(), Names: st.lists(st.text(max_size=8), max_size=4).map(tuple),
         Limits: st.dictionaries(st.text(max_size=8), st.floats(0, 1e17), max_size=3),
+        Tally: st.dictionaries(st.text(max_size=8), st.integers(1, (1 << 31) - 1), max_size=3),
         Addresses: st.lists(st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=MAX_ADDRESS),
                             max_size=4).map(tuple),
     }
@@ -218,7 +226,7 @@ def _fits(cls: type[Record], values: dict[str, Any]) -> dict[str, Any]:
     """Bring drawn values within the rules across fields: at most one of the exclusive fields, no field
     the frame would leave out because another is set, no flag without the field it needs."""
     shape = shape_of(cls)
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    defaults = {f.name: _default(f) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     seen_exclusive = [n for n in shape.exclusive if values.get(n) is not None]
     for name in seen_exclusive[1:]:
         values[name] = None
@@ -228,6 +236,10 @@ def _fits(cls: type[Record], values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(slot.kind, Bool) and slot.kind.only_with and values.get(slot.kind.only_with[0]) is None:
             values[name] = False
     return values
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 @st.composite
@@ -245,7 +257,7 @@ def valid(draw: st.DrawFn, cls: type[Record], depth: int = 0) -> Any:
         if isinstance(slot.kind, Records) and slot.kind.view is not None:
             view, inherit = slot.kind.view, slot.kind.inherit  # entries carry the view: the rest are defaults
             values[name] = tuple(
-                dataclasses.replace(item, **{f.name: values[f.name] if f.name in inherit else f.default
+                dataclasses.replace(item, **{f.name: values[f.name] if f.name in inherit else _default(f)
                                              for f in dataclasses.fields(item) if f.name not in view})
                 for item in values[name]
             )
@@ -327,10 +339,10 @@ def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
 
 
 def test_the_event_types_are_what_the_unions_were() -> None:
-    client_sent = {Hello, SendMessage, EditMessage, DeleteMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
+    client_sent = {Hello, SendMessage, EditMessage, DeleteMessage, React, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
                    MarkRead, Delivered, SearchRequest, Register, PasswordChange, KickRequest, BanRequest, Ping, Pong,
                    Bye, RoomMode, RoomOp, RoomInvite, RoomKick}
-    server_sent = {Welcome, Message, MessageEdited, MessageDeleted, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
+    server_sent = {Welcome, Message, MessageEdited, MessageDeleted, Reactions, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
                    TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState}
     assert set(CLIENT_EVENTS.values()) == client_sent and set(SERVER_EVENTS.values()) == server_sent
     assert all(issubclass(c, ClientEvent) and issubclass(c, SendableEvent) for c in client_sent)

@@ -75,11 +75,19 @@ class Conversation(QObject):
         self.show_presence = True  # notices of people joining and leaving the room (the Workspace sets it)
         self.held_received = 0  # messages kept for us while offline shown here since the last login
         self.told_held = False  # said that the other person is offline and gets our messages later
+        self.away: str | None = None  # a private conversation's other person is away, with this message
         self._pending_presence: dict[str, list[str]] = {}
         self._presence_timer = QTimer(self)
         self._presence_timer.setSingleShot(True)
         self._presence_timer.setInterval(1500)
         self._presence_timer.timeout.connect(self._flush_presence)
+
+    def set_away(self, message: str | None) -> None:
+        """The other person of a private conversation is away (with this message, maybe empty), or here (None)."""
+        self.users.set_away(self.name, message)
+        if message != self.away:
+            self.away = message
+            self.changed.emit()
 
     @property
     def is_room(self) -> bool:

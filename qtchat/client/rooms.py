@@ -40,6 +40,8 @@ from qtchat.protocol import (
     SearchResults,
     SetTopic,
     TopicChanged,
+    UserAway,
+    UserBack,
     UserList,
     name_key,
     validate_name,
@@ -73,6 +75,8 @@ class RoomState:
     gap_end: int | None = None  # the first message reported after the pause: the gap ends there
     fill_after: int | None = None  # a load_missed page asked for (after this id) and not answered yet
     collecting: list[str] | None = None  # a user list arriving in parts
+    away: dict[str, str] = field(default_factory=dict)  # who of its users is away: name -> message (maybe empty)
+    collecting_away: dict[str, str] = field(default_factory=dict)  # ... as the parts of a user list say
     modes: RoomModes | None = None  # its creator, operators and modes, as the server last said
     # pages asked for with request_context, by what the answer repeats: ("around" | "before" | "after", id)
     context_requests: set[tuple[str, int]] = field(default_factory=set)
@@ -98,6 +102,7 @@ class ChatRooms(ClientLink):
     room_list = Signal(list)
     topic_changed = Signal(str, str, str)
     users_reset = Signal(str, list)
+    away_changed = Signal(str, str, bool, str)
     user_joined = Signal(str, str)
     user_left = Signal(str, str, str)
     history_received = Signal(object)
@@ -315,6 +320,7 @@ class ChatRooms(ClientLink):
         if room is not None:
             if event.user not in room.users:
                 room.users.append(event.user)
+            room.away.pop(event.user, None)  # (an away frame follows if they are)
             self.user_joined.emit(room.name, event.user)
 
     def _on_left(self, event: Left) -> None:
@@ -327,6 +333,7 @@ class ChatRooms(ClientLink):
         elif room is not None:
             if event.user in room.users:
                 room.users.remove(event.user)
+            room.away.pop(event.user, None)
             self.user_left.emit(room.name, event.user, event.reason)
 
     def _on_room_modes(self, event: RoomModes) -> None:
@@ -340,12 +347,27 @@ class ChatRooms(ClientLink):
         if room is None:
             return
         if room.collecting is None:
-            room.collecting = []
+            room.collecting, room.collecting_away = [], {}
         room.collecting.extend(event.users)
+        room.collecting_away.update(event.away)
         if not event.more:
             room.users = list(dict.fromkeys(room.collecting))
-            room.collecting = None
+            listed = set(room.users)
+            room.away = {n: m for n, m in room.collecting_away.items() if n in listed}
+            room.collecting, room.collecting_away = None, {}
             self.users_reset.emit(room.name, list(room.users))
+
+    def _on_away(self, event: UserAway | UserBack) -> None:
+        """Someone in a room went away (or changed their message), or came back."""
+        room = self.rooms.get(name_key(event.room))
+        if room is None:
+            return
+        if isinstance(event, UserAway):
+            room.away[event.user] = event.message
+        elif room.away.pop(event.user, None) is None:
+            return  # not away here: nothing changed
+        self.away_changed.emit(room.name, event.user, isinstance(event, UserAway),
+                               event.message if isinstance(event, UserAway) else "")
 
     def _on_topic(self, event: TopicChanged) -> None:
         room = self.rooms.get(name_key(event.room))

@@ -31,6 +31,7 @@ from .fields import (
     Id,
     Int,
     Limits,
+    NameMap,
     Names,
     Query,
     Seconds,
@@ -50,6 +51,7 @@ UNREAD_CAP = 1000  # RoomInfo.unread counts no further, so it stays cheap
 MAX_ROOMS_PAGE = 200  # rooms in one ``rooms`` answer
 MAX_SEARCH_WORDS = 8  # words in one search query
 MAX_BAN_MINUTES = 10 * 365 * 24 * 60
+MAX_AWAY_MESSAGE = 100  # code points of an away message (away.py)
 HISTORY_VISIBILITY = ("joined", "full")  # a room's history: from each member's join on, or all of it
 
 
@@ -487,14 +489,16 @@ class RoomState(ServerEvent):
     by: Annotated[str, Str(omit_empty=True)] = ""
 
 
-@event("users", order=("room", "users", "more"))
+@event("users", order=("room", "users", "more", "away"))
 @dataclass(frozen=True, slots=True)
 class UserList(ServerEvent):
-    """Users in a room. A long list comes in several frames: all but the last have ``more`` true."""
+    """Users in a room. A long list comes in several frames: all but the last have ``more`` true. ``away``: those
+    of this frame's users who are away, with their messages (away.py)."""
 
     users: Annotated[tuple[str, ...], Names()]
     room: Annotated[str, Str()] = DEFAULT_ROOM
     more: Annotated[bool, Bool()] = False
+    away: Annotated[Mapping[str, str], NameMap(MAX_AWAY_MESSAGE)] = field(default_factory=dict, hash=False)
 
 
 @event("error")
@@ -542,6 +546,8 @@ class UnknownEvent(Event):
     data: Mapping[str, Any]
 
 
+from .away import SetAway, SetBack, UserAway, UserBack, away_entry, away_frames  # noqa: E402, F401  (see away.py)
+
 # --------------------------------------------------------------------- derived tables
 
 D = TypeVar("D", bound=SendableEvent)
@@ -575,15 +581,21 @@ def encode_name(name: str) -> bytes:
     return _json_str(name)
 
 
-def encode_user_lists(room: str, encoded_names: list[bytes], per_frame: int) -> list[bytes]:
-    """The ``users`` frames for a room: ``per_frame`` names each, all but the last marked ``more``."""
+def encode_user_lists(room: str, encoded_names: list[bytes], per_frame: int,
+                      away: Mapping[bytes, bytes] | None = None) -> list[bytes]:
+    """The ``users`` frames for a room: ``per_frame`` names each, all but the last marked ``more``. ``away``: the
+    away entries (``away.away_entry``) by encoded name; a frame carries its names' (split further if they are long)."""
     head = b'{"type":"users","room":' + _json_str(room) + b',"users":['
-    frames = []
+    frames: list[bytes] = []
     count = len(encoded_names)
     for start in range(0, max(count, 1), per_frame):
         more = start + per_frame < count
-        body = b",".join(encoded_names[start : start + per_frame])
-        frames.append(head + body + (b'],"more":true}\n' if more else b'],"more":false}\n'))
+        body = encoded_names[start : start + per_frame]
+        tail = b'],"more":true}\n' if more else b'],"more":false}\n'
+        if away:  # its entries take at most a quarter of the frame limit (names_per_frame: the names half)
+            away_frames(head, body, tail, away, budget=per_frame * MAX_ENCODED_NAME // 2, out=frames)
+        else:
+            frames.append(head + b",".join(body) + tail)
     return frames
 
 

@@ -57,6 +57,8 @@ from qtchat.protocol import (
     RoomsRequest,
     SearchRequest,
     SendMessage,
+    SetAway,
+    SetBack,
     SetTopic,
     UsersRequest,
     Welcome,
@@ -78,6 +80,7 @@ from .mailbox import Mailboxes
 from .messages import Messages
 from .operator import NodeSink, Operator
 from .peer import Connections, Listener, Peer, User, host_address, log_certificate
+from .presence import Presence
 from .prices import price
 from .resends import RECENT_CIDS_PER_USER, RecentCids
 from .room_ops import RoomOps
@@ -88,12 +91,14 @@ from .sqlite_backend import SqliteBackend
 log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
-RATED = (SendMessage, SetTopic)  # what the message rate limit counts
+RATED = (SendMessage, SetTopic, SetAway, SetBack)  # what the message rate limit counts
+Rated = SendMessage | SetTopic | SetAway | SetBack
 
 
-def own_bytes(event: SendMessage | SetTopic) -> int:
+def own_bytes(event: Rated) -> int:
     """About the bytes a rated frame took on the wire (its text), not counted in its own rate check."""
-    text = event.text if isinstance(event, SendMessage) else event.topic
+    text = event.text if isinstance(event, SendMessage) else event.topic if isinstance(event, SetTopic) else \
+        event.message if isinstance(event, SetAway) else ""
     return len(text.encode("utf-8", "surrogatepass"))
 
 
@@ -147,6 +152,8 @@ class ChatServer(QObject):
                            describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108
                            publish=backend.publish, records=RoomRecords(backend), presence=backend.cluster)
         self.rooms.settled = lambda user: self.lanes.release(user.peer)
+        self.presence = Presence(self.rooms)
+        self.rooms.entered = self.presence.entered
         self.room_ops = RoomOps(self.connections, self.rooms, self.users)
         self.recent = RecentCids()
         self.journal = Journal(backend, self.rooms, self.connections, schedule=self._flush_soon,
@@ -205,6 +212,8 @@ class ChatServer(QObject):
             RoomOp: self.room_ops.on_op,
             RoomInvite: self.room_ops.on_invite,
             RoomKick: self.room_ops.on_kick,
+            SetAway: self.presence.on_away,
+            SetBack: self.presence.on_back,
             Register: self.auth.on_register,
             PasswordChange: self.auth.on_passwd,
             KickRequest: self.operator.on_request,
@@ -355,7 +364,7 @@ class ChatServer(QObject):
             log.exception("error handling %s from %s", type(event).__name__, peer.peer)
             self.connections.fail(peer, ProtocolError(ErrorCode.INTERNAL, "The server failed to handle that frame."))
 
-    def _within_rate(self, peer: Peer, event: SendMessage | SetTopic) -> bool:
+    def _within_rate(self, peer: Peer, event: Rated) -> bool:
         """A chat message over the rate limit: refused (slow_down), or after too many refusals a disconnect."""
         assert peer.limiter is not None
         verdict, wait = peer.limiter.message(time.monotonic(), own_bytes(event))
@@ -371,7 +380,7 @@ class ChatServer(QObject):
             ErrorCode.SLOW_DOWN,
             f"You are sending too fast (this server allows {what}), so this was not sent. "
             f"Wait {max(wait, 0.1):.1f} s and send it again.",
-            ref=event.cid if isinstance(event, SendMessage) else None,
+            ref=event.cid if isinstance(event, SendMessage) else None if isinstance(event, SetTopic) else event.TYPE,
             retry_after=math.ceil(wait * 1000) / 1000)  # rounded up: waiting that long is enough
 
     def _flood(self, peer: Peer, why: str) -> None:

@@ -3,6 +3,8 @@
 Nothing in this package imports Qt (a test checks it). See docs/PROTOCOL.md.
 """
 
+from . import events  # noqa: F401  (first: it declares away.py's frames in its tables, see away.py)
+from .away import SetAway, SetBack, UserAway, UserBack, away_entry
 from .connection import NEED_DATA, PEER_CLOSED, Connection, Role, State, encode_event, negotiate_version
 from .errors import ByeCode, ErrorCode, ProtocolError
 from .events import (
@@ -53,17 +55,12 @@ from .events import (
     SendableEvent,
     SendMessage,
     ServerEvent,
-    SetAway,
-    SetBack,
     SetTopic,
     TopicChanged,
     UnknownEvent,
-    UserAway,
-    UserBack,
     UserList,
     UsersRequest,
     Welcome,
-    away_entry,
     encode_name,
     encode_user_lists,
     names_per_frame,

@@ -546,7 +546,7 @@ class UnknownEvent(Event):
     data: Mapping[str, Any]
 
 
-from .away import SetAway, SetBack, UserAway, UserBack, away_entry, away_frames  # noqa: E402, F401  (see away.py)
+from .away import away_frames  # noqa: E402  (loading away.py declares its frames: in the tables below)
 
 # --------------------------------------------------------------------- derived tables
 

@@ -34,8 +34,8 @@ def test_away_shows_in_another_members_user_list_and_private_header_and_clears(s
         assert away_in(ws, "alice") == "in a meeting" and away_in(ws, "bob") is None
         assert pm.away == "in a meeting"
         ws.close(pm)
-        assert ws.open_private("alice").away == "in a meeting"  # opened while away: it says so at once
-        pm = ws.private("alice")
+        pm = ws.open_private("alice")
+        assert pm.away == "in a meeting"  # opened while away: it says so at once
         with qtbot.waitSignal(bob.away_changed, timeout=3000) as told:
             client.set_back()
         assert told.args == ["lobby", "alice", False, ""]

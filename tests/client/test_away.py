@@ -124,3 +124,28 @@ def test_a_slow_down_is_waited_out_and_the_state_told_again(make_server, connect
         watcher.wait_event(UserAway, user="alice", message="three", timeout=5)
     assert client.away == "three"
     assert [e.message for e in watcher.of(UserAway)] == ["one", "three"] and not watcher.of(UserBack)
+
+
+def test_a_flood_of_away_changes_disturbs_no_one_else(server, connect, client, qtbot):
+    from qtchat.protocol import Error, Message, SetAway, SetBack
+    from qtchat.server.presence import CHANGES
+
+    login(qtbot, client, server.port, "bob")
+    flooder = connect()
+    flooder.login("flo")
+    qtbot.waitUntil(lambda: "flo" in client.users)
+    for i in range(CHANGES.burst):
+        flooder.send(SetAway(f"m{i}") if i % 2 == 0 else SetBack())
+    qtbot.waitUntil(lambda: len(flooder.of(UserAway)) + len(flooder.of(UserBack)) == CHANGES.burst)
+    lobby = client.room("lobby")
+    assert lobby is not None
+    qtbot.waitUntil(lambda: "flo" not in lobby.away)
+    with qtbot.assert_not_emitted(client.away_changed, wait=300), \
+            qtbot.assert_not_emitted(client.server_error), qtbot.assert_not_emitted(client.connection_lost):
+        flooder.send(SetAway("one too many"))
+        error = flooder.wait_event(Error)
+        assert (error.code, error.ref, error.fatal) == ("slow_down", "away", False)
+    with qtbot.waitSignal(client.message_received, timeout=3000) as got:
+        flooder.say("and chat goes on", cid="c1")
+    assert isinstance(got.args[0], Message) and got.args[0].text == "and chat goes on"
+    assert "flo" not in lobby.away

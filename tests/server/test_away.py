@@ -156,3 +156,17 @@ def test_a_version_1_client_parses_user_lists_with_away(server, connect, qtbot):
     qtbot.waitUntil(lambda: listed() and b'"type":"back"' in raw, timeout=5000)  # a frame type it ignores
     backs = [f for f in map(json.loads, bytes(raw).splitlines()) if f["type"] == "back"]
     assert backs[0].items() >= {"room": "lobby", "user": "ann"}.items()
+
+
+def test_away_reaches_the_members_on_other_nodes_of_a_cluster(cluster_nodes, clients, qtbot):
+    a, b = cluster_nodes(2)
+    ann = clients(a, "ann", "ops")
+    ben = clients(b, "ben", "ops")
+    qtbot.waitUntil(lambda: "ann" in b.rooms.user_names("ops"), timeout=5000)
+    ann.send(SetAway("in the other building"))
+    assert ben.wait_event(UserAway, room="ops").message == "in the other building"
+    assert ben.wait_event(UserAway, room="lobby").user == "ann"
+    ann.send(SetBack())
+    ben.wait_event(UserBack, room="ops")
+    ben.wait_event(UserBack, room="lobby")
+    assert sorted(e.room for e in ben.of(UserAway)) == ["lobby", "ops"]  # each room's once, not twice

@@ -153,7 +153,8 @@ def _away(ws: Workspace, conv: Conversation, rest: str) -> None:
         conv.error(f"Not away: {exc}")
         return
     message = ws.client.away
-    conv.notice(f"You are away: {message}" if message else "You are away.")
+    unknown = " (this server does not tell the others)" if ws.client.welcome and not ws.client.server_knows_away else ""
+    conv.notice((f"You are away: {message}" if message else "You are away.") + unknown)
 
 
 def _back(ws: Workspace, conv: Conversation, rest: str) -> None:

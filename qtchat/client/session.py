@@ -71,6 +71,7 @@ log = logging.getLogger("qtchat.client")
 Handler = Callable[["ChatClient", Any], None]
 FRAME_OVERHEAD = 200  # what a msg frame adds to its text, about
 SLOW_DOWN_RANGE = (0.2, 30.0)  # seconds: how long a slow_down may hold a message back
+AWAY_LIMIT = "away_changes_burst"  # in welcome.limits: the server knows away and back
 
 
 class ChatClient(ChatRooms):
@@ -264,9 +265,16 @@ class ChatClient(ChatRooms):
         self._sync_away()
         self.my_away_changed.emit(False, "")
 
+    @property
+    def server_knows_away(self) -> bool:
+        """Does the server take away and back? It says so by announcing their limit (an older one would answer
+        unknown_type): to one that does not, nothing is sent, and the state is ours alone."""
+        return self.welcome is not None and AWAY_LIMIT in self.welcome.limits
+
     def _sync_away(self) -> None:
         """Tell the server our away state if it does not know it yet (and no slow_down wait is running)."""
-        if self.state is not ClientState.ONLINE or self._away_timer.isActive() or self._away_told == (self.away,):
+        if self.state is not ClientState.ONLINE or self._away_timer.isActive() or self._away_told == (self.away,) \
+                or not self.server_knows_away:
             return
         self._away_told = (self.away,)
         self._send(SetBack() if self.away is None else SetAway(self.away))

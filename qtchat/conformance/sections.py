@@ -115,6 +115,9 @@ def away(s: Suite) -> None:
     a: Peer = s.a
     b: Peer = s.b
     name = f"{s.tag}-a"
+    if not s.limit("away_changes_burst"):
+        s.skip("away: told to the room", "the server announces no away (welcome.limits.away_changes_burst)")
+        return
     a.send({"type": "away", "message": "  at lunch  "})
     told = b.wait_type("away", user=name, room="lobby")
     s.check("away: told to the room, the message trimmed", told is not None and told.get("message") == "at lunch",

@@ -8,8 +8,9 @@ not know who has a private conversation open with whom: everyone is in the lobby
 talking with them hears of it there.
 
 A change costs a token of the message rate (``RATED`` in core.py: a flood of them is refused with ``slow_down``
-and, kept up, disconnected with ``flood`` like chat), and changes that reach the rooms are limited apart as well:
-``CHANGES`` at once, then one every ``1 / CHANGES.messages`` seconds; past that, a non-fatal ``slow_down`` whose
+and, kept up, disconnected with ``flood`` like chat), and changes that reach the rooms are limited apart as well
+(``limits.AWAY_CHANGES``, announced in ``welcome.limits``: that a server announces it says it knows away):
+``burst`` at once, then one every ``1 / messages`` seconds; past that, a non-fatal ``slow_down`` whose
 ``ref`` is the request's name (``away`` or ``back``), and nothing is told. Saying the state one is in already
 (away with the same message, back while here) is no change: nothing is sent.
 """
@@ -31,11 +32,10 @@ from qtchat.protocol import (
     encode_name,
 )
 
-from .limits import Limiter, RateLimits
+from .limits import AWAY_CHANGES as CHANGES
+from .limits import Limiter
 from .peer import User, now_ms
 from .rooms import Room, Rooms
-
-CHANGES = RateLimits(messages=0.2, burst=6, bytes=0, flood_after=0)  # changes told to the rooms, per user
 
 
 class Presence:

@@ -128,7 +128,7 @@ def test_a_slow_down_is_waited_out_and_the_state_told_again(make_server, connect
 
 def test_a_flood_of_away_changes_disturbs_no_one_else(server, connect, client, qtbot):
     from qtchat.protocol import Error, Message, SetAway, SetBack
-    from qtchat.server.presence import CHANGES
+    from qtchat.server.limits import AWAY_CHANGES as CHANGES
 
     login(qtbot, client, server.port, "bob")
     flooder = connect()
@@ -150,3 +150,50 @@ def test_a_flood_of_away_changes_disturbs_no_one_else(server, connect, client, q
         flooder.say("and chat goes on", cid="c1")
     assert isinstance(got.args[0], Message) and got.args[0].text == "and chat goes on"
     assert "flo" not in lobby.away
+
+
+def test_a_server_that_announces_no_away_is_sent_none(client, qtbot):
+    """A server from before away (its welcome announces no away_changes_*) would answer unknown_type: the client
+    keeps its away state to itself. The server here is a plain socket speaking version 1 by hand."""
+    import contextlib
+    import json
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    peer: list[socket.socket] = []
+    got = bytearray()
+
+    def read() -> bytes:
+        if not peer:
+            with contextlib.suppress(BlockingIOError):
+                conn, _ = listener.accept()
+                conn.setblocking(False)
+                peer.append(conn)
+        if peer:
+            with contextlib.suppress(BlockingIOError):
+                got.extend(peer[0].recv(65536))
+        return bytes(got)
+
+    try:
+        client.connect_to("127.0.0.1", listener.getsockname()[1], "alice")
+        qtbot.waitUntil(lambda: b'"hello"' in read(), timeout=5000)
+        welcome = {"type": "welcome", "version": 1, "user": "alice", "rooms": [{"name": "lobby", "topic": ""}],
+                   "limits": {"messages_per_s": 10}}
+        users = {"type": "users", "room": "lobby", "users": ["alice"], "more": False}
+        with qtbot.waitSignal(client.logged_in, timeout=5000):
+            peer[0].sendall(b"".join(json.dumps(f).encode() + b"\n" for f in (welcome, users)))
+        assert not client.server_knows_away
+        with qtbot.assert_not_emitted(client.server_error, wait=300):
+            client.set_away("lunch")
+        client.set_back()
+        qtbot.wait(200)
+        frames = [json.loads(line)["type"] for line in read().splitlines()]
+        assert "away" not in frames and "back" not in frames and "hello" in frames
+        assert client.away is None
+    finally:
+        client.quit()
+        for s in (*peer, listener):
+            s.close()

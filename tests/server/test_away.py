@@ -23,7 +23,7 @@ from qtchat.protocol import (
 )
 from qtchat.protocol.codec import Record, declare
 from qtchat.protocol.fields import Bool, Names, Str
-from qtchat.server.presence import CHANGES
+from qtchat.server.limits import AWAY_CHANGES as CHANGES
 
 pytestmark = pytest.mark.backends
 

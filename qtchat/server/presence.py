@@ -53,9 +53,11 @@ class Presence:
         if user.away is not None:
             self._change(user, None, "back")
 
-    def entered(self, user: User, room: Room) -> None:
-        """The user joined the room (after its ``joined``): if away, the room is told, and its list says so."""
-        if user.away is not None:
+    def entered(self, user: User, room: Room, moved: bool = False) -> None:
+        """The user joined the room (after its ``joined``): if away, the room is told, and its list says so.
+        ``moved``: they were in it on a node that lost them (no ``joined``): the room hears their state now, away
+        or back (their old session may have been away)."""
+        if user.away is not None or moved:
             self._tell(user, room)
 
     def _change(self, user: User, away: str | None, request: str) -> None:

@@ -101,7 +101,7 @@ class Rooms:
         self._publish = publish
         self.joining: dict[User, int] = {}  # users with joins whose room state is being read
         self.settled: Callable[[User], None] = lambda user: None  # their joins are answered
-        self.entered: Callable[[User, Room], None] = lambda user, room: None  # joined (presence.py: if away)
+        self.entered: Callable[[User, Room, bool], None] = lambda user, room, moved: None  # joined (presence.py)
         self.total_bytes_out = 0
 
     # ------------------------------------------------------------ membership
@@ -115,14 +115,15 @@ class Rooms:
 
     def join(self, user: User, room: Room) -> None:
         presence = self.presence
-        if not presence.moved(room.key, user.key):  # else: they were in it on a node that lost them: no news
+        moved = presence.moved(room.key, user.key)
+        if not moved:  # else: they were in it on a node that lost them: no news
             self.queue(room, encode_event(Joined(user.name, now_ms(), room.name)), urgent=False)
         presence.joined(room.key, room.name, user.key, user.name)
         room.names[user.key] = user.name
         room.encoded_names[user.key] = encode_name(user.name)
         room.joiners[user] = len(room.pending)
         user.rooms.append(room)
-        self.entered(user, room)
+        self.entered(user, room, moved)
         self.send_user_list(user, room)
 
     def leave(self, user: User, room: Room, reason: str, by: str = "") -> None:

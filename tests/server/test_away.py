@@ -170,3 +170,17 @@ def test_away_reaches_the_members_on_other_nodes_of_a_cluster(cluster_nodes, cli
     ben.wait_event(UserBack, room="ops")
     ben.wait_event(UserBack, room="lobby")
     assert sorted(e.room for e in ben.of(UserAway)) == ["lobby", "ops"]  # each room's once, not twice
+
+
+def test_a_user_who_moved_to_another_node_is_told_here_again(cluster_nodes, clients, qtbot):
+    from tests.server.test_cluster_presence import vanish
+
+    a, b = cluster_nodes(2)
+    ann = clients(a, "ann")
+    carol = clients(b, "carol")
+    qtbot.waitUntil(lambda: "ann" in b.rooms.user_names(), timeout=5000)
+    ann.send(SetAway("gone"))
+    carol.wait_event(UserAway, user="ann")
+    vanish(a)  # her node is gone without a word; she logs in on b, here (no joined, no left: she moved)
+    clients(b, "ann")
+    assert carol.wait_event(UserBack, user="ann", room="lobby", timeout=5).ts > 0

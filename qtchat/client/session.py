@@ -244,7 +244,7 @@ class ChatClient(ChatRooms):
     def set_away(self, message: str = "", *, auto: bool = False) -> None:
         """Be away, with an optional message for the others (one line, trimmed, at most MAX_AWAY_MESSAGE
         characters); told to the server now when online, else at the next login (and again after every
-        reconnect) until set_back(). ``auto``: away because the user is idle (away.py): the next activity ends
+        reconnect) until set_back(); a server that does not announce away (server_knows_away) is told nothing. ``auto``: away because the user is idle (away.py): the next activity ends
         it, and a manual away is kept as it is. Raises ValueError for a message that is too long."""
         message = clean_line(message).strip()
         if len(message) > MAX_AWAY_MESSAGE:

@@ -158,6 +158,10 @@ def main() -> int:
     bots["priya"].edit_message(shown["morning \U0001f44b"].id or 0, "morning all \U0001f44b")  # "(edited)"
     bots["sam"].delete_message(shown["anyone around?"].id or 0)  # "message deleted"
     bots["maria"].send_text("Standup notes are in the wiki", reply_to=shown["Morning all! Standup in 10 minutes \u2615"].id)
+    green = shown["Build #4127 is green again \U0001f389 the flaky socket test was a real race, fixed in https://example.org/qtchat/pull/88"].id or 0
+    for name, emoji in (("priya", "\U0001f389"), ("olu", "\U0001f389"), ("sam", "\U0001f680")):
+        bots[name].react(green, emoji)  # reactions under ken's message
+    client.react(green, "\U0001f389")  # (one of them alice's own)
     pump(app, 0.2)
     window.conversation.send("Sure \u2014 posting it in a minute, it's at www.example.org/notes (draft)")
     pump(app, 0.2)

@@ -76,11 +76,19 @@ class Conversation(QObject):
         self.show_presence = True  # notices of people joining and leaving the room (the Workspace sets it)
         self.held_received = 0  # messages kept for us while offline shown here since the last login
         self.told_held = False  # said that the other person is offline and gets our messages later
+        self.away: str | None = None  # a private conversation's other person is away, with this message
         self._pending_presence: dict[str, list[str]] = {}
         self._presence_timer = QTimer(self)
         self._presence_timer.setSingleShot(True)
         self._presence_timer.setInterval(1500)
         self._presence_timer.timeout.connect(self._flush_presence)
+
+    def set_away(self, message: str | None) -> None:
+        """The other person of a private conversation is away (with this message, maybe empty), or here (None)."""
+        self.users.set_away(self.name, message)
+        if message != self.away:
+            self.away = message
+            self.changed.emit()
 
     @property
     def is_room(self) -> bool:
@@ -215,7 +223,8 @@ class Conversation(QObject):
         me = self.client.me
         return ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid,
                         mention=m.sender != me and self.client.is_mention(m.text), edited=m.edited, deleted=m.deleted,
-                        reply_to=m.reply_to, reply_from=m.reply_from, reply_text=m.reply_text)
+                        reply_to=m.reply_to, reply_from=m.reply_from, reply_text=m.reply_text,
+                        reactions=dict(m.reactions), mine=m.mine)
 
     def newest_id(self) -> int:
         return self.log.newest_id() or 0
@@ -240,12 +249,21 @@ class Conversation(QObject):
         mention = not own and (not self.is_room or self.client.is_mention(msg.text))
         line = ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid,
                         edited=msg.edited, deleted=msg.deleted, reply_to=msg.reply_to, reply_from=msg.reply_from,
-                        reply_text=msg.reply_text)
+                        reply_text=msg.reply_text, reactions=dict(msg.reactions), mine=msg.mine)
         parent = self.log.by_id(msg.reply_to) if msg.reply_to and not msg.reply_from else None
         if parent is not None and not parent.deleted:  # a private reply: the server quotes none, we have it
             line.reply_from, line.reply_text = parent.sender, reply_quote(parent.text)
         line = self.log.append(line)
         return None if own else line
+
+    def set_reactions(self, mid: int, counts: dict[str, int], mine: tuple[str, ...] | None) -> None:
+        """A message's reactions changed (``mine`` None: ours did not): its line shows them, no news."""
+        for log in (self.log, self._context_log):
+            line = log.by_id(mid)
+            if line is not None:
+                line.reactions = dict(counts)
+                line.mine = tuple(e for e in (line.mine if mine is None else mine) if e in counts)
+                log.changed(line)
 
     def change_message(self, mid: int, text: str, edited: int = 0, deleted: bool = False) -> bool:
         """A message was edited or deleted: its line shows it, here and around a search result (no news:

@@ -74,6 +74,8 @@ class ChatLine:
     reply_to: int = 0  # the message it answers, and a quote of it: its sender ("" when deleted or not here)...
     reply_from: str = ""
     reply_text: str = ""  # ...and the start of its text
+    reactions: dict[str, int] = field(default_factory=dict)  # emoji -> how many gave it
+    mine: tuple[str, ...] = ()  # those of them that are ours
     day_start: bool = False  # the first line of its local day in its log: the view draws the day above it
     layout: Any = field(default=None, repr=False)  # the view's cache (width, height, text layout)
 
@@ -317,6 +319,7 @@ class UserListModel(QAbstractListModel):
         super().__init__(parent)
         self.names: list[str] = []
         self._keys: list[str] = []
+        self.away: dict[str, str] = {}  # who of them is away: name -> message (maybe empty)
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.names)
@@ -324,6 +327,7 @@ class UserListModel(QAbstractListModel):
     me = ""  # your own name, shown in bold
     NameRole = int(Qt.ItemDataRole.UserRole) + 1  # the name (a view may show more, e.g. "@" for an operator)
     OperatorRole = int(Qt.ItemDataRole.UserRole) + 2
+    AwayRole = int(Qt.ItemDataRole.UserRole) + 3  # the away message ("" for none), or None when here
     operators: frozenset[str] = frozenset()  # the room operators' names, casefolded
 
     def set_operators(self, names: tuple[str, ...]) -> None:
@@ -339,6 +343,8 @@ class UserListModel(QAbstractListModel):
             return name
         if role == self.OperatorRole:
             return name.casefold() in self.operators
+        if role == self.AwayRole:
+            return self.away.get(name)
         if role == Qt.ItemDataRole.DisplayRole:
             return name
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -349,13 +355,35 @@ class UserListModel(QAbstractListModel):
             return font
         return None
 
-    def reset(self, names: list[str]) -> None:
+    def reset(self, names: list[str], away: dict[str, str] | None = None) -> None:
         self.beginResetModel()
         pairs = sorted((n.casefold(), n) for n in set(names))
         self._keys = [k for k, _ in pairs]
         self.names = [n for _, n in pairs]
+        listed = set(self.names)
+        self.away = {n: m for n, m in (away or {}).items() if n in listed}
         self.endResetModel()
         self.count_changed.emit(len(self.names))
+
+    def set_away(self, name: str, message: str | None) -> None:
+        """``name`` is away with this message (maybe empty), or here again (None)."""
+        if message is None:
+            if self.away.pop(name, None) is None:
+                return
+        else:
+            self.away[name] = message
+        row = self._row(name)
+        if row is not None:
+            self.dataChanged.emit(self.index(row), self.index(row))
+
+    def _row(self, name: str) -> int | None:
+        key = name.casefold()
+        row = bisect.bisect_left(self._keys, key)
+        while row < len(self.names) and self._keys[row] == key:
+            if self.names[row] == name:
+                return row
+            row += 1
+        return None
 
     def add(self, name: str) -> None:
         key = name.casefold()
@@ -376,6 +404,7 @@ class UserListModel(QAbstractListModel):
                 self.beginRemoveRows(QModelIndex(), row, row)
                 del self._keys[row]
                 del self.names[row]
+                self.away.pop(name, None)
                 self.endRemoveRows()
                 self.count_changed.emit(len(self.names))
                 return

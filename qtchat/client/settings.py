@@ -59,6 +59,19 @@ class ClientSettings:
     def hours(self, value: str) -> None:
         self._s.setValue("view/hours", value if value in ("24", "12") else "locale")
 
+    @property
+    def auto_away_minutes(self) -> float:
+        """Minutes with no input in the window before the client says you are away (0: never; client/away.py)."""
+        try:
+            value = float(str(self._s.value("away/idle_minutes", 10)))  # ini files give back strings
+        except ValueError:
+            return 10.0
+        return value if 0 <= value <= 24 * 60 else 10.0
+
+    @auto_away_minutes.setter
+    def auto_away_minutes(self, minutes: float) -> None:
+        self._s.setValue("away/idle_minutes", minutes)
+
     def _list(self, key: str) -> list[str]:
         value = self._s.value(key, [])
         if isinstance(value, str):

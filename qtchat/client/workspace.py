@@ -110,6 +110,7 @@ class Workspace(QObject):
         c.room_list.connect(self._on_room_list)
         c.topic_changed.connect(self._on_topic)
         c.users_reset.connect(self._on_users_reset)
+        c.away_changed.connect(self._on_away)
         c.user_joined.connect(self._on_user_joined)
         c.user_left.connect(self._on_user_left)
         c.server_error.connect(lambda code, text: self.active.error(text))
@@ -123,6 +124,8 @@ class Workspace(QObject):
         c.message_deleted.connect(lambda room, mid, by: self._in_room(
             room, lambda conv: conv.change_message(mid, "", deleted=True)))
         c.edit_failed.connect(lambda code, text: self.active.error(f"Not changed: {text}"))
+        c.reactions_changed.connect(lambda room, mid, counts, mine: self._in_room(
+            room, lambda conv: conv.set_reactions(mid, counts, mine)))
         c.account_changed.connect(self._on_account)
         c.room_modes.connect(self._on_room_modes)
         c.removed_from_room.connect(self._on_removed)
@@ -205,7 +208,11 @@ class Workspace(QObject):
 
     def conversation_with(self, name: str) -> Conversation:
         """The private conversation with this person, opened if new (not made active)."""
-        return self.private(name) or self._add(PRIVATE, name)
+        conv = self.private(name)
+        if conv is None:
+            conv = self._add(PRIVATE, name)
+            conv.set_away(self._lobby_away().get(name))  # away already: its header says so
+        return conv
 
     def open_private(self, name: str) -> Conversation:
         """The conversation with this person (opened if new) and made active."""
@@ -365,6 +372,7 @@ class Workspace(QObject):
             conv = self._add(PRIVATE, peer)
             conv.users.me = self.client.me
             conv.users.reset([self.client.me, peer])
+            conv.set_away(self._lobby_away().get(peer))
         conv.rename(peer)  # as the server spells it
         return conv
 
@@ -403,16 +411,32 @@ class Workspace(QObject):
         if conv is not None:
             conv.add_context(page)
 
+    def _lobby_away(self) -> dict[str, str]:
+        """Who is away (name -> message), as the lobby, where everyone is, says."""
+        state = self.client.room(DEFAULT_ROOM)
+        return state.away if state is not None else {}
+
     def _on_users_reset(self, room: str, names: list[str]) -> None:
         conv = self.room(room)
+        state = self.client.room(room)
+        away = dict(state.away) if state is not None else {}
         if conv is not None:
-            conv.users.reset(names)
+            conv.users.reset(names, away)
         if name_key(room) == name_key(DEFAULT_ROOM):  # who is online: private conversations show it
             online = {name_key(n) for n in names}
             for conv in self.model.items:
                 if not conv.is_room:
                     conv.users.reset([self.client.me, conv.name] if name_key(conv.name) in online else
-                                     [self.client.me])
+                                     [self.client.me], away)
+                    conv.set_away(away.get(conv.name))
+
+    def _on_away(self, room: str, name: str, away: bool, message: str) -> None:
+        conv = self.room(room)
+        if conv is not None:
+            conv.users.set_away(name, message if away else None)
+        peer = self.private(name)
+        if peer is not None and name_key(room) == name_key(DEFAULT_ROOM):
+            peer.set_away(message if away else None)
 
     def _on_user_joined(self, room: str, name: str) -> None:
         conv = self.room(room)
@@ -433,6 +457,7 @@ class Workspace(QObject):
             peer = self.private(name)
             if peer is not None:
                 peer.users.remove(name)
+                peer.set_away(None)
                 peer.notice(f"{name} went offline")
 
 

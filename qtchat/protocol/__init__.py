@@ -3,11 +3,14 @@
 Nothing in this package imports Qt (a test checks it). See docs/PROTOCOL.md.
 """
 
+from . import events  # noqa: F401  (first: it declares away.py's frames in its tables, see away.py)
+from .away import SetAway, SetBack, UserAway, UserBack, away_entry
 from .connection import NEED_DATA, PEER_CLOSED, Connection, Role, State, encode_event, negotiate_version
 from .errors import ByeCode, ErrorCode, ProtocolError
 from .events import (
     DEFAULT_ROOM,
     HISTORY_VISIBILITY,
+    MAX_AWAY_MESSAGE,
     MAX_CID_LENGTH,
     MAX_QUERY,
     MAX_ROOMS_PAGE,
@@ -58,20 +61,19 @@ from .events import (
     UserList,
     UsersRequest,
     Welcome,
-    encode_name,
-    encode_user_lists,
-    names_per_frame,
 )
 from .fields import check_text, clean_line
 from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
 from .message_events import REACTIONS, DeleteMessage, EditMessage, MessageDeleted, MessageEdited, React, Reactions
 from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 from .passwords import MAX_PASSWORD, MIN_PASSWORD, check_password
+from .userlists import encode_name, encode_user_lists, names_per_frame
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "DEFAULT_ROOM",
     "HISTORY_VISIBILITY",
+    "MAX_AWAY_MESSAGE",
     "MAX_CID_LENGTH",
     "MAX_NAME_LENGTH",
     "MAX_PASSWORD",
@@ -135,13 +137,18 @@ __all__ = [
     "SendMessage",
     "SendableEvent",
     "ServerEvent",
+    "SetAway",
+    "SetBack",
     "SetTopic",
     "State",
     "TopicChanged",
     "UnknownEvent",
+    "UserAway",
+    "UserBack",
     "UserList",
     "UsersRequest",
     "Welcome",
+    "away_entry",
     "check_password",
     "check_text",
     "clean_line",

@@ -16,7 +16,6 @@ derived from the declarations: a new event is its declaration, nothing else.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -31,6 +30,7 @@ from .fields import (
     Id,
     Int,
     Limits,
+    NameMap,
     Names,
     Query,
     Seconds,
@@ -52,6 +52,7 @@ MAX_ROOMS_PAGE = 200  # rooms in one ``rooms`` answer
 MAX_SEARCH_WORDS = 8  # words in one search query
 MAX_BAN_MINUTES = 10 * 365 * 24 * 60
 REPLY_QUOTE = 100  # characters of a replied-to message quoted with a reply (msg.reply_text)
+MAX_AWAY_MESSAGE = 100  # code points of an away message (away.py)
 HISTORY_VISIBILITY = ("joined", "full")  # a room's history: from each member's join on, or all of it
 
 
@@ -509,14 +510,16 @@ class RoomState(ServerEvent):
     by: Annotated[str, Str(omit_empty=True)] = ""
 
 
-@event("users", order=("room", "users", "more"))
+@event("users", order=("room", "users", "more", "away"))
 @dataclass(frozen=True, slots=True)
 class UserList(ServerEvent):
-    """Users in a room. A long list comes in several frames: all but the last have ``more`` true."""
+    """Users in a room. A long list comes in several frames: all but the last have ``more`` true. ``away``: those
+    of this frame's users who are away, with their messages (away.py)."""
 
     users: Annotated[tuple[str, ...], Names()]
     room: Annotated[str, Str()] = DEFAULT_ROOM
     more: Annotated[bool, Bool()] = False
+    away: Annotated[Mapping[str, str], NameMap(MAX_AWAY_MESSAGE)] = field(default_factory=dict, hash=False)
 
 
 @event("error")
@@ -581,43 +584,7 @@ def wire_table(direction: type[D], declared: list[type[SendableEvent]]) -> dict[
 
 
 # frames declared in modules of their own (they import this one's bases): declared before the tables are made
-
-# frames declared in modules of their own (they import this one's bases): declared before the tables are made
-from . import message_events  # noqa: E402, F401
+from . import away, message_events  # noqa: E402, F401
 
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = wire_table(ClientEvent, DECLARED)
 SERVER_EVENTS: dict[str, type[ServerEvent]] = wire_table(ServerEvent, DECLARED)
-
-
-# ----------------------------------------------------------------- fast paths
-# The server sends a room's whole user list to every user who joins it; with
-# thousands of members that is its busiest encoding job. These build the same
-# bytes as encode_frame(UserList(...).to_wire()) from names encoded once each.
-
-MAX_ENCODED_NAME = 32 * 4 + 3  # 32 code points of up to 4 UTF-8 bytes, two quotes, a comma
-
-
-def encode_name(name: str) -> bytes:
-    """A name as a JSON string, for ``encode_user_lists``."""
-    return _json_str(name)
-
-
-def encode_user_lists(room: str, encoded_names: list[bytes], per_frame: int) -> list[bytes]:
-    """The ``users`` frames for a room: ``per_frame`` names each, all but the last marked ``more``."""
-    head = b'{"type":"users","room":' + _json_str(room) + b',"users":['
-    frames = []
-    count = len(encoded_names)
-    for start in range(0, max(count, 1), per_frame):
-        more = start + per_frame < count
-        body = b",".join(encoded_names[start : start + per_frame])
-        frames.append(head + body + (b'],"more":true}\n' if more else b'],"more":false}\n'))
-    return frames
-
-
-def names_per_frame(max_frame: int) -> int:
-    """How many names fit in one ``users`` frame of at most half the frame limit, whatever the names."""
-    return max(1, (max_frame // 2 - 64) // MAX_ENCODED_NAME)
-
-
-def _json_str(text: str) -> bytes:
-    return json.dumps(text, ensure_ascii=False).encode("utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 from qtchat.protocol import DEFAULT_MAX_FRAME
 
 from .guard import AccountLimits
-from .limits import RateLimits, WorkLimits
+from .limits import AWAY_CHANGES, RateLimits, WorkLimits
 
 
 @dataclass
@@ -81,4 +81,5 @@ def announced_limits(cfg: ServerConfig) -> dict[str, float]:
         "max_rooms": cfg.max_rooms_per_user, "max_per_address": cfg.max_per_address,
         "work_per_s": max(0.0, cfg.rate_work), "work_burst": max(1.0, cfg.rate_work_burst) if cfg.rate_work > 0 else 0,
         "edit_window": cfg.edit_window,
+        "away_changes_per_s": AWAY_CHANGES.messages, "away_changes_burst": AWAY_CHANGES.burst,  # (and: away is known)
     }

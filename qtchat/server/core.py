@@ -60,6 +60,8 @@ from qtchat.protocol import (
     RoomsRequest,
     SearchRequest,
     SendMessage,
+    SetAway,
+    SetBack,
     SetTopic,
     UsersRequest,
     Welcome,
@@ -82,6 +84,7 @@ from .mailbox import Mailboxes
 from .messages import Messages
 from .operator import NodeSink, Operator
 from .peer import Connections, Listener, Peer, User, host_address, log_certificate
+from .presence import Presence
 from .prices import price
 from .reactions import ReactionsPart
 from .resends import RECENT_CIDS_PER_USER, RecentCids
@@ -93,14 +96,14 @@ from .sqlite_backend import SqliteBackend
 log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
-RATED = (SendMessage, SetTopic, EditMessage, DeleteMessage, React)  # what the message rate limit counts
-Rated = SendMessage | SetTopic | EditMessage | DeleteMessage | React
+RATED = (SendMessage, SetTopic, EditMessage, DeleteMessage, React, SetAway, SetBack)  # what the message rate counts
+Rated = SendMessage | SetTopic | EditMessage | DeleteMessage | React | SetAway | SetBack
 
 
 def own_bytes(event: Rated) -> int:
     """About the bytes a rated frame took on the wire (its text), not counted in its own rate check."""
-    text = event.topic if isinstance(event, SetTopic) else "" if isinstance(event, (DeleteMessage, React)) else \
-        event.text
+    text = event.text if isinstance(event, (SendMessage, EditMessage)) else event.topic if isinstance(event, SetTopic) \
+        else event.message if isinstance(event, SetAway) else ""
     return len(text.encode("utf-8", "surrogatepass"))
 
 
@@ -154,6 +157,8 @@ class ChatServer(QObject):
                            describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108
                            publish=backend.publish, records=RoomRecords(backend), presence=backend.cluster)
         self.rooms.settled = lambda user: self.lanes.release(user.peer)
+        self.presence = Presence(self.rooms)
+        self.rooms.entered = self.presence.entered
         self.room_ops = RoomOps(self.connections, self.rooms, self.users)
         self.recent = RecentCids()
         self.journal = Journal(backend, self.rooms, self.connections, schedule=self._flush_soon,
@@ -214,6 +219,8 @@ class ChatServer(QObject):
             RoomOp: self.room_ops.on_op,
             RoomInvite: self.room_ops.on_invite,
             RoomKick: self.room_ops.on_kick,
+            SetAway: self.presence.on_away,
+            SetBack: self.presence.on_back,
             Register: self.auth.on_register,
             PasswordChange: self.auth.on_passwd,
             KickRequest: self.operator.on_request,
@@ -383,7 +390,7 @@ class ChatServer(QObject):
             f"You are sending too fast (this server allows {what}), so this was not sent. "
             f"Wait {max(wait, 0.1):.1f} s and send it again.",
             ref=event.cid if isinstance(event, SendMessage) else None if isinstance(event, SetTopic) else
-            f"{type(event).TYPE}:{event.id}",
+            f"{event.TYPE}:{event.id}" if isinstance(event, (EditMessage, DeleteMessage, React)) else event.TYPE,
             retry_after=math.ceil(wait * 1000) / 1000)  # rounded up: waiting that long is enough
 
     def _flood(self, peer: Peer, why: str) -> None:

@@ -118,6 +118,10 @@ class Limiter:
         return Verdict.FLOOD if self._strikes > lim.flood_after else Verdict.SLOW_DOWN
 
 
+AWAY_CHANGES = RateLimits(messages=0.2, burst=6, bytes=0, flood_after=0)
+"""How often a user's away state may change and be told to their rooms (presence.py): announced in ``welcome``."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkLimits:
     """What a connection's requests may cost the server: every frame has a price in work units (about a

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable
+from functools import partial
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
@@ -34,6 +35,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QToolButton, QWidget
 
 from qtchat.client.models import ChatLine, MessageLog, literal_html
+from qtchat.protocol import REACTIONS
 
 from .dates import LOCALE, Dates
 from .message_delegate import MessageDelegate, find_urls, is_long, utf16_len, utf16_slice
@@ -65,6 +67,7 @@ class ChatView(QAbstractScrollArea):
     delete_requested = Signal(object)
     reply_requested = Signal(object)
     quote_activated = Signal(object)  # a reply's quote was clicked: show the message it answers
+    react_requested = Signal(object, str)  # give or take back our reaction (a chip clicked, or the menu)
 
     def __init__(self, parent: QWidget | None = None, hours: str = LOCALE,
                  clock: Callable[[], float] = time.time) -> None:
@@ -521,11 +524,19 @@ class ChatView(QAbstractScrollArea):
                 if self.delegate.quote_at(line, top, pos):
                     self.quote_activated.emit(line)
                     return
+                emoji = self.delegate.reaction_at(line, top, self._width, pos)
+                if emoji is not None:
+                    self.react_requested.emit(line, emoji)
+                    return
             link = self._link_under(pos)
             if link:
                 self.link_activated.emit(link)
                 if self.open_links:
                     QDesktopServices.openUrl(QUrl(link))
+
+    def _react(self, line: ChatLine, emoji: str, checked: bool = False) -> None:
+        del checked  # (what the menu's action sends)
+        self.react_requested.emit(line, emoji)
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         row = self.row_at(event.pos().y())
@@ -543,6 +554,12 @@ class ChatView(QAbstractScrollArea):
             menu.addAction("Copy link", lambda: QGuiApplication.clipboard().setText(link))
         if line.kind == "msg" and line.id is not None and not line.deleted:  # (editing.py says what is allowed)
             menu.addAction("Reply", lambda: self.reply_requested.emit(line))
+            react = menu.addMenu("React")
+            for emoji in REACTIONS:
+                action = react.addAction(emoji)
+                action.setCheckable(True)
+                action.setChecked(emoji in line.mine)
+                action.triggered.connect(partial(self._react, line, emoji))
             if line.reply_to:
                 menu.addAction("Show the message this answers", lambda: self.quote_activated.emit(line))
             if self.may_edit(line):

@@ -54,6 +54,7 @@ class MessageEditing(QObject):
         view.delete_requested.connect(lambda line: self.delete(conv, line))
         view.reply_requested.connect(lambda line: self.reply(conv, line))
         view.quote_activated.connect(lambda line: line.reply_to and conv.jump_to(line.reply_to))
+        view.react_requested.connect(lambda line, emoji: self.react(conv, line, emoji))
 
     # ------------------------------------------------------------ what is allowed
 
@@ -138,6 +139,15 @@ class MessageEditing(QObject):
         self.target = self.answering = None
         self.window.input.editing = False
         self.banner.hide()
+
+    def react(self, conv: Conversation, line: ChatLine, emoji: str) -> None:
+        """Give our reaction ``emoji`` to the message, or take it back if it is ours already."""
+        if not conv.is_room or line.id is None or line.deleted:
+            return
+        try:
+            self.window.client.react(line.id, emoji, emoji not in line.mine, conv.name)
+        except ValueError as exc:
+            conv.error(f"No reaction: {exc}")
 
     def delete(self, conv: Conversation, line: ChatLine) -> None:
         whose = "your message" if line.own else f"this message of {isolate(line.sender)}"

@@ -37,6 +37,7 @@ from qtchat.server import ChatServer
 
 from .about import show_about
 from .account import ask_operator_action, ask_to_register
+from .away import AwayControl, header_text
 from .bidi import isolate
 from .chat_view import ChatView
 from .editing import MessageEditing
@@ -273,6 +274,7 @@ class MainWindow(QMainWindow):
         self.register_action = add(chat, "Re&gister this name\N{HORIZONTAL ELLIPSIS}", self.register_name)
         self.password_action = add(chat, "Change &password\N{HORIZONTAL ELLIPSIS}", self.change_password)
         self.password_action.setEnabled(False)
+        self.away = AwayControl(self, self.client, self.settings, chat)  # away by hand, and when idle (away.py)
         add(chat, "&Previous conversation", lambda: self._step(-1), "Alt+Up")
         add(chat, "Ne&xt conversation", lambda: self._step(1), "Alt+Down")
         add(chat, "&Search messages…", self._focus_search, QKeySequence.StandardKey.Find)
@@ -454,8 +456,7 @@ class MainWindow(QMainWindow):
 
     def _on_conversation_changed(self, conv: Conversation) -> None:
         if conv is self.workspace.active:
-            title = isolate(conv.title)  # a topic's (or a name's) direction stays inside it
-            self.topic_label.set_full_text(f"{title} \N{EM DASH} {isolate(conv.topic)}" if conv.topic else title)
+            self.topic_label.set_full_text(header_text(conv))  # a topic, or a private one's "away: ..."
 
     def _show_user_count(self, conv: Conversation) -> None:
         if conv is self.workspace.active:

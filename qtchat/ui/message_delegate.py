@@ -35,6 +35,7 @@ URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
 PAD_X = 8
 PAD_Y = 2
+CHIP_PAD = 4  # around a reaction's words, and between two reactions
 DAY_GAP = 5  # above and below a day's separator
 NICK_CHARS = 12
 LONG_CHARS = 2000  # a message longer than this, or of more lines than LONG_LINES, is drawn collapsed
@@ -175,6 +176,37 @@ class MessageDelegate:
         """How far below the row's top the text starts: the day's separator, then a reply's quote."""
         return self.band(line) + (self.line_h if line.reply_to else 0)
 
+    def below_text(self, line: ChatLine) -> int:
+        """The row of its reactions under a message's text (0 when it has none)."""
+        return self.line_h + 2 * PAD_Y if line.reactions else 0
+
+    def _chips(self, line: ChatLine, top: int, h: int) -> list[tuple[QRect, str]]:
+        """Each reaction's chip: where it is drawn (at the bottom of the row) and its emoji."""
+        chips, x, y = [], self.text_x, top + h - self.below_text(line)
+        for emoji, n in line.reactions.items():
+            w = self.fm.horizontalAdvance(f"{emoji} {n}") + 2 * CHIP_PAD
+            chips.append((QRect(x, y + PAD_Y, w, self.line_h), emoji))
+            x += w + CHIP_PAD
+        return chips
+
+    def reaction_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> str | None:
+        """The reaction whose chip is at ``pos`` (clicking it gives or takes back ours), if any."""
+        if not line.reactions:
+            return None
+        h = self.height(line, width)
+        return next((emoji for rect, emoji in self._chips(line, top, h) if rect.contains(pos)), None)
+
+    def _paint_reactions(self, p: QPainter, line: ChatLine, top: int, h: int) -> None:
+        p.setFont(self.font)
+        for rect, emoji in self._chips(line, top, h):
+            own = emoji in line.mine
+            p.setPen(self.link if own else self.rule)
+            p.setBrush(self.mention_bg if own else Qt.BrushStyle.NoBrush)
+            p.drawRoundedRect(rect.adjusted(0, 0, -1, -1), 6, 6)
+            p.setPen(self.palette.color(QPalette.ColorRole.Text))
+            p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), f"{emoji} {line.reactions[emoji]}")
+        p.setBrush(Qt.BrushStyle.NoBrush)
+
     def quote_at(self, line: ChatLine, top: int, pos: QPoint) -> bool:
         """Is ``pos`` on a reply's quote (clicking it opens the message it answers)?"""
         if not line.reply_to or pos.x() < self.text_x:
@@ -200,7 +232,7 @@ class MessageDelegate:
         else:
             rows = self._layout(line, avail).lineCount() + (1 if is_long(line.text) else 0)
             h = rows * self.line_h + 2 * PAD_Y
-        h += self.above_text(line)
+        h += self.above_text(line) + self.below_text(line)
         line.layout = (avail, h, natural)
         return h
 
@@ -270,7 +302,7 @@ class MessageDelegate:
         """Is ``pos`` on the "show more" line of a collapsed message?"""
         if not is_long(line.text) or pos.x() < self.text_x:
             return False
-        h = self.height(line, width)
+        h = self.height(line, width) - self.below_text(line)
         return top + h - PAD_Y - self.line_h <= pos.y() < top + h
 
     def cursor_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> int:
@@ -314,6 +346,9 @@ class MessageDelegate:
         if line.reply_to:  # the message it answers, on a line of its own above the text
             self._paint_quote(p, line, top, avail)
             top, h = top + self.line_h, h - self.line_h
+        if line.reactions:  # its reactions, a row of chips under the text
+            self._paint_reactions(p, line, top, h)
+            h -= self.below_text(line)
         y_text = top + PAD_Y + self.fm.ascent()
         # time column
         p.setFont(self.font)

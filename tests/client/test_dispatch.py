@@ -16,19 +16,23 @@ from qtchat.protocol import (
     Notice,
     Ping,
     Pong,
+    Reactions,
     RoomJoined,
     RoomList,
     RoomState,
     SearchResults,
     TopicChanged,
+    UserAway,
+    UserBack,
     UserList,
     Welcome,
     events,
 )
 
 SENT_BY_THE_SERVER = {AccountStatus, Bye, Error, History, Joined, Left, Message, MessageDeleted, MessageEdited, Notice,
-                      Ping, Pong, RoomJoined,
-                      RoomList, RoomState, SearchResults, TopicChanged, UserList, Welcome}
+                      Reactions,
+                      Ping, Pong, RoomJoined, RoomList, RoomState, SearchResults, TopicChanged, UserList, Welcome,
+                      UserAway, UserBack}
 
 
 def test_every_server_event_has_a_handler_once_logged_in():

@@ -60,15 +60,20 @@ from qtchat.protocol import (
     SendableEvent,
     SendMessage,
     ServerEvent,
+    SetAway,
+    SetBack,
     SetTopic,
     TopicChanged,
     UnknownEvent,
+    UserAway,
+    UserBack,
     UserList,
     UsersRequest,
     Welcome,
     encode_event,
     encode_frame,
 )
+from qtchat.protocol import away as away_module
 from qtchat.protocol import events as events_module
 from qtchat.protocol import message_events as message_events_module
 from qtchat.protocol.codec import Flat, Record, Records, declare, shape_of
@@ -82,6 +87,7 @@ from qtchat.protocol.fields import (
     ChatText,
     Int,
     Limits,
+    NameMap,
     Names,
     Query,
     Seconds,
@@ -165,6 +171,14 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (RoomState("Dev Team", "ann", ("ann", "bob"), True, "joined", "ann"), b'{"type":"room_state","room":"Dev Team","creator":"ann","operators":["ann","bob"],"invite_only":true,"history":"joined","by":"ann"}\n'),
     (RoomState("old"), b'{"type":"room_state","room":"old","operators":[],"invite_only":false,"history":"full"}\n'),
     (Left("bob", 1, "Dev Team", "kicked: spam", by="ann"), b'{"type":"left","room":"Dev Team","user":"bob","ts":1,"reason":"kicked: spam","by":"ann"}\n'),
+    # away and back (away.py)
+    (SetAway("lunch"), b'{"type":"away","message":"lunch"}\n'),
+    (SetAway(), b'{"type":"away"}\n'),
+    (SetBack(), b'{"type":"back"}\n'),
+    (UserAway("Dev Team", "ann", 1795677099673, "lunch"), b'{"type":"away","room":"Dev Team","user":"ann","message":"lunch","ts":1795677099673}\n'),
+    (UserAway("lobby", "ann", 5), b'{"type":"away","room":"lobby","user":"ann","ts":5}\n'),
+    (UserBack("lobby", "ann", 6), b'{"type":"back","room":"lobby","user":"ann","ts":6}\n'),
+    (UserList(("alice", "bob"), away={"bob": "lunch", "alice": ""}), b'{"type":"users","room":"lobby","users":["alice","bob"],"more":false,"away":{"bob":"lunch","alice":""}}\n'),
 ]
 
 
@@ -206,6 +220,8 @@ def _value(kind: Any, depth: int) -> st.SearchStrategy[Any]:
         Bool: st.booleans(), Names: st.lists(st.text(max_size=8), max_size=4).map(tuple),
         Limits: st.dictionaries(st.text(max_size=8), st.floats(0, 1e17), max_size=3),
         Tally: st.dictionaries(st.text(max_size=8), st.integers(1, (1 << 31) - 1), max_size=3),
+        NameMap: st.dictionaries(st.text(st.characters(blacklist_categories=["Cs"]), max_size=8),
+                                 st.text(st.characters(blacklist_categories=["Cs"]), max_size=20), max_size=3),
         Addresses: st.lists(st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=MAX_ADDRESS),
                             max_size=4).map(tuple),
     }
@@ -322,8 +338,8 @@ def test_search_result_wire_is_an_entry_of_a_results_frame(results: SearchResult
 
 
 def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
-    declared_here = {  # in events.py and the modules of frames it takes in (message_events.py)
-        obj for module in (events_module, message_events_module) for obj in vars(module).values()
+    declared_here = {  # in events.py and the modules of frames it takes in (message_events.py, away.py)
+        obj for module in (events_module, message_events_module, away_module) for obj in vars(module).values()
         if isinstance(obj, type) and issubclass(obj, SendableEvent) and obj.__module__ == module.__name__
         and obj not in (SendableEvent, ClientEvent, ServerEvent)
     }
@@ -334,6 +350,8 @@ def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
     for table in (CLIENT_EVENTS, SERVER_EVENTS):
         assert all(wire == cls.TYPE for wire, cls in table.items())
     assert {Ping, Pong, Bye} == set(CLIENT_EVENTS.values()) & set(SERVER_EVENTS.values())
+    assert CLIENT_EVENTS["away"] is SetAway and SERVER_EVENTS["away"] is UserAway
+    assert CLIENT_EVENTS["back"] is SetBack and SERVER_EVENTS["back"] is UserBack
     assert CLIENT_EVENTS["msg"] is SendMessage and SERVER_EVENTS["msg"] is Message
     assert CLIENT_EVENTS["users"] is UsersRequest and SERVER_EVENTS["users"] is UserList
 
@@ -341,9 +359,10 @@ def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
 def test_the_event_types_are_what_the_unions_were() -> None:
     client_sent = {Hello, SendMessage, EditMessage, DeleteMessage, React, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
                    MarkRead, Delivered, SearchRequest, Register, PasswordChange, KickRequest, BanRequest, Ping, Pong,
-                   Bye, RoomMode, RoomOp, RoomInvite, RoomKick}
-    server_sent = {Welcome, Message, MessageEdited, MessageDeleted, Reactions, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
-                   TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState}
+                   Bye, RoomMode, RoomOp, RoomInvite, RoomKick, SetAway, SetBack}
+    server_sent = {Welcome, Message, MessageEdited, MessageDeleted, Reactions, History, Joined, Left, UserList, Error,
+                   Notice, RoomJoined, RoomList, TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState,
+                   UserAway, UserBack}
     assert set(CLIENT_EVENTS.values()) == client_sent and set(SERVER_EVENTS.values()) == server_sent
     assert all(issubclass(c, ClientEvent) and issubclass(c, SendableEvent) for c in client_sent)
     assert all(issubclass(c, ServerEvent) and issubclass(c, SendableEvent) for c in server_sent)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from qtchat.protocol import Message, MessageDeleted, MessageEdited, SendMessage
+from qtchat.protocol import REACTIONS, Message, MessageDeleted, MessageEdited, React, Reactions, SendMessage
 from qtchat.ui.message_delegate import DELETED, EDITED
 
 from .test_client_window import lines, online
@@ -140,3 +140,26 @@ def test_a_quote_opens_a_parent_that_is_not_loaded_with_the_messages_around_it(s
         window.view.quote_activated.emit(reply)
     assert focused.args[0].id == parent.id and focused.args[0].text == "the original question"
     assert window.conversation.shown.holds(focused.args[0])  # loaded with the messages around it, and shown
+
+
+def test_reactions_show_as_chips_and_a_click_toggles_ours(server, connect, window, qtbot):
+    bob = connect()
+    bob.login("bob")
+    online(qtbot, window, server.port)
+    bob.say("release is out", cid="b1")
+    msg = bob.wait_event(Message, cid="b1")
+    qtbot.waitUntil(lambda: any(ln.id == msg.id for ln in lines(window)))
+    line = own_line(window, "release is out")
+    plain = window.view.delegate.height(line, window.view.width())
+    bob.send(React(msg.id, REACTIONS[3]))
+    qtbot.waitUntil(lambda: line.reactions == {REACTIONS[3]: 1})
+    assert line.mine == () and window.view.delegate.height(line, window.view.width()) > plain
+    with qtbot.assert_not_emitted(window.workspace.mentioned):
+        window.view.react_requested.emit(line, REACTIONS[3])  # (a click on the chip)
+        qtbot.waitUntil(lambda: line.reactions == {REACTIONS[3]: 2} and line.mine == (REACTIONS[3],))
+    assert bob.wait_event(Reactions, reactions={REACTIONS[3]: 2}).id == msg.id
+    window.view.react_requested.emit(line, REACTIONS[3])  # again: taken back
+    qtbot.waitUntil(lambda: line.reactions == {REACTIONS[3]: 1} and line.mine == ())
+    top = window.view._tops[line.row] - window.view.verticalScrollBar().value()
+    chip = window.view.delegate._chips(line, top, window.view.delegate.height(line, window.view.width()))[0][0]
+    assert window.view.delegate.reaction_at(line, top, window.view.width(), chip.center()) == REACTIONS[3]

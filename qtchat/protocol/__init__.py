@@ -54,6 +54,8 @@ from .events import (
     ServerEvent,
     SetTopic,
     TopicChanged,
+    Typing,
+    TypingChanged,
     UnknownEvent,
     UserList,
     UsersRequest,
@@ -66,6 +68,16 @@ from .fields import check_text, clean_line
 from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
 from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 from .passwords import MAX_PASSWORD, MIN_PASSWORD, check_password
+from .typing_rules import (
+    TYPING_BURST,
+    TYPING_EVERY,
+    TYPING_EXPIRES,
+    TYPING_MAX_MEMBERS,
+    TYPING_RATE,
+    TypingBucket,
+    TypingThrottle,
+    target_key,
+)
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -84,6 +96,11 @@ __all__ = [
     "PROTOCOL_VERSION",
     "RESERVED_NAMES",
     "SUPPORTED_VERSIONS",
+    "TYPING_BURST",
+    "TYPING_EVERY",
+    "TYPING_EXPIRES",
+    "TYPING_MAX_MEMBERS",
+    "TYPING_RATE",
     "UNREAD_CAP",
     "AccountStatus",
     "BanRequest",
@@ -130,6 +147,10 @@ __all__ = [
     "SetTopic",
     "State",
     "TopicChanged",
+    "Typing",
+    "TypingBucket",
+    "TypingChanged",
+    "TypingThrottle",
     "UnknownEvent",
     "UserList",
     "UsersRequest",
@@ -145,5 +166,6 @@ __all__ = [
     "name_key",
     "names_per_frame",
     "negotiate_version",
+    "target_key",
     "validate_name",
 ]

@@ -56,6 +56,8 @@ from qtchat.protocol import (
     ServerEvent,
     SetTopic,
     TopicChanged,
+    Typing,
+    TypingChanged,
     UnknownEvent,
     UserList,
     UsersRequest,
@@ -148,6 +150,11 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (RoomState("Dev Team", "ann", ("ann", "bob"), True, "joined", "ann"), b'{"type":"room_state","room":"Dev Team","creator":"ann","operators":["ann","bob"],"invite_only":true,"history":"joined","by":"ann"}\n'),
     (RoomState("old"), b'{"type":"room_state","room":"old","operators":[],"invite_only":false,"history":"full"}\n'),
     (Left("bob", 1, "Dev Team", "kicked: spam", by="ann"), b'{"type":"left","room":"Dev Team","user":"bob","ts":1,"reason":"kicked: spam","by":"ann"}\n'),
+    # typing indicators (issue 16)
+    (Typing("Dev Team"), b'{"type":"typing","room":"Dev Team","on":true}\n'),
+    (Typing(to="bob", on=False), b'{"type":"typing","to":"bob","on":false}\n'),
+    (TypingChanged(("ann", "bob"), ("cy",), "Dev Team"), b'{"type":"typing","room":"Dev Team","on":["ann","bob"],"off":["cy"]}\n'),
+    (TypingChanged(on=("ann",)), b'{"type":"typing","on":["ann"],"off":[]}\n'),
 ]
 
 
@@ -319,9 +326,9 @@ def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
 def test_the_event_types_are_what_the_unions_were() -> None:
     client_sent = {Hello, SendMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
                    MarkRead, Delivered, SearchRequest, Register, PasswordChange, KickRequest, BanRequest, Ping, Pong,
-                   Bye, RoomMode, RoomOp, RoomInvite, RoomKick}
+                   Bye, RoomMode, RoomOp, RoomInvite, RoomKick, Typing}
     server_sent = {Welcome, Message, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
-                   TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState}
+                   TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState, TypingChanged}
     assert set(CLIENT_EVENTS.values()) == client_sent and set(SERVER_EVENTS.values()) == server_sent
     assert all(issubclass(c, ClientEvent) and issubclass(c, SendableEvent) for c in client_sent)
     assert all(issubclass(c, ServerEvent) and issubclass(c, SendableEvent) for c in server_sent)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +49,8 @@ from qtchat.protocol import (
     SearchResults,
     SendMessage,
     TopicChanged,
+    TypingChanged,
+    TypingThrottle,
     UserList,
     Welcome,
     check_text,
@@ -122,6 +125,8 @@ class ChatClient(ChatRooms):
         search_failed(code, text): the server refused the search (search_too_broad: too many words, or it
             would take too long; no_such_room: a room we are not in).
         pending_changed(count): messages waiting for their acknowledgement.
+        typing_received(TypingChanged): who started or stopped typing in a room (``on``, ``off``), or to us
+            privately (no ``room``); the Workspace's ``typists`` keeps who types where, expiring them.
         latency_changed(ms): round trip of the last ping.
         closed(): quit() finished.
     """
@@ -135,6 +140,7 @@ class ChatClient(ChatRooms):
     server_error = Signal(str, str)
     notice_received = Signal(str)
     pending_changed = Signal(int)
+    typing_received = Signal(object)
 
     def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
         super().__init__(parent, pins)
@@ -155,6 +161,8 @@ class ChatClient(ChatRooms):
         self._slowed: set[str] = set()  # refused with slow_down: resent together, in the outbox's order
         self._resend_due = False  # the wait is over, but messages sent before the resend are still unanswered
         self._slow_timer = self._timer(self._resend_slowed, single=True)
+        self.send_typing = True  # tell others when the user types (the setting); stops are sent regardless
+        self._typing_out = TypingThrottle(time.monotonic())
 
     # ------------------------------------------------------------ public API
 
@@ -176,10 +184,29 @@ class ChatClient(ChatRooms):
         self._cid_counter += 1
         cid = f"{self._cid_prefix}-{self._cid_counter}"
         event = SendMessage(text=text, room=room, cid=cid, to=to)
+        self._typing_out.sent(room, to)  # the message ends our typing there, for every receiver
         self._outbox[cid] = event
         self._send_outbox()
         self.pending_changed.emit(len(self._outbox))
         return cid
+
+    def set_typing(self, on: bool, room: str = DEFAULT_ROOM, to: str | None = None) -> None:
+        """The user typed (``on``) in a room, or to ``to``, or emptied the input there: the server is told of a
+        start at once and again at most every 3 s while it goes on, of a stop only after a start, and of nothing
+        after a message (it is the stop); nothing of a start while offline, with ``send_typing`` off, or in a
+        room with more members than the server relays typing in (welcome.limits.typing_members)."""
+        if self.state is not ClientState.ONLINE or (on and not self._may_type(room, to)):
+            return
+        event = self._typing_out.change(on, time.monotonic(), room, to)
+        if event is not None:
+            self._send(event)
+
+    def _may_type(self, room: str, to: str | None) -> bool:
+        if not self.send_typing:
+            return False
+        limit = int(self.welcome.limits.get("typing_members", 0)) if self.welcome is not None else 0
+        entry = self.rooms.get(name_key(room)) if to is None else None
+        return not (limit > 0 and entry is not None and len(entry.users) > limit)
 
     @property
     def pending(self) -> list[SendMessage]:
@@ -244,6 +271,7 @@ class ChatClient(ChatRooms):
     def _new_connection(self) -> None:
         self._held_upto = self._held_confirmed = 0  # confirmations are per connection
         self._confirm_timer.stop()
+        self._typing_out.reset()
         super()._new_connection()
 
     def _link_down(self) -> None:
@@ -344,6 +372,9 @@ class ChatClient(ChatRooms):
             self.password_changed.emit()
         self.account_changed.emit(event.registered, event.admin)
 
+    def _on_typing(self, event: TypingChanged) -> None:
+        self.typing_received.emit(event)
+
     def _on_notice(self, event: Notice) -> None:
         self.notice_received.emit(event.text)
 
@@ -354,6 +385,8 @@ class ChatClient(ChatRooms):
         elif error.ref == "passwd" and self._new_password is not None:
             self._new_password = None
             self.password_change_failed.emit(error.code, error.message)
+        elif error.ref == "typing":  # typing_too_fast: our typing notices are not worth the user's attention
+            log.debug("typing notice refused: %s", error.message)
         elif error.ref == "search":  # search_too_broad, or no_such_room for a room we are no longer in
             self.search_failed.emit(error.code, error.message)
         elif code in (ErrorCode.ROOM_INVALID, ErrorCode.TOO_MANY_ROOMS, ErrorCode.INVITE_ONLY) and \
@@ -429,6 +462,7 @@ SESSION_HANDLERS: dict[type, Handler] = {
     RoomList: ChatClient._on_room_list,
     AccountStatus: ChatClient._on_account,
     Notice: ChatClient._on_notice,
+    TypingChanged: ChatClient._on_typing,
     Error: ChatClient._on_error,
     Ping: ChatClient._on_ping,
     Pong: ChatClient._on_pong,

@@ -19,13 +19,14 @@ from qtchat.protocol import (
     RoomState,
     SearchResults,
     TopicChanged,
+    TypingChanged,
     UserList,
     Welcome,
     events,
 )
 
 SENT_BY_THE_SERVER = {AccountStatus, Bye, Error, History, Joined, Left, Message, Notice, Ping, Pong, RoomJoined,
-                      RoomList, RoomState, SearchResults, TopicChanged, UserList, Welcome}
+                      RoomList, RoomState, SearchResults, TopicChanged, UserList, Welcome, TypingChanged}
 
 
 def test_every_server_event_has_a_handler_once_logged_in():

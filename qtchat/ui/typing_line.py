@@ -4,7 +4,8 @@
 ``wording.typing_text`` ("ana is typing…", "ana and bo are typing…", "3 people are typing…"), plain text with
 the names isolated; it keeps its height while nobody types, so the conversation above does not jump. It
 also tells the ChatClient when the user types in the message input (``MessageInput.typed``), and, when the
-user turns to another conversation, that the typing in the one left has stopped.
+user turns to another conversation, that the typing in the one left has stopped (a command typed, such as
+``/join``, is not typing).
 """
 
 from __future__ import annotations
@@ -34,12 +35,18 @@ class TypingLine(ElidedLabel):
         self._conversation = workspace.active
         workspace.typists.changed.connect(self._on_changed)
         workspace.activated.connect(self._on_activated)
-        message_input.typed.connect(lambda on: tell_typing(workspace, workspace.active, on))
+        self._input = message_input
+        message_input.typed.connect(self._on_typed)
         self.refresh()
 
     def refresh(self) -> None:
         self.text_shown = typing_text(self.workspace.typists.names(self.workspace.active.key))
         self.set_full_text(self.text_shown)
+
+    def _on_typed(self, on: bool) -> None:
+        text = self._input.toPlainText()
+        command = text.startswith("/") and not text.startswith("//")  # a command is not a message being typed
+        tell_typing(self.workspace, self.workspace.active, on and not command)
 
     def _on_changed(self, key: str) -> None:
         if key == self.workspace.active.key:

@@ -213,3 +213,16 @@ def test_a_version_1_client_that_knows_no_typing_keeps_working(server, connect, 
     qtbot.waitUntil(lambda: any(f.get("text") == "hi oldtimer" for f in frames()), timeout=5000)
     assert not any(f["type"] == "error" for f in frames())
     old.close()
+
+
+def test_typing_reaches_members_and_recipients_on_other_nodes(cluster_nodes, clients, qtbot):
+    a, b = cluster_nodes(2)
+    ann = clients(a, "ann", "design")
+    bob = clients(b, "bob", "design")
+    ann.send(Typing(room="design"))  # in the room's batch: published with it
+    assert bob.wait_event(TypingChanged, room="design", timeout=10).on == ("ann",)
+    qtbot.waitUntil(lambda: a.cluster.remote_user("bob") is not None, timeout=10_000)
+    ann.send(Typing(to="bob"))  # to the node bob is on, and to bob only
+    assert bob.wait_event(TypingChanged, room=None, timeout=10).on == ("ann",)
+    settle(ann, ann, bob)
+    assert [e for e in ann.of(TypingChanged) if e.room is None] == []

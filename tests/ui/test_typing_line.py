@@ -82,6 +82,12 @@ def test_typing_in_the_input_tells_the_others(server, window, qtbot):
     qtbot.wait(200)
     news = [(e.on, e.off) for e in bo.of(TypingChanged)]
     assert news == [(("alice",), ()), ((), ("alice",)), (("alice",), ())]  # no stop after the message: it is one
+    qtbot.keyClicks(window.input, "/join x")  # a command is not typing
+    bo.send(Ping("command"))
+    bo.wait_event(Pong, token="command")
+    qtbot.wait(200)
+    assert len(bo.of(TypingChanged)) == 3
+    window.input.clear()
     window.workspace.open_private("bo")
     qtbot.keyClicks(window.input, "psst")
     assert bo.wait_event(TypingChanged, on=("alice",), room=None).off == ()

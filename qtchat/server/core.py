@@ -163,6 +163,7 @@ class ChatServer(QObject):
         self.history = HistoryService(cfg, backend, self.connections, self.rooms, self.journal)
         self.typing = TypingRelay(cfg, self.connections, self.rooms, self.users, muted=self.muted,
                                   cluster=self.cluster, flood=self._flood)
+        self.rooms.taking = self.typing.encode  # each room's typing news of the pass in one frame
         self.hasher = Hasher(parent=self)
         self.auth = Authenticator(cfg, backend, self.connections, self.users, self.hasher, admit=self._admit,
                                   taken=self.name_taken)

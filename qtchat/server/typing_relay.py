@@ -1,12 +1,13 @@
 """Typing indicators: who is typing, told to a room in one frame per pass, or to one person; never stored.
 
 A ``typing`` frame (protocol.Typing) from a member of a room is news for the room's batch of this pass
-(rooms.py ``queue``, like a join's notice): the first of the pass takes a slot in the batch, and every
-later one in the same pass rewrites that slot's frame, so the room gets one ``typing`` frame per pass
-naming everyone whose state changed, each with their latest state. The batch goes out (and to the other
-nodes of a cluster) with the pass's other frames; nothing of it is stored. A room with more members than
-``typing_max_members`` gets none. A private one goes to its recipient alone (on another node through
-``cluster.send``); to someone offline, nowhere. A muted user's typing goes nowhere either.
+(rooms.py ``queue``, like a join's notice): the first of the pass takes a slot in the batch, the later
+ones only note each user's latest state, and when the pass's batches are taken (``Rooms.taking``) the
+slot gets its one frame, naming everyone whose state changed: one ``typing`` frame per room per pass,
+encoded once. The batch goes out (and to the other nodes of a cluster) with the pass's other frames;
+nothing of it is stored. A room with more members than ``typing_max_members`` gets none. A private one
+goes to its recipient alone (on another node through ``cluster.send``); to someone offline, nowhere. A
+muted user's typing goes nowhere either.
 
 A connection that sends typing frames faster than the protocol allows (qtchat.protocol.typing_rules) is
 refused with a non-fatal ``typing_too_fast`` (``ref`` "typing"), and each refusal counts as a warning of its
@@ -37,16 +38,13 @@ from .limits import Verdict
 from .peer import Connections, Peer, User
 from .rooms import Room, Rooms
 
-PRUNE_AT = 64  # rooms with typing news remembered before the stale ones (of passes gone) are let go
-
 
 class _News:
-    """A room's typing news of one pass: the batch it is in, its slot there, each user's latest state."""
+    """A room's typing news of one pass: its slot in the room's batch, each user's latest state."""
 
-    __slots__ = ("frames", "slot", "states")
+    __slots__ = ("slot", "states")
 
-    def __init__(self, frames: list[bytes], slot: int) -> None:
-        self.frames = frames  # the room's pending list of the pass (rooms.py), the same object
+    def __init__(self, slot: int) -> None:
         self.slot = slot
         self.states: dict[str, tuple[str, bool]] = {}  # user key -> (name, typing)
 
@@ -68,8 +66,7 @@ class TypingRelay:
         self.muted = muted
         self.cluster = cluster
         self._flood = flood
-        self._news: dict[Room, _News] = {}
-        self._prune_at = PRUNE_AT
+        self._news: dict[Room, _News] = {}  # this pass's, by room
         self.relayed = 0  # typing frames acted upon since start
         cluster.on("typing", self._from_node)
 
@@ -87,13 +84,15 @@ class TypingRelay:
         if limit > 0 and self.rooms.count(room) > limit:
             return
         news = self._news.get(room)
-        if news is None or news.frames is not room.pending:  # the first of this pass
-            if len(self._news) >= self._prune_at:
-                self._prune()
-            slot = self.rooms.queue(room, b"", urgent=False)  # with the pass's notices
-            news = self._news[room] = _News(room.pending, slot)
+        if news is None:  # the first of this pass: its place, with the pass's notices
+            news = self._news[room] = _News(self.rooms.queue(room, b"", urgent=False))
         news.states[user.key] = (user.name, event.on)
-        news.frames[news.slot] = news.frame(room.name)
+
+    def encode(self) -> None:
+        """The pass's batches are about to be taken off the rooms: each room's news becomes its one frame."""
+        for room, news in self._news.items():
+            room.pending[news.slot] = news.frame(room.name)
+        self._news = {}
 
     def _within_rate(self, peer: Peer) -> bool:
         limiter = peer.limiter
@@ -129,8 +128,3 @@ class TypingRelay:
         target = self.users.get(str(data.get("to")))
         if target is not None:
             self.connections.write(target.peer, str(data["frame"]).encode())
-
-    def _prune(self) -> None:
-        """Let go of the news of passes gone (their batches were taken off the rooms)."""
-        self._news = {room: news for room, news in self._news.items() if news.frames is room.pending}
-        self._prune_at = max(PRUNE_AT, 2 * len(self._news))

@@ -136,6 +136,11 @@ def main() -> int:
     window.input.setPlainText("Release notes: https://example.org/rel")
     pump(app, 0.5)
     window.grab().save(str(DOCS / f"screenshot-chat{suffix}.png"))
+    # two people typing in the lobby: the line above the input says so
+    bots["priya"].set_typing(True)
+    bots["olu"].set_typing(True)
+    pump(app, 0.4)
+    window.grab().save(str(DOCS / f"screenshot-typing{suffix}.png"))
     # searching: a result far back in #ops, from before alice joined, opened with the messages around it
     chatter = [
         ("ken", "CI run {i} finished, {n} tests green"),
@@ -201,7 +206,7 @@ def main() -> int:
     client.quit()
     server.shutdown("done")
     pump(app, 0.5)
-    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "search", "admin")))
+    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "typing", "search", "admin")))
     return 0
 
 

@@ -67,13 +67,11 @@ class TypingRelay:
         self.cluster = cluster
         self._flood = flood
         self._news: dict[Room, _News] = {}  # this pass's, by room
-        self.relayed = 0  # typing frames acted upon since start
         cluster.on("typing", self._from_node)
 
     def on_typing(self, user: User, event: Typing) -> None:
         if not self._within_rate(user.peer) or user.key in self.muted:
             return
-        self.relayed += 1
         if event.to is not None:
             self._private(user, event.to, event.on)
             return

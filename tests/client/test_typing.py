@@ -4,11 +4,13 @@ forgotten after the expiry, at once on their message, when they leave, and when 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from qtchat.client import ChatClient, Typists
 from qtchat.client.conversation import PRIVATE, ROOM, conversation_key
-from qtchat.protocol import Message, Ping, Pong, Typing, TypingChanged, target_key
+from qtchat.protocol import TYPING_BURST, Message, Ping, Pong, Typing, TypingChanged, target_key
 from tests.helpers import RawClient
 
 
@@ -151,3 +153,18 @@ def test_the_connection_going_ends_every_typist(make_server, make_client, qtbot)
     with qtbot.waitSignal(typists.changed, timeout=3000):
         server.shutdown("restart")
     assert typists.names("#lobby") == []
+
+
+def test_typing_too_fast_is_not_the_users_business_and_disturbs_nothing(make_server, make_client, qtbot, caplog):
+    caplog.set_level(logging.DEBUG, logger="qtchat.client")
+    server = make_server(rate_messages=10, rate_burst=20, rate_bytes=64 * 1024)
+    ana, _ = make_client(server.port, "ana")
+    bo, typists = make_client(server.port, "bo")
+    qtbot.waitUntil(lambda: "bo" in ana.users and "ana" in bo.users)
+    with qtbot.assert_not_emitted(ana.server_error, wait=300), qtbot.assert_not_emitted(ana.message_failed):
+        for _ in range(10):  # a client that ignores the rules (ChatClient itself never does)
+            ana._send(Typing())
+        with qtbot.waitSignal(ana.message_acked, timeout=3000):
+            ana.send_text("still fine")
+    assert typists.names("#lobby") == []  # the message ended the typing that was let through
+    assert sum("typing notice refused" in r.getMessage() for r in caplog.records) == 10 - TYPING_BURST

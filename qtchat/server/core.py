@@ -197,7 +197,7 @@ class ChatServer(QObject):
             Hello: self.auth.on_hello, Ping: self._on_ping, Pong: _ignore, Bye: self._on_bye,
         }
         self._logged_in: dict[type, Handler] = {
-            SendMessage: self.messages.on_message,
+            SendMessage: self.typing.noting(self.messages.on_message),
             Typing: self.typing.on_typing,
             HistoryRequest: self.history.on_history,
             SearchRequest: self.history.on_search,

@@ -4,7 +4,8 @@ A ``typing`` frame (protocol.Typing) from a member of a room is news for the roo
 (rooms.py ``queue``, like a join's notice): the first of the pass takes a slot in the batch, the later
 ones only note each user's latest state, and when the pass's batches are taken (``Rooms.taking``) the
 slot gets its one frame, naming everyone whose state changed: one ``typing`` frame per room per pass,
-encoded once. The batch goes out (and to the other nodes of a cluster) with the pass's other frames;
+encoded once (a user who types again after their own message in the same pass starts a frame after
+that message, which ends their typing where it is shown). The batch goes out (and to the other nodes of a cluster) with the pass's other frames;
 nothing of it is stored. A room with more members than ``typing_max_members`` gets none. A private one
 goes to its recipient alone (on another node through ``cluster.send``); to someone offline, nowhere. A
 muted user's typing goes nowhere either.
@@ -26,6 +27,7 @@ from qtchat.protocol import (
     TYPING_RATE,
     ErrorCode,
     ProtocolError,
+    SendMessage,
     Typing,
     TypingChanged,
     encode_event,
@@ -42,11 +44,12 @@ from .rooms import Room, Rooms
 class _News:
     """A room's typing news of one pass: its slot in the room's batch, each user's latest state."""
 
-    __slots__ = ("slot", "states")
+    __slots__ = ("ended", "slot", "states")
 
     def __init__(self, slot: int) -> None:
         self.slot = slot
         self.states: dict[str, tuple[str, bool]] = {}  # user key -> (name, typing)
+        self.ended: set[str] = set()  # users who posted to the room after this slot (their message is a stop)
 
     def frame(self, room: str) -> bytes:
         on = tuple(name for name, typing in self.states.values() if typing)
@@ -66,7 +69,8 @@ class TypingRelay:
         self.muted = muted
         self.cluster = cluster
         self._flood = flood
-        self._news: dict[Room, _News] = {}  # this pass's, by room
+        self._news: dict[Room, _News] = {}  # this pass's, by room: the latest
+        self._all: list[tuple[Room, _News]] = []  # this pass's, all of them
         cluster.on("typing", self._from_node)
 
     def on_typing(self, user: User, event: Typing) -> None:
@@ -82,15 +86,28 @@ class TypingRelay:
         if limit > 0 and self.rooms.count(room) > limit:
             return
         news = self._news.get(room)
-        if news is None:  # the first of this pass: its place, with the pass's notices
+        if news is None or (event.on and user.key in news.ended):  # a place in the batch, with the notices
             news = self._news[room] = _News(self.rooms.queue(room, b"", urgent=False))
+            self._all.append((room, news))
         news.states[user.key] = (user.name, event.on)
 
+    def noting(self, on_message: Callable[[User, SendMessage], None]) -> Callable[[User, SendMessage], None]:
+        """The ``msg`` handler, and then, for a room message: its sender's typing after it in this pass goes in a
+        frame after it, not in the one before it (which the message ends, for its receivers)."""
+        def handle(user: User, event: SendMessage) -> None:
+            on_message(user, event)
+            if self._news and event.to is None:
+                room = self.rooms.rooms.get(name_key(event.room))
+                news = self._news.get(room) if room is not None else None
+                if news is not None:
+                    news.ended.add(user.key)
+        return handle
+
     def encode(self) -> None:
-        """The pass's batches are about to be taken off the rooms: each room's news becomes its one frame."""
-        for room, news in self._news.items():
+        """The pass's batches are about to be taken off the rooms: each news becomes its one frame."""
+        for room, news in self._all:
             room.pending[news.slot] = news.frame(room.name)
-        self._news = {}
+        self._news, self._all = {}, []
 
     def _within_rate(self, peer: Peer) -> bool:
         limiter = peer.limiter

@@ -20,6 +20,7 @@ from qtchat.protocol import (
     Ping,
     Pong,
     RoomState,
+    SendMessage,
     Typing,
     TypingChanged,
     encode_event,
@@ -76,6 +77,22 @@ def test_typing_frames_of_one_pass_make_one_frame_per_room(make_server, qtbot):
     assert len(typing_frames(bo)) == 1  # every member gets the one frame (typists ignore their own name)
     for client in (ana, bo, cy, dee):
         client.close()
+
+
+@pytest.mark.backends
+def test_typing_again_after_ones_own_message_in_the_same_pass_comes_after_it(connect, qtbot):
+    ana, bo, cy = logged_in(connect, "ana", "bo", "cy")
+    # in one pass: cy types, ana types, posts, and types the next one at once (the message is ana's stop)
+    cy.send(Typing())
+    ana.send_raw(encode_event(Typing()) + ana.conn.send(SendMessage("one", cid="a1")) + encode_event(Typing()))
+    bo.wait_event(Message, text="one")
+    settle(ana, bo)
+    seen = [e for e in bo.events if isinstance(e, Message | TypingChanged)]
+    first = next(i for i, e in enumerate(seen) if isinstance(e, Message) and e.text == "one")
+    after = [e for e in seen[first + 1:] if isinstance(e, TypingChanged)]
+    assert len(after) == 1 and "ana" in after[0].on  # after the message: ana is still shown as typing
+    before = [e for e in seen[:first] if isinstance(e, TypingChanged)]
+    assert len(before) <= 1 and all("ana" in e.on for e in before)  # before it, the pass's one frame
 
 
 @pytest.mark.backends

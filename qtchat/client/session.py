@@ -193,8 +193,9 @@ class ChatClient(ChatRooms):
     def set_typing(self, on: bool, room: str = DEFAULT_ROOM, to: str | None = None) -> None:
         """The user typed (``on``) in a room, or to ``to``, or emptied the input there: the server is told of a
         start at once and again at most every 3 s while it goes on, of a stop only after a start, and of nothing
-        after a message (it is the stop); nothing of a start while offline, with ``send_typing`` off, or in a
-        room with more members than the server relays typing in (welcome.limits.typing_members)."""
+        after a message (it is the stop); nothing of a start while offline, with ``send_typing`` off, to a server
+        that does not announce typing (welcome.limits.typing_members: an older one would answer unknown_type), or
+        in a room with more members than the server relays typing in."""
         if self.state is not ClientState.ONLINE or (on and not self._may_type(room, to)):
             return
         event = self._typing_out.change(on, time.monotonic(), room, to)
@@ -204,7 +205,10 @@ class ChatClient(ChatRooms):
     def _may_type(self, room: str, to: str | None) -> bool:
         if not self.send_typing:
             return False
-        limit = int(self.welcome.limits.get("typing_members", 0)) if self.welcome is not None else 0
+        limits = self.welcome.limits if self.welcome is not None else {}
+        if "typing_members" not in limits:
+            return False
+        limit = int(limits["typing_members"])
         entry = self.rooms.get(name_key(room)) if to is None else None
         return not (limit > 0 and entry is not None and len(entry.users) > limit)
 

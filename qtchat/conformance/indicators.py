@@ -1,6 +1,7 @@
-"""The typing section (PROTOCOL.md, typing): a start and a stop reach a room's other members, a private one
-its recipient; past the typing rate a non-fatal ``typing_too_fast`` (checked when the server announces a
-message rate: a server with its rate limits off takes any number), on a connection and in a room of its own."""
+"""The typing section (PROTOCOL.md, typing), for a server that announces typing (welcome.limits.typing_members):
+a start and a stop reach a room's other members, a private one its recipient; past the typing rate a
+non-fatal ``typing_too_fast`` (checked when the server announces a message rate: a server with its rate
+limits off takes any number), on a connection and in a room of its own."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from .wire import Frame, Peer
 def typing(s: Suite) -> None:
     """A start reaches the room's members (``on``), then a stop (``off``); a private one reaches its recipient,
     without ``room``."""
+    if "typing_members" not in s.limits or 0 < s.limit("typing_members") < 2:
+        s.skip("typing: relayed to a room's members", "the server announces no typing for a room of two "
+               "(welcome.limits.typing_members)")
+        return
     a: Peer = s.a
     b: Peer = s.b
     room, name = f"{s.tag} typing", f"{s.tag}-a"

@@ -4,6 +4,7 @@ forgotten after the expiry, at once on their message, when they leave, and when 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -168,3 +169,19 @@ def test_typing_too_fast_is_not_the_users_business_and_disturbs_nothing(make_ser
             ana.send_text("still fine")
     assert typists.names("#lobby") == []  # the message ended the typing that was let through
     assert sum("typing notice refused" in r.getMessage() for r in caplog.records) == 10 - TYPING_BURST
+
+
+def test_a_server_that_does_not_announce_typing_is_sent_none(server, make_client, qtbot):
+    """An older server would answer each typing frame with unknown_type (and 20 in a row end the connection)."""
+    ana, _ = make_client(server.port, "ana")
+    bo, _ = make_client(server.port, "bo")
+    qtbot.waitUntil(lambda: "bo" in ana.users and "ana" in bo.users)
+    assert ana.welcome is not None
+    older = {k: v for k, v in ana.welcome.limits.items() if k != "typing_members"}
+    ana.welcome = dataclasses.replace(ana.welcome, limits=older)  # what a server without typing says
+    with qtbot.assert_not_emitted(bo.typing_received, wait=300), qtbot.assert_not_emitted(ana.server_error):
+        ana.set_typing(True)
+        ana.set_typing(True, to="bo")
+    ana.welcome = dataclasses.replace(ana.welcome, limits={**older, "typing_members": 0})  # 0: in every room
+    with qtbot.waitSignal(bo.typing_received, timeout=3000):
+        ana.set_typing(True)

@@ -182,6 +182,11 @@ def main() -> int:
     pump(app, 0.3)
     window.grab().save(str(DOCS / f"screenshot-edit{suffix}.png"))
     window.editing.cancel()
+    # two people typing in the lobby: the line above the input says so
+    bots["priya"].set_typing(True)
+    bots["olu"].set_typing(True)
+    pump(app, 0.4)
+    window.grab().save(str(DOCS / f"screenshot-typing{suffix}.png"))
     # searching: a result far back in #ops, from before alice joined, opened with the messages around it
     chatter = [
         ("ken", "CI run {i} finished, {n} tests green"),
@@ -247,7 +252,8 @@ def main() -> int:
     client.quit()
     server.shutdown("done")
     pump(app, 0.5)
-    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "edit", "search", "admin")))
+    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "edit", "typing", "search",
+                                                                       "admin")))
     return 0
 
 

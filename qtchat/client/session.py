@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +55,8 @@ from qtchat.protocol import (
     SetAway,
     SetBack,
     TopicChanged,
+    TypingChanged,
+    TypingThrottle,
     UserAway,
     UserBack,
     UserList,
@@ -145,6 +148,8 @@ class ChatClient(ChatRooms):
         search_failed(code, text): the server refused the search (search_too_broad: too many words, or it
             would take too long; no_such_room: a room we are not in).
         pending_changed(count): messages waiting for their acknowledgement.
+        typing_received(TypingChanged): who started or stopped typing in a room (``on``, ``off``), or to us
+            privately (no ``room``); the Workspace's ``typists`` keeps who types where, expiring them.
         latency_changed(ms): round trip of the last ping.
         closed(): quit() finished.
     """
@@ -160,6 +165,7 @@ class ChatClient(ChatRooms):
     notice_received = Signal(str)
     pending_changed = Signal(int)
     my_away_changed = Signal(bool, str)
+    typing_received = Signal(object)
 
     def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
         super().__init__(parent, pins)
@@ -184,6 +190,8 @@ class ChatClient(ChatRooms):
         self.away_auto = False  # ... set by the idle timer (away.py): the next activity ends it
         self._away_told: tuple[str | None] | None = None  # what the server knows of it, as we told it (None: unsure)
         self._away_timer = self._timer(self._sync_away, single=True)  # a slow_down's wait before telling it again
+        self.send_typing = True  # tell others when the user types (the setting); stops are sent regardless
+        self._typing_out = TypingThrottle(time.monotonic())
 
     # ------------------------------------------------------------ public API
 
@@ -205,10 +213,33 @@ class ChatClient(ChatRooms):
         self._cid_counter += 1
         cid = f"{self._cid_prefix}-{self._cid_counter}"
         event = SendMessage(text=text, room=room, cid=cid, to=to, reply_to=reply_to)
+        self._typing_out.sent(room, to)  # the message ends our typing there, for every receiver
         self._outbox[cid] = event
         self._send_outbox()
         self.pending_changed.emit(len(self._outbox))
         return cid
+
+    def set_typing(self, on: bool, room: str = DEFAULT_ROOM, to: str | None = None) -> None:
+        """The user typed (``on``) in a room, or to ``to``, or emptied the input there: the server is told of a
+        start at once and again at most every 3 s while it goes on, of a stop only after a start, and of nothing
+        after a message (it is the stop); nothing of a start while offline, with ``send_typing`` off, to a server
+        that does not announce typing (welcome.limits.typing_members: an older one would answer unknown_type), or
+        in a room with more members than the server relays typing in."""
+        if self.state is not ClientState.ONLINE or (on and not self._may_type(room, to)):
+            return
+        event = self._typing_out.change(on, time.monotonic(), room, to)
+        if event is not None:
+            self._send(event)
+
+    def _may_type(self, room: str, to: str | None) -> bool:
+        if not self.send_typing:
+            return False
+        limits = self.welcome.limits if self.welcome is not None else {}
+        if "typing_members" not in limits:
+            return False
+        limit = int(limits["typing_members"])
+        entry = self.rooms.get(name_key(room)) if to is None else None
+        return not (limit > 0 and entry is not None and len(entry.users) > limit)
 
     @property
     def pending(self) -> list[SendMessage]:
@@ -322,6 +353,7 @@ class ChatClient(ChatRooms):
         self._confirm_timer.stop()
         self._away_told = (None,)  # a new login is here until it says otherwise
         self._away_timer.stop()
+        self._typing_out.reset()
         super()._new_connection()
 
     def _link_down(self) -> None:
@@ -423,6 +455,9 @@ class ChatClient(ChatRooms):
             self.password_changed.emit()
         self.account_changed.emit(event.registered, event.admin)
 
+    def _on_typing(self, event: TypingChanged) -> None:
+        self.typing_received.emit(event)
+
     def _on_notice(self, event: Notice) -> None:
         self.notice_received.emit(event.text)
 
@@ -433,6 +468,8 @@ class ChatClient(ChatRooms):
         elif error.ref == "passwd" and self._new_password is not None:
             self._new_password = None
             self.password_change_failed.emit(error.code, error.message)
+        elif error.ref == "typing":  # typing_too_fast: our typing notices are not worth the user's attention
+            log.debug("typing notice refused: %s", error.message)
         elif error.ref == "search":  # search_too_broad, or no_such_room for a room we are no longer in
             self.search_failed.emit(error.code, error.message)
         elif error.ref is not None and error.ref.startswith(("edit:", "delete:", "react:")):
@@ -514,6 +551,7 @@ SESSION_HANDLERS: dict[type, Handler] = {
     RoomList: ChatClient._on_room_list,
     AccountStatus: ChatClient._on_account,
     Notice: ChatClient._on_notice,
+    TypingChanged: ChatClient._on_typing,
     Error: ChatClient._on_error,
     Ping: ChatClient._on_ping,
     Pong: ChatClient._on_pong,

@@ -72,6 +72,15 @@ class ClientSettings:
     def auto_away_minutes(self, minutes: float) -> None:
         self._s.setValue("away/idle_minutes", minutes)
 
+    @property
+    def send_typing(self) -> bool:
+        """Tell the others when you are typing (View > Tell others when I am typing)."""
+        return self._str("view/send_typing", "true") == "true"
+
+    @send_typing.setter
+    def send_typing(self, on: bool) -> None:
+        self._s.setValue("view/send_typing", "true" if on else "false")
+
     def _list(self, key: str) -> list[str]:
         value = self._s.value(key, [])
         if isinstance(value, str):

@@ -22,6 +22,7 @@ from .conversation import PRIVATE, ROOM, Conversation, conversation_key
 from .models import ChatLine, literal_html
 from .search import SearchModel
 from .session import ChatClient
+from .typists import Typists
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -90,6 +91,7 @@ class Workspace(QObject):
         self.client = client
         self.model = ConversationList(self)
         self.search = SearchModel(client, self)
+        self.typists = Typists(client, self)  # who is typing in each conversation (typists.py)
         self.by_key: dict[str, Conversation] = {}
         self.looking = True  # the user can see the active conversation (the window is active)
         self.show_presence = True  # "joined" / "left" notices in rooms

@@ -57,6 +57,8 @@ from .events import (
     ServerEvent,
     SetTopic,
     TopicChanged,
+    Typing,
+    TypingChanged,
     UnknownEvent,
     UserList,
     UsersRequest,
@@ -67,6 +69,16 @@ from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
 from .message_events import REACTIONS, DeleteMessage, EditMessage, MessageDeleted, MessageEdited, React, Reactions
 from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 from .passwords import MAX_PASSWORD, MIN_PASSWORD, check_password
+from .typing_rules import (
+    TYPING_BURST,
+    TYPING_EVERY,
+    TYPING_EXPIRES,
+    TYPING_MAX_MEMBERS,
+    TYPING_RATE,
+    TypingBucket,
+    TypingThrottle,
+    target_key,
+)
 from .userlists import encode_name, encode_user_lists, names_per_frame
 
 __all__ = [
@@ -88,6 +100,11 @@ __all__ = [
     "REACTIONS",
     "RESERVED_NAMES",
     "SUPPORTED_VERSIONS",
+    "TYPING_BURST",
+    "TYPING_EVERY",
+    "TYPING_EXPIRES",
+    "TYPING_MAX_MEMBERS",
+    "TYPING_RATE",
     "UNREAD_CAP",
     "AccountStatus",
     "BanRequest",
@@ -142,6 +159,10 @@ __all__ = [
     "SetTopic",
     "State",
     "TopicChanged",
+    "Typing",
+    "TypingBucket",
+    "TypingChanged",
+    "TypingThrottle",
     "UnknownEvent",
     "UserAway",
     "UserBack",
@@ -160,5 +181,6 @@ __all__ = [
     "name_key",
     "names_per_frame",
     "negotiate_version",
+    "target_key",
     "validate_name",
 ]

@@ -59,6 +59,7 @@ class ErrorCode(StrEnum):
     FLOOD = "flood"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     SEARCH_TOO_BROAD = "search_too_broad"  # a search with too many words, or one that ran past its time budget
+    TYPING_TOO_FAST = "typing_too_fast"  # typing frames faster than the protocol allows (typing_rules.py)
     INTERNAL = "internal"
 
     @classmethod

@@ -320,6 +320,16 @@ class RoomKick(ClientEvent):
     reason: Annotated[str, Str(300, clean=True, omit_empty=True)] = ""
 
 
+@event("typing", order=("room", "to", "on"))
+@dataclass(frozen=True, slots=True)
+class Typing(ClientEvent):
+    """The user started (``on``) or stopped typing in a room, or to ``to`` privately (typing_rules.py)."""
+
+    room: Annotated[str, Str(MAX_ROOM_NAME, omit_if="to")] = DEFAULT_ROOM
+    to: Annotated[str | None, Str(100)] = None
+    on: Annotated[bool, Bool()] = True
+
+
 # ------------------------------------------------------------- server to client
 
 
@@ -557,6 +567,17 @@ class AccountStatus(ServerEvent):
     admin: Annotated[bool, Bool()] = False
     # the answer to your ``passwd``: the new password is in force
     password_changed: Annotated[bool, Bool(omit_empty=True)] = False
+
+
+@event("typing", order=("room", "on", "off"))
+@dataclass(frozen=True, slots=True)
+class TypingChanged(ServerEvent):
+    """Who started (``on``) and stopped (``off``) typing in ``room``: one frame per room per pass; without
+    ``room``, the one named is typing to you privately (or stopped)."""
+
+    on: Annotated[tuple[str, ...], Names()] = ()
+    off: Annotated[tuple[str, ...], Names()] = ()
+    room: Annotated[str | None, Str()] = None
 
 
 @dataclass(frozen=True, slots=True)

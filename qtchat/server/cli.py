@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop a client still silent this long after the ping (default: %(default)s)")
     p.add_argument("--max-rooms", type=_positive_int, default=d.max_rooms_per_user, metavar="N",
                    help="rooms one user may be in at once (default: %(default)s)")
+    p.add_argument("--typing-max-members", type=_count, default=d.typing_max_members, metavar="N",
+                   help="relay typing indicators only in rooms of at most N members; 0: in all (default: %(default)s)")
     lim = p.add_argument_group(
         "limits per connection",
         "Against floods and connection exhaustion; see docs/SECURITY.md. 0 turns a limit off. A chat message "
@@ -263,7 +265,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_rooms_per_user=args.max_rooms, rate_messages=args.rate_messages, rate_burst=args.rate_burst,
         rate_bytes=args.rate_bytes, rate_bytes_burst=args.rate_bytes_burst, flood_after=args.flood_after,
         flood_window=args.flood_window, max_per_address=args.max_per_address, rate_work=args.rate_work,
-        rate_work_burst=args.rate_work_burst, max_backlog=args.max_backlog,
+        rate_work_burst=args.rate_work_burst, max_backlog=args.max_backlog, typing_max_members=args.typing_max_members,
         account_limits=account_limits_from_args(args), tls_cert=args.tls_cert, tls_key=args.tls_key,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qtchat.protocol import DEFAULT_MAX_FRAME
+from qtchat.protocol import DEFAULT_MAX_FRAME, TYPING_MAX_MEMBERS
 
 from .guard import AccountLimits
 from .limits import AWAY_CHANGES, RateLimits, WorkLimits
@@ -53,6 +53,7 @@ class ServerConfig:
     max_backlog: int = 200  # frames held back while a connection waits for work units, before 'flood'
     # guessing, registering and changing passwords, per address (IPv6: per /64) and per account (guard.py)
     account_limits: AccountLimits = field(default_factory=AccountLimits)
+    typing_max_members: int = TYPING_MAX_MEMBERS  # typing news is not relayed in rooms with more members
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
     tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, every connection is TLS
@@ -82,4 +83,5 @@ def announced_limits(cfg: ServerConfig) -> dict[str, float]:
         "work_per_s": max(0.0, cfg.rate_work), "work_burst": max(1.0, cfg.rate_work_burst) if cfg.rate_work > 0 else 0,
         "edit_window": cfg.edit_window,
         "away_changes_per_s": AWAY_CHANGES.messages, "away_changes_burst": AWAY_CHANGES.burst,  # (and: away is known)
+        "typing_members": max(0, cfg.typing_max_members),
     }

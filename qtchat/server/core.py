@@ -13,6 +13,7 @@ tables; each job lives in a module of its own (docs/ARCHITECTURE.md has the map)
 - journal.py: the pass, stored in one commit before anything of it is sent
 - lanes.py: fakelag: frames past their price held back and served in turns
 - mailbox.py: private messages kept for offline users
+- typing_relay.py: typing indicators, one frame per room per pass, never stored
 - history.py: pages, pages around a message, search, read markers
 - operator.py: kick, ban, mute, broadcast, accounts; snapshots for the admin window
 - backend.py: the storage seam (sqlite_backend.py on one machine)
@@ -63,6 +64,7 @@ from qtchat.protocol import (
     SetAway,
     SetBack,
     SetTopic,
+    Typing,
     UsersRequest,
     Welcome,
     clean_line,
@@ -92,6 +94,7 @@ from .room_ops import RoomOps
 from .room_state import RoomRecords
 from .rooms import Rooms
 from .sqlite_backend import SqliteBackend
+from .typing_relay import TypingRelay
 
 log = logging.getLogger("qtchat.server")
 
@@ -172,6 +175,9 @@ class ChatServer(QObject):
         self.history = HistoryService(cfg, backend, self.connections, self.rooms, self.journal)
         self.edits = Edits(cfg, backend, self.rooms, self.journal, self.muted)
         self.reactions = ReactionsPart(self.rooms, self.journal, self.muted)
+        self.typing = TypingRelay(cfg, self.connections, self.rooms, self.users, muted=self.muted,
+                                  cluster=self.cluster, flood=self._flood)
+        self.rooms.taking = self.typing.encode  # each room's typing news of the pass in one frame
         self.hasher = Hasher(parent=self)
         self.auth = Authenticator(cfg, backend, self.connections, self.users, self.hasher, admit=self._admit,
                                   taken=self.name_taken)
@@ -205,7 +211,8 @@ class ChatServer(QObject):
             Hello: self.auth.on_hello, Ping: self._on_ping, Pong: _ignore, Bye: self._on_bye,
         }
         self._logged_in: dict[type, Handler] = {
-            SendMessage: self.messages.on_message,
+            SendMessage: self.typing.noting(self.messages.on_message),
+            Typing: self.typing.on_typing,
             HistoryRequest: self.history.on_history,
             SearchRequest: self.history.on_search,
             MarkRead: self.history.on_read,

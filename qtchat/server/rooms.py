@@ -102,6 +102,7 @@ class Rooms:
         self.joining: dict[User, int] = {}  # users with joins whose room state is being read
         self.settled: Callable[[User], None] = lambda user: None  # their joins are answered
         self.entered: Callable[[User, Room, bool], None] = lambda user, room, moved: None  # joined (presence.py)
+        self.taking: Callable[[], None] = lambda: None  # the pass's batches are about to be taken (typing_relay.py)
         self.total_bytes_out = 0
 
     # ------------------------------------------------------------ membership
@@ -304,6 +305,7 @@ class Rooms:
 
     def take(self) -> list[Batch]:
         """This pass's frames, room by room, taken off the rooms (later frames start a new pass)."""
+        self.taking()
         dirty, self.dirty = self.dirty, []
         batches = []
         for room in dirty:

@@ -99,7 +99,7 @@ class MessageEditing(QObject):
         """Answer ``line``: what is typed next goes as a reply to it (Escape: a plain message again)."""
         self._end()
         self.answering = (conv, line)
-        self.window.input.editing = True  # (Escape ends it)
+        self.window.input.answering = True  # (Escape ends it)
         self.banner.setText(REPLYING.format(who=isolate(line.sender), text=isolate(reply_quote(line.text))))
         self.banner.show()
         self.window.input.setFocus()
@@ -137,7 +137,7 @@ class MessageEditing(QObject):
 
     def _end(self) -> None:
         self.target = self.answering = None
-        self.window.input.editing = False
+        self.window.input.editing = self.window.input.answering = False
         self.banner.hide()
 
     def react(self, conv: Conversation, line: ChatLine, emoji: str) -> None:

@@ -47,6 +47,7 @@ from .notifications import Notifier
 from .search_panel import SearchPanel
 from .sidebar import Sidebar
 from .status_bar import ConnectionStatus
+from .typing_line import with_typing_line
 from .user_panel import UserPanel
 from .view_menu import add_view_menu
 from .wording import certificate_heading, connection_lost_text, reason_text
@@ -155,7 +156,7 @@ class MainWindow(QMainWindow):
         chat_layout.addWidget(self.stack, 1)
         self.editing = MessageEditing(self)  # edits of sent messages (editing.py): its line above the field
         chat_layout.addWidget(self.editing.banner)
-        chat_layout.addWidget(self.input)
+        chat_layout.addWidget(with_typing_line(self.workspace, self.input))  # who is typing, above the input
         return chat
 
     def _add_context_bar(self) -> None:

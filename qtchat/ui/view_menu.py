@@ -2,7 +2,8 @@
 
 A new yes-or-no preference is one ``Toggle`` in ``TOGGLES`` (a checkable action): its words, the
 ``ClientSettings`` property (a bool with a setter) that keeps it, and what turning it on or off does to the
-open window. A preference of a few values is one ``Choice`` in ``CHOICES``: a submenu of exclusive actions.
+open window (done once at the start too, with the kept value). A preference of a few values is one ``Choice``
+in ``CHOICES``: a submenu of exclusive actions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu
 
 from .dates import H12, H24, LOCALE
+from .typing_line import tell_typing
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -44,8 +46,15 @@ def _hours(window: MainWindow, hours: str) -> None:
         view.set_hours(hours)
 
 
+def _send_typing(window: MainWindow, on: bool) -> None:
+    window.client.send_typing = on
+    if not on:  # the typing told of ends now
+        tell_typing(window.workspace, window.workspace.active, False)
+
+
 TOGGLES: tuple[Toggle, ...] = (
     Toggle("Show &joins and leaves", "show_presence", _show_presence),
+    Toggle("Tell others when I am &typing", "send_typing", _send_typing),
 )
 
 CHOICES: tuple[Choice, ...] = (
@@ -62,6 +71,7 @@ def add_view_menu(window: MainWindow) -> dict[str, QAction]:
         action = QAction(toggle.text, window)
         action.setCheckable(True)
         action.setChecked(bool(getattr(window.settings, toggle.setting)))
+        toggle.apply(window, action.isChecked())  # as kept from the last run
         action.toggled.connect(lambda on, t=toggle: _set(window, t, on))
         menu.addAction(action)
         actions[toggle.setting] = action

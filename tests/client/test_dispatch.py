@@ -22,6 +22,7 @@ from qtchat.protocol import (
     RoomState,
     SearchResults,
     TopicChanged,
+    TypingChanged,
     UserAway,
     UserBack,
     UserList,
@@ -30,9 +31,8 @@ from qtchat.protocol import (
 )
 
 SENT_BY_THE_SERVER = {AccountStatus, Bye, Error, History, Joined, Left, Message, MessageDeleted, MessageEdited, Notice,
-                      Reactions,
-                      Ping, Pong, RoomJoined, RoomList, RoomState, SearchResults, TopicChanged, UserList, Welcome,
-                      UserAway, UserBack}
+                      Reactions, Ping, Pong, RoomJoined, RoomList, RoomState, SearchResults, TopicChanged, UserList,
+                      Welcome, UserAway, UserBack, TypingChanged}
 
 
 def test_every_server_event_has_a_handler_once_logged_in():

@@ -64,6 +64,8 @@ from qtchat.protocol import (
     SetBack,
     SetTopic,
     TopicChanged,
+    Typing,
+    TypingChanged,
     UnknownEvent,
     UserAway,
     UserBack,
@@ -179,6 +181,11 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (UserAway("lobby", "ann", 5), b'{"type":"away","room":"lobby","user":"ann","ts":5}\n'),
     (UserBack("lobby", "ann", 6), b'{"type":"back","room":"lobby","user":"ann","ts":6}\n'),
     (UserList(("alice", "bob"), away={"bob": "lunch", "alice": ""}), b'{"type":"users","room":"lobby","users":["alice","bob"],"more":false,"away":{"bob":"lunch","alice":""}}\n'),
+    # typing indicators (issue 16)
+    (Typing("Dev Team"), b'{"type":"typing","room":"Dev Team","on":true}\n'),
+    (Typing(to="bob", on=False), b'{"type":"typing","to":"bob","on":false}\n'),
+    (TypingChanged(("ann", "bob"), ("cy",), "Dev Team"), b'{"type":"typing","room":"Dev Team","on":["ann","bob"],"off":["cy"]}\n'),
+    (TypingChanged(on=("ann",)), b'{"type":"typing","on":["ann"],"off":[]}\n'),
 ]
 
 
@@ -359,10 +366,10 @@ def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
 def test_the_event_types_are_what_the_unions_were() -> None:
     client_sent = {Hello, SendMessage, EditMessage, DeleteMessage, React, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
                    MarkRead, Delivered, SearchRequest, Register, PasswordChange, KickRequest, BanRequest, Ping, Pong,
-                   Bye, RoomMode, RoomOp, RoomInvite, RoomKick, SetAway, SetBack}
+                   Bye, RoomMode, RoomOp, RoomInvite, RoomKick, SetAway, SetBack, Typing}
     server_sent = {Welcome, Message, MessageEdited, MessageDeleted, Reactions, History, Joined, Left, UserList, Error,
                    Notice, RoomJoined, RoomList, TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState,
-                   UserAway, UserBack}
+                   UserAway, UserBack, TypingChanged}
     assert set(CLIENT_EVENTS.values()) == client_sent and set(SERVER_EVENTS.values()) == server_sent
     assert all(issubclass(c, ClientEvent) and issubclass(c, SendableEvent) for c in client_sent)
     assert all(issubclass(c, ServerEvent) and issubclass(c, SendableEvent) for c in server_sent)

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 
-from . import accounts, indicators, pacing, reads
+from . import accounts, changes, indicators, pacing, reads
 from .checks import Suite
 from .wire import Peer
 
@@ -255,5 +255,6 @@ def bye(s: Suite) -> None:
 
 
 ALL: list[Callable[[Suite], None]] = [
-    handshake, versions, before_login, session_errors, messages, away, rooms, indicators.typing, private_rooms,
+    handshake, versions, before_login, session_errors, messages, changes.changes, away, rooms, indicators.typing,
+    private_rooms,
     history, reads.around, reads.search, accounts.accounts, pacing.rate, framing, pacing.handshake_timeout, bye]

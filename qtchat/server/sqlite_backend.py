@@ -171,23 +171,21 @@ class SqliteBackend(QObject):
         ids = self.ids
         for m in batch.messages:
             m.id = ids.next()
-        rows = [(m.id, m.room_key, m.ts, m.sender, m.sender_key, m.cid, m.text) for m in batch.messages] \
-            if self.history else []
-        changes = batch.changes if self.history else []
-        for c in batch.changes if not self.history else ():
-            c.result = "no_such_message"  # nothing is kept to change
-        replies = {m.id: m.reply_to for m in batch.messages if m.reply_to} if self.history else {}
-        reactions = batch.reactions if self.history else []
-        for r in batch.reactions if not self.history else ():
-            r.result = "no_such_message"
-        future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered,
-                                                         changes=changes, seq=ids.next, replies=replies,
-                                                         reactions=reactions))
-        if replies and future.exception() is None:  # quoted as they are now (backend.py, point 10)
-            parents = self.store.parents([(m.reply_to, m.room_key) for m in batch.messages if m.reply_to])
-            for m in batch.messages:
-                if m.reply_to:
-                    m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to, parents.get(m.reply_to))
+        if not self.history:  # nothing is kept: nothing to change, answer, or react to
+            for change in batch.changes:
+                change.result = "no_such_message"
+            for reaction in batch.reactions:
+                reaction.result = "no_such_message"
+            rows: list[tuple[int, str, int, str, str, str | None, str]] = []
+            future = answer(lambda: self.store.append([], batch.markers, batch.mail, batch.delivered))
+        else:
+            rows = [(m.id, m.room_key, m.ts, m.sender, m.sender_key, m.cid, m.text) for m in batch.messages]
+            replies = {m.id: m.reply_to for m in batch.messages if m.reply_to}
+            future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered,
+                                                      changes=batch.changes, seq=ids.next, replies=replies,
+                                                      reactions=batch.reactions))
+            if replies and future.exception() is None:
+                self._quote(batch)
         if future.exception() is None:
             self.stored_messages += len(rows)
         taken = [row[0] for row in rows] + [row[0] for row in batch.mail]
@@ -198,6 +196,13 @@ class SqliteBackend(QObject):
             self.store.undo(undone)
 
         return mapped(self._durable(future, undo=undo), lambda _: None)
+
+    def _quote(self, batch: PassBatch) -> None:
+        """The pass's replies quote what they answer as it is now (backend.py, point 10)."""
+        parents = self.store.parents([(m.reply_to, m.room_key) for m in batch.messages if m.reply_to])
+        for m in batch.messages:
+            if m.reply_to:
+                m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to, parents.get(m.reply_to))
 
     def _durable(self, written: Future[T], undo: Callable[[], None] | None = None) -> Future[T]:
         """``written`` (a commit's answer), answered only once the commit is on disk. If it cannot be synced,

@@ -30,7 +30,8 @@ def test_our_server_passes_every_check(make_server, qtbot):
     assert len(results) > 70
     assert [r.line() for r in results if not r.ok or r.skipped] == []
     names = " ".join(r.name for r in results)
-    for section in ("rate:", "handshake: an unfinished hello", "accounts:", "search:", "history around:"):
+    for section in ("rate:", "handshake: an unfinished hello", "accounts:", "search:", "history around:",
+                    "typing: a start", "typing: 8 at once"):
         assert section in names
 
 
@@ -40,8 +41,8 @@ def test_a_failing_server_fails_the_suite_and_the_exit_code_says_so(make_server,
     assert results and all(r.ok for r in results)  # with a smaller limit too
     # no message rate announced (the tests' servers have it off) and no handshake timeout given: those skipped
     skipped = [r.line() for r in results if r.skipped]
-    assert [line.split(":")[0] for line in skipped] == ["SKIP rate", "SKIP handshake"]
-    assert "welcome.limits" in skipped[0] and "--handshake-timeout" in skipped[1]
+    assert [line.split(":")[0] for line in skipped] == ["SKIP typing", "SKIP rate", "SKIP handshake"]
+    assert "welcome.limits" in skipped[0] and "welcome.limits" in skipped[1] and "--handshake-timeout" in skipped[2]
     # nothing listening: a failure, exit code 1, and the summary line
     port = server.port
     server.shutdown("gone")
@@ -62,8 +63,10 @@ def test_the_command_line_prints_skips_and_counts_them(make_server, qtbot, capsy
     worker.start()
     qtbot.waitUntil(lambda: not worker.is_alive(), timeout=60_000)
     out = capsys.readouterr().out.splitlines()
-    assert code == [0] and out[-1].endswith(" 1 skipped, 0 failed")
+    assert code == [0] and out[-1].endswith(" 2 skipped, 0 failed")
     assert [line for line in out if line.startswith("SKIP")] == [
+        "SKIP typing: typing_too_fast past the rate: the server announces no message rate (welcome.limits."
+        "messages_per_s): its rate limits may be off",
         "SKIP rate: slow_down over the burst: the server announces no message rate (welcome.limits.messages_per_s, "
         "messages_burst)"]
     assert "PASS handshake: an unfinished hello gets handshake_timeout" in out

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Take the README's screenshots: the connect dialog and a busy conversation.
+"""Take the README's screenshots: the connect dialog and a busy conversation (over three days).
 
     xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/python tools/screenshots.py [--dark]
 
-Everything is real: an in-process server, bot users on real sockets, the real widgets.
-Writes docs/screenshot-connect.png, docs/screenshot-chat.png and docs/screenshot-admin.png (or -dark variants).
+Everything is real: an in-process server, bot users on real sockets, the real widgets; only the
+server's clock is set back while the bots post the lobby's older days.
+Writes docs/screenshot-connect.png, docs/screenshot-chat.png, docs/screenshot-edit.png, docs/screenshot-search.png
+and docs/screenshot-admin.png (or -dark variants).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import os
 import sys
 import tempfile
 import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtGui import QColor, QPalette
@@ -22,6 +26,9 @@ from PySide6.QtWidgets import QApplication
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT))  # this checkout's qtchat (a worktree's), not the one the venv has installed
+
+if TYPE_CHECKING:
+    from qtchat.client import ChatClient
 
 
 def pump(app: QCoreApplication, seconds: float) -> None:
@@ -43,6 +50,30 @@ def dark_palette() -> QPalette:
     }.items():
         p.setColor(role, QColor(color))
     return p
+
+
+def earlier_days(app: QCoreApplication, bots: dict[str, ChatClient]) -> None:
+    """The lobby's messages of earlier days, stamped by the server as if sent then (alice sees them as
+    history, under a separator per day)."""
+    from qtchat.server import messages
+
+    clock = "now_ms"  # the time messages.py stamps a room message with
+    real = getattr(messages, clock)
+    script = [
+        (9, 17, 40, "ken", "Branched 1.4: only fixes go in from now on"),
+        (9, 17, 43, "priya", "\U0001f389"),
+        (1, 18, 5, "maria", "Design review moved to tomorrow 10:00"),
+        (1, 18, 9, "olu", "ok, I'll bring the installer mockups"),
+    ]
+    try:
+        for days, hour, minute, name, text in script:
+            when = datetime.combine(date.today() - timedelta(days=days), datetime.min.time()).replace(
+                hour=hour, minute=minute)
+            setattr(messages, clock, lambda when=when: int(when.timestamp() * 1000))
+            bots[name].send_text(text)
+            pump(app, 0.1)
+    finally:
+        setattr(messages, clock, real)
 
 
 def main() -> int:
@@ -72,6 +103,7 @@ def main() -> int:
         bot.connect_to("127.0.0.1", server.port, name)
         bots[name] = bot
     pump(app, 0.5)
+    earlier_days(app, bots)
 
     # the connect dialog, after a refused name
     settings = ClientSettings()
@@ -122,6 +154,15 @@ def main() -> int:
         bots[name].send_text(text)
         pump(app, 0.05)
     pump(app, 0.3)
+    shown = {ln.text: ln for ln in window.conversation.log.lines if ln.kind == "msg"}
+    bots["priya"].edit_message(shown["morning \U0001f44b"].id or 0, "morning all \U0001f44b")  # "(edited)"
+    bots["sam"].delete_message(shown["anyone around?"].id or 0)  # "message deleted"
+    bots["maria"].send_text("Standup notes are in the wiki", reply_to=shown["Morning all! Standup in 10 minutes \u2615"].id)
+    green = shown["Build #4127 is green again \U0001f389 the flaky socket test was a real race, fixed in https://example.org/qtchat/pull/88"].id or 0
+    for name, emoji in (("priya", "\U0001f389"), ("olu", "\U0001f389"), ("sam", "\U0001f680")):
+        bots[name].react(green, emoji)  # reactions under ken's message
+    client.react(green, "\U0001f389")  # (one of them alice's own)
+    pump(app, 0.2)
     window.conversation.send("Sure \u2014 posting it in a minute, it's at www.example.org/notes (draft)")
     pump(app, 0.2)
     bots["priya"].send_text("thanks alice \U0001f64f")
@@ -136,6 +177,16 @@ def main() -> int:
     window.input.setPlainText("Release notes: https://example.org/rel")
     pump(app, 0.5)
     window.grab().save(str(DOCS / f"screenshot-chat{suffix}.png"))
+    mine = next(ln for ln in reversed(window.conversation.log.lines) if ln.own and ln.id is not None)
+    window.editing.start(window.conversation, mine)  # editing a sent message: its line above the field
+    pump(app, 0.3)
+    window.grab().save(str(DOCS / f"screenshot-edit{suffix}.png"))
+    window.editing.cancel()
+    # two people typing in the lobby: the line above the input says so
+    bots["priya"].set_typing(True)
+    bots["olu"].set_typing(True)
+    pump(app, 0.4)
+    window.grab().save(str(DOCS / f"screenshot-typing{suffix}.png"))
     # searching: a result far back in #ops, from before alice joined, opened with the messages around it
     chatter = [
         ("ken", "CI run {i} finished, {n} tests green"),
@@ -201,7 +252,8 @@ def main() -> int:
     client.quit()
     server.shutdown("done")
     pump(app, 0.5)
-    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "search", "admin")))
+    print("wrote", *(DOCS / f"screenshot-{n}{suffix}.png" for n in ("connect", "chat", "edit", "typing", "search",
+                                                                       "admin")))
     return 0
 
 

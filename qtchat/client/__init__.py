@@ -7,9 +7,11 @@ from .pins import PinStore
 from .reasons import CertificateProblem, Failure, Loss, Reason
 from .rooms import RoomState
 from .session import ChatClient
+from .typists import Typists
 from .workspace import ConversationList, Workspace
 
 __all__ = [
     "CertificateProblem", "ChatClient", "ChatLine", "ClientState", "Conversation", "ConversationList", "Failure",
-    "Loss", "MessageLog", "PinStore", "Reason", "RoomState", "UserListModel", "Workspace",
+    "Loss", "MessageLog", "PinStore", "Reason", "RoomState", "Typists", "UserListModel",
+    "Workspace",
 ]

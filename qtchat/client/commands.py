@@ -146,6 +146,25 @@ def _operator(conv: Conversation, request: Callable[[], None]) -> None:
         conv.error(f"Not done: {exc}")
 
 
+def _away(ws: Workspace, conv: Conversation, rest: str) -> None:
+    try:
+        ws.client.set_away(rest)
+    except ValueError as exc:
+        conv.error(f"Not away: {exc}")
+        return
+    message = ws.client.away
+    unknown = " (this server does not tell the others)" if ws.client.welcome and not ws.client.server_knows_away else ""
+    conv.notice((f"You are away: {message}" if message else "You are away.") + unknown)
+
+
+def _back(ws: Workspace, conv: Conversation, rest: str) -> None:
+    if ws.client.away is None:
+        conv.error("You are not away.")
+        return
+    ws.client.set_back()
+    conv.notice("You are back.")
+
+
 def _help(ws: Workspace, conv: Conversation, rest: str) -> None:
     conv.notice(help_text())
 
@@ -169,6 +188,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("op", "NAME", "for the room's creator: make someone an operator of this room", _op),
     Command("deop", "NAME", "for the room's creator: someone is no longer an operator of this room", _deop),
     Command("ban", "NAME [minutes] [reason]", "for operators: keep a name out (for good without minutes)", _ban),
+    Command("away", "[message]", "tell the others you are away (until /back; the message changes with another)",
+            _away),
+    Command("back", "", "you are back (from /away, or away after a while idle)", _back),
     Command("help", "", "this list", _help),
 )
 BY_NAME = {name: cmd for cmd in COMMANDS for name in (cmd.name, *cmd.aliases)}

@@ -12,6 +12,7 @@ import time
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from qtchat.protocol import DEFAULT_ROOM, History, Message, RoomState, name_key
+from qtchat.protocol.message_events import reply_quote
 
 from .models import ChatLine, MessageLog, UserListModel
 from .session import ChatClient
@@ -75,11 +76,19 @@ class Conversation(QObject):
         self.show_presence = True  # notices of people joining and leaving the room (the Workspace sets it)
         self.held_received = 0  # messages kept for us while offline shown here since the last login
         self.told_held = False  # said that the other person is offline and gets our messages later
+        self.away: str | None = None  # a private conversation's other person is away, with this message
         self._pending_presence: dict[str, list[str]] = {}
         self._presence_timer = QTimer(self)
         self._presence_timer.setSingleShot(True)
         self._presence_timer.setInterval(1500)
         self._presence_timer.timeout.connect(self._flush_presence)
+
+    def set_away(self, message: str | None) -> None:
+        """The other person of a private conversation is away (with this message, maybe empty), or here (None)."""
+        self.users.set_away(self.name, message)
+        if message != self.away:
+            self.away = message
+            self.changed.emit()
 
     @property
     def is_room(self) -> bool:
@@ -95,20 +104,26 @@ class Conversation(QObject):
 
     # ------------------------------------------------------------ what the user does
 
-    def send(self, text: str) -> ChatLine | None:
-        """Send a message here; it shows at once as pending. Returns None (and logs why) if refused."""
+    def send(self, text: str, reply_to: ChatLine | None = None) -> ChatLine | None:
+        """Send a message here (``reply_to``: answering that message); it shows at once as pending. Returns
+        None (and logs why) if refused."""
         if self.context is not None:
             self.leave_context()  # what you write goes under the newest messages: show them
         try:
+            parent = reply_to.id if reply_to is not None else None
             if self.is_room:
-                cid = self.client.send_text(text, room=self.name)
+                cid = self.client.send_text(text, room=self.name, reply_to=parent)
             else:
-                cid = self.client.send_text(text, to=self.name)
+                cid = self.client.send_text(text, to=self.name, reply_to=parent)
         except ValueError as exc:
             self.error(f"Not sent: {exc}")
             return None
         sender = self.client.me or self.client.user
-        return self.log.append(ChatLine("msg", text, now_ms(), sender=sender, own=True, pending=True, cid=cid))
+        line = ChatLine("msg", text, now_ms(), sender=sender, own=True, pending=True, cid=cid)
+        if reply_to is not None and reply_to.id is not None:
+            line.reply_to, line.reply_from = reply_to.id, reply_to.sender
+            line.reply_text = reply_quote(reply_to.text) if not reply_to.deleted else ""
+        return self.log.append(line)
 
     def notice(self, text: str) -> None:
         self.log.say("notice", text, now_ms())
@@ -207,7 +222,9 @@ class Conversation(QObject):
     def _stored_line(self, m: Message) -> ChatLine:
         me = self.client.me
         return ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid,
-                        mention=m.sender != me and self.client.is_mention(m.text))
+                        mention=m.sender != me and self.client.is_mention(m.text), edited=m.edited, deleted=m.deleted,
+                        reply_to=m.reply_to, reply_from=m.reply_from, reply_text=m.reply_text,
+                        reactions=dict(m.reactions), mine=m.mine)
 
     def newest_id(self) -> int:
         return self.log.newest_id() or 0
@@ -230,10 +247,41 @@ class Conversation(QObject):
             self.held_received += 1
         # a private message to you ranks like a mention
         mention = not own and (not self.is_room or self.client.is_mention(msg.text))
-        line = self.log.append(
-            ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid)
-        )
+        line = ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid,
+                        edited=msg.edited, deleted=msg.deleted, reply_to=msg.reply_to, reply_from=msg.reply_from,
+                        reply_text=msg.reply_text, reactions=dict(msg.reactions), mine=msg.mine)
+        parent = self.log.by_id(msg.reply_to) if msg.reply_to and not msg.reply_from else None
+        if parent is not None and not parent.deleted:  # a private reply: the server quotes none, we have it
+            line.reply_from, line.reply_text = parent.sender, reply_quote(parent.text)
+        line = self.log.append(line)
         return None if own else line
+
+    def set_reactions(self, mid: int, counts: dict[str, int], mine: tuple[str, ...] | None) -> None:
+        """A message's reactions changed (``mine`` None: ours did not): its line shows them, no news."""
+        for log in (self.log, self._context_log):
+            line = log.by_id(mid)
+            if line is not None:
+                line.reactions = dict(counts)
+                line.mine = tuple(e for e in (line.mine if mine is None else mine) if e in counts)
+                log.changed(line)
+
+    def change_message(self, mid: int, text: str, edited: int = 0, deleted: bool = False) -> bool:
+        """A message was edited or deleted: its line shows it, here and around a search result (no news:
+        nothing is counted unread). False if neither shows it."""
+        found = False
+        for log in (self.log, self._context_log):
+            line = log.by_id(mid)
+            if line is not None:
+                line.text, line.deleted = ("", True) if deleted else (text, False)
+                line.edited = edited or line.edited
+                line.mention = not line.own and not deleted and self.client.is_mention(line.text)
+                log.changed(line)
+                found = True
+            for reply in [ln for ln in log.lines if ln.reply_to == mid]:  # their quotes follow it
+                reply.reply_text = "" if deleted else reply_quote(text)
+                reply.reply_from = "" if deleted else reply.reply_from
+                log.changed(reply)
+        return found
 
     # ------------------------------------------------------------ a search result's context
 

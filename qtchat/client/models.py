@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import html
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
@@ -17,6 +18,33 @@ def literal_html(text: str) -> str:
     """Rich text that shows ``text`` exactly, for the places where Qt guesses whether a string is rich text
     (tooltips, message boxes, input dialog labels): user text goes in escaped, whitespace kept."""
     return f"<p style='white-space:pre-wrap'>{html.escape(text)}</p>" if text else ""
+
+
+_day_span = [0, 0, 0]  # the last day asked about: [its first ms, the next day's first ms, its ordinal]
+
+
+def local_day(ts: int) -> int:
+    """The local calendar day of ``ts`` (ms since the epoch) as a date ordinal; 0 for a time no calendar
+    has. Lines of one day mostly come together: the day last asked about is kept with its bounds."""
+    start, end, day = _day_span
+    if start <= ts < end:
+        return day
+    try:
+        today = datetime.fromtimestamp(ts / 1000).date()
+        start = int(datetime.combine(today, datetime.min.time()).timestamp() * 1000)
+        end = int(datetime.combine(today + timedelta(days=1), datetime.min.time()).timestamp() * 1000)
+    except (OverflowError, OSError, ValueError):
+        return 0
+    day = today.toordinal()
+    if start <= ts < end:  # not so around a change of the clocks that skips midnight: then not kept
+        _day_span[:] = start, end, day
+    return day
+
+
+def day_of(ts: int) -> date | None:
+    """The local calendar day of ``ts`` (ms since the epoch), or None for a time no calendar has."""
+    day = local_day(ts)
+    return date.fromordinal(day) if day else None
 
 
 @dataclass(slots=True, eq=False)
@@ -41,6 +69,14 @@ class ChatLine:
     highlight: bool = False  # the message a search result pointed to
     row: int = -1
     repeats: int = 1  # a notice or error said this many times in a row, shown once ("(\\u00d7N)" at its end)
+    edited: int = 0  # when its text was last replaced (ms); 0: never
+    deleted: bool = False  # deleted: its text is empty, the view shows a placeholder
+    reply_to: int = 0  # the message it answers, and a quote of it: its sender ("" when deleted or not here)...
+    reply_from: str = ""
+    reply_text: str = ""  # ...and the start of its text
+    reactions: dict[str, int] = field(default_factory=dict)  # emoji -> how many gave it
+    mine: tuple[str, ...] = ()  # those of them that are ours
+    day_start: bool = False  # the first line of its local day in its log: the view draws the day above it
     layout: Any = field(default=None, repr=False)  # the view's cache (width, height, text layout)
 
 
@@ -54,6 +90,9 @@ class MessageLog(QAbstractListModel):
     rowsRemoved from the top, and ``trimmed`` is emitted, so that the conversation knows there are
     older messages to load from the server again). While the reader is scrolled up (``reading``, the
     view sets it) the log may grow to ``READING_CAP`` first, so that their place is not pulled away.
+
+    Each line's ``day_start`` says whether it is the first of its local day here (the first line always
+    is): kept right as lines come, go and change, a line whose mark changed is told as changed.
 
     Signals:
         trimmed(): older lines were let go.
@@ -125,6 +164,7 @@ class MessageLog(QAbstractListModel):
             line.row = first + i
         self.beginInsertRows(QModelIndex(), first, first + len(incoming) - 1)
         self.lines.extend(incoming)
+        self._mark_days(first, len(self.lines))
         self.endInsertRows()
         self.trim()
 
@@ -143,6 +183,7 @@ class MessageLog(QAbstractListModel):
         for i, line in enumerate(self.lines):
             line.row = i
         self.endRemoveRows()
+        self._recheck_day(0)
         self.trimmed.emit()
 
     def prepend(self, lines: list[ChatLine]) -> None:
@@ -154,7 +195,9 @@ class MessageLog(QAbstractListModel):
         self.lines[0:0] = lines
         for i, line in enumerate(self.lines):
             line.row = i
+        self._mark_days(0, len(lines))
         self.endInsertRows()
+        self._recheck_day(len(lines))
 
     def insert_before(self, line: ChatLine, lines: list[ChatLine]) -> None:
         """Insert lines just before ``line`` (messages missed there, loaded on demand)."""
@@ -166,7 +209,9 @@ class MessageLog(QAbstractListModel):
         self.lines[at:at] = lines
         for i in range(at, len(self.lines)):
             self.lines[i].row = i
+        self._mark_days(at, at + len(lines))
         self.endInsertRows()
+        self._recheck_day(at + len(lines))
         self.trim()
 
     def remove(self, line: ChatLine) -> None:
@@ -181,6 +226,7 @@ class MessageLog(QAbstractListModel):
         for i in range(at, len(self.lines)):
             self.lines[i].row = i
         self.endRemoveRows()
+        self._recheck_day(at)
 
     def extend(self, lines: list[ChatLine]) -> None:
         """Append lines now (a page of newer history), not on the next pass."""
@@ -196,6 +242,7 @@ class MessageLog(QAbstractListModel):
         self.lines = list(lines)
         for i, line in enumerate(self.lines):
             line.row = i
+        self._mark_days(0, len(self.lines))
         self.endResetModel()
 
     def by_id(self, mid: int) -> ChatLine | None:
@@ -223,8 +270,40 @@ class MessageLog(QAbstractListModel):
             self._by_cid.pop(line.cid, None)
         line.layout = None
         if line.row >= 0:
+            held = self.holds(line)
+            if held:  # its time may have changed (the server's, on an acknowledgement)
+                line.day_start = self._starts_day(line.row)
             index = self.index(line.row)
             self.dataChanged.emit(index, index)
+            if held:
+                self._recheck_day(line.row + 1)
+
+    def _starts_day(self, row: int) -> bool:
+        return row == 0 or local_day(self.lines[row - 1].ts) != local_day(self.lines[row].ts)
+
+    def _mark_days(self, first: int, end: int) -> None:
+        """Set ``day_start`` on the new rows first..end-1 (a line that was in another log, and measured
+        there, is measured again if its mark changed)."""
+        lines = self.lines
+        prev = local_day(lines[first - 1].ts) if first > 0 else None
+        for i in range(first, end):
+            line = lines[i]
+            day = local_day(line.ts)
+            if line.day_start != (day != prev):
+                line.day_start = day != prev
+                line.layout = None
+            prev = day
+
+    def _recheck_day(self, row: int) -> None:
+        """The row's neighbour above changed: if that makes it start its day, or not, the views are told."""
+        if 0 <= row < len(self.lines):
+            line = self.lines[row]
+            start = self._starts_day(row)
+            if start != line.day_start:
+                line.day_start = start
+                line.layout = None
+                index = self.index(row)
+                self.dataChanged.emit(index, index)
 
 
 class UserListModel(QAbstractListModel):
@@ -240,6 +319,7 @@ class UserListModel(QAbstractListModel):
         super().__init__(parent)
         self.names: list[str] = []
         self._keys: list[str] = []
+        self.away: dict[str, str] = {}  # who of them is away: name -> message (maybe empty)
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.names)
@@ -247,6 +327,7 @@ class UserListModel(QAbstractListModel):
     me = ""  # your own name, shown in bold
     NameRole = int(Qt.ItemDataRole.UserRole) + 1  # the name (a view may show more, e.g. "@" for an operator)
     OperatorRole = int(Qt.ItemDataRole.UserRole) + 2
+    AwayRole = int(Qt.ItemDataRole.UserRole) + 3  # the away message ("" for none), or None when here
     operators: frozenset[str] = frozenset()  # the room operators' names, casefolded
 
     def set_operators(self, names: tuple[str, ...]) -> None:
@@ -262,6 +343,8 @@ class UserListModel(QAbstractListModel):
             return name
         if role == self.OperatorRole:
             return name.casefold() in self.operators
+        if role == self.AwayRole:
+            return self.away.get(name)
         if role == Qt.ItemDataRole.DisplayRole:
             return name
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -272,13 +355,35 @@ class UserListModel(QAbstractListModel):
             return font
         return None
 
-    def reset(self, names: list[str]) -> None:
+    def reset(self, names: list[str], away: dict[str, str] | None = None) -> None:
         self.beginResetModel()
         pairs = sorted((n.casefold(), n) for n in set(names))
         self._keys = [k for k, _ in pairs]
         self.names = [n for _, n in pairs]
+        listed = set(self.names)
+        self.away = {n: m for n, m in (away or {}).items() if n in listed}
         self.endResetModel()
         self.count_changed.emit(len(self.names))
+
+    def set_away(self, name: str, message: str | None) -> None:
+        """``name`` is away with this message (maybe empty), or here again (None)."""
+        if message is None:
+            if self.away.pop(name, None) is None:
+                return
+        else:
+            self.away[name] = message
+        row = self._row(name)
+        if row is not None:
+            self.dataChanged.emit(self.index(row), self.index(row))
+
+    def _row(self, name: str) -> int | None:
+        key = name.casefold()
+        row = bisect.bisect_left(self._keys, key)
+        while row < len(self.names) and self._keys[row] == key:
+            if self.names[row] == name:
+                return row
+            row += 1
+        return None
 
     def add(self, name: str) -> None:
         key = name.casefold()
@@ -299,6 +404,7 @@ class UserListModel(QAbstractListModel):
                 self.beginRemoveRows(QModelIndex(), row, row)
                 del self._keys[row]
                 del self.names[row]
+                self.away.pop(name, None)
                 self.endRemoveRows()
                 self.count_changed.emit(len(self.names))
                 return

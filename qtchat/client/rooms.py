@@ -12,13 +12,17 @@ themselves (``_on_message``).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from PySide6.QtCore import QObject, Signal
 
 from qtchat.protocol import (
     DEFAULT_ROOM,
     MAX_QUERY,
+    REACTIONS,
+    DeleteMessage,
+    EditMessage,
     History,
     HistoryRequest,
     Joined,
@@ -26,8 +30,12 @@ from qtchat.protocol import (
     Left,
     MarkRead,
     Message,
+    MessageDeleted,
+    MessageEdited,
     PartRoom,
     ProtocolError,
+    React,
+    Reactions,
     RoomInfo,
     RoomInvite,
     RoomJoined,
@@ -40,7 +48,10 @@ from qtchat.protocol import (
     SearchResults,
     SetTopic,
     TopicChanged,
+    UserAway,
+    UserBack,
     UserList,
+    check_text,
     name_key,
     validate_name,
 )
@@ -73,6 +84,8 @@ class RoomState:
     gap_end: int | None = None  # the first message reported after the pause: the gap ends there
     fill_after: int | None = None  # a load_missed page asked for (after this id) and not answered yet
     collecting: list[str] | None = None  # a user list arriving in parts
+    away: dict[str, str] = field(default_factory=dict)  # who of its users is away: name -> message (maybe empty)
+    collecting_away: dict[str, str] = field(default_factory=dict)  # ... as the parts of a user list say
     modes: RoomModes | None = None  # its creator, operators and modes, as the server last said
     # pages asked for with request_context, by what the answer repeats: ("around" | "before" | "after", id)
     context_requests: set[tuple[str, int]] = field(default_factory=set)
@@ -98,6 +111,7 @@ class ChatRooms(ClientLink):
     room_list = Signal(list)
     topic_changed = Signal(str, str, str)
     users_reset = Signal(str, list)
+    away_changed = Signal(str, str, bool, str)
     user_joined = Signal(str, str)
     user_left = Signal(str, str, str)
     history_received = Signal(object)
@@ -108,6 +122,9 @@ class ChatRooms(ClientLink):
     search_failed = Signal(str, str)
     room_modes = Signal(object)
     removed_from_room = Signal(str, str, str)
+    message_edited = Signal(str, object, str, object)  # (ids are 53 bits: not a C++ int)
+    message_deleted = Signal(str, object, str)
+    reactions_changed = Signal(str, object, object, object)
     CATCH_UP_STEP = CATCH_UP_STEP
 
     def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
@@ -229,6 +246,66 @@ class ChatRooms(ClientLink):
             return None
         return state
 
+    # ------------------------------------------------------------ edits and deletions
+
+    def edit_message(self, mid: int, text: str, room: str = DEFAULT_ROOM) -> None:
+        """Replace the text of our message ``mid`` in the room: message_edited once the server did (or
+        edit_failed). Raises ValueError (a sentence for the user) for text the server would refuse, or
+        while not online."""
+        try:
+            check_text(text)
+        except ProtocolError as exc:
+            raise ValueError(exc.message) from None
+        state = self._joined_room(room)
+        if state is None:
+            raise ValueError("Not connected: the message was not changed.")
+        self._send(EditMessage(mid, text, state.name))
+
+    def delete_message(self, mid: int, room: str = DEFAULT_ROOM) -> None:
+        """Delete the message ``mid`` of the room (ours, or any as its operator): message_deleted once the
+        server did (or edit_failed). Raises ValueError while not online."""
+        state = self._joined_room(room)
+        if state is None:
+            raise ValueError("Not connected: the message was not deleted.")
+        self._send(DeleteMessage(mid, state.name))
+
+    def _on_edited(self, event: MessageEdited) -> None:
+        self._change_held(event.room, event.id, lambda m: replace(m, text=event.text, edited=event.edited))
+        self.message_edited.emit(event.room, event.id, event.text, event.edited)
+
+    def _on_deleted(self, event: MessageDeleted) -> None:
+        self._change_held(event.room, event.id, lambda m: replace(m, text="", deleted=True))
+        self.message_deleted.emit(event.room, event.id, event.by)
+
+    def react(self, mid: int, emoji: str, on: bool = True, room: str = DEFAULT_ROOM) -> None:
+        """Give (or take back) a reaction to a message of the room: reactions_changed once the server did.
+        Raises ValueError while not online, or for a reaction the server does not take."""
+        if emoji not in REACTIONS:
+            raise ValueError(f"A reaction is one of {' '.join(REACTIONS)}.")
+        state = self._joined_room(room)
+        if state is None:
+            raise ValueError("Not connected: no reaction was given.")
+        self._send(React(mid, emoji, state.name, on))
+
+    def _on_reactions(self, event: Reactions) -> None:
+        mine = event.mine if event.yours else None
+        self._change_held(event.room, event.id, lambda m: replace(m, reactions=event.reactions, mine=mine or m.mine))
+        self.reactions_changed.emit(event.room, event.id, dict(event.reactions), mine)
+
+    def _change_held(self, room: str, mid: int, change: Callable[[Message], Message]) -> None:
+        """A live change of a message held while the room catches up: it is shown changed."""
+        state = self.rooms.get(name_key(room))
+        if state is not None and state.held:
+            state.held = [change(m) if m.id == mid else m for m in state.held]
+
+    def _report_changes(self, page: History) -> None:
+        """A catch-up page's messages changed while we were away (``changed``), as live changes are."""
+        for m in page.changed:
+            if m.deleted:
+                self.message_deleted.emit(page.room, m.id, "")
+            else:
+                self.message_edited.emit(page.room, m.id, m.text, m.edited)
+
     def request_older(self, before: int, limit: int = LATEST_PAGE, room: str = DEFAULT_ROOM) -> bool:
         """Ask for the page of a room's messages before id ``before``; it arrives as history_received.
         False (and nothing asked) while not online."""
@@ -315,6 +392,7 @@ class ChatRooms(ClientLink):
         if room is not None:
             if event.user not in room.users:
                 room.users.append(event.user)
+            room.away.pop(event.user, None)  # (an away frame follows if they are)
             self.user_joined.emit(room.name, event.user)
 
     def _on_left(self, event: Left) -> None:
@@ -327,6 +405,7 @@ class ChatRooms(ClientLink):
         elif room is not None:
             if event.user in room.users:
                 room.users.remove(event.user)
+            room.away.pop(event.user, None)
             self.user_left.emit(room.name, event.user, event.reason)
 
     def _on_room_modes(self, event: RoomModes) -> None:
@@ -340,12 +419,27 @@ class ChatRooms(ClientLink):
         if room is None:
             return
         if room.collecting is None:
-            room.collecting = []
+            room.collecting, room.collecting_away = [], {}
         room.collecting.extend(event.users)
+        room.collecting_away.update(event.away)
         if not event.more:
             room.users = list(dict.fromkeys(room.collecting))
-            room.collecting = None
+            listed = set(room.users)
+            room.away = {n: m for n, m in room.collecting_away.items() if n in listed}
+            room.collecting, room.collecting_away = None, {}
             self.users_reset.emit(room.name, list(room.users))
+
+    def _on_away(self, event: UserAway | UserBack) -> None:
+        """Someone in a room went away (or changed their message), or came back."""
+        room = self.rooms.get(name_key(event.room))
+        if room is None:
+            return
+        if isinstance(event, UserAway):
+            room.away[event.user] = event.message
+        elif room.away.pop(event.user, None) is None:
+            return  # not away here: nothing changed
+        self.away_changed.emit(room.name, event.user, isinstance(event, UserAway),
+                               event.message if isinstance(event, UserAway) else "")
 
     def _on_topic(self, event: TopicChanged) -> None:
         room = self.rooms.get(name_key(event.room))
@@ -403,6 +497,7 @@ class ChatRooms(ClientLink):
         step of CATCH_UP_STEP with more to come it pauses (catch_up_paused): the rest on demand."""
         for msg in page.messages:
             self._on_message(msg)
+        self._report_changes(page)
         room.step_left -= len(page.messages)
         if page.more and page.messages:
             if room.step_left > 0:
@@ -442,6 +537,7 @@ class ChatRooms(ClientLink):
         room.gap = None if closed else shown[-1].id
         room.step_left -= len(shown)
         self.missed_received.emit(History(tuple(fresh), room.name, after=page.after, more=not closed))
+        self._report_changes(page)
         if room.gap is not None and room.step_left > 0:
             room.fill_after = room.gap
             self._send(HistoryRequest(room.name, after=room.gap, limit=min(CATCH_UP_PAGE, room.step_left)))

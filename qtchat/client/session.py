@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from PySide6.QtCore import QObject, Signal
 
 from qtchat.protocol import (
     DEFAULT_ROOM,
+    MAX_AWAY_MESSAGE,
     AccountStatus,
     BanRequest,
     Bye,
@@ -36,21 +38,31 @@ from qtchat.protocol import (
     KickRequest,
     Left,
     Message,
+    MessageDeleted,
+    MessageEdited,
     Notice,
     PasswordChange,
     Ping,
     Pong,
     ProtocolError,
+    Reactions,
     Register,
     RoomJoined,
     RoomList,
     RoomState,
     SearchResults,
     SendMessage,
+    SetAway,
+    SetBack,
     TopicChanged,
+    TypingChanged,
+    TypingThrottle,
+    UserAway,
+    UserBack,
     UserList,
     Welcome,
     check_text,
+    clean_line,
     name_key,
 )
 
@@ -65,6 +77,7 @@ log = logging.getLogger("qtchat.client")
 Handler = Callable[["ChatClient", Any], None]
 FRAME_OVERHEAD = 200  # what a msg frame adds to its text, about
 SLOW_DOWN_RANGE = (0.2, 30.0)  # seconds: how long a slow_down may hold a message back
+AWAY_LIMIT = "away_changes_burst"  # in welcome.limits: the server knows away and back
 
 
 class ChatClient(ChatRooms):
@@ -104,9 +117,22 @@ class ChatClient(ChatRooms):
         password_change_failed(code, text): it did not (``auth_failed``: the old password is wrong;
             ``bad_password``, ``account_required``, ``too_many_attempts``, ``server_busy``, with the
             server's words; or ``network``, with no text, when the connection dropped before the answer).
-        users_reset(room, list): a room's full user list (after each login or join).
+        users_reset(room, list): a room's full user list (after each login or join); who of them is away
+            is in ``rooms[key].away`` (name -> message).
+        away_changed(room, name, away, message): someone in a room went away (``message``: theirs, maybe
+            empty; said again when it changes) or came back (``away`` false), ourselves included.
+        my_away_changed(away, message): our own away state as set_away/set_back set it (told to the server
+            when online, and again after each login).
         user_joined(room, name), user_left(room, name, reason).
         server_error(code, text): a non-fatal error not tied to a message (the server's code and words).
+        message_edited(room, id, text, edited): a message of a room has a new text (live, or found
+            changed while catching up); ``edited``: when (ms). Not news: nothing to notify.
+        message_deleted(room, id, by): a message of a room was deleted (``by``: who; "" when found while
+            catching up). Ask for them with edit_message / delete_message.
+        reactions_changed(room, id, counts, mine): a message's reactions (emoji -> how many); ``mine``: our
+            own (a tuple) when we changed them, else None (ours did not change). Give one with react().
+        edit_failed(code, text): the server refused an edit, a deletion or a reaction (no_such_message,
+            not_author, too_late, slow_down, ...; its words).
         notice_received(text): a notice from the server's operator.
         history_received(History): a page of older messages (the latest page after the first login,
             or one asked for with request_older), messages already shown left out. Messages missed
@@ -122,6 +148,8 @@ class ChatClient(ChatRooms):
         search_failed(code, text): the server refused the search (search_too_broad: too many words, or it
             would take too long; no_such_room: a room we are not in).
         pending_changed(count): messages waiting for their acknowledgement.
+        typing_received(TypingChanged): who started or stopped typing in a room (``on``, ``off``), or to us
+            privately (no ``room``); the Workspace's ``typists`` keeps who types where, expiring them.
         latency_changed(ms): round trip of the last ping.
         closed(): quit() finished.
     """
@@ -133,8 +161,11 @@ class ChatClient(ChatRooms):
     password_changed = Signal()
     password_change_failed = Signal(str, str)
     server_error = Signal(str, str)
+    edit_failed = Signal(str, str)
     notice_received = Signal(str)
     pending_changed = Signal(int)
+    my_away_changed = Signal(bool, str)
+    typing_received = Signal(object)
 
     def __init__(self, parent: QObject | None = None, pins: PinStore | None = None) -> None:
         super().__init__(parent, pins)
@@ -155,14 +186,20 @@ class ChatClient(ChatRooms):
         self._slowed: set[str] = set()  # refused with slow_down: resent together, in the outbox's order
         self._resend_due = False  # the wait is over, but messages sent before the resend are still unanswered
         self._slow_timer = self._timer(self._resend_slowed, single=True)
+        self.away: str | None = None  # we are away, with this message (maybe empty); None: here
+        self.away_auto = False  # ... set by the idle timer (away.py): the next activity ends it
+        self._away_told: tuple[str | None] | None = None  # what the server knows of it, as we told it (None: unsure)
+        self._away_timer = self._timer(self._sync_away, single=True)  # a slow_down's wait before telling it again
+        self.send_typing = True  # tell others when the user types (the setting); stops are sent regardless
+        self._typing_out = TypingThrottle(time.monotonic())
 
     # ------------------------------------------------------------ public API
 
-    def send_text(self, text: str, room: str = DEFAULT_ROOM, to: str | None = None) -> str:
+    def send_text(self, text: str, room: str = DEFAULT_ROOM, to: str | None = None, reply_to: int | None = None) -> str:
         """Queue a chat message and send it as soon as we are online; returns its cid.
 
         Raises ValueError (with a sentence for the user) for text the server would refuse.
-        With ``to``, a private message to that user instead of the room.
+        With ``to``, a private message to that user instead of the room; ``reply_to``: answering that message.
         """
         try:
             check_text(text)
@@ -175,11 +212,34 @@ class ChatClient(ChatRooms):
                              f"{limit - FRAME_OVERHEAD:,}.")
         self._cid_counter += 1
         cid = f"{self._cid_prefix}-{self._cid_counter}"
-        event = SendMessage(text=text, room=room, cid=cid, to=to)
+        event = SendMessage(text=text, room=room, cid=cid, to=to, reply_to=reply_to)
+        self._typing_out.sent(room, to)  # the message ends our typing there, for every receiver
         self._outbox[cid] = event
         self._send_outbox()
         self.pending_changed.emit(len(self._outbox))
         return cid
+
+    def set_typing(self, on: bool, room: str = DEFAULT_ROOM, to: str | None = None) -> None:
+        """The user typed (``on``) in a room, or to ``to``, or emptied the input there: the server is told of a
+        start at once and again at most every 3 s while it goes on, of a stop only after a start, and of nothing
+        after a message (it is the stop); nothing of a start while offline, with ``send_typing`` off, to a server
+        that does not announce typing (welcome.limits.typing_members: an older one would answer unknown_type), or
+        in a room with more members than the server relays typing in."""
+        if self.state is not ClientState.ONLINE or (on and not self._may_type(room, to)):
+            return
+        event = self._typing_out.change(on, time.monotonic(), room, to)
+        if event is not None:
+            self._send(event)
+
+    def _may_type(self, room: str, to: str | None) -> bool:
+        if not self.send_typing:
+            return False
+        limits = self.welcome.limits if self.welcome is not None else {}
+        if "typing_members" not in limits:
+            return False
+        limit = int(limits["typing_members"])
+        entry = self.rooms.get(name_key(room)) if to is None else None
+        return not (limit > 0 and entry is not None and len(entry.users) > limit)
 
     @property
     def pending(self) -> list[SendMessage]:
@@ -224,6 +284,53 @@ class ChatClient(ChatRooms):
         """An operator's ban of a name (for good without minutes)."""
         self._operator_request(BanRequest(user, minutes, reason))
 
+    def set_away(self, message: str = "", *, auto: bool = False) -> None:
+        """Be away, with an optional message for the others (one line, trimmed, at most MAX_AWAY_MESSAGE
+        characters); told to the server now when online, else at the next login (and again after every
+        reconnect) until set_back(); a server that does not announce away (server_knows_away) is told nothing. ``auto``: away because the user is idle (away.py): the next activity ends
+        it, and a manual away is kept as it is. Raises ValueError for a message that is too long."""
+        message = clean_line(message).strip()
+        if len(message) > MAX_AWAY_MESSAGE:
+            raise ValueError(f"An away message may be at most {MAX_AWAY_MESSAGE} characters long.")
+        if auto and self.away is not None:
+            return  # away already (by hand, or idle still): nothing changes
+        changed = self.away != message
+        self.away, self.away_auto = message, auto
+        if changed:
+            self._sync_away()
+            self.my_away_changed.emit(True, message)
+
+    def set_back(self) -> None:
+        """No longer away (a manual or an automatic away)."""
+        if self.away is None:
+            return
+        self.away, self.away_auto = None, False
+        self._sync_away()
+        self.my_away_changed.emit(False, "")
+
+    @property
+    def server_knows_away(self) -> bool:
+        """Does the server take away and back? It says so by announcing their limit (an older one would answer
+        unknown_type): to one that does not, nothing is sent, and the state is ours alone."""
+        return self.welcome is not None and AWAY_LIMIT in self.welcome.limits
+
+    def _sync_away(self) -> None:
+        """Tell the server our away state if it does not know it yet (and no slow_down wait is running)."""
+        if self.state is not ClientState.ONLINE or self._away_timer.isActive() or self._away_told == (self.away,) \
+                or not self.server_knows_away:
+            return
+        self._away_told = (self.away,)
+        self._send(SetBack() if self.away is None else SetAway(self.away))
+
+    def _away_refused(self, error: Error) -> None:
+        """The server would not take an away or back: after a slow_down it is told again once the wait is over."""
+        self._away_told = None
+        if ErrorCode.parse(error.code) is ErrorCode.SLOW_DOWN:
+            low, high = SLOW_DOWN_RANGE
+            self._away_timer.start(int(max(low, min(error.retry_after or 1.0, high)) * 1000))
+        else:
+            self.server_error.emit(error.code, error.message)
+
     def _operator_request(self, event: KickRequest | BanRequest) -> None:
         if self.state is not ClientState.ONLINE:
             raise ValueError("Not connected.")
@@ -244,6 +351,9 @@ class ChatClient(ChatRooms):
     def _new_connection(self) -> None:
         self._held_upto = self._held_confirmed = 0  # confirmations are per connection
         self._confirm_timer.stop()
+        self._away_told = (None,)  # a new login is here until it says otherwise
+        self._away_timer.stop()
+        self._typing_out.reset()
         super()._new_connection()
 
     def _link_down(self) -> None:
@@ -268,6 +378,7 @@ class ChatClient(ChatRooms):
         # room's join (and catch-up request) is ahead of its messages
         self._reset_resends()
         self._send_outbox()  # those to a room being joined go once it is (_room_ready)
+        self._sync_away()  # away still (or set while offline): the others are told again
         self._send_ping()
 
     def _reset_resends(self) -> None:
@@ -344,6 +455,9 @@ class ChatClient(ChatRooms):
             self.password_changed.emit()
         self.account_changed.emit(event.registered, event.admin)
 
+    def _on_typing(self, event: TypingChanged) -> None:
+        self.typing_received.emit(event)
+
     def _on_notice(self, event: Notice) -> None:
         self.notice_received.emit(event.text)
 
@@ -354,8 +468,14 @@ class ChatClient(ChatRooms):
         elif error.ref == "passwd" and self._new_password is not None:
             self._new_password = None
             self.password_change_failed.emit(error.code, error.message)
+        elif error.ref == "typing":  # typing_too_fast: our typing notices are not worth the user's attention
+            log.debug("typing notice refused: %s", error.message)
         elif error.ref == "search":  # search_too_broad, or no_such_room for a room we are no longer in
             self.search_failed.emit(error.code, error.message)
+        elif error.ref is not None and error.ref.startswith(("edit:", "delete:", "react:")):
+            self.edit_failed.emit(error.code, error.message)
+        elif error.ref in ("away", "back"):
+            self._away_refused(error)
         elif code in (ErrorCode.ROOM_INVALID, ErrorCode.TOO_MANY_ROOMS, ErrorCode.INVITE_ONLY) and \
                 error.ref is not None and self._joining(error.ref):
             if not self._room_refused(error.ref, error.message):
@@ -421,6 +541,8 @@ SESSION_HANDLERS: dict[type, Handler] = {
     Joined: ChatClient._on_joined,
     Left: ChatClient._on_left,
     UserList: ChatClient._on_user_list,
+    UserAway: ChatClient._on_away,
+    UserBack: ChatClient._on_away,
     RoomJoined: ChatClient._on_room_joined_event,
     RoomState: ChatClient._on_room_modes,
     TopicChanged: ChatClient._on_topic,
@@ -429,8 +551,12 @@ SESSION_HANDLERS: dict[type, Handler] = {
     RoomList: ChatClient._on_room_list,
     AccountStatus: ChatClient._on_account,
     Notice: ChatClient._on_notice,
+    TypingChanged: ChatClient._on_typing,
     Error: ChatClient._on_error,
     Ping: ChatClient._on_ping,
     Pong: ChatClient._on_pong,
     Bye: ChatClient._on_bye,
+    MessageEdited: ChatClient._on_edited,
+    MessageDeleted: ChatClient._on_deleted,
+    Reactions: ChatClient._on_reactions,
 }

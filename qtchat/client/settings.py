@@ -49,6 +49,38 @@ class ClientSettings:
     def show_presence(self, on: bool) -> None:
         self._s.setValue("view/show_presence", "true" if on else "false")
 
+    @property
+    def hours(self) -> str:
+        """Times of day in "24" or "12" hours, or as the locale does: "locale" (View > Time of day)."""
+        value = self._str("view/hours", "locale")
+        return value if value in ("locale", "24", "12") else "locale"
+
+    @hours.setter
+    def hours(self, value: str) -> None:
+        self._s.setValue("view/hours", value if value in ("24", "12") else "locale")
+
+    @property
+    def auto_away_minutes(self) -> float:
+        """Minutes with no input in the window before the client says you are away (0: never; client/away.py)."""
+        try:
+            value = float(str(self._s.value("away/idle_minutes", 10)))  # ini files give back strings
+        except ValueError:
+            return 10.0
+        return value if 0 <= value <= 24 * 60 else 10.0
+
+    @auto_away_minutes.setter
+    def auto_away_minutes(self, minutes: float) -> None:
+        self._s.setValue("away/idle_minutes", minutes)
+
+    @property
+    def send_typing(self) -> bool:
+        """Tell the others when you are typing (View > Tell others when I am typing)."""
+        return self._str("view/send_typing", "true") == "true"
+
+    @send_typing.setter
+    def send_typing(self, on: bool) -> None:
+        self._s.setValue("view/send_typing", "true" if on else "false")
+
     def _list(self, key: str) -> list[str]:
         value = self._s.value(key, [])
         if isinstance(value, str):

@@ -22,6 +22,7 @@ from .conversation import PRIVATE, ROOM, Conversation, conversation_key
 from .models import ChatLine, literal_html
 from .search import SearchModel
 from .session import ChatClient
+from .typists import Typists
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -90,6 +91,7 @@ class Workspace(QObject):
         self.client = client
         self.model = ConversationList(self)
         self.search = SearchModel(client, self)
+        self.typists = Typists(client, self)  # who is typing in each conversation (typists.py)
         self.by_key: dict[str, Conversation] = {}
         self.looking = True  # the user can see the active conversation (the window is active)
         self.show_presence = True  # "joined" / "left" notices in rooms
@@ -110,6 +112,7 @@ class Workspace(QObject):
         c.room_list.connect(self._on_room_list)
         c.topic_changed.connect(self._on_topic)
         c.users_reset.connect(self._on_users_reset)
+        c.away_changed.connect(self._on_away)
         c.user_joined.connect(self._on_user_joined)
         c.user_left.connect(self._on_user_left)
         c.server_error.connect(lambda code, text: self.active.error(text))
@@ -118,6 +121,13 @@ class Workspace(QObject):
         c.catch_up_paused.connect(lambda room: self._in_room(room, Conversation.catch_up_paused))
         c.missed_received.connect(lambda page: self._in_room(page.room, lambda conv: conv.add_missed(page)))
         c.context_received.connect(self._on_context)
+        c.message_edited.connect(lambda room, mid, text, edited: self._in_room(
+            room, lambda conv: conv.change_message(mid, text, edited)))
+        c.message_deleted.connect(lambda room, mid, by: self._in_room(
+            room, lambda conv: conv.change_message(mid, "", deleted=True)))
+        c.edit_failed.connect(lambda code, text: self.active.error(f"Not changed: {text}"))
+        c.reactions_changed.connect(lambda room, mid, counts, mine: self._in_room(
+            room, lambda conv: conv.set_reactions(mid, counts, mine)))
         c.account_changed.connect(self._on_account)
         c.room_modes.connect(self._on_room_modes)
         c.removed_from_room.connect(self._on_removed)
@@ -200,7 +210,11 @@ class Workspace(QObject):
 
     def conversation_with(self, name: str) -> Conversation:
         """The private conversation with this person, opened if new (not made active)."""
-        return self.private(name) or self._add(PRIVATE, name)
+        conv = self.private(name)
+        if conv is None:
+            conv = self._add(PRIVATE, name)
+            conv.set_away(self._lobby_away().get(name))  # away already: its header says so
+        return conv
 
     def open_private(self, name: str) -> Conversation:
         """The conversation with this person (opened if new) and made active."""
@@ -360,6 +374,7 @@ class Workspace(QObject):
             conv = self._add(PRIVATE, peer)
             conv.users.me = self.client.me
             conv.users.reset([self.client.me, peer])
+            conv.set_away(self._lobby_away().get(peer))
         conv.rename(peer)  # as the server spells it
         return conv
 
@@ -388,7 +403,7 @@ class Workspace(QObject):
         if conv is not None:
             conv.add_history(page)
 
-    def _in_room(self, room: str, act: Callable[[Conversation], None]) -> None:
+    def _in_room(self, room: str, act: Callable[[Conversation], object]) -> None:
         conv = self.room(room)
         if conv is not None:
             act(conv)
@@ -398,16 +413,32 @@ class Workspace(QObject):
         if conv is not None:
             conv.add_context(page)
 
+    def _lobby_away(self) -> dict[str, str]:
+        """Who is away (name -> message), as the lobby, where everyone is, says."""
+        state = self.client.room(DEFAULT_ROOM)
+        return state.away if state is not None else {}
+
     def _on_users_reset(self, room: str, names: list[str]) -> None:
         conv = self.room(room)
+        state = self.client.room(room)
+        away = dict(state.away) if state is not None else {}
         if conv is not None:
-            conv.users.reset(names)
+            conv.users.reset(names, away)
         if name_key(room) == name_key(DEFAULT_ROOM):  # who is online: private conversations show it
             online = {name_key(n) for n in names}
             for conv in self.model.items:
                 if not conv.is_room:
                     conv.users.reset([self.client.me, conv.name] if name_key(conv.name) in online else
-                                     [self.client.me])
+                                     [self.client.me], away)
+                    conv.set_away(away.get(conv.name))
+
+    def _on_away(self, room: str, name: str, away: bool, message: str) -> None:
+        conv = self.room(room)
+        if conv is not None:
+            conv.users.set_away(name, message if away else None)
+        peer = self.private(name)
+        if peer is not None and name_key(room) == name_key(DEFAULT_ROOM):
+            peer.set_away(message if away else None)
 
     def _on_user_joined(self, room: str, name: str) -> None:
         conv = self.room(room)
@@ -428,6 +459,7 @@ class Workspace(QObject):
             peer = self.private(name)
             if peer is not None:
                 peer.users.remove(name)
+                peer.set_away(None)
                 peer.notice(f"{name} went offline")
 
 

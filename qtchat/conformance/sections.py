@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 
-from . import accounts, pacing, reads
+from . import accounts, changes, indicators, pacing, reads
 from .checks import Suite
 from .wire import Peer
 
@@ -108,6 +108,32 @@ def messages(s: Suite) -> None:
     b.wait(lambda f: f.get("type") == "msg" and marker is not None and f.get("id") == marker.get("id"))
     copies = sum(1 for f in b.received if f.get("type") == "msg" and f.get("cid") == cid)
     s.check("resend: delivered to the others once", copies == 1, "one copy", f"{copies} copies")
+
+
+def away(s: Suite) -> None:
+    """away is told to the room (the sender too) and carried in a newcomer's users; back clears it."""
+    a: Peer = s.a
+    b: Peer = s.b
+    name = f"{s.tag}-a"
+    if not s.limit("away_changes_burst"):
+        s.skip("away: told to the room", "the server announces no away (welcome.limits.away_changes_burst)")
+        return
+    a.send({"type": "away", "message": "  at lunch  "})
+    told = b.wait_type("away", user=name, room="lobby")
+    s.check("away: told to the room, the message trimmed", told is not None and told.get("message") == "at lunch",
+            f'{{"type":"away","room":"lobby","user":"{name}","message":"at lunch",...}}', told)
+    s.check("away: its sender hears it too", a.wait_type("away", user=name) is not None, "an away frame", "none")
+    c, _ = s.login("c")
+    lists = [f for f in c.received if f.get("type") == "users"]
+    s.check("away: a newcomer's users say who is away", any((f.get("away") or {}).get(name) == "at lunch"
+            for f in lists), f'users with "away":{{"{name}":"at lunch"}}', lists[:1] or None)
+    c.send({"type": "bye"})
+    c.close()
+    a.send({"type": "back"})
+    back = b.wait_type("back", user=name, room="lobby")
+    s.check("back: told to the room", back is not None, f'{{"type":"back","room":"lobby","user":"{name}",...}}',
+            back)
+    a.wait_type("back", user=name)
 
 
 def private_rooms(s: Suite) -> None:
@@ -229,5 +255,6 @@ def bye(s: Suite) -> None:
 
 
 ALL: list[Callable[[Suite], None]] = [
-    handshake, versions, before_login, session_errors, messages, rooms, private_rooms, history, reads.around,
-    reads.search, accounts.accounts, pacing.rate, framing, pacing.handshake_timeout, bye]
+    handshake, versions, before_login, session_errors, messages, changes.changes, away, rooms, indicators.typing,
+    private_rooms,
+    history, reads.around, reads.search, accounts.accounts, pacing.rate, framing, pacing.handshake_timeout, bye]

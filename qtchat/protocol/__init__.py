@@ -3,11 +3,14 @@
 Nothing in this package imports Qt (a test checks it). See docs/PROTOCOL.md.
 """
 
+from . import events  # noqa: F401  (first: it declares away.py's frames in its tables, see away.py)
+from .away import SetAway, SetBack, UserAway, UserBack, away_entry
 from .connection import NEED_DATA, PEER_CLOSED, Connection, Role, State, encode_event, negotiate_version
 from .errors import ByeCode, ErrorCode, ProtocolError
 from .events import (
     DEFAULT_ROOM,
     HISTORY_VISIBILITY,
+    MAX_AWAY_MESSAGE,
     MAX_CID_LENGTH,
     MAX_QUERY,
     MAX_ROOMS_PAGE,
@@ -54,23 +57,35 @@ from .events import (
     ServerEvent,
     SetTopic,
     TopicChanged,
+    Typing,
+    TypingChanged,
     UnknownEvent,
     UserList,
     UsersRequest,
     Welcome,
-    encode_name,
-    encode_user_lists,
-    names_per_frame,
 )
 from .fields import check_text, clean_line
 from .framing import DEFAULT_MAX_FRAME, FrameDecoder, decode_frame, encode_frame
+from .message_events import REACTIONS, DeleteMessage, EditMessage, MessageDeleted, MessageEdited, React, Reactions
 from .names import MAX_NAME_LENGTH, RESERVED_NAMES, name_key, validate_name
 from .passwords import MAX_PASSWORD, MIN_PASSWORD, check_password
+from .typing_rules import (
+    TYPING_BURST,
+    TYPING_EVERY,
+    TYPING_EXPIRES,
+    TYPING_MAX_MEMBERS,
+    TYPING_RATE,
+    TypingBucket,
+    TypingThrottle,
+    target_key,
+)
+from .userlists import encode_name, encode_user_lists, names_per_frame
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "DEFAULT_ROOM",
     "HISTORY_VISIBILITY",
+    "MAX_AWAY_MESSAGE",
     "MAX_CID_LENGTH",
     "MAX_NAME_LENGTH",
     "MAX_PASSWORD",
@@ -82,8 +97,14 @@ __all__ = [
     "NEED_DATA",
     "PEER_CLOSED",
     "PROTOCOL_VERSION",
+    "REACTIONS",
     "RESERVED_NAMES",
     "SUPPORTED_VERSIONS",
+    "TYPING_BURST",
+    "TYPING_EVERY",
+    "TYPING_EXPIRES",
+    "TYPING_MAX_MEMBERS",
+    "TYPING_RATE",
     "UNREAD_CAP",
     "AccountStatus",
     "BanRequest",
@@ -91,7 +112,9 @@ __all__ = [
     "ByeCode",
     "ClientEvent",
     "Connection",
+    "DeleteMessage",
     "Delivered",
+    "EditMessage",
     "Error",
     "ErrorCode",
     "Event",
@@ -105,12 +128,16 @@ __all__ = [
     "Left",
     "MarkRead",
     "Message",
+    "MessageDeleted",
+    "MessageEdited",
     "Notice",
     "PartRoom",
     "PasswordChange",
     "Ping",
     "Pong",
     "ProtocolError",
+    "React",
+    "Reactions",
     "Register",
     "Role",
     "RoomInfo",
@@ -127,13 +154,22 @@ __all__ = [
     "SendMessage",
     "SendableEvent",
     "ServerEvent",
+    "SetAway",
+    "SetBack",
     "SetTopic",
     "State",
     "TopicChanged",
+    "Typing",
+    "TypingBucket",
+    "TypingChanged",
+    "TypingThrottle",
     "UnknownEvent",
+    "UserAway",
+    "UserBack",
     "UserList",
     "UsersRequest",
     "Welcome",
+    "away_entry",
     "check_password",
     "check_text",
     "clean_line",
@@ -145,5 +181,6 @@ __all__ = [
     "name_key",
     "names_per_frame",
     "negotiate_version",
+    "target_key",
     "validate_name",
 ]

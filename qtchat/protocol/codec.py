@@ -77,8 +77,10 @@ class Records(Kind):
         entry = "_e"
         if self.inherit:
             entry = "{**_e, " + ", ".join(f"{_slot_key(self.of, f)!r}: v_{f}" for f in self.inherit) + "}"
-        lines = [
-            f"_raw = d.get({s.key!r})",
+        lines = [f"_raw = d.get({s.key!r})"]
+        if self.omit_empty:  # left out when empty: absent means empty
+            lines += ["if _raw is None:", "    _raw = []"]
+        lines += [
             "if not isinstance(_raw, list):",
             f"    raise _bad({f'Field {s.key!r} must be a list.'!r})",
             f"{v} = []",
@@ -151,6 +153,8 @@ def _split(annotation: Any) -> tuple[Any, bool, Kind]:
 def _wire_default(f: dataclasses.Field[Any], kind: Kind, optional: bool) -> object:
     if kind.explicit_default is not UNSET:
         return kind.explicit_default
+    if not kind.required and f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()  # (an empty mapping: events are frozen, nobody changes it)
     if kind.required or f.default is dataclasses.MISSING:
         return None if optional else REQUIRED
     return f.default

@@ -47,6 +47,11 @@ class ErrorCode(StrEnum):
     NOT_ROOM_OPERATOR = "not_room_operator"  # a room's modes, operators, invites or kicks from a non-operator
     INVITE_ONLY = "invite_only"  # joining an invite-only room without an invite
     NO_SUCH_USER = "no_such_user"  # inviting, naming or kicking a name that is not there
+    NO_SUCH_MESSAGE = "no_such_message"  # editing or deleting a message the room does not have (or deleted)
+    NOT_AUTHOR = "not_author"  # editing someone else's message, or deleting it without being an operator
+    TOO_LATE = "too_late"  # editing a message older than the server's edit window
+    BAD_REACTION = "bad_reaction"  # a reaction that is not one of the protocol's (REACTIONS)
+    TOO_MANY_REACTIONS = "too_many_reactions"  # a message that holds as many reactions as it may
     PING_TIMEOUT = "ping_timeout"
     TOO_MANY_ERRORS = "too_many_errors"
     # limits
@@ -54,6 +59,7 @@ class ErrorCode(StrEnum):
     FLOOD = "flood"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     SEARCH_TOO_BROAD = "search_too_broad"  # a search with too many words, or one that ran past its time budget
+    TYPING_TOO_FAST = "typing_too_fast"  # typing frames faster than the protocol allows (typing_rules.py)
     INTERNAL = "internal"
 
     @classmethod

@@ -16,7 +16,6 @@ derived from the declarations: a new event is its declaration, nothing else.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -31,10 +30,12 @@ from .fields import (
     Id,
     Int,
     Limits,
+    NameMap,
     Names,
     Query,
     Seconds,
     Str,
+    Tally,
 )
 from .passwords import MAX_PASSWORD as MAX_PASSWORD_FIELD
 
@@ -50,6 +51,8 @@ UNREAD_CAP = 1000  # RoomInfo.unread counts no further, so it stays cheap
 MAX_ROOMS_PAGE = 200  # rooms in one ``rooms`` answer
 MAX_SEARCH_WORDS = 8  # words in one search query
 MAX_BAN_MINUTES = 10 * 365 * 24 * 60
+REPLY_QUOTE = 100  # characters of a replied-to message quoted with a reply (msg.reply_text)
+MAX_AWAY_MESSAGE = 100  # code points of an away message (away.py)
 HISTORY_VISIBILITY = ("joined", "full")  # a room's history: from each member's join on, or all of it
 
 
@@ -178,15 +181,17 @@ class BanRequest(ClientEvent):
     reason: Annotated[str, Str(clean=True, omit_empty=True)] = ""
 
 
-@event("msg", ref="cid", order=("text", "to", "room", "cid"))
+@event("msg", ref="cid", order=("text", "to", "room", "cid", "reply_to"))
 @dataclass(frozen=True, slots=True)
 class SendMessage(ClientEvent):
-    """A client's chat message to a room. ``cid`` is the client's own id for it."""
+    """A client's chat message to a room. ``cid`` is the client's own id for it; ``reply_to``: the id of the
+    message it answers."""
 
     text: Annotated[str, ChatText()]
     room: Annotated[str, Str(MAX_ROOM_NAME, omit_if="to")] = DEFAULT_ROOM
     cid: Annotated[str | None, Str(MAX_CID_LENGTH)] = None
     to: Annotated[str | None, Str(100)] = None  # a private message to this user instead of the room
+    reply_to: Annotated[int | None, Id()] = None
 
 
 @event("users")
@@ -315,6 +320,16 @@ class RoomKick(ClientEvent):
     reason: Annotated[str, Str(300, clean=True, omit_empty=True)] = ""
 
 
+@event("typing", order=("room", "to", "on"))
+@dataclass(frozen=True, slots=True)
+class Typing(ClientEvent):
+    """The user started (``on``) or stopped typing in a room, or to ``to`` privately (typing_rules.py)."""
+
+    room: Annotated[str, Str(MAX_ROOM_NAME, omit_if="to")] = DEFAULT_ROOM
+    to: Annotated[str | None, Str(100)] = None
+    on: Annotated[bool, Bool()] = True
+
+
 # ------------------------------------------------------------- server to client
 
 
@@ -355,7 +370,8 @@ class Welcome(ServerEvent):
     nodes: Annotated[tuple[str, ...], Addresses()] = ()
 
 
-@event("msg", order=("id", "ts", "room", "to", "sender", "text", "cid", "held"))
+@event("msg", order=("id", "ts", "room", "to", "sender", "text", "cid", "held", "edited", "deleted", "reply_to",
+                     "reply_from", "reply_text", "reactions", "mine"))
 @dataclass(frozen=True, slots=True)
 class Message(ServerEvent):
     """A chat message as the server relays it, to every member of the room including its sender.
@@ -377,15 +393,27 @@ class Message(ServerEvent):
     to: Annotated[str | None, Str()] = None  # set on a private message: its recipient (and there is no room)
     # a private message kept for an offline recipient (see above)
     held: Annotated[bool, Bool(omit_empty=True, only_with=("to", "private messages"))] = False
+    edited: Annotated[int, Int(omit_empty=True)] = 0  # when its text was last replaced (ms), 0: never
+    deleted: Annotated[bool, Bool(omit_empty=True)] = False  # deleted: its text is empty, show a placeholder
+    # a reply: the message it answers, and (room messages) a quote of it as it is now: its sender and the start
+    # of its text (REPLY_QUOTE characters, one line); both empty when it is deleted or gone
+    reply_to: Annotated[int, Int(omit_empty=True)] = 0
+    reply_from: Annotated[str, Str(omit_empty=True)] = ""
+    reply_text: Annotated[str, Str(4 * REPLY_QUOTE, omit_empty=True)] = ""
+    # pages only: its reactions (emoji -> how many gave it) and which of them are yours
+    reactions: Annotated[Mapping[str, int], Tally(omit_empty=True)] = field(default_factory=dict, hash=False)
+    mine: Annotated[tuple[str, ...], Names(omit_empty=True)] = ()
 
 
-HISTORY_ENTRY = ("id", "ts", "sender", "text", "cid")
+HISTORY_ENTRY = ("id", "ts", "sender", "text", "cid", "edited", "deleted", "reply_to", "reply_from", "reply_text",
+                 "reactions", "mine")
 """The fields of a message in a ``history`` page (its room is the page's)."""
-SEARCH_RESULT = ("id", "ts", "room", "sender", "text")
+SEARCH_RESULT = ("id", "ts", "room", "sender", "text", "edited")
 """The fields of a message in a ``results`` frame."""
 
 
-@event("history", order=("room", "messages", "more", "before", "after", "around", "newer"))
+@event("history", order=("room", "messages", "more", "before", "after", "around", "newer", "changed",
+                         "changed_more"))
 @dataclass(frozen=True, slots=True)
 class History(ServerEvent):
     """A page of stored messages of a room, oldest first, answering a ``history`` request.
@@ -403,6 +431,11 @@ class History(ServerEvent):
     more: Annotated[bool, Bool()] = False
     around: Annotated[int | None, Id()] = None
     newer: Annotated[bool, Bool(omit_empty=True)] = False
+    # ``after`` pages only: messages up to ``after`` edited or deleted since, as they are now (newest change
+    # last); ``changed_more``: more such changes than fit (the client reloads what it shows)
+    changed: Annotated[tuple[Message, ...], Records(Message, view=HISTORY_ENTRY, inherit=("room",), omit_empty=True,
+                                                    not_object="A history message must be an object.")] = ()
+    changed_more: Annotated[bool, Bool(omit_empty=True)] = False
 
 
 @event("results", order=("query", "room", "before", "results", "more"))
@@ -487,14 +520,16 @@ class RoomState(ServerEvent):
     by: Annotated[str, Str(omit_empty=True)] = ""
 
 
-@event("users", order=("room", "users", "more"))
+@event("users", order=("room", "users", "more", "away"))
 @dataclass(frozen=True, slots=True)
 class UserList(ServerEvent):
-    """Users in a room. A long list comes in several frames: all but the last have ``more`` true."""
+    """Users in a room. A long list comes in several frames: all but the last have ``more`` true. ``away``: those
+    of this frame's users who are away, with their messages (away.py)."""
 
     users: Annotated[tuple[str, ...], Names()]
     room: Annotated[str, Str()] = DEFAULT_ROOM
     more: Annotated[bool, Bool()] = False
+    away: Annotated[Mapping[str, str], NameMap(MAX_AWAY_MESSAGE)] = field(default_factory=dict, hash=False)
 
 
 @event("error")
@@ -534,6 +569,17 @@ class AccountStatus(ServerEvent):
     password_changed: Annotated[bool, Bool(omit_empty=True)] = False
 
 
+@event("typing", order=("room", "on", "off"))
+@dataclass(frozen=True, slots=True)
+class TypingChanged(ServerEvent):
+    """Who started (``on``) and stopped (``off``) typing in ``room``: one frame per room per pass; without
+    ``room``, the one named is typing to you privately (or stopped)."""
+
+    on: Annotated[tuple[str, ...], Names()] = ()
+    off: Annotated[tuple[str, ...], Names()] = ()
+    room: Annotated[str | None, Str()] = None
+
+
 @dataclass(frozen=True, slots=True)
 class UnknownEvent(Event):
     """A server frame of a type this version does not know: clients ignore it."""
@@ -558,39 +604,8 @@ def wire_table(direction: type[D], declared: list[type[SendableEvent]]) -> dict[
     return table
 
 
+# frames declared in modules of their own (they import this one's bases): declared before the tables are made
+from . import away, message_events  # noqa: E402, F401
+
 CLIENT_EVENTS: dict[str, type[ClientEvent]] = wire_table(ClientEvent, DECLARED)
 SERVER_EVENTS: dict[str, type[ServerEvent]] = wire_table(ServerEvent, DECLARED)
-
-
-# ----------------------------------------------------------------- fast paths
-# The server sends a room's whole user list to every user who joins it; with
-# thousands of members that is its busiest encoding job. These build the same
-# bytes as encode_frame(UserList(...).to_wire()) from names encoded once each.
-
-MAX_ENCODED_NAME = 32 * 4 + 3  # 32 code points of up to 4 UTF-8 bytes, two quotes, a comma
-
-
-def encode_name(name: str) -> bytes:
-    """A name as a JSON string, for ``encode_user_lists``."""
-    return _json_str(name)
-
-
-def encode_user_lists(room: str, encoded_names: list[bytes], per_frame: int) -> list[bytes]:
-    """The ``users`` frames for a room: ``per_frame`` names each, all but the last marked ``more``."""
-    head = b'{"type":"users","room":' + _json_str(room) + b',"users":['
-    frames = []
-    count = len(encoded_names)
-    for start in range(0, max(count, 1), per_frame):
-        more = start + per_frame < count
-        body = b",".join(encoded_names[start : start + per_frame])
-        frames.append(head + body + (b'],"more":true}\n' if more else b'],"more":false}\n'))
-    return frames
-
-
-def names_per_frame(max_frame: int) -> int:
-    """How many names fit in one ``users`` frame of at most half the frame limit, whatever the names."""
-    return max(1, (max_frame // 2 - 64) // MAX_ENCODED_NAME)
-
-
-def _json_str(text: str) -> bytes:
-    return json.dumps(text, ensure_ascii=False).encode("utf-8")

@@ -123,10 +123,37 @@ def decode_addresses(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(kept[:MAX_ADDRESSES])
 
 
+def decode_tally(d: Mapping[str, Any], key: str) -> dict[str, int]:
+    """A map of strings to counts (absent: empty): reactions and how many gave each."""
+    value = d.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 31
+            for k, v in value.items()):
+        raise bad(f"Field {key!r} must be an object of counts.")
+    return dict(value)
+
+
+def decode_name_map(d: Mapping[str, Any], key: str, max_len: int) -> dict[str, str]:
+    """Absent or null: empty; otherwise an object of names to texts, of which the entries with a string of at most
+    ``max_len`` code points are kept (an entry a client cannot use is left out, the frame is not refused)."""
+    value = d.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad(f"Field {key!r} must be an object.")
+    kept = {k: v for k, v in value.items() if isinstance(v, str) and len(v) <= max_len}
+    for k, v in kept.items():
+        check_unicode(k, key)
+        check_unicode(v, key)
+    return kept
+
+
 HELPERS: dict[str, object] = {
     "_bad": bad, "_check_unicode": check_unicode, "_check_text": check_text, "_clean_line": clean_line,
-    "_limits": decode_limits, "_str_list": decode_str_list,
-    "_addresses": decode_addresses, "ProtocolError": ProtocolError,
+    "_limits": decode_limits, "_str_list": decode_str_list, "_tally": decode_tally,
+    "_addresses": decode_addresses, "_name_map": decode_name_map, "ProtocolError": ProtocolError,
 }
 """The names the generated code calls."""
 
@@ -402,6 +429,18 @@ class Limits(Kind):
         return [f"{s.var} = _limits(d, {_q(s.key)})"]
 
 
+class Tally(Kind):
+    """A map of strings to positive counts (absent: empty), as a dict."""
+
+    python_type = Mapping[str, int]
+
+    def wire_value(self, attr: str) -> str:
+        return f"dict({attr})"
+
+    def decode_lines(self, s: Slot, consts: dict[str, object]) -> list[str]:
+        return [f"{s.var} = _tally(d, {_q(s.key)})"]
+
+
 class Names(Kind):
     """A list of strings (user names), as a tuple."""
 
@@ -411,6 +450,8 @@ class Names(Kind):
         return f"list({attr})"
 
     def decode_lines(self, s: Slot, consts: dict[str, object]) -> list[str]:
+        if self.omit_empty:  # left out when empty: absent means none
+            return [f"{s.var} = _str_list(d, {_q(s.key)}) if d.get({_q(s.key)}) is not None else ()"]
         return [f"{s.var} = _str_list(d, {_q(s.key)})"]
 
 
@@ -428,3 +469,20 @@ class Addresses(Kind):
 
     def decode_lines(self, s: Slot, consts: dict[str, object]) -> list[str]:
         return [f"{s.var} = _addresses(d, {_q(s.key)})"]
+
+
+class NameMap(Kind):
+    """An object of names to short texts (who is away, with their messages); absent, null or empty: none (and
+    left out of a sent frame). Entries whose text is no string of at most ``max_len`` code points are left out."""
+
+    python_type = Mapping[str, str]
+
+    def __init__(self, max_len: int) -> None:
+        super().__init__(omit_empty=True)
+        self.max_len = max_len
+
+    def wire_value(self, attr: str) -> str:
+        return f"dict({attr})"
+
+    def decode_lines(self, s: Slot, consts: dict[str, object]) -> list[str]:
+        return [f"{s.var} = _name_map(d, {_q(s.key)}, {self.max_len})"]

@@ -71,6 +71,26 @@ The contract (what the core relies on; a new backend must keep every point):
    sender's newest 64, is the check, above what a client can have unacknowledged under the
    default rate limits (a burst of 20).
 
+9. **Edits and deletions are checked by the store**, in the pass's transaction (``PassBatch.changes``): the
+   message must be in that room and not deleted, and, when ``Change.author_key`` is set, be that sender's
+   and no older than ``not_before``; the store stamps each ``result`` and ``sender``, replaces the text (a
+   deletion leaves it empty, with ``deleted``), keeps the search index right in the same transaction (the
+   old text is never found again, the new one is), and gives the change a ``seq`` from the sequence of
+   message ids, taken as a message's id is (point 4: visible in order in the room), so ``changed(room,
+   after)`` finds every change made after a client's last seen id. Pages, around pages, search results and
+   ``changed`` carry each message's current text with ``edited``/``deleted``.
+
+10. **Replies are quoted by the store.** A room message may answer another (``Posted.reply_to``); the store
+   keeps the link and stamps ``reply_from``/``reply_text`` when it stores the pass: the parent's sender and
+   the start of its text (``message_events.reply_quote``), both empty when the parent is not a message of that room,
+   or is deleted. Pages, around pages and ``changed`` carry the quote as the parent is *now* (an edit or a
+   deletion of the parent shows in every later page).
+
+11. **Reactions are checked by the store** (``PassBatch.reactions``), in the pass's transaction: the message
+   must be in that room and not deleted, and hold fewer than MAX_REACTIONS to get another; giving one twice
+   or taking back one not given changes nothing. The store stamps each with the message's counts once it is
+   applied and the user's own. ``tallies`` answers them for a page of messages.
+
 
 Implementations: ``SqliteBackend`` (sqlite_backend.py) for one machine, with its files in
 the data folder (or with ``data_dir`` None its databases in memory); ``MemoryBackend``
@@ -86,6 +106,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from qtchat.protocol.message_events import REACTIONS, reply_quote
 
 from .bans import Ban, BanList
 
@@ -114,6 +136,58 @@ class Posted:
     slot: int = 0  # where its frame goes in the room's batch of this pass
     id: int = 0
     again: bool = False  # a resend of a stored message: acknowledged to its sender only, relayed to nobody
+    reply_to: int = 0  # the message it answers (0: none); the store stamps its quote (point 10):
+    reply_from: str = ""  # its sender, "" if it is not in the room or deleted
+    reply_text: str = ""  # the start of its text (message_events.reply_quote)
+
+
+@dataclass(slots=True)
+class Change:
+    """An edit (``text`` set) or a deletion (``text`` None) of the room message ``id``, accepted this pass. The
+    store checks it in the pass's transaction and stamps ``result``: "" done, else the refusal's error code
+    (``no_such_message``: not in that room, or deleted; ``not_author``: ``author_key`` is set and is not its
+    sender's; ``too_late``: sent before ``not_before``, ms), and ``sender`` (its author's name), and gives it a
+    place in the room's order (``seq``, from the ids' sequence: pages ``after`` an id find it, point 9)."""
+
+    room_key: str
+    room: str  # the room's display name
+    id: int
+    text: str | None  # the new text; None: deleted
+    ts: int  # when (ms)
+    by: str  # who asked (a name)
+    author_key: str | None  # the message must be this sender's (None: an operator's deletion, anyone's)
+    not_before: int = 0  # an edit: the message must have been sent at or after this (ms)
+    slot: int = 0  # where its frame goes in the room's batch of this pass
+    result: str = ""
+    sender: str = ""
+    seq: int = 0
+
+
+@dataclass(slots=True)
+class Reaction:
+    """A reaction given (``on``) or taken back, accepted this pass. The store checks it in the pass's transaction
+    and stamps ``result`` ("" done, "no_such_message", "too_many_reactions": the message holds MAX_REACTIONS),
+    the message's reactions once it is applied (``counts``: emoji -> how many, in REACTIONS' order) and the
+    user's own (``mine``) (point 11)."""
+
+    room_key: str
+    room: str
+    id: int
+    user_key: str
+    emoji: str
+    on: bool
+    result: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    mine: tuple[str, ...] = ()
+
+
+Tallies = dict[int, tuple[dict[str, int], tuple[str, ...]]]  # message id -> (counts, the reader's own)
+
+
+def ordered(counts: dict[str, int]) -> dict[str, int]:
+    """Reactions in the order clients offer them (REACTIONS), any other after."""
+    rank = {e: i for i, e in enumerate(REACTIONS)}
+    return {e: counts[e] for e in sorted(counts, key=lambda e: (rank.get(e, len(rank)), e)) if counts[e] > 0}
 
 
 MailRow = tuple[int, str, int, str, str, str | None, str]  # id, recipient key, ts, sender, sender key, cid, text
@@ -127,9 +201,11 @@ class PassBatch:
     markers: dict[tuple[str, str], int] = field(default_factory=dict)  # (user key, room key) -> id
     mail: list[MailRow] = field(default_factory=list)  # private messages kept for offline users
     delivered: dict[str, int] = field(default_factory=dict)  # user key -> the newest held id confirmed
+    changes: list[Change] = field(default_factory=list)  # edits and deletions, checked and stamped by the store
+    reactions: list[Reaction] = field(default_factory=list)  # given or taken back, checked and stamped by the store
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.markers or self.mail or self.delivered)
+        return bool(self.messages or self.markers or self.mail or self.delivered or self.changes or self.reactions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +216,21 @@ class StoredMessage:
     sender: str
     text: str
     cid: str | None
+    edited: int = 0  # when its text was last replaced (ms); 0: never
+    deleted: bool = False  # its text is then empty
+    reply_to: int = 0  # the message it answers, and a quote of it as it is now (point 10)
+    reply_from: str = ""
+    reply_text: str = ""
+
+
+def quoted(reply_to: int | None, parent: tuple[str, str, bool] | None) -> tuple[int, str, str]:
+    """A reply's (reply_to, reply_from, reply_text) from its parent as stored (sender, text, deleted), or None
+    when it is not in the reply's room: then the quote is empty (point 10)."""
+    if not reply_to:
+        return 0, "", ""
+    if parent is None or parent[2]:
+        return reply_to, "", ""
+    return reply_to, parent[0], reply_quote(parent[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +348,14 @@ class Backend(Protocol):
     def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
         """A room's messages in id order: the oldest ``limit`` after ``after``, else the newest ``limit``
         before ``before`` (both None: the newest of all); ``more``: more lie beyond the page's far end."""
+
+    def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
+        """The room's messages with ids up to ``after`` that were edited or deleted after it (their change's
+        ``seq`` above ``after``), as they are now, in the order of those changes, at most ``limit``; ``more``:
+        more such changes were made (point 9)."""
+
+    def tallies(self, room_key: str, ids: list[int], user_key: str) -> Future[Tallies]:
+        """The reactions of those messages of the room that have any: counts, and the user's own (point 11)."""
 
     def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
         """Up to ``limit`` messages around the id ``mid`` (``around_shares`` says how many of each side), the
@@ -381,19 +480,24 @@ __all__ = [
     "Account",
     "Around",
     "Backend",
+    "Change",
     "HeldMessage",
     "MailRow",
     "Page",
     "PassBatch",
     "Posted",
+    "Reaction",
     "RecentCid",
     "RemoteSink",
     "StoredMessage",
+    "Tallies",
     "answer",
     "around_shares",
     "chain",
     "done",
     "failed",
     "mapped",
+    "ordered",
+    "quoted",
     "then",
 ]

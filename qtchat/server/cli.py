@@ -70,6 +70,7 @@ _count = _whole(0)
 _frame_size = _whole(1024, 16 * 1024 * 1024, "of bytes")
 _port = _whole(0, 65535)
 _positive_float = _real("a number of seconds greater than 0", lambda v: v > 0)
+_window = _real("a number of seconds, 0 or more (at most ten years)", lambda v: 0 <= v <= 10 * 365 * 86400)
 _days = _real("a number of days greater than 0", lambda v: v > 0)
 _rate = _real("a number, 0 or more (below 10^12)", lambda v: 0 <= v < 1e12)
 _ban_minutes = _real(f"a number of minutes greater than 0, at most {MAX_BAN_MINUTES} (ten years; leave "
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop a client still silent this long after the ping (default: %(default)s)")
     p.add_argument("--max-rooms", type=_positive_int, default=d.max_rooms_per_user, metavar="N",
                    help="rooms one user may be in at once (default: %(default)s)")
+    p.add_argument("--typing-max-members", type=_count, default=d.typing_max_members, metavar="N",
+                   help="relay typing indicators only in rooms of at most N members; 0: in all (default: %(default)s)")
     lim = p.add_argument_group(
         "limits per connection",
         "Against floods and connection exhaustion; see docs/SECURITY.md. 0 turns a limit off. A chat message "
@@ -207,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-history", action="store_true",
                    help="keep no message history (nothing is written to disk; history requests get nothing; "
                         "private messages to offline users are not kept either)")
+    p.add_argument("--edit-window", type=_window, default=d.edit_window, metavar="SECONDS",
+                   help="how long after sending a room message its author may edit it (deleting has no limit); 0: "
+                        "no edits (default: %(default)s)")
     p.add_argument("--mailbox-size", type=_count, default=d.mailbox_size, metavar="N",
                    help="private messages kept for a registered user who is offline, delivered at their next "
                         "login; more are refused with 'mailbox_full', 0 keeps none (default: %(default)s)")
@@ -254,12 +260,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ping_interval=args.ping_interval, ping_timeout=args.ping_timeout, data_dir=args.data_dir,
         database=args.database, redis=args.redis, nodes=args.nodes,
         keep_days=args.keep_days, keep_messages=args.keep_messages, history=not args.no_history,
-        mailbox_size=args.mailbox_size, mailbox_per_sender=args.mailbox_per_sender,
+        mailbox_size=args.mailbox_size, mailbox_per_sender=args.mailbox_per_sender, edit_window=args.edit_window,
         require_accounts=args.require_accounts, registration=not args.no_registration,
         max_rooms_per_user=args.max_rooms, rate_messages=args.rate_messages, rate_burst=args.rate_burst,
         rate_bytes=args.rate_bytes, rate_bytes_burst=args.rate_bytes_burst, flood_after=args.flood_after,
         flood_window=args.flood_window, max_per_address=args.max_per_address, rate_work=args.rate_work,
-        rate_work_burst=args.rate_work_burst, max_backlog=args.max_backlog,
+        rate_work_burst=args.rate_work_burst, max_backlog=args.max_backlog, typing_max_members=args.typing_max_members,
         account_limits=account_limits_from_args(args), tls_cert=args.tls_cert, tls_key=args.tls_key,
     )
 

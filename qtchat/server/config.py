@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qtchat.protocol import DEFAULT_MAX_FRAME
+from qtchat.protocol import DEFAULT_MAX_FRAME, TYPING_MAX_MEMBERS
 
 from .guard import AccountLimits
-from .limits import RateLimits, WorkLimits
+from .limits import AWAY_CHANGES, RateLimits, WorkLimits
 
 
 @dataclass
@@ -37,6 +37,7 @@ class ServerConfig:
     max_rooms_per_user: int = 50
     mailbox_size: int = 1000  # private messages kept per offline registered user; 0 keeps none
     mailbox_per_sender: int = 100  # of those, how many from one sender; 0: no share (a sender may fill it)
+    edit_window: float = 900.0  # how long after sending a room message its author may edit it; 0: no edits
     registration: bool = True  # anyone may register a free name with a password
     require_accounts: bool = False  # only registered names may log in
     # per-connection limits (see qtchat/server/limits.py and docs/SECURITY.md); 0 turns one off
@@ -52,6 +53,7 @@ class ServerConfig:
     max_backlog: int = 200  # frames held back while a connection waits for work units, before 'flood'
     # guessing, registering and changing passwords, per address (IPv6: per /64) and per account (guard.py)
     account_limits: AccountLimits = field(default_factory=AccountLimits)
+    typing_max_members: int = TYPING_MAX_MEMBERS  # typing news is not relayed in rooms with more members
     notice_delay: float = 0.05  # joins/leaves wait this long to be sent together (scaled up for crowds)
     listen_backlog: int = 4096
     tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, every connection is TLS
@@ -79,4 +81,7 @@ def announced_limits(cfg: ServerConfig) -> dict[str, float]:
         "bytes_per_s": lim.bytes, "bytes_burst": lim.bytes_burst if lim.bytes else 0,
         "max_rooms": cfg.max_rooms_per_user, "max_per_address": cfg.max_per_address,
         "work_per_s": max(0.0, cfg.rate_work), "work_burst": max(1.0, cfg.rate_work_burst) if cfg.rate_work > 0 else 0,
+        "edit_window": cfg.edit_window,
+        "away_changes_per_s": AWAY_CHANGES.messages, "away_changes_burst": AWAY_CHANGES.burst,  # (and: away is known)
+        "typing_members": max(0, cfg.typing_max_members),
     }

@@ -13,6 +13,7 @@ tables; each job lives in a module of its own (docs/ARCHITECTURE.md has the map)
 - journal.py: the pass, stored in one commit before anything of it is sent
 - lanes.py: fakelag: frames past their price held back and served in turns
 - mailbox.py: private messages kept for offline users
+- typing_relay.py: typing indicators, one frame per room per pass, never stored
 - history.py: pages, pages around a message, search, read markers
 - operator.py: kick, ban, mute, broadcast, accounts; snapshots for the admin window
 - backend.py: the storage seam (sqlite_backend.py on one machine)
@@ -36,7 +37,9 @@ from qtchat.protocol import (
     BanRequest,
     Bye,
     ByeCode,
+    DeleteMessage,
     Delivered,
+    EditMessage,
     ErrorCode,
     Hello,
     HistoryRequest,
@@ -48,6 +51,7 @@ from qtchat.protocol import (
     Ping,
     Pong,
     ProtocolError,
+    React,
     Register,
     RoomInfo,
     RoomInvite,
@@ -57,7 +61,10 @@ from qtchat.protocol import (
     RoomsRequest,
     SearchRequest,
     SendMessage,
+    SetAway,
+    SetBack,
     SetTopic,
+    Typing,
     UsersRequest,
     Welcome,
     clean_line,
@@ -70,6 +77,7 @@ from .backend import Backend, RecentCid, then
 from .cluster import Claim
 from .cluster_host import ServerHost
 from .config import ServerConfig, announced_limits, work_limits
+from .edits import Edits
 from .history import HistoryService
 from .journal import Journal
 from .lanes import Lanes
@@ -78,22 +86,27 @@ from .mailbox import Mailboxes
 from .messages import Messages
 from .operator import NodeSink, Operator
 from .peer import Connections, Listener, Peer, User, host_address, log_certificate
+from .presence import Presence
 from .prices import price
+from .reactions import ReactionsPart
 from .resends import RECENT_CIDS_PER_USER, RecentCids
 from .room_ops import RoomOps
 from .room_state import RoomRecords
 from .rooms import Rooms
 from .sqlite_backend import SqliteBackend
+from .typing_relay import TypingRelay
 
 log = logging.getLogger("qtchat.server")
 
 Handler = Callable[[Any, Any], None]  # (Peer or User, event)
-RATED = (SendMessage, SetTopic)  # what the message rate limit counts
+RATED = (SendMessage, SetTopic, EditMessage, DeleteMessage, React, SetAway, SetBack)  # what the message rate counts
+Rated = SendMessage | SetTopic | EditMessage | DeleteMessage | React | SetAway | SetBack
 
 
-def own_bytes(event: SendMessage | SetTopic) -> int:
+def own_bytes(event: Rated) -> int:
     """About the bytes a rated frame took on the wire (its text), not counted in its own rate check."""
-    text = event.text if isinstance(event, SendMessage) else event.topic
+    text = event.text if isinstance(event, (SendMessage, EditMessage)) else event.topic if isinstance(event, SetTopic) \
+        else event.message if isinstance(event, SetAway) else ""
     return len(text.encode("utf-8", "surrogatepass"))
 
 
@@ -147,6 +160,8 @@ class ChatServer(QObject):
                            describe=lambda user, room, members: self.history.describe(user, room, members),  # noqa: PLW0108
                            publish=backend.publish, records=RoomRecords(backend), presence=backend.cluster)
         self.rooms.settled = lambda user: self.lanes.release(user.peer)
+        self.presence = Presence(self.rooms)
+        self.rooms.entered = self.presence.entered
         self.room_ops = RoomOps(self.connections, self.rooms, self.users)
         self.recent = RecentCids()
         self.journal = Journal(backend, self.rooms, self.connections, schedule=self._flush_soon,
@@ -158,6 +173,11 @@ class ChatServer(QObject):
                                  users=self.users, muted=self.muted, recent=self.recent,
                                  posted=self.message_posted.emit)
         self.history = HistoryService(cfg, backend, self.connections, self.rooms, self.journal)
+        self.edits = Edits(cfg, backend, self.rooms, self.journal, self.muted)
+        self.reactions = ReactionsPart(self.rooms, self.journal, self.muted)
+        self.typing = TypingRelay(cfg, self.connections, self.rooms, self.users, muted=self.muted,
+                                  cluster=self.cluster, flood=self._flood)
+        self.rooms.taking = self.typing.encode  # each room's typing news of the pass in one frame
         self.hasher = Hasher(parent=self)
         self.auth = Authenticator(cfg, backend, self.connections, self.users, self.hasher, admit=self._admit,
                                   taken=self.name_taken)
@@ -191,7 +211,8 @@ class ChatServer(QObject):
             Hello: self.auth.on_hello, Ping: self._on_ping, Pong: _ignore, Bye: self._on_bye,
         }
         self._logged_in: dict[type, Handler] = {
-            SendMessage: self.messages.on_message,
+            SendMessage: self.typing.noting(self.messages.on_message),
+            Typing: self.typing.on_typing,
             HistoryRequest: self.history.on_history,
             SearchRequest: self.history.on_search,
             MarkRead: self.history.on_read,
@@ -205,6 +226,8 @@ class ChatServer(QObject):
             RoomOp: self.room_ops.on_op,
             RoomInvite: self.room_ops.on_invite,
             RoomKick: self.room_ops.on_kick,
+            SetAway: self.presence.on_away,
+            SetBack: self.presence.on_back,
             Register: self.auth.on_register,
             PasswordChange: self.auth.on_passwd,
             KickRequest: self.operator.on_request,
@@ -212,6 +235,8 @@ class ChatServer(QObject):
             Ping: lambda user, event: self._on_ping(user.peer, event),
             Pong: _ignore,
             Bye: lambda user, event: self._on_bye(user.peer, event),
+            **self.edits.handlers(),
+            **self.reactions.handlers(),
         }
 
     # ------------------------------------------------------------ lifecycle
@@ -355,7 +380,7 @@ class ChatServer(QObject):
             log.exception("error handling %s from %s", type(event).__name__, peer.peer)
             self.connections.fail(peer, ProtocolError(ErrorCode.INTERNAL, "The server failed to handle that frame."))
 
-    def _within_rate(self, peer: Peer, event: SendMessage | SetTopic) -> bool:
+    def _within_rate(self, peer: Peer, event: Rated) -> bool:
         """A chat message over the rate limit: refused (slow_down), or after too many refusals a disconnect."""
         assert peer.limiter is not None
         verdict, wait = peer.limiter.message(time.monotonic(), own_bytes(event))
@@ -371,7 +396,8 @@ class ChatServer(QObject):
             ErrorCode.SLOW_DOWN,
             f"You are sending too fast (this server allows {what}), so this was not sent. "
             f"Wait {max(wait, 0.1):.1f} s and send it again.",
-            ref=event.cid if isinstance(event, SendMessage) else None,
+            ref=event.cid if isinstance(event, SendMessage) else None if isinstance(event, SetTopic) else
+            f"{event.TYPE}:{event.id}" if isinstance(event, (EditMessage, DeleteMessage, React)) else event.TYPE,
             retry_after=math.ceil(wait * 1000) / 1000)  # rounded up: waiting that long is enough
 
     def _flood(self, peer: Peer, why: str) -> None:

@@ -28,7 +28,7 @@ from qtchat.protocol import (
 )
 from qtchat.protocol.events import MAX_SEARCH_WORDS, search_result_wire
 
-from .backend import Around, Backend, Page, StoredMessage, done, then
+from .backend import Around, Backend, Page, StoredMessage, Tallies, done, then
 from .config import ServerConfig
 from .journal import Journal
 from .peer import Connections, User
@@ -67,17 +67,33 @@ class HistoryService:
         floor = self.rooms.records.floor(user.key, room.key)  # history "joined": nothing from before they came
         if request.around is not None:
             mid, limit = request.around, request.limit
-            self.journal.when_stored(lambda: then(self.backend.around(room.key, mid, limit),
-                                                  lambda a: self._send_around(user, room, mid, _above(a, floor)),
-                                                  self._failed(user, "history")))
+            self.journal.when_stored(lambda: then(
+                self.backend.around(room.key, mid, limit),
+                lambda a: self._tallied(user, room, [*a.older, *a.newer],
+                                        lambda t: self._send_around(user, room, mid, _above(a, floor), t)),
+                self._failed(user, "history")))
             return
         after = request.after if floor is None or request.after is None else max(request.after, floor)
+        failed = self._failed(user, "history")
+
+        def changes(page: Page) -> None:  # a page after an id: the older messages changed since come with it
+            if request.after is None:
+                self._tallied(user, room, page.messages, lambda t: self._send_page(user, room, request, page, t))
+                return
+            then(self.backend.changed(room.key, request.after, request.limit),
+                 lambda changed: self._tallied(user, room, [*page.messages, *changed.messages], lambda t: self._send_page(
+                     user, room, request, page, t, changed=_page_above(changed, floor))), failed)
+
         self.journal.when_stored(lambda: then(
             self.backend.page(room.key, before=request.before, after=after, limit=request.limit),
-            lambda page: self._send_page(user, room, request, _page_above(page, floor)),
-            self._failed(user, "history")))
+            lambda page: changes(_page_above(page, floor)), failed))
 
-    def _send_page(self, user: User, room: Room, request: HistoryRequest, page: Page) -> None:
+    def _tallied(self, user: User, room: Room, messages: list[StoredMessage], send: Callable[[Tallies], None]) -> None:
+        """``send`` with the reactions of those messages (the reader's own among them)."""
+        then(self.backend.tallies(room.key, [m.id for m in messages], user.key), send, self._failed(user, "history"))
+
+    def _send_page(self, user: User, room: Room, request: HistoryRequest, page: Page, tallies: Tallies, *,
+                   changed: Page | None = None) -> None:
         budget = self.config.max_frame - 200
         msgs: list[Message] = []
         size = 0
@@ -85,7 +101,7 @@ class HistoryService:
         rows = page.messages
         ordered = rows if request.after is not None else list(reversed(rows))  # the side to keep first
         for r in ordered:
-            msg = _message(r, room)
+            msg = _message(r, room, tallies)
             cost = len(encode_event(msg))  # the real size, escapes and all
             if msgs and size + cost > budget:
                 more = True
@@ -94,10 +110,20 @@ class HistoryService:
             size += cost
         if request.after is None:
             msgs.reverse()
+        edits: list[Message] = []
+        edits_more = changed is not None and changed.more
+        for r in changed.messages if changed is not None else ():
+            msg = _message(r, room, tallies)
+            cost = len(encode_event(msg))
+            if size + cost > budget:
+                edits_more = True
+                break
+            edits.append(msg)
+            size += cost
         self.connections.send(user.peer, History(tuple(msgs), room.name, before=request.before, after=request.after,
-                                                 more=more))
+                                                 more=more, changed=tuple(edits), changed_more=edits_more))
 
-    def _send_around(self, user: User, room: Room, mid: int, found: Around) -> None:
+    def _send_around(self, user: User, room: Room, mid: int, found: Around, tallies: Tallies) -> None:
         """A history page centred on ``mid``; cut to the frame limit, it keeps the messages nearest it."""
         budget = self.config.max_frame - 200
         size = 0
@@ -108,7 +134,7 @@ class HistoryService:
             for side in (1, 0):  # the message itself first, then one older, one newer, ...
                 if i >= len(sides[side]):
                     continue
-                msg = _message(sides[side][i], room)
+                msg = _message(sides[side][i], room, tallies)
                 cost = len(encode_event(msg))
                 if (taken[0] or taken[1]) and size + cost > budget:
                     full = True
@@ -160,7 +186,8 @@ class HistoryService:
         size = 0
         more = page.more
         for r in page.messages:
-            msg = Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=names.get(r.room, r.room))
+            msg = Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=names.get(r.room, r.room),
+                          edited=r.edited)
             cost = len(encode_frame(search_result_wire(msg)))  # its real size (and one for the comma)
             if results and size + cost > budget:
                 more = True
@@ -208,8 +235,11 @@ class HistoryService:
         return result
 
 
-def _message(r: StoredMessage, room: Room) -> Message:
-    return Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=room.name, cid=r.cid)
+def _message(r: StoredMessage, room: Room, tallies: Tallies) -> Message:
+    counts, mine = tallies.get(r.id, ({}, ()))
+    return Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=room.name, cid=r.cid, edited=r.edited,
+                   deleted=r.deleted, reply_to=r.reply_to, reply_from=r.reply_from, reply_text=r.reply_text,
+                   reactions=counts, mine=mine)
 
 
 

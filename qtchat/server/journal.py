@@ -22,15 +22,48 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from qtchat.protocol import ErrorCode, Message, ProtocolError, encode_event
+from qtchat.protocol import ErrorCode, Message, MessageDeleted, MessageEdited, ProtocolError, Reactions, encode_event
 
-from .backend import Backend, MailRow, PassBatch, Posted, then
+from .backend import Backend, Change, MailRow, PassBatch, Posted, Reaction, then
 from .peer import Connections, Peer, User
 from .rooms import Batch, Room, Rooms
 
 log = logging.getLogger("qtchat.server")
 
 NOT_STORED = "The server could not store your message, so it was not sent."
+NOT_CHANGED = "The server could not store that change, so nothing changed."
+MINE_KEPT = 1000  # per session: the ids of its latest room messages (an unregistered name edits only those)
+REFUSALS = {
+    "no_such_message": (ErrorCode.NO_SUCH_MESSAGE, "That message is not in this room (or was deleted)."),
+    "not_author": (ErrorCode.NOT_AUTHOR, "Only its author can change that message (or, to delete it, an operator)."),
+    "too_late": (ErrorCode.TOO_LATE, "That message is too old to edit."),
+}
+
+
+def reaction_refusal(r: Reaction) -> ProtocolError:
+    if r.result == "too_many_reactions":
+        return ProtocolError(ErrorCode.TOO_MANY_REACTIONS, "That message has as many reactions as it can hold.",
+                             ref=f"react:{r.id}")
+    return ProtocolError(ErrorCode.NO_SUCH_MESSAGE, REFUSALS["no_such_message"][1], ref=f"react:{r.id}")
+
+
+def _own_reactions(work: _Pass) -> dict[tuple[User, str, int], bytes]:
+    """Each user's own reactions to each message they changed this pass (the last state), to them alone."""
+    own: dict[tuple[User, str, int], bytes] = {}
+    for r, user in zip(work.batch.reactions, work.reactors, strict=True):
+        if not r.result:
+            own[(user, r.room, r.id)] = encode_event(Reactions(r.id, r.room, r.counts, r.mine, yours=True))
+    return own
+
+
+def change_ref(c: Change) -> str:
+    """The ``ref`` of an error answering an edit or a deletion: "edit:<id>" or "delete:<id>"."""
+    return f"{'edit' if c.text is not None else 'delete'}:{c.id}"
+
+
+def refusal(c: Change) -> ProtocolError:
+    code, text = REFUSALS.get(c.result, (ErrorCode.INTERNAL, NOT_CHANGED))
+    return ProtocolError(code, text, ref=change_ref(c))
 
 
 @dataclass(slots=True)
@@ -46,6 +79,12 @@ class _Pass:
     resends: dict[int, list[User]] = field(default_factory=dict)  # index in batch.messages -> more to acknowledge
     by_cid: dict[tuple[str, str], int] = field(default_factory=dict)  # (sender key, cid) -> index in batch.messages
     after: list[Callable[[], None]] = field(default_factory=list)  # run once this pass is stored (or not)
+    changers: list[User] = field(default_factory=list)  # batch.changes[i] was asked for by changers[i]...
+    change_rooms: list[Room] = field(default_factory=list)  # ...in change_rooms[i]
+    reactors: list[User] = field(default_factory=list)  # batch.reactions[i] was given by reactors[i]...
+    reaction_keys: list[tuple[int, int]] = field(default_factory=list)  # ...to the message reaction_keys[i] of reacted
+    # (room object's id, message id) -> (the room, the slot of its one reactions frame of this pass)
+    reacted: dict[tuple[int, int], tuple[Room, int]] = field(default_factory=dict)
 
 
 class Journal:
@@ -78,6 +117,24 @@ class Journal:
         p.batch.messages.append(posted)
         p.senders.append(user)
         p.rooms.append(room)
+
+    def change(self, user: User, room: Room, change: Change) -> None:
+        """An edit or a deletion: the store checks it (backend.py, point 9); its frame takes ``change.slot``."""
+        p = self._pass
+        p.batch.changes.append(change)
+        p.changers.append(user)
+        p.change_rooms.append(room)
+
+    def react(self, user: User, room: Room, reaction: Reaction) -> None:
+        """A reaction: the store checks it (backend.py, point 11); the message's reactions go to the room once per
+        pass (one slot, the first reaction's), and to the user their own."""
+        p = self._pass
+        p.batch.reactions.append(reaction)
+        p.reactors.append(user)
+        key = (id(room), reaction.id)
+        p.reaction_keys.append(key)
+        if key not in p.reacted:
+            p.reacted[key] = (room, self.rooms.queue(room, b""))
 
     def resent(self, user: User, cid: str, room_key: str, text: str) -> bool:
         """A resend (same cid, room and text) of a room message not stored yet: it is acknowledged with the
@@ -184,7 +241,8 @@ class Journal:
             by_room = {id(b.room): b for b in batches}
             for i, posted in enumerate(work.batch.messages):
                 msg = Message(id=posted.id, ts=posted.ts, sender=posted.sender, text=posted.text, room=posted.room,
-                              cid=posted.cid)
+                              cid=posted.cid, reply_to=posted.reply_to, reply_from=posted.reply_from,
+                              reply_text=posted.reply_text)
                 frame = encode_event(msg)
                 if posted.again:  # a resend of a message stored before: to its sender, its slot stays empty
                     self.connections.write(work.senders[i].peer, frame)
@@ -195,10 +253,48 @@ class Journal:
                 for user in work.resends.get(i, ()):
                     self.connections.write(user.peer, frame)
                 self._stored(posted, msg)
+                work.senders[i].mine[posted.id] = None
+                if len(work.senders[i].mine) > MINE_KEPT:
+                    del work.senders[i].mine[next(iter(work.senders[i].mine))]
+        if work.batch.changes:
+            self._changed(work, batches)
+        if work.batch.reactions:
+            self._reactions(work, batches)
         self.rooms.send(batches)
+        for (user, _, _), frame in _own_reactions(work).items():
+            self.connections.write(user.peer, frame)
         for sender, ack, _, _ in work.mail_acks:  # stored: now their senders hear it
             self.connections.write(sender, ack)
         self._finished(work)
+
+    def _changed(self, work: _Pass, batches: list[Batch]) -> None:
+        """Edits and deletions the store made take their slots; the refused ones are answered to who asked."""
+        by_room = {id(b.room): b for b in batches}
+        for c, user, room in zip(work.batch.changes, work.changers, work.change_rooms, strict=True):
+            if c.result:
+                self.connections.fail(user.peer, refusal(c))
+                continue
+            frame = encode_event(MessageEdited(c.id, c.text, c.ts, c.sender, c.room) if c.text is not None else
+                                 MessageDeleted(c.id, c.ts, c.by, c.room))
+            batch = by_room.get(id(room))
+            if batch is not None:
+                batch.frames[c.slot] = frame
+
+    def _reactions(self, work: _Pass, batches: list[Batch]) -> None:
+        """Each message's reactions once per pass (the last reaction's counts: the store applied them in order)
+        in its slot; refusals to who gave them."""
+        by_room = {id(b.room): b for b in batches}
+        final: dict[tuple[int, int], Reaction] = {}
+        for r, user, key in zip(work.batch.reactions, work.reactors, work.reaction_keys, strict=True):
+            if r.result:
+                self.connections.fail(user.peer, reaction_refusal(r))
+            else:
+                final[key] = r
+        for key, (room, slot) in work.reacted.items():
+            last = final.get(key)
+            batch = by_room.get(id(room))
+            if last is not None and batch is not None:
+                batch.frames[slot] = encode_event(Reactions(last.id, last.room, last.counts))
 
     def _not_sent(self, work: _Pass, batches: list[Batch], exc: BaseException) -> None:
         """A full or broken disk: refuse this pass's messages, keep serving."""
@@ -216,6 +312,10 @@ class Journal:
             if row is not None and cid is not None:
                 self._forget(row[4], cid)
             self.connections.fail(sender, ProtocolError(ErrorCode.INTERNAL, NOT_STORED, ref=cid))
+        for c, user in zip(batch.changes, work.changers, strict=True):
+            self.connections.fail(user.peer, ProtocolError(ErrorCode.INTERNAL, NOT_CHANGED, ref=change_ref(c)))
+        for r, user in zip(batch.reactions, work.reactors, strict=True):
+            self.connections.fail(user.peer, ProtocolError(ErrorCode.INTERNAL, NOT_CHANGED, ref=f"react:{r.id}"))
         if batch.messages:
             for batch_of_room in batches:  # the pass's frames, messages with them, are not sent
                 batch_of_room.frames.clear()

@@ -19,6 +19,9 @@ Pure Python with the clock passed in, so every rule is testable without waiting.
   second. More than ``flood_after`` strikes (that many refusals in about ``flood_window`` seconds,
   sent after being told to slow down) disconnect the client (``flood``).
 
+- **Typing.** A bucket of typing frames (qtchat.protocol.typing_rules: 6 at once, one a second): one that
+  finds none is refused (``typing_too_fast``), and the refusal is a strike like a refused message's.
+
 A rate of 0 turns that limit off; ``flood_after`` 0 never disconnects for refusals.
 """
 
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from qtchat.protocol import TypingBucket
 
 
 class Verdict(enum.Enum):
@@ -52,7 +57,7 @@ class Limiter:
     """The buckets of one connection. ``now`` is a monotonic clock in seconds."""
 
     __slots__ = ("_blocked_until", "_byte_stamp", "_bytes", "_msg_stamp", "_msgs", "_strike_stamp", "_strikes",
-                 "limits")
+                 "_typing", "limits")
 
     def __init__(self, limits: RateLimits, now: float) -> None:
         self.limits = limits
@@ -63,6 +68,7 @@ class Limiter:
         self._strikes = 0.0
         self._strike_stamp = now
         self._blocked_until = now  # a refusal said to wait until then: later messages wait too
+        self._typing = TypingBucket(now)
 
     @property
     def byte_tokens(self) -> float:
@@ -102,6 +108,13 @@ class Limiter:
         self._blocked_until = now + wait
         return self._strike(now), wait
 
+    def typing(self, now: float) -> tuple[Verdict, float]:
+        """Take a token for one typing frame: (OK, 0), or (SLOW_DOWN or FLOOD, seconds until one is there): a
+        refusal is a strike, as a refused message's is. Messages are not held back by it."""
+        if self._typing.take(now):
+            return Verdict.OK, 0.0
+        return self._strike(now), self._typing.wait(now)
+
     def _refill_bytes(self, now: float) -> None:
         lim = self.limits
         elapsed = now - self._byte_stamp
@@ -116,6 +129,10 @@ class Limiter:
         self._strikes = max(0.0, self._strikes - (now - self._strike_stamp) * leak) + 1
         self._strike_stamp = now
         return Verdict.FLOOD if self._strikes > lim.flood_after else Verdict.SLOW_DOWN
+
+
+AWAY_CHANGES = RateLimits(messages=0.2, burst=6, bytes=0, flood_after=0)
+"""How often a user's away state may change and be told to their rooms (presence.py): announced in ``welcome``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,25 +23,32 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer
 
+from qtchat.protocol.message_events import MAX_REACTIONS
+
 from .backend import (
     Account,
     Around,
+    Change,
     HeldMessage,
     MailboxCount,
     Page,
     PassBatch,
     Posted,
+    Reaction,
     RecentCid,
     RemoteSink,
     StoredMessage,
+    Tallies,
     answer,
     around_shares,
+    ordered,
+    quoted,
 )
 from .bans import BanList
 from .cluster import Cluster
 from .room_state import RoomRecord
 from .sqlite_backend import PRUNE_INTERVAL_MS, SEARCH_BUDGET_S, MessageIds
-from .store import SearchTooCostly, fold, query_words
+from .store import SearchTooCostly, change_refused, fold, query_words
 
 T = TypeVar("T")
 Row = tuple[int, int, str, str, str | None, str]  # id, ts, sender, sender key, cid, text
@@ -61,6 +68,10 @@ class MemoryBackend(QObject):
         self._rooms: dict[str, list[Row]] = {}  # room key -> rows in id order
         self._room_ids: dict[str, list[int]] = {}  # room key -> their ids (for bisect)
         self._by_cid: dict[tuple[str, str], list[tuple[str, Row]]] = {}  # (sender key, cid) -> (room key, row)
+        self._edits: dict[int, tuple[str, int, bool]] = {}  # id -> its current text, edited (ms), deleted
+        self._replies: dict[int, int] = {}  # id -> the id of the message it answers
+        self._reactions: dict[int, dict[str, set[str]]] = {}  # id -> emoji -> who gave it
+        self._changes: dict[str, tuple[list[int], list[int]]] = {}  # room key -> (change seqs, their ids), in order
         self._markers: dict[tuple[str, str], int] = {}
         self._mail: dict[str, list[Row]] = {}  # recipient key -> rows in id order
         self._accounts: dict[str, Account] = {}
@@ -143,6 +154,62 @@ class MemoryBackend(QObject):
                 self._mail.pop(user_key, None)
         if batch.messages and self.history:
             self._trim({m.room_key for m in batch.messages})
+        self._quote_and_change(batch)
+
+    def _quote_and_change(self, batch: PassBatch) -> None:
+        """The pass's replies quoted, its edits and deletions checked and made (backend.py, points 9, 10)."""
+        for m in batch.messages:
+            if m.reply_to:
+                if self.history and not m.again:
+                    self._replies[m.id] = m.reply_to
+                m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to, self._parent(m.room_key, m.reply_to))
+        for c in batch.changes:
+            self._apply_change(c)
+        for r in batch.reactions:
+            self._react(r)
+
+    def _react(self, r: Reaction) -> None:
+        row = self._row(r.room_key, r.id)
+        if row is None or self._edits.get(r.id, ("", 0, False))[2]:
+            r.result = "no_such_message"
+            return
+        given = self._reactions.setdefault(r.id, {})
+        who = given.setdefault(r.emoji, set())
+        if r.on and r.user_key not in who and sum(len(w) for w in given.values()) >= MAX_REACTIONS:
+            r.result = "too_many_reactions"
+            return
+        if r.on:
+            who.add(r.user_key)
+        else:
+            who.discard(r.user_key)
+        r.counts, r.mine = self._tally(r.id, r.user_key)
+
+    def _tally(self, mid: int, user_key: str) -> tuple[dict[str, int], tuple[str, ...]]:
+        given = self._reactions.get(mid, {})
+        return (ordered({e: len(w) for e, w in given.items()}),
+                tuple(ordered({e: 1 for e, w in given.items() if user_key in w})))
+
+    def tallies(self, room_key: str, ids: list[int], user_key: str) -> Future[Tallies]:
+        return self._answer(lambda: {mid: self._tally(mid, user_key) for mid in ids
+                                     if any(self._reactions.get(mid, {}).values())})
+
+    def _apply_change(self, c: Change) -> None:
+        """An edit or a deletion, checked and applied (backend.py, point 9)."""
+        row = self._row(c.room_key, c.id)
+        now = None if row is None else self._edits.get(row[0], (row[5], 0, False))
+        c.result = change_refused(c, None if row is None or now is None else (row[3], row[1], now[2]))
+        if c.result or row is None or now is None:
+            return
+        c.sender, c.seq = row[2], self.ids.next()
+        self._edits[c.id] = ("", now[1], True) if c.text is None else (c.text, c.ts, False)
+        seqs, ids = self._changes.setdefault(c.room_key, ([], []))
+        seqs.append(c.seq)
+        ids.append(c.id)
+
+    def _row(self, room_key: str, mid: int) -> Row | None:
+        ids = self._room_ids.get(room_key, [])
+        at = bisect.bisect_left(ids, mid)
+        return self._rooms[room_key][at] if at < len(ids) and ids[at] == mid else None
 
     def _resent(self, m: Posted) -> bool:
         """Is ``m`` a resend of a stored message (same sender, cid, room and text)? Then it has its id and ts."""
@@ -179,10 +246,38 @@ class MemoryBackend(QObject):
             if after is not None:
                 start = bisect.bisect_right(ids, after)
                 found = rows[start:start + limit + 1]
-                return Page(_stored(room_key, found[:limit]), len(found) > limit)
+                return Page(self._stored(room_key, found[:limit]), len(found) > limit)
             end = bisect.bisect_left(ids, before) if before is not None else len(ids)
             found = rows[max(0, end - limit - 1):end]
-            return Page(_stored(room_key, found[-limit:] if limit else []), len(found) > limit)
+            return Page(self._stored(room_key, found[-limit:] if limit else []), len(found) > limit)
+
+        return self._answer(read)
+
+    def _stored(self, room_key: str, rows: list[Row]) -> list[StoredMessage]:
+        edits, replies = self._edits, self._replies
+        return [StoredMessage(r[0], room_key, r[1], r[2], r[5], r[4]) if r[0] not in edits and r[0] not in replies
+                else StoredMessage(r[0], room_key, r[1], r[2], *_current(edits.get(r[0], (r[5], 0, False)), r[4]),
+                                   *quoted(replies.get(r[0], 0), self._parent(room_key, replies.get(r[0], 0))))
+                for r in rows]
+
+    def _parent(self, room_key: str, mid: int) -> tuple[str, str, bool] | None:
+        """A message a reply answers as it is now: (sender, text, deleted), None if it is not in the room."""
+        row = self._row(room_key, mid) if mid else None
+        if row is None:
+            return None
+        text, _, deleted = self._edits.get(mid, (row[5], 0, False))
+        return row[2], text, deleted
+
+    def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
+        def read() -> Page:
+            seqs, ids = self._changes.get(room_key, ([], []))
+            last: dict[int, None] = {}  # the ids changed after ``after``, in the order of their last change
+            for mid in ids[bisect.bisect_right(seqs, after):]:
+                if mid <= after:
+                    last.pop(mid, None)
+                    last[mid] = None
+            rows = [row for mid in last if (row := self._row(room_key, mid)) is not None]
+            return Page(self._stored(room_key, rows[:limit]), len(rows) > limit)
 
         return self._answer(read)
 
@@ -193,7 +288,7 @@ class MemoryBackend(QObject):
             older, newer = rows[max(0, at - limit - 1):at], rows[at:at + limit + 1]
             want_old, want_new = around_shares(len(older), len(newer), limit)
             old = older[len(older) - want_old:] if want_old else []
-            return Around(_stored(room_key, old), _stored(room_key, newer[:want_new]), len(older) > len(old),
+            return Around(self._stored(room_key, old), self._stored(room_key, newer[:want_new]), len(older) > len(old),
                           len(newer) > want_new)
 
         return self._answer(read)
@@ -212,9 +307,9 @@ class MemoryBackend(QObject):
                 for n, row in enumerate(reversed(rows[:bisect.bisect_left(ids, top)])):
                     if n % 256 == 255 and time.monotonic() > deadline:
                         raise SearchTooCostly(SEARCH_BUDGET_S)
-                    folded = fold(row[5])
+                    folded = fold(self._edits[row[0]][0] if row[0] in self._edits else row[5])
                     if all(w in folded for w in words):
-                        found.append(_stored(room, [row])[0])
+                        found.append(self._stored(room, [row])[0])
                         taken += 1
                         if taken > limit:
                             break
@@ -327,5 +422,6 @@ class MemoryBackend(QObject):
                         self._unindex(key, [r for r in rows if r[1] < cutoff])
 
 
-def _stored(room_key: str, rows: list[Row]) -> list[StoredMessage]:
-    return [StoredMessage(r[0], room_key, r[1], r[2], r[5], r[4]) for r in rows]
+def _current(edit: tuple[str, int, bool], cid: str | None) -> tuple[str, str | None, int, bool]:
+    text, edited, deleted = edit
+    return text, cid, edited, deleted

@@ -58,7 +58,7 @@ class Messages:
             raise ProtocolError(ErrorCode.MUTED, "You are muted on this server.", ref=cid)
         if cid is not None and self._resent(user, cid, room.key, room.name, event.text):
             return
-        posted = Posted(room.key, room.name, now_ms(), user.name, key, cid, event.text)
+        posted = Posted(room.key, room.name, now_ms(), user.name, key, cid, event.text, reply_to=event.reply_to or 0)
         posted.slot = self.rooms.queue(room, b"")  # the frame takes this place once stored
         self.journal.post(user, room, posted)
         user.peer.msgs_in += 1
@@ -103,7 +103,7 @@ class Messages:
             return
         to_name = target.name if target is not None else remote.name if remote is not None else event.to
         msg = Message(id=self.backend.next_id(), ts=now_ms(), sender=user.name, text=event.text, cid=cid,
-                      to=to_name)
+                      to=to_name, reply_to=event.reply_to or 0)  # (private ones are not stored: no quote)
         if cid is not None:
             self.recent.remember(user.key, RecentCid(cid, msg.id, msg.ts, where, hash(msg.text)))
         user.peer.msgs_in += 1

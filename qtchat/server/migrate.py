@@ -278,24 +278,33 @@ def _copy_messages(cur: Any, db: sqlite3.Connection, told: Any, schema: list[str
     """The room messages, with each room's numbers and folded words; the rooms' counters. The highest id."""
     since = time.monotonic()
     cur.execute("CREATE TEMPORARY TABLE migrated (id bigint, room text, seq bigint, ts bigint, sender text, "
-                "sender_key text, cid text, text text, folded text) ON COMMIT DROP")
+                "sender_key text, cid text, text text, folded text, edited bigint, deleted boolean, changed bigint, "
+                "reply_to bigint) ON COMMIT DROP")
     counters: dict[str, int] = {}
     top = 0
+    have = {str(r[1]) for r in db.execute("PRAGMA table_info(messages)")}  # (a folder from before edits has none)
+    extra = ", ".join(c if c in have else d for c, d in (("edited", "0"), ("deleted", "0"), ("changed", "NULL"),
+                                                         ("reply_to", "NULL")))
 
     def numbered() -> Iterator[tuple[Any, ...]]:
         nonlocal top
-        for mid, room, ts, sender, sender_key, cid, text in db.execute(
-                "SELECT id, room, ts, sender, sender_key, cid, text FROM messages ORDER BY room, id"):
+        for mid, room, ts, sender, sender_key, cid, text, edited, deleted, changed, reply_to in db.execute(
+                f"SELECT id, room, ts, sender, sender_key, cid, text, {extra} FROM messages ORDER BY room, id"):
             seq = counters[room] = counters.get(room, 0) + 1
-            top = max(top, mid)
-            yield mid, room, seq, ts, sender, sender_key, cid, text, fold(text)
+            top = max(top, mid, changed or 0)
+            yield mid, room, seq, ts, sender, sender_key, cid, text, fold(text), edited, bool(deleted), changed, reply_to
 
-    count = _copy(cur, "migrated", "id, room, seq, ts, sender, sender_key, cid, text, folded", numbered())
+    count = _copy(cur, "migrated", "id, room, seq, ts, sender, sender_key, cid, text, folded, edited, deleted, changed, "
+                  "reply_to", numbered())
     cur.execute("SET LOCAL maintenance_work_mem = '256MB'")  # the search index is built in memory in one go
     for index in MESSAGE_INDEXES:  # made again below, by the schema's own statements
         cur.execute(f"DROP INDEX IF EXISTS {index}")
-    cur.execute("INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words) "
-                "SELECT id, room, seq, ts, sender, sender_key, cid, text, to_tsvector('simple', folded) FROM migrated")
+    cur.execute("INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words, edited, deleted, "
+                "changed, reply_to) SELECT id, room, seq, ts, sender, sender_key, cid, text, "
+                "to_tsvector('simple', folded), edited, deleted, changed, reply_to FROM migrated")
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'reactions'").fetchone() is not None:
+        _copy(cur, "reactions", "message_id, user_key, emoji",
+              db.execute("SELECT message_id, user_key, emoji FROM reactions"))
     for sql in schema:
         if sql.startswith("CREATE INDEX IF NOT EXISTS messages_"):
             cur.execute(sql)

@@ -42,7 +42,8 @@ READ_CHUNK = 256 * 1024  # bytes read from one socket per readyRead, so a floodi
 class User:
     """A logged-in user: one name on one connection, and what the server keeps for it while it lasts."""
 
-    __slots__ = ("held_confirmed", "held_more", "held_sent", "key", "moved", "name", "peer", "rooms", "socket")
+    __slots__ = ("away", "away_changes", "held_confirmed", "held_more", "held_sent", "key", "mine", "moved", "name",
+                 "peer", "rooms", "socket")
 
     def __init__(self, name: str, key: str, peer: Peer) -> None:
         self.name = name
@@ -54,6 +55,9 @@ class User:
         self.held_more = False  # more of them wait for the next batch
         self.held_confirmed = 0  # the newest one the client confirmed ('delivered')
         self.moved = False  # logged in on another node of the cluster since: it leaves its rooms without a word
+        self.mine: dict[int, None] = {}  # the ids of its latest room messages on this connection (journal.MINE_KEPT)
+        self.away: str | None = None  # away, with this message (maybe empty); None: here (presence.py)
+        self.away_changes: Limiter | None = None  # how often it may change (presence.py), from its first change
 
     def __repr__(self) -> str:
         return f"<User {self.name} {self.peer.peer}>"

@@ -66,21 +66,24 @@ from .backend import (
     RecentCid,
     RemoteSink,
     StoredMessage,
+    Tallies,
     around_shares,
     chain,
     done,
     failed,
     mapped,
+    ordered,
+    quoted,
 )
 from .bans import BanList
 from .cluster import Cluster
 from .fanout import ROOM, Fanout
 from .pg_mirror import LOAD, PgBanList, PgMirror
-from .pg_schema import COLS, DELIVERED, MAIL, MARKERS, SCHEMA, SCHEMA_LOCK, post_answer, ts_query
+from .pg_pass import PassPlan
+from .pg_schema import COLS, FROM, SCHEMA, SCHEMA_LOCK, TALLIES, post_answer, ts_query
 from .pgloop import PgConnectionLost, PgError, PgLink, Rows
 from .redis_cluster import RedisCluster
 from .room_state import RoomRecord
-from .search_agent import fold
 from .store import RESEND_WINDOW_S, SearchTooCostly
 
 log = logging.getLogger("qtchat.server.pg")
@@ -218,27 +221,11 @@ class PostgresBackend(QObject):
     def store_pass(self, batch: PassBatch) -> Future[None]:
         result: Future[None] = Future()
         token = secrets.randbits(62)
-        by_room: dict[str, list[Posted]] = {}
-        if self.history:
-            for m in batch.messages:
-                by_room.setdefault(m.room_key, []).append(m)
-        else:
+        if not self.history:
             for m in batch.messages:
                 m.id = self.next_id()
-        rooms = sorted(by_room)  # locked in this order by every node: no deadlock between two passes
-        statements: list[tuple[str, Any]] = [
-            ("SELECT pg_advisory_xact_lock($1)", [token]),  # a check after a broken connection waits for it
-            ("INSERT INTO passes (token, room, ids) VALUES ($1, '', '{}')", [token]),
-        ]
-        for room in rooms:
-            statements.append(("SELECT qtchat_post($1, $2, $3::jsonb)", [token, room, [
-                [m.ts, m.sender, m.sender_key, m.cid, m.text, fold(m.text)] for m in by_room[room]]]))
-        if batch.markers:
-            statements.append((MARKERS, [[[u, r, mid] for (u, r), mid in batch.markers.items()]]))
-        if batch.mail:
-            statements.append((MAIL, [[list(row) for row in batch.mail]]))
-        if batch.delivered:
-            statements.append((DELIVERED, [[[u, upto] for u, upto in batch.delivered.items()]]))
+        plan = PassPlan(token, batch, self.history)
+        by_room, rooms, statements = plan.by_room, plan.rooms, plan.statements
 
         def stamp(ids: dict[str, list[int]]) -> None:
             waits = []
@@ -256,10 +243,11 @@ class PostgresBackend(QObject):
         def answered(f: Future[list[Rows]]) -> None:
             exc = f.exception()
             if exc is None:
-                rows = f.result()
-                stamp({room: list(rows[2 + n][0][0]) for n, room in enumerate(rooms)})
+                stamp(plan.answered(f.result()))
             elif isinstance(exc, PgConnectionLost) and exc.sent:
                 log.warning("the connection to PostgreSQL broke after a pass was sent; asking whether it was stored")
+                for c in batch.changes:
+                    c.result = "unknown"  # stored or not, its editor is told it may not be (refusal: internal)
                 self._check_pass(token, exc, stamp, result)
             else:
                 result.set_exception(exc)
@@ -326,12 +314,35 @@ class PostgresBackend(QObject):
         if not self.history:
             return done(Page([], False))
         if after is not None:
-            return self._rows(self._read, f"SELECT {COLS} FROM messages WHERE room = $1 AND id > $2 ORDER BY id "
+            return self._rows(self._read, f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.id > $2 ORDER BY m.id "
                               "LIMIT $3", [room_key, after, limit + 1],
                               lambda rows: Page(_stored(rows[:limit]), len(rows) > limit))
-        return self._rows(self._read, f"SELECT {COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC "
+        return self._rows(self._read, f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.id < $2 ORDER BY m.id DESC "
                           "LIMIT $3", [room_key, before if before is not None else 1 << 62, limit + 1],
                           lambda rows: Page(_stored(rows[:limit][::-1]), len(rows) > limit))
+
+    def tallies(self, room_key: str, ids: list[int], user_key: str) -> Future[Tallies]:
+        del room_key
+        if not ids:
+            return done({})
+
+        def found(rows: Rows) -> Tallies:
+            counts: dict[int, dict[str, int]] = {}
+            mine: dict[int, dict[str, int]] = {}
+            for mid, emoji, n, own in rows:
+                counts.setdefault(int(mid), {})[emoji] = int(n)
+                if own:
+                    mine.setdefault(int(mid), {})[emoji] = 1
+            return {mid: (ordered(c), tuple(ordered(mine.get(mid, {})))) for mid, c in counts.items()}
+
+        return self._rows(self._read, TALLIES, [ids, user_key], found)
+
+    def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
+        if not self.history:
+            return done(Page([], False))
+        return self._rows(self._read, f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.changed > $2 AND m.id <= $2 "
+                          "ORDER BY m.changed LIMIT $3", [room_key, after, limit + 1],
+                          lambda rows: Page(_stored(rows[:limit]), len(rows) > limit))
 
     def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
         if not self.history:
@@ -344,9 +355,9 @@ class PostgresBackend(QObject):
             return Around(_stored(old[::-1]), _stored(new), len(older) > len(old), len(newer) > len(new))
 
         return mapped(self._read.transaction([
-            (f"SELECT {COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            (f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3",
              [room_key, mid, limit + 1]),
-            (f"SELECT {COLS} FROM messages WHERE room = $1 AND id >= $2 ORDER BY id LIMIT $3",
+            (f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.id >= $2 ORDER BY m.id LIMIT $3",
              [room_key, mid, limit + 1]),
         ]), split)
 
@@ -372,8 +383,8 @@ class PostgresBackend(QObject):
 
         self._search.transaction([
             (f"SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}", ()),
-            (f"SELECT {COLS} FROM messages WHERE room IN (SELECT jsonb_array_elements_text($1::jsonb)) "
-             "AND words @@ to_tsquery('simple', $2) AND id < $3 ORDER BY id DESC LIMIT $4",
+            (f"SELECT {COLS} FROM {FROM} WHERE m.room IN (SELECT jsonb_array_elements_text($1::jsonb)) "
+             "AND m.words @@ to_tsquery('simple', $2) AND m.id < $3 ORDER BY m.id DESC LIMIT $4",
              [room_keys, tsq, before if before is not None else 1 << 62, limit + 1]),
         ]).add_done_callback(answered)
         return result
@@ -511,6 +522,7 @@ def _stamp(messages: list[Posted], answer: list[int]) -> tuple[list[Posted], int
 
 
 def _stored(rows: Rows) -> list[StoredMessage]:
-    return [StoredMessage(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5]) for r in rows]
+    return [StoredMessage(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], int(r[6]), bool(r[7]),
+                          *quoted(r[8], None if r[9] is None else (r[9], r[10], bool(r[11])))) for r in rows]
 
 __all__ = ["PgBanList", "PostgresBackend"]

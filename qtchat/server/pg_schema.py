@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .search_agent import fold, query_words
 
-SCHEMA_VERSION = 2  # 2: qtchat_post() finds resends
+SCHEMA_VERSION = 3  # 2: qtchat_post() finds resends; 3: edits and deletions (qtchat_change())
 SCHEMA_LOCK = 4_321_000_001  # the advisory lock that lets one node at a time make the schema
 
 SCHEMA = [
@@ -102,15 +102,15 @@ SCHEMA = [
                 FROM (SELECT nextval('message_ids') AS v FROM generate_series(1, fresh)) AS s;
         END IF;
         IF fresh = k THEN  -- no resend (mostly)
-            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words)
+            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words, reply_to)
                 SELECT taken[e.n], p_room, top - k + e.n, (e.m->>0)::bigint, e.m->>1, e.m->>2, e.m->>3, e.m->>4,
-                       to_tsvector('simple', e.m->>5)
+                       to_tsvector('simple', e.m->>5), (e.m->>6)::bigint
                 FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n);
             answer := taken;
         ELSE
-            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words)
+            INSERT INTO messages (id, room, seq, ts, sender, sender_key, cid, text, words, reply_to)
                 SELECT taken[f.i], p_room, top - fresh + f.i, (f.m->>0)::bigint, f.m->>1, f.m->>2, f.m->>3,
-                       f.m->>4, to_tsvector('simple', f.m->>5)
+                       f.m->>4, to_tsvector('simple', f.m->>5), (f.m->>6)::bigint
                 FROM (SELECT e.m, row_number() OVER (ORDER BY e.n) AS i
                       FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS e(m, n)
                       WHERE resent[e.n] IS NULL) AS f;
@@ -123,13 +123,100 @@ SCHEMA = [
         INSERT INTO passes (token, room, ids) VALUES (p_token, p_room, answer);
         RETURN answer;
     END $fn$""",
+    # edits and deletions (backend.py, point 9): the current text in place, ``changed`` the change's number
+    "ALTER TABLE messages ADD COLUMN IF NOT EXISTS edited bigint NOT NULL DEFAULT 0",
+    "ALTER TABLE messages ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false",
+    "ALTER TABLE messages ADD COLUMN IF NOT EXISTS changed bigint",
+    "ALTER TABLE messages ADD COLUMN IF NOT EXISTS reply_to bigint",  # the message of the room it answers
+    "CREATE INDEX IF NOT EXISTS messages_room_changed ON messages (room, changed) WHERE changed IS NOT NULL",
+    # a room's edits and deletions of one pass, each [id, new text or null, ts, author key or null, not before,
+    # folded new text], under the room's lock (as qtchat_post: a change's number from message_ids becomes
+    # visible in order in the room): per change [refusal or '', the message's sender, the change's number]
+    """CREATE OR REPLACE FUNCTION qtchat_change(p_room text, p_rows jsonb) RETURNS jsonb
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        c jsonb;
+        m record;
+        n bigint;
+        answer jsonb := '[]'::jsonb;
+    BEGIN
+        INSERT INTO room_seq (room, last_seq) VALUES (p_room, 0) ON CONFLICT (room) DO NOTHING;
+        PERFORM 1 FROM room_seq WHERE room = p_room FOR UPDATE;
+        FOR c IN SELECT e FROM jsonb_array_elements(p_rows) AS e LOOP
+            SELECT sender, sender_key, ts, deleted INTO m FROM messages
+                WHERE id = (c->>0)::bigint AND room = p_room FOR UPDATE;
+            IF NOT FOUND OR m.deleted THEN
+                answer := answer || jsonb_build_array(jsonb_build_array('no_such_message', '', 0));
+            ELSIF c->>3 IS NOT NULL AND m.sender_key <> c->>3 THEN
+                answer := answer || jsonb_build_array(jsonb_build_array('not_author', '', 0));
+            ELSIF c->>1 IS NOT NULL AND m.ts < (c->>4)::bigint THEN
+                answer := answer || jsonb_build_array(jsonb_build_array('too_late', '', 0));
+            ELSE
+                n := nextval('message_ids');
+                IF c->>1 IS NULL THEN
+                    UPDATE messages SET text = '', words = ''::tsvector, deleted = true, changed = n
+                        WHERE id = (c->>0)::bigint;
+                ELSE
+                    UPDATE messages SET text = c->>1, words = to_tsvector('simple', c->>5),
+                                        edited = (c->>2)::bigint, changed = n
+                        WHERE id = (c->>0)::bigint;
+                END IF;
+                answer := answer || jsonb_build_array(jsonb_build_array('', m.sender, n));
+            END IF;
+        END LOOP;
+        RETURN answer;
+    END $fn$""",
+    # reactions (backend.py, point 11): who gave which to which message
+    """CREATE TABLE IF NOT EXISTS reactions (
+        message_id bigint NOT NULL, user_key text NOT NULL, emoji text NOT NULL,
+        PRIMARY KEY (message_id, user_key, emoji)
+    )""",
+    # a room's reactions of one pass, each [id, user key, emoji, on]: per reaction [refusal or '', the message's
+    # counts once it is applied (an object), the user's own (a list)]; p_cap: MAX_REACTIONS
+    """CREATE OR REPLACE FUNCTION qtchat_react(p_room text, p_rows jsonb, p_cap int) RETURNS jsonb
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        r jsonb;
+        mid bigint;
+        answer jsonb := '[]'::jsonb;
+    BEGIN
+        FOR r IN SELECT e FROM jsonb_array_elements(p_rows) AS e LOOP
+            mid := (r->>0)::bigint;
+            PERFORM 1 FROM messages WHERE id = mid AND room = p_room AND NOT deleted FOR UPDATE;
+            IF NOT FOUND THEN
+                answer := answer || jsonb_build_array(jsonb_build_array('no_such_message', '{}'::jsonb, '[]'::jsonb));
+                CONTINUE;
+            END IF;
+            IF (r->>3)::boolean THEN
+                IF NOT EXISTS (SELECT 1 FROM reactions WHERE message_id = mid AND user_key = r->>1 AND emoji = r->>2)
+                   AND (SELECT count(*) FROM reactions WHERE message_id = mid) >= p_cap THEN
+                    answer := answer || jsonb_build_array(jsonb_build_array('too_many_reactions', '{}'::jsonb,
+                                                                            '[]'::jsonb));
+                    CONTINUE;
+                END IF;
+                INSERT INTO reactions VALUES (mid, r->>1, r->>2) ON CONFLICT DO NOTHING;
+            ELSE
+                DELETE FROM reactions WHERE message_id = mid AND user_key = r->>1 AND emoji = r->>2;
+            END IF;
+            answer := answer || jsonb_build_array(jsonb_build_array('',
+                coalesce((SELECT jsonb_object_agg(emoji, n) FROM (SELECT emoji, count(*) AS n FROM reactions
+                          WHERE message_id = mid GROUP BY emoji) AS c), '{}'::jsonb),
+                coalesce((SELECT jsonb_agg(emoji) FROM reactions WHERE message_id = mid AND user_key = r->>1),
+                         '[]'::jsonb)));
+        END LOOP;
+        RETURN answer;
+    END $fn$""",
     # the cluster's id: its keys and channels in Redis begin with qtchat:<id>: (two clusters may share a Redis)
     """INSERT INTO meta (key, value) VALUES ('cluster', (random() * 9e15)::bigint) ON CONFLICT (key) DO NOTHING""",
     f"""INSERT INTO meta (key, value) VALUES ('schema', {SCHEMA_VERSION})
         ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, EXCLUDED.value)""",
 ]
 
-COLS = "id, room, ts, sender, text, cid"
+# a message with its reply's parent as it is now (backend.py, point 10)
+COLS = "m.id, m.room, m.ts, m.sender, m.text, m.cid, m.edited, m.deleted, m.reply_to, p.sender, p.text, p.deleted"
+FROM = "messages AS m LEFT JOIN messages AS p ON p.id = m.reply_to AND p.room = m.room"
+PARENTS = """SELECT id, room, sender, text, deleted FROM messages
+    WHERE id IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint)"""
 MARKERS = """INSERT INTO read_markers (user_key, room_key, id)
     SELECT e->>0, e->>1, (e->>2)::bigint FROM jsonb_array_elements($1::jsonb) AS e
     ON CONFLICT (user_key, room_key) DO UPDATE SET id = GREATEST(read_markers.id, EXCLUDED.id)"""
@@ -157,3 +244,5 @@ def ts_query(query: str) -> str | None:
             quoted[-1] += ":*"
             groups.append("(" + " <-> ".join(quoted) + ")")
     return " & ".join(groups) or None
+TALLIES = """SELECT message_id, emoji, count(*), bool_or(user_key = $2) FROM reactions
+    WHERE message_id IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint) GROUP BY message_id, emoji"""

@@ -33,7 +33,10 @@ from qtchat.protocol import (
     RoomsRequest,
     SearchRequest,
     SendMessage,
+    SetAway,
+    SetBack,
     SetTopic,
+    Typing,
     UsersRequest,
     name_key,
 )
@@ -43,8 +46,9 @@ from .store import query_words
 
 FIXED: dict[type, float] = {
     Pong: 0.0, Bye: 0.0, Ping: 1.0, MarkRead: 0.2, SendMessage: 0.5, Delivered: 0.5, Hello: 1.0, SetTopic: 1.0,
-    PartRoom: 1.0, KickRequest: 2.0, BanRequest: 2.0, Register: 5.0, PasswordChange: 5.0,
+    Typing: 0.2, PartRoom: 1.0, KickRequest: 2.0, BanRequest: 2.0, Register: 5.0, PasswordChange: 5.0,
     RoomMode: 2.0, RoomOp: 2.0, RoomInvite: 2.0, RoomKick: 2.0,  # a write of the room's record each
+    SetAway: 2.0, SetBack: 2.0,  # told to every room the user is in
 }
 OTHER = 1.0  # a frame of a kind not priced here
 

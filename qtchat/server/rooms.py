@@ -55,7 +55,7 @@ log = logging.getLogger("qtchat.server")
 class Room:
     """A room: its members and the frames waiting for this pass's flush."""
 
-    __slots__ = ("encoded_names", "joiners", "key", "members", "name", "names", "pending", "topic")
+    __slots__ = ("away", "encoded_names", "joiners", "key", "members", "name", "names", "pending", "topic")
 
     def __init__(self, name: str, topic: str = "") -> None:
         self.name = name
@@ -64,6 +64,7 @@ class Room:
         self.members: set[User] = set()
         self.names: dict[str, str] = {}  # name key -> display name, in join order
         self.encoded_names: dict[str, bytes] = {}  # name key -> the name as a JSON string
+        self.away: dict[bytes, bytes] = {}  # encoded name -> its entry in a users frame's away (presence.py)
         self.pending: list[bytes] = []
         self.joiners: dict[User, int] = {}  # joined this pass -> index of the first frame of theirs in pending
 
@@ -100,6 +101,8 @@ class Rooms:
         self._publish = publish
         self.joining: dict[User, int] = {}  # users with joins whose room state is being read
         self.settled: Callable[[User], None] = lambda user: None  # their joins are answered
+        self.entered: Callable[[User, Room, bool], None] = lambda user, room, moved: None  # joined (presence.py)
+        self.taking: Callable[[], None] = lambda: None  # the pass's batches are about to be taken (typing_relay.py)
         self.total_bytes_out = 0
 
     # ------------------------------------------------------------ membership
@@ -113,20 +116,22 @@ class Rooms:
 
     def join(self, user: User, room: Room) -> None:
         presence = self.presence
-        if not presence.moved(room.key, user.key):  # else: they were in it on a node that lost them: no news
+        moved = presence.moved(room.key, user.key)
+        if not moved:  # else: they were in it on a node that lost them: no news
             self.queue(room, encode_event(Joined(user.name, now_ms(), room.name)), urgent=False)
         presence.joined(room.key, room.name, user.key, user.name)
         room.names[user.key] = user.name
         room.encoded_names[user.key] = encode_name(user.name)
         room.joiners[user] = len(room.pending)
         user.rooms.append(room)
+        self.entered(user, room, moved)
         self.send_user_list(user, room)
 
     def leave(self, user: User, room: Room, reason: str, by: str = "") -> None:
         room.members.discard(user)
         room.joiners.pop(user, None)
         room.names.pop(user.key, None)
-        room.encoded_names.pop(user.key, None)
+        room.away.pop(room.encoded_names.pop(user.key, b""), None)
         if room in user.rooms:
             user.rooms.remove(room)
         if not user.moved:  # (else it is still in the room, on another node)
@@ -143,7 +148,7 @@ class Rooms:
     def send_user_list(self, user: User, room: Room) -> None:
         names = list(room.encoded_names.values())
         names += self.presence.encoded_members(room.key, room.names)
-        frames = encode_user_lists(room.name, names, names_per_frame(self.config.max_frame))
+        frames = encode_user_lists(room.name, names, names_per_frame(self.config.max_frame), room.away)
         for frame in frames:
             self.connections.write(user.peer, frame)
 
@@ -300,6 +305,7 @@ class Rooms:
 
     def take(self) -> list[Batch]:
         """This pass's frames, room by room, taken off the rooms (later frames start a new pass)."""
+        self.taking()
         dirty, self.dirty = self.dirty, []
         batches = []
         for room in dirty:

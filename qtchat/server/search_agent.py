@@ -39,12 +39,12 @@ from typing import Any, TextIO
 
 FLAG = "--search-agent"
 
-Row = tuple[int, str, int, str, str, "str | None"]
+Row = tuple[int, str, int, str, str, "str | None", int]
 
 # a search word: letters and digits (what FTS5's unicode61 tokenizer keeps), anything else separates
 _WORD = re.compile(r"[^\W_]+")
 _NOT_WORD = re.compile(r"[\W_]+")
-COLS = "id, room, ts, sender, text, cid"
+COLS = "id, room, ts, sender, text, cid, edited"
 
 
 def query_words(query: str) -> list[str]:
@@ -101,7 +101,7 @@ def search_rows(db: sqlite3.Connection, query: str, rooms: list[str], *, before:
         if len(rows) <= limit:
             marks = ",".join("?" * len(rooms))
             rows += db.execute(
-                f"SELECT m.id, m.room, m.ts, m.sender, m.text, m.cid FROM messages_fts "
+                f"SELECT m.id, m.room, m.ts, m.sender, m.text, m.cid, m.edited FROM messages_fts "
                 f"CROSS JOIN messages AS m ON m.id = messages_fts.rowid "
                 f"WHERE messages_fts MATCH ? AND messages_fts.rowid < ? AND m.room IN ({marks}) "
                 f"ORDER BY messages_fts.rowid DESC LIMIT ?",

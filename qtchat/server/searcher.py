@@ -128,6 +128,6 @@ def _page(reply: Any) -> Page:
         raise SearchTooCostly(AGENT_BUDGET_S)
     if error is not None:
         raise OSError(f"search: {error}")
-    rows = [StoredMessage(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), None if r[5] is None else str(r[5]))
-            for r in reply["rows"]]
+    rows = [StoredMessage(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), None if r[5] is None else str(r[5]),
+                          int(r[6] or 0)) for r in reply["rows"]]
     return Page(rows, bool(reply["more"]))

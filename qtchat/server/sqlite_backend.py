@@ -26,7 +26,21 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, QTimer
 
 from .accounts import AccountStore
-from .backend import Account, Around, HeldMessage, MailboxCount, Page, PassBatch, RecentCid, RemoteSink, answer, done
+from .backend import (
+    Account,
+    Around,
+    HeldMessage,
+    MailboxCount,
+    Page,
+    PassBatch,
+    RecentCid,
+    RemoteSink,
+    Tallies,
+    answer,
+    done,
+    mapped,
+    quoted,
+)
 from .bans import BanList
 from .cluster import Cluster
 from .room_state import RoomRecord, RoomTable
@@ -157,13 +171,38 @@ class SqliteBackend(QObject):
         ids = self.ids
         for m in batch.messages:
             m.id = ids.next()
-        rows = [(m.id, m.room_key, m.ts, m.sender, m.sender_key, m.cid, m.text) for m in batch.messages] \
-            if self.history else []
-        future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered))
+        if not self.history:  # nothing is kept: nothing to change, answer, or react to
+            for change in batch.changes:
+                change.result = "no_such_message"
+            for reaction in batch.reactions:
+                reaction.result = "no_such_message"
+            rows: list[tuple[int, str, int, str, str, str | None, str]] = []
+            future = answer(lambda: self.store.append([], batch.markers, batch.mail, batch.delivered))
+        else:
+            rows = [(m.id, m.room_key, m.ts, m.sender, m.sender_key, m.cid, m.text) for m in batch.messages]
+            replies = {m.id: m.reply_to for m in batch.messages if m.reply_to}
+            future = answer(lambda: self.store.append(rows, batch.markers, batch.mail, batch.delivered,
+                                                      changes=batch.changes, seq=ids.next, replies=replies,
+                                                      reactions=batch.reactions))
+            if replies and future.exception() is None:
+                self._quote(batch)
         if future.exception() is None:
             self.stored_messages += len(rows)
         taken = [row[0] for row in rows] + [row[0] for row in batch.mail]
-        return self._durable(future, undo=lambda: self.store.forget(taken))
+        undone = [] if future.exception() is not None else future.result()
+
+        def undo() -> None:
+            self.store.forget(taken)
+            self.store.undo(undone)
+
+        return mapped(self._durable(future, undo=undo), lambda _: None)
+
+    def _quote(self, batch: PassBatch) -> None:
+        """The pass's replies quote what they answer as it is now (backend.py, point 10)."""
+        parents = self.store.parents([(m.reply_to, m.room_key) for m in batch.messages if m.reply_to])
+        for m in batch.messages:
+            if m.reply_to:
+                m.reply_to, m.reply_from, m.reply_text = quoted(m.reply_to, parents.get(m.reply_to))
 
     def _durable(self, written: Future[T], undo: Callable[[], None] | None = None) -> Future[T]:
         """``written`` (a commit's answer), answered only once the commit is on disk. If it cannot be synced,
@@ -192,6 +231,13 @@ class SqliteBackend(QObject):
 
     def page(self, room_key: str, *, before: int | None, after: int | None, limit: int) -> Future[Page]:
         return answer(lambda: Page(*self.store.page(room_key, before=before, after=after, limit=limit)))
+
+    def tallies(self, room_key: str, ids: list[int], user_key: str) -> Future[Tallies]:
+        del room_key  # (ids are unique across rooms)
+        return answer(lambda: self.store.tallies(ids, user_key))
+
+    def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
+        return answer(lambda: Page(*self.store.changed(room_key, after, limit)))
 
     def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
         return answer(lambda: Around(*self.store.around(room_key, mid, limit)))

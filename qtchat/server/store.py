@@ -23,10 +23,13 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from .backend import HeldMessage, MailRow, StoredMessage, around_shares
+from qtchat.protocol.message_events import MAX_REACTIONS
+
+from .backend import Change, HeldMessage, MailRow, Reaction, StoredMessage, Tallies, around_shares, ordered, quoted
 from .rekey import rekey_messages
 from .search_agent import Row, TooCostly, fold, fts_query, query_words, search_rows, within
 
@@ -47,7 +50,11 @@ CREATE TABLE IF NOT EXISTS messages (
     sender TEXT NOT NULL,
     sender_key TEXT NOT NULL,        -- protocol.names.name_key(sender)
     cid TEXT,                        -- the sender's client message id, for resends after a restart
-    text TEXT NOT NULL
+    text TEXT NOT NULL,              -- its current text ('' once deleted)
+    edited INTEGER NOT NULL DEFAULT 0,   -- when the text was last replaced (ms), 0: never
+    deleted INTEGER NOT NULL DEFAULT 0,  -- 1: deleted by its author or an operator
+    changed INTEGER,                 -- the seq of its last edit or deletion (an id of the same sequence)
+    reply_to INTEGER                 -- the message of the room it answers
 );
 CREATE INDEX IF NOT EXISTS messages_room_id ON messages (room, id);
 -- no index on (sender_key, cid): it cost a third of every insert; recent_cids scans a bounded id range
@@ -80,11 +87,64 @@ WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto')
 BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
 END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages
+WHEN old.id <= (SELECT value FROM meta WHERE key = 'fts_upto')
+BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+END;
 """
+
+CHANGES_SCHEMA = """
+CREATE INDEX IF NOT EXISTS messages_room_changed ON messages (room, changed) WHERE changed IS NOT NULL;
+CREATE TABLE IF NOT EXISTS reactions (  -- who gave which reaction to which message (backend.py, point 11)
+    message_id INTEGER NOT NULL,
+    user_key TEXT NOT NULL,
+    emoji TEXT NOT NULL,
+    PRIMARY KEY (message_id, user_key, emoji)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS messages_reactions_delete AFTER DELETE ON messages
+BEGIN
+    DELETE FROM reactions WHERE message_id = old.id;
+END;
+"""
+# (a messages table made before edits existed gets their columns: _add_change_columns)
+CHANGE_COLUMNS = (("edited", "INTEGER NOT NULL DEFAULT 0"), ("deleted", "INTEGER NOT NULL DEFAULT 0"),
+                  ("changed", "INTEGER"), ("reply_to", "INTEGER"))
 
 INDEX_BATCH = 2000  # rows per indexing transaction (about 7 ms here)
 
-_COLS = "id, room, ts, sender, text, cid"
+# a message with its reply's parent as it is now (backend.py, point 10): read with _stored
+_COLS = "m.id, m.room, m.ts, m.sender, m.text, m.cid, m.edited, m.deleted, m.reply_to, p.sender, p.text, p.deleted"
+_FROM = "messages AS m LEFT JOIN messages AS p ON p.id = m.reply_to AND p.room = m.room"
+
+
+def _stored(r: tuple[Any, ...]) -> StoredMessage:
+    parent = None if r[9] is None else (str(r[9]), str(r[10]), bool(r[11]))
+    return StoredMessage(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), *quoted(r[8], parent))
+
+
+# a change taken back: id, text, edited, deleted, changed; or a reaction: -id, user key, had it, 0, emoji
+Undo = tuple[int, str, int, int, "int | str | None"]
+
+
+def _add_change_columns(db: sqlite3.Connection) -> None:
+    have = {str(r[1]) for r in db.execute("PRAGMA table_info(messages)")}
+    for name, decl in CHANGE_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE messages ADD COLUMN {name} {decl}")
+
+
+def change_refused(c: Change, found: tuple[str, int, bool] | None) -> str:
+    """Why the store refuses a change of a message found as (sender key, ts, deleted), or None: "" if it
+    does not (backend.py, point 9)."""
+    if found is None or found[2]:
+        return "no_such_message"
+    if c.author_key is not None and found[0] != c.author_key:
+        return "not_author"
+    if c.text is not None and found[1] < c.not_before:
+        return "too_late"
+    return ""
 
 
 class SearchTooCostly(Exception):
@@ -144,6 +204,8 @@ class MessageStore:
         self.db = open_wal(path, synced_elsewhere=synced_elsewhere)
         self.synchronous = "OFF" if synced_elsewhere else "FULL"
         self.db.executescript(SCHEMA)
+        _add_change_columns(self.db)
+        self.db.executescript(CHANGES_SCHEMA)
         rekey_messages(self.db)  # (once, after names began to compare by their skeletons)
         self.db.create_function("qtchat_fold", 1, fold, deterministic=True)
         self.keep_days = keep_days
@@ -164,6 +226,7 @@ class MessageStore:
                         exc)
             # a trigger of an index made elsewhere would fail every delete here; forget the index instead
             db.execute("DROP TRIGGER IF EXISTS messages_fts_delete")
+            db.execute("DROP TRIGGER IF EXISTS messages_fts_update")
             db.execute("DELETE FROM meta WHERE key = 'fts_upto'")
             return
         row = db.execute("SELECT value FROM meta WHERE key = 'fts_upto'").fetchone()
@@ -183,21 +246,42 @@ class MessageStore:
                               "coalesce((SELECT MAX(id) FROM mailbox), 0))").fetchone()
         return int(row[0] or 0)
 
+    def parents(self, wanted: list[tuple[int, str]]) -> dict[int, tuple[str, str, bool]]:
+        """The messages replies answer, (id, room key) each: id -> (sender, text, deleted), those found."""
+        found = {}
+        for mid, room in wanted:
+            row = self.db.execute("SELECT sender, text, deleted FROM messages WHERE id = ? AND room = ?",
+                                  (mid, room)).fetchone()
+            if row is not None:
+                found[mid] = (str(row[0]), str(row[1]), bool(row[2]))
+        return found
+
     def append(self, rows: list[tuple[int, str, int, str, str, str | None, str]],
                markers: Mapping[tuple[str, str], int] | None = None, mail: list[MailRow] | None = None,
-               delivered: Mapping[str, int] | None = None) -> None:
+               delivered: Mapping[str, int] | None = None, *, changes: list[Change] | None = None,
+               seq: Callable[[], int] | None = None, replies: Mapping[int, int] | None = None,
+               reactions: list[Reaction] | None = None) -> list[Undo]:
         """Store one pass's messages, (id, room, ts, sender, sender_key, cid, text), read markers,
         (user key, room key) -> id, and private messages for offline users (``mail``: id, recipient
         key, ts, sender, sender key, cid, text), and delete the mailbox messages their recipients
         confirmed (``delivered``: user key -> the highest id confirmed), in one transaction. A
-        marker never moves back."""
-        if not rows and not markers and not mail and not delivered:
-            return
+        marker never moves back. ``changes``: edits and deletions, checked and stamped here (backend.py,
+        point 9), each taking a ``seq`` from ``seq()``; returns what ``undo`` needs to take them back."""
+        if not rows and not markers and not mail and not delivered and not changes and not reactions:
+            return []
         db = self.db
+        undo: list[Undo] = []
         db.execute("BEGIN")
         try:
             if rows:
-                db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                db.executemany("INSERT INTO messages (id, room, ts, sender, sender_key, cid, text, reply_to) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(*r, replies.get(r[0])) for r in rows] if replies
+                               else [(*r, None) for r in rows])
+            if changes:
+                assert seq is not None
+                undo = self._change(changes, seq)
+            if reactions:
+                undo += self._react(reactions)
             if markers:
                 db.executemany(
                     "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (user_key, room_key) "
@@ -212,6 +296,90 @@ class MessageStore:
             rollback(db)
             raise
         self.commits += 1
+        return undo
+
+    def _change(self, changes: list[Change], seq: Callable[[], int]) -> list[Undo]:
+        """Check and apply edits and deletions (inside ``append``'s transaction): see ``Change``."""
+        db = self.db
+        undo: list[Undo] = []
+        for c in changes:
+            row = db.execute("SELECT sender, sender_key, ts, deleted, text, edited, changed FROM messages "
+                             "WHERE id = ? AND room = ?", (c.id, c.room_key)).fetchone()
+            c.result = change_refused(c, None if row is None else (str(row[1]), int(row[2]), bool(row[3])))
+            if c.result:
+                continue
+            c.sender, c.seq = str(row[0]), seq()
+            undo.append((c.id, str(row[4]), int(row[5]), int(row[3]), row[6]))
+            if c.text is None:
+                db.execute("UPDATE messages SET text = '', deleted = 1, changed = ? WHERE id = ?", (c.seq, c.id))
+            else:
+                db.execute("UPDATE messages SET text = ?, edited = ?, changed = ? WHERE id = ?",
+                           (c.text, c.ts, c.seq, c.id))
+        return undo
+
+    def _react(self, reactions: list[Reaction]) -> list[Undo]:
+        """Check and apply reactions (inside ``append``'s transaction): see ``Reaction``."""
+        db = self.db
+        undo: list[Undo] = []
+        for r in reactions:
+            row = db.execute("SELECT deleted FROM messages WHERE id = ? AND room = ?", (r.id, r.room_key)).fetchone()
+            had = db.execute("SELECT 1 FROM reactions WHERE message_id = ? AND user_key = ? AND emoji = ?",
+                             (r.id, r.user_key, r.emoji)).fetchone() is not None
+            if row is None or row[0]:
+                r.result = "no_such_message"
+            elif r.on and not had and db.execute("SELECT count(*) FROM reactions WHERE message_id = ?",
+                                                  (r.id,)).fetchone()[0] >= MAX_REACTIONS:
+                r.result = "too_many_reactions"
+            elif r.on != had:
+                db.execute("INSERT INTO reactions VALUES (?, ?, ?)" if r.on else
+                           "DELETE FROM reactions WHERE message_id = ? AND user_key = ? AND emoji = ?",
+                           (r.id, r.user_key, r.emoji))
+                undo.append((-r.id, r.user_key, int(had), 0, r.emoji))  # (a reaction: its id negated)
+            if not r.result:
+                r.counts, r.mine = self.tally(r.id, r.user_key)
+        return undo
+
+    def tally(self, mid: int, user_key: str) -> tuple[dict[str, int], tuple[str, ...]]:
+        """A message's reactions: emoji -> how many, and the user's own."""
+        counts = dict(self.db.execute("SELECT emoji, count(*) FROM reactions WHERE message_id = ? GROUP BY emoji",
+                                      (mid,)).fetchall())
+        mine = [str(e) for (e,) in self.db.execute(
+            "SELECT emoji FROM reactions WHERE message_id = ? AND user_key = ?", (mid, user_key))]
+        return ordered(counts), tuple(e for e in ordered(dict.fromkeys(mine, 1)))
+
+    def tallies(self, ids: list[int], user_key: str) -> Tallies:
+        """The reactions of those messages that have any."""
+        found: Tallies = {}
+        marks = ",".join("?" * len(ids))
+        for mid in {int(m) for (m,) in self.db.execute(
+                f"SELECT DISTINCT message_id FROM reactions WHERE message_id IN ({marks})", ids)} if ids else ():
+            found[mid] = self.tally(mid, user_key)
+        return found
+
+    def undo(self, undo: list[Undo]) -> None:
+        """Take back the changes of a pass whose sync failed (``append``'s answer)."""
+        if undo:
+            self.db.execute("BEGIN")
+            try:
+                self.db.executemany("UPDATE messages SET text = ?, edited = ?, deleted = ?, changed = ? WHERE id = ?",
+                                    [(text, edited, deleted, changed, mid) for mid, text, edited, deleted, changed
+                                     in reversed(undo) if mid > 0])
+                for mid, user_key, had, _, emoji in reversed(undo):
+                    if mid < 0:
+                        self.db.execute("INSERT OR IGNORE INTO reactions VALUES (?, ?, ?)" if had else
+                                        "DELETE FROM reactions WHERE message_id = ? AND user_key = ? AND emoji = ?",
+                                        (-mid, user_key, emoji))
+                self.db.execute("COMMIT")
+            except BaseException:
+                rollback(self.db)
+                raise
+
+    def changed(self, room: str, after: int, limit: int) -> tuple[list[StoredMessage], bool]:
+        """The room's messages up to ``after`` changed after it, in the order of their changes."""
+        rows = self.db.execute(
+            f"SELECT {_COLS} FROM {_FROM} WHERE m.room = ? AND m.changed > ? AND m.id <= ? ORDER BY m.changed LIMIT ?",
+            (room, after, after, limit + 1)).fetchall()
+        return [_stored(r) for r in rows[:limit]], len(rows) > limit
 
     def forget(self, ids: list[int]) -> None:
         """Delete the messages (history or mailbox) with these ids: those of a pass whose sync failed, so
@@ -249,17 +417,17 @@ class MessageStore:
         cols = _COLS
         if after is not None:
             rows = self.db.execute(
-                f"SELECT {cols} FROM messages WHERE room = ? AND id > ? ORDER BY id LIMIT ?",
+                f"SELECT {cols} FROM {_FROM} WHERE m.room = ? AND m.id > ? ORDER BY m.id LIMIT ?",
                 (room, after, limit + 1)).fetchall()
             more = len(rows) > limit
             rows = rows[:limit]
         else:
             rows = self.db.execute(
-                f"SELECT {cols} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                f"SELECT {cols} FROM {_FROM} WHERE m.room = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
                 (room, before if before is not None else 1 << 62, limit + 1)).fetchall()
             more = len(rows) > limit
             rows = rows[:limit][::-1]
-        return [StoredMessage(*r) for r in rows], more
+        return [_stored(r) for r in rows], more
 
     def around(self, room: str, mid: int, limit: int) -> tuple[list[StoredMessage], list[StoredMessage], bool, bool]:
         """Up to ``limit`` messages of a room centred on the id ``mid``: about half older than it, the
@@ -267,14 +435,14 @@ class MessageStore:
         its share to the other. Returns (older, newer, more older beyond, more newer beyond), each
         list in id order."""
         older = self.db.execute(
-            f"SELECT {_COLS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {_COLS} FROM {_FROM} WHERE m.room = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
             (room, mid, limit + 1)).fetchall()
         newer = self.db.execute(
-            f"SELECT {_COLS} FROM messages WHERE room = ? AND id >= ? ORDER BY id LIMIT ?",
+            f"SELECT {_COLS} FROM {_FROM} WHERE m.room = ? AND m.id >= ? ORDER BY m.id LIMIT ?",
             (room, mid, limit + 1)).fetchall()
         want_old, want_new = around_shares(len(older), len(newer), limit)
         old, new = older[:want_old], newer[:want_new]
-        return ([StoredMessage(*r) for r in reversed(old)], [StoredMessage(*r) for r in new],
+        return ([_stored(r) for r in reversed(old)], [_stored(r) for r in new],
                 len(older) > len(old), len(newer) > len(new))
 
     # ------------------------------------------------------------ search

@@ -5,11 +5,17 @@ are inserted, which at 100,000 rows and thousands of inserts a second cannot
 keep up. ChatView keeps the height of each row and their running sum, appends
 to both when rows arrive, and paints only the rows in sight, so inserting and
 scrolling cost the same at 100 rows or 1,000,000.
+
+Each day begins with its separator ("Today", "Yesterday", a date: dates.py), drawn as the top of the row
+of its first line: the rows stay the model's. Past local midnight the separators are drawn again.
 """
 
 from __future__ import annotations
 
 import bisect
+import time
+from collections.abc import Callable
+from functools import partial
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
@@ -29,7 +35,9 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QAbstractScrollArea, QMenu, QToolButton, QWidget
 
 from qtchat.client.models import ChatLine, MessageLog, literal_html
+from qtchat.protocol import REACTIONS
 
+from .dates import LOCALE, Dates
 from .message_delegate import MessageDelegate, find_urls, is_long, utf16_len, utf16_slice
 from .text_viewer import TextViewer
 
@@ -55,16 +63,25 @@ class ChatView(QAbstractScrollArea):
     near_top = Signal()
     near_bottom = Signal()
     line_activated = Signal(object)
+    edit_requested = Signal(object)
+    delete_requested = Signal(object)
+    reply_requested = Signal(object)
+    quote_activated = Signal(object)  # a reply's quote was clicked: show the message it answers
+    react_requested = Signal(object, str)  # give or take back our reaction (a chip clicked, or the menu)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, hours: str = LOCALE,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``hours``: times in "24" or "12" hours, or as the locale does; ``clock``: "now" (seconds)."""
         super().__init__(parent)
+        self.may_edit: Callable[[ChatLine], bool] = lambda line: False  # editing.py sets them
+        self.may_delete: Callable[[ChatLine], bool] = lambda line: False
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # always on: a scroll bar that appears would narrow the text and re-measure every row
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.viewport().setMouseTracking(True)
         self.viewport().setAutoFillBackground(False)
-        self.delegate = MessageDelegate(self.font(), self.palette())
+        self.delegate = MessageDelegate(self.font(), self.palette(), Dates(hours, clock=clock))
         self.model: MessageLog | None = None
         self._tops: list[int] = []
         self._heights: list[int] = []
@@ -87,6 +104,11 @@ class ChatView(QAbstractScrollArea):
         self._relayout_timer.setSingleShot(True)
         self._relayout_timer.setInterval(30)
         self._relayout_timer.timeout.connect(self._relayout)
+        self.today = self.delegate.dates.today()
+        self._day_timer = QTimer(self)  # at midnight "Today" becomes "Yesterday"
+        self._day_timer.setSingleShot(True)
+        self._day_timer.timeout.connect(self._on_day_timer)
+        self._day_timer.start(self.delegate.dates.ms_to_midnight())
 
     # ------------------------------------------------------------ model
 
@@ -116,6 +138,26 @@ class ChatView(QAbstractScrollArea):
                 self.scroll_to_bottom()
         finally:
             self._switching = False
+
+    def set_hours(self, hours: str) -> None:
+        """Times in "24" or "12" hours, or as the locale does ("locale"): every row is measured again (the
+        time column's width changes), the line at the top staying in place."""
+        place = None if self.at_bottom else self._top_place()
+        self.delegate.set_hours(hours)
+        if self.model is None:
+            return
+        for line in self.model.lines:
+            line.layout = None
+        self._relayout()
+        if place is not None and self.model.holds(place[0]):
+            self.verticalScrollBar().setValue(self._tops[place[0].row] + place[1])
+
+    def _on_day_timer(self) -> None:
+        today = self.delegate.dates.today()
+        if today != self.today:
+            self.today = today
+            self.viewport().update()  # the separators' words are those of the new day
+        self._day_timer.start(self.delegate.dates.ms_to_midnight())
 
     def _top_place(self) -> tuple[ChatLine, int] | None:
         """The line at the top of the viewport, and how far down it the viewport begins."""
@@ -249,6 +291,8 @@ class ChatView(QAbstractScrollArea):
         if self.model is None:
             return
         stick = self.at_bottom
+        value = self.verticalScrollBar().value()
+        above = 0  # what rows that begin above the view grew by: what is in sight stays in place
         for row in range(top_left.row(), bottom_right.row() + 1):
             if row >= len(self._heights):
                 continue
@@ -259,7 +303,10 @@ class ChatView(QAbstractScrollArea):
                 for r in range(row + 1, len(self._tops)):
                     self._tops[r] += delta
                 self._total += delta
+                above += delta if self._tops[row] < value else 0
         self._update_scrollbar(stick)
+        if above and not stick:
+            self.verticalScrollBar().setValue(value + above)
         self.viewport().update()
 
     def _update_scrollbar(self, stick: bool) -> None:
@@ -457,9 +504,8 @@ class ChatView(QAbstractScrollArea):
         self.viewport().setCursor(Qt.CursorShape.PointingHandCursor if link else Qt.CursorShape.ArrowCursor)
         tip = link or ""
         row = self.row_at(pos.y())
-        if not tip and row >= 0 and self.model is not None and pos.x() < self.delegate.text_x:
-            line = self.model.lines[row]
-            tip = line.sender  # the whole name, where the column shortens it
+        if not tip and row >= 0 and self.model is not None:  # the day, the date and time, the whole name
+            tip = self.delegate.tip_at(self.model.lines[row], self._tops[row] - self.verticalScrollBar().value(), pos)
         self.viewport().setToolTip(literal_html(tip))
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
@@ -475,11 +521,22 @@ class ChatView(QAbstractScrollArea):
                 if line.kind == "more" or self.delegate.show_more_at(line, top, self._width, pos):
                     self.activate(line)
                     return
+                if self.delegate.quote_at(line, top, pos):
+                    self.quote_activated.emit(line)
+                    return
+                emoji = self.delegate.reaction_at(line, top, self._width, pos)
+                if emoji is not None:
+                    self.react_requested.emit(line, emoji)
+                    return
             link = self._link_under(pos)
             if link:
                 self.link_activated.emit(link)
                 if self.open_links:
                     QDesktopServices.openUrl(QUrl(link))
+
+    def _react(self, line: ChatLine, emoji: str, checked: bool = False) -> None:
+        del checked  # (what the menu's action sends)
+        self.react_requested.emit(line, emoji)
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         row = self.row_at(event.pos().y())
@@ -495,4 +552,18 @@ class ChatView(QAbstractScrollArea):
         link = self._link_under(event.pos())
         if link:
             menu.addAction("Copy link", lambda: QGuiApplication.clipboard().setText(link))
+        if line.kind == "msg" and line.id is not None and not line.deleted:  # (editing.py says what is allowed)
+            menu.addAction("Reply", lambda: self.reply_requested.emit(line))
+            react = menu.addMenu("React")
+            for emoji in REACTIONS:
+                action = react.addAction(emoji)
+                action.setCheckable(True)
+                action.setChecked(emoji in line.mine)
+                action.triggered.connect(partial(self._react, line, emoji))
+            if line.reply_to:
+                menu.addAction("Show the message this answers", lambda: self.quote_activated.emit(line))
+            if self.may_edit(line):
+                menu.addAction("Edit message\N{HORIZONTAL ELLIPSIS}", lambda: self.edit_requested.emit(line))
+            if self.may_delete(line):
+                menu.addAction("Delete message\N{HORIZONTAL ELLIPSIS}", lambda: self.delete_requested.emit(line))
         menu.exec(event.globalPos())

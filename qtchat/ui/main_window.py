@@ -37,14 +37,17 @@ from qtchat.server import ChatServer
 
 from .about import show_about
 from .account import ask_operator_action, ask_to_register
+from .away import AwayControl, header_text
 from .bidi import isolate
 from .chat_view import ChatView
+from .editing import MessageEditing
 from .elided_label import ElidedLabel
 from .message_input import MessageInput
 from .notifications import Notifier
 from .search_panel import SearchPanel
 from .sidebar import Sidebar
 from .status_bar import ConnectionStatus
+from .typing_line import with_typing_line
 from .user_panel import UserPanel
 from .view_menu import add_view_menu
 from .wording import certificate_heading, connection_lost_text, reason_text
@@ -151,7 +154,9 @@ class MainWindow(QMainWindow):
         chat_layout.addLayout(top_row)
         chat_layout.addWidget(self.context_bar)
         chat_layout.addWidget(self.stack, 1)
-        chat_layout.addWidget(self.input)
+        self.editing = MessageEditing(self)  # edits of sent messages (editing.py): its line above the field
+        chat_layout.addWidget(self.editing.banner)
+        chat_layout.addWidget(with_typing_line(self.workspace, self.input))  # who is typing, above the input
         return chat
 
     def _add_context_bar(self) -> None:
@@ -270,6 +275,7 @@ class MainWindow(QMainWindow):
         self.register_action = add(chat, "Re&gister this name\N{HORIZONTAL ELLIPSIS}", self.register_name)
         self.password_action = add(chat, "Change &password\N{HORIZONTAL ELLIPSIS}", self.change_password)
         self.password_action.setEnabled(False)
+        self.away = AwayControl(self, self.client, self.settings, chat)  # away by hand, and when idle (away.py)
         add(chat, "&Previous conversation", lambda: self._step(-1), "Alt+Up")
         add(chat, "Ne&xt conversation", lambda: self._step(1), "Alt+Down")
         add(chat, "&Search messages…", self._focus_search, QKeySequence.StandardKey.Find)
@@ -399,12 +405,13 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ conversations
 
     def _add_view(self, conv: Conversation) -> None:
-        view = ChatView()
+        view = ChatView(hours=self.settings.hours)
         view.set_model(conv.log)
         view.setAccessibleName(f"Messages in {isolate(conv.title)}")
         view.near_top.connect(conv.load_older)
         view.near_bottom.connect(conv.load_newer)
         view.line_activated.connect(lambda line: line.kind == "more" and conv.load_missed())
+        self.editing.attach(conv, view)
         self.views[conv] = view
         self.stack.addWidget(view)
         conv.view_changed.connect(lambda keep_place: self._on_view_changed(conv, keep_place))
@@ -420,6 +427,7 @@ class MainWindow(QMainWindow):
             view.deleteLater()
 
     def _on_activated(self, conv: Conversation) -> None:
+        self.editing.left()  # an edit of another conversation's message is given up, not kept as a draft
         previous = self.stack.currentWidget()
         for old, view in self.views.items():  # the draft stays with the conversation it was typed in
             if view is previous and old is not conv:
@@ -449,8 +457,7 @@ class MainWindow(QMainWindow):
 
     def _on_conversation_changed(self, conv: Conversation) -> None:
         if conv is self.workspace.active:
-            title = isolate(conv.title)  # a topic's (or a name's) direction stays inside it
-            self.topic_label.set_full_text(f"{title} \N{EM DASH} {isolate(conv.topic)}" if conv.topic else title)
+            self.topic_label.set_full_text(header_text(conv))  # a topic, or a private one's "away: ..."
 
     def _show_user_count(self, conv: Conversation) -> None:
         if conv is self.workspace.active:
@@ -547,6 +554,8 @@ class MainWindow(QMainWindow):
             self.workspace.tell_all(reason_text(reason), error=True)
 
     def _on_submitted(self, text: str) -> None:
+        if self.editing.submit(text):
+            return
         self.view.scroll_to_bottom()
         self.workspace.submit(text)
 

@@ -1,5 +1,6 @@
 """How one chat line looks: MessageDelegate lays it out (time, sender, text; links found and underlined)
-and paints it; ChatView (chat_view.py) decides which lines are in sight.
+and paints it; ChatView (chat_view.py) decides which lines are in sight. The first line of each day has
+the day's separator drawn above it, at the top of its row (``ChatLine.day_start``; the words: dates.py).
 
 User text is laid out with QTextLayout as plain text: it is never parsed as
 markup, so ``<b>x</b>`` shows exactly those characters. Each message is its own
@@ -10,7 +11,6 @@ it is drawn as a visible marker, in the error colour (``bidi.py``).
 from __future__ import annotations
 
 import re
-import time
 import zlib
 from collections import OrderedDict
 
@@ -29,17 +29,31 @@ from PySide6.QtGui import (
 from qtchat.client.models import ChatLine
 
 from .bidi import isolate, mark_overrides, override_offsets
+from .dates import Dates
 
 URL_RE = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
 PAD_X = 8
 PAD_Y = 2
+CHIP_PAD = 4  # around a reaction's words, and between two reactions
+DAY_GAP = 5  # above and below a day's separator
 NICK_CHARS = 12
 LONG_CHARS = 2000  # a message longer than this, or of more lines than LONG_LINES, is drawn collapsed
 LONG_LINES = 20
 COLLAPSED_LINES = 8  # drawn lines of a collapsed message, then its "show more" line
 EXCERPT_CHARS = 1000  # of its text at most laid out: the layout of a collapsed message is bounded
 _BREAKS = re.compile("[\n\u2028\u2029]")
+
+
+DELETED = "message deleted"  # what a deleted message shows (dimmed, in italics)
+EDITED = " (edited)"  # after the text of an edited message (dimmed)
+
+
+def quote_label(line: ChatLine) -> str:
+    """A reply's one-line quote of the message it answers (names and text isolated, overrides marked)."""
+    if not line.reply_from:
+        return "\N{RIGHTWARDS ARROW WITH HOOK} a message that was deleted or is not here"
+    return f"\N{RIGHTWARDS ARROW WITH HOOK} {isolate(line.reply_from)}: {isolate(mark_overrides(line.reply_text))}"
 
 
 def is_long(text: str) -> bool:
@@ -107,9 +121,15 @@ def nick_color(name: str, dark: bool) -> QColor:
 class MessageDelegate:
     """Measures and paints ChatLines: ``time  nick  text``, the text wrapped in its own column."""
 
-    def __init__(self, font: QFont, palette: QPalette) -> None:
+    def __init__(self, font: QFont, palette: QPalette, dates: Dates | None = None) -> None:
         self._layouts: OrderedDict[int, tuple[int, str, QTextLayout]] = OrderedDict()
+        self.dates = dates if dates is not None else Dates()
         self.set_style(font, palette)
+
+    def set_hours(self, hours: str) -> None:
+        """Times in 24 or 12 hours, or as the locale does (dates.HOURS): the time column's width changes."""
+        self.dates.hours = hours
+        self.set_style(self.font, self.palette)
 
     def set_style(self, font: QFont, palette: QPalette) -> None:
         self.font = QFont(font)
@@ -121,13 +141,16 @@ class MessageDelegate:
         self.fm = QFontMetrics(self.font)
         self.fm_italic = QFontMetrics(self.italic)
         self.line_h = self.fm.lineSpacing()
-        self.time_w = self.fm.horizontalAdvance("00:00") + PAD_X
+        self.time_w = self.dates.stamp_width(self.fm) + PAD_X
+        self.day_h = self.line_h + 2 * DAY_GAP
         self.nick_w = self.fm.averageCharWidth() * NICK_CHARS
         base = palette.color(QPalette.ColorRole.Base)
         self.dark = base.lightness() < 128
         text = palette.color(QPalette.ColorRole.Text)
         self.dim = QColor(text)
         self.dim.setAlpha(140)
+        self.rule = QColor(text)
+        self.rule.setAlpha(45)
         self.error = QColor("#ff6b6b") if self.dark else QColor("#c62828")
         self.link = palette.color(QPalette.ColorRole.Link)
         self.own_bg = palette.color(QPalette.ColorRole.AlternateBase)
@@ -145,6 +168,52 @@ class MessageDelegate:
     def text_width(self, width: int) -> int:
         return max(40, width - self.text_x - PAD_X)
 
+    def band(self, line: ChatLine) -> int:
+        """The height of the day's separator drawn above the line (0 when it does not start its day)."""
+        return self.day_h if line.day_start else 0
+
+    def above_text(self, line: ChatLine) -> int:
+        """How far below the row's top the text starts: the day's separator, then a reply's quote."""
+        return self.band(line) + (self.line_h if line.reply_to else 0)
+
+    def below_text(self, line: ChatLine) -> int:
+        """The row of its reactions under a message's text (0 when it has none)."""
+        return self.line_h + 2 * PAD_Y if line.reactions else 0
+
+    def _chips(self, line: ChatLine, top: int, h: int) -> list[tuple[QRect, str]]:
+        """Each reaction's chip: where it is drawn (at the bottom of the row) and its emoji."""
+        chips, x, y = [], self.text_x, top + h - self.below_text(line)
+        for emoji, n in line.reactions.items():
+            w = self.fm.horizontalAdvance(f"{emoji} {n}") + 2 * CHIP_PAD
+            chips.append((QRect(x, y + PAD_Y, w, self.line_h), emoji))
+            x += w + CHIP_PAD
+        return chips
+
+    def reaction_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> str | None:
+        """The reaction whose chip is at ``pos`` (clicking it gives or takes back ours), if any."""
+        if not line.reactions:
+            return None
+        h = self.height(line, width)
+        return next((emoji for rect, emoji in self._chips(line, top, h) if rect.contains(pos)), None)
+
+    def _paint_reactions(self, p: QPainter, line: ChatLine, top: int, h: int) -> None:
+        p.setFont(self.font)
+        for rect, emoji in self._chips(line, top, h):
+            own = emoji in line.mine
+            p.setPen(self.link if own else self.rule)
+            p.setBrush(self.mention_bg if own else Qt.BrushStyle.NoBrush)
+            p.drawRoundedRect(rect.adjusted(0, 0, -1, -1), 6, 6)
+            p.setPen(self.palette.color(QPalette.ColorRole.Text))
+            p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), f"{emoji} {line.reactions[emoji]}")
+        p.setBrush(Qt.BrushStyle.NoBrush)
+
+    def quote_at(self, line: ChatLine, top: int, pos: QPoint) -> bool:
+        """Is ``pos`` on a reply's quote (clicking it opens the message it answers)?"""
+        if not line.reply_to or pos.x() < self.text_x:
+            return False
+        y = top + self.band(line)
+        return y <= pos.y() < y + self.line_h + PAD_Y
+
     def height(self, line: ChatLine, width: int) -> int:
         """The row's height at this view width; cached on the line with its one-line width."""
         avail = self.text_width(width)
@@ -154,15 +223,16 @@ class MessageDelegate:
                 return int(cached[1])
             natural = cached[2]
         else:
-            text = line.text
+            text = DELETED if line.deleted else line.text + EDITED if line.edited else line.text
             breaks = "\n" in text or "\u2028" in text or "\u2029" in text
-            fm = self.fm_italic if line.kind == "notice" else self.fm
+            fm = self.fm_italic if line.kind == "notice" or line.deleted else self.fm
             natural = -1 if breaks or is_long(text) else fm.horizontalAdvance(mark_overrides(text))
         if 0 <= natural <= avail:
             h = self.line_h + 2 * PAD_Y
         else:
             rows = self._layout(line, avail).lineCount() + (1 if is_long(line.text) else 0)
             h = rows * self.line_h + 2 * PAD_Y
+        h += self.above_text(line) + self.below_text(line)
         line.layout = (avail, h, natural)
         return h
 
@@ -173,13 +243,23 @@ class MessageDelegate:
             return hit[2]
         # a long message: only its start, and at most COLLAPSED_LINES lines of it, are laid out
         text, most = (excerpt(line.text), COLLAPSED_LINES) if is_long(line.text) else (line.text, -1)
+        if line.deleted:
+            text = DELETED
         # QTextLayout breaks lines at U+2028, not at "\n"; same length, so offsets stay valid
         shown = mark_overrides(text.replace("\n", "\u2028"))
-        layout = QTextLayout(shown, self.italic if line.kind == "notice" else self.font)
+        layout = QTextLayout(shown + (EDITED if line.edited and not line.deleted else ""),
+                             self.italic if line.kind == "notice" or line.deleted else self.font)
         option = QTextOption()
         option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         layout.setTextOption(option)
-        ranges = self._formats(text)
+        ranges = self._formats(text) if not line.deleted else []
+        if line.edited or line.deleted:  # "(edited)" after the text, or the placeholder: dimmed, not the text's
+            fr = QTextLayout.FormatRange()
+            fr.start, fr.length = (0, utf16_len(shown)) if line.deleted else (utf16_len(shown), len(EDITED))
+            fmt = QTextCharFormat()
+            fmt.setForeground(self.dim)
+            fr.format = fmt
+            ranges.append(fr)
         layout.setFormats(ranges)
         layout.beginLayout()
         y = 0.0
@@ -222,7 +302,7 @@ class MessageDelegate:
         """Is ``pos`` on the "show more" line of a collapsed message?"""
         if not is_long(line.text) or pos.x() < self.text_x:
             return False
-        h = self.height(line, width)
+        h = self.height(line, width) - self.below_text(line)
         return top + h - PAD_Y - self.line_h <= pos.y() < top + h
 
     def cursor_at(self, line: ChatLine, top: int, width: int, pos: QPoint) -> int:
@@ -230,7 +310,7 @@ class MessageDelegate:
         if pos.x() < self.text_x:
             return 0
         layout = self._layout(line, self.text_width(width))
-        y = pos.y() - top - PAD_Y
+        y = pos.y() - top - self.above_text(line) - PAD_Y
         for i in range(layout.lineCount()):
             tl = layout.lineAt(i)
             if y < tl.y() + self.line_h or i == layout.lineCount() - 1:
@@ -242,6 +322,9 @@ class MessageDelegate:
         h = self.height(line, width)
         avail = self.text_width(width)
         p.setClipRect(QRect(0, top, width, h))  # nothing a message holds can draw over its neighbours
+        if line.day_start:
+            self._paint_day(p, line, top, width)
+            top, h = top + self.day_h, h - self.day_h
         if line.kind == "marker":  # "new since you last read": a rule with its words
             p.setPen(self.mention_bar)
             p.setFont(self.font)
@@ -260,12 +343,18 @@ class MessageDelegate:
             p.fillRect(QRect(0, top, 3, h), self.mention_bar)
         elif line.own:
             p.fillRect(QRect(0, top, width, h), self.own_bg)
+        if line.reply_to:  # the message it answers, on a line of its own above the text
+            self._paint_quote(p, line, top, avail)
+            top, h = top + self.line_h, h - self.line_h
+        if line.reactions:  # its reactions, a row of chips under the text
+            self._paint_reactions(p, line, top, h)
+            h -= self.below_text(line)
         y_text = top + PAD_Y + self.fm.ascent()
         # time column
         p.setFont(self.font)
         p.setPen(self.dim)
-        stamp = "\N{HORIZONTAL ELLIPSIS}" if line.pending else time.strftime("%H:%M", time.localtime(line.ts / 1000))
-        p.drawText(PAD_X, y_text, stamp)
+        stamp = "\N{HORIZONTAL ELLIPSIS}" if line.pending else self.dates.stamp(line.ts)
+        p.drawText(self.time_w - self.fm.horizontalAdvance(stamp), y_text, stamp)  # right-aligned: 9:05 under 10:05
         # nick column, right-aligned and elided
         nick_rect = QRect(PAD_X + self.time_w, top + PAD_Y, self.nick_w, self.line_h)
         if line.kind == "msg":
@@ -300,6 +389,41 @@ class MessageDelegate:
             p.drawText(self.text_x, top + h - PAD_Y - self.line_h + self.fm.ascent(), show_more_label(line.text))
         p.setClipping(False)
 
+    def _paint_quote(self, p: QPainter, line: ChatLine, top: int, avail: int) -> None:
+        p.setFont(self.italic)
+        p.setPen(self.dim)
+        p.fillRect(QRect(self.text_x - 6, top + PAD_Y, 2, self.line_h), self.rule)
+        text = quote_label(line)
+        elided = QFontMetrics(self.italic).elidedText(text, Qt.TextElideMode.ElideRight, avail)
+        p.drawText(self.text_x, top + PAD_Y + self.fm.ascent(), elided)
+
+    def _paint_day(self, p: QPainter, line: ChatLine, top: int, width: int) -> None:
+        """The day's separator: its label in the middle of a faint rule."""
+        label = self.dates.day_label(line.ts)
+        p.setFont(self.bold)
+        label_w = QFontMetrics(self.bold).horizontalAdvance(label)
+        x = max(PAD_X, (width - label_w) // 2)
+        mid = top + self.day_h // 2
+        p.setPen(self.rule)
+        if x - 2 * PAD_X > PAD_X:
+            p.drawLine(PAD_X, mid, x - PAD_X, mid)
+            p.drawLine(x + label_w + PAD_X, mid, width - PAD_X, mid)
+        p.setPen(self.dim)
+        p.drawText(x, top + DAY_GAP + self.fm.ascent(), label)
+
+    def tip_at(self, line: ChatLine, top: int, pos: QPoint) -> str:
+        """What hovering ``pos`` shows outside the text: the day in full over its separator, the date and
+        time over the time, the whole name over the name column."""
+        if pos.y() < top + self.band(line):
+            return self.dates.long_day(line.ts)
+        if self.quote_at(line, top, pos):
+            return "Show the message this answers"
+        if line.kind == "marker" or pos.x() >= self.text_x:
+            return ""
+        if pos.x() < self.time_w:
+            return "" if line.pending else self.dates.full(line.ts)
+        return line.sender
+
     def _text_color(self, line: ChatLine) -> QColor:
         if line.failed or line.kind == "error":
             return self.error
@@ -315,7 +439,7 @@ class MessageDelegate:
         if not urls:
             return None
         layout = self._layout(line, self.text_width(width))
-        x, y = pos.x() - self.text_x, pos.y() - top - PAD_Y
+        x, y = pos.x() - self.text_x, pos.y() - top - self.above_text(line) - PAD_Y
         for i in range(layout.lineCount()):
             tl = layout.lineAt(i)
             if tl.y() <= y < tl.y() + self.line_h and 0 <= x <= tl.naturalTextWidth():

@@ -6,21 +6,33 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtWidgets import QLabel, QLineEdit, QListView, QMenu, QVBoxLayout, QWidget
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QListView, QMenu, QVBoxLayout, QWidget
 
 from qtchat.client import ChatClient, Conversation
-from qtchat.client.models import UserListModel
+from qtchat.client.models import UserListModel, literal_html
 
 from .bidi import IsolatedNames, isolate
 
 
 class UserProxy(QSortFilterProxyModel):
-    """The user list as shown: a room operator's name with "@" before it (the name isolated, so that a
-    right-to-left one cannot move the sign)."""
+    """The user list as shown: a room operator's name with "@" before it, someone away dimmed with "(away)" after
+    it and their message in the tooltip (names and messages isolated, so that a right-to-left one cannot move
+    the sign or the words around it)."""
+
+    AWAY_MARK = "(away)"
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and super().data(index, UserListModel.OperatorRole):
-            return f"@{isolate(str(super().data(index, role)))}"
+        away = super().data(index, UserListModel.AwayRole)
+        if role == Qt.ItemDataRole.DisplayRole:
+            name = str(super().data(index, role))
+            shown = f"@{isolate(name)}" if super().data(index, UserListModel.OperatorRole) else name
+            return f"{isolate(shown)} {self.AWAY_MARK}" if away is not None else shown
+        if away is not None and role == Qt.ItemDataRole.ForegroundRole:
+            return QApplication.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        if away is not None and role == Qt.ItemDataRole.ToolTipRole:
+            name = isolate(str(super().data(index, UserListModel.NameRole)))
+            return literal_html(f"{name}\naway: {isolate(away)}" if away else f"{name}\naway")
         return super().data(index, role)
 
 

@@ -15,6 +15,8 @@ from qtchat.client import ClientState, Failure, Loss, Reason
 from qtchat.protocol.addresses import format_address
 from qtchat.tls import format_fingerprint
 
+from .bidi import isolate
+
 TLS_HINT = "tick \N{LEFT DOUBLE QUOTATION MARK}Encrypted (TLS)\N{RIGHT DOUBLE QUOTATION MARK}"
 
 STATE_TEXT = {
@@ -108,3 +110,14 @@ PASSWORD_UNANSWERED = "The connection dropped before the server answered: the pa
 def password_failure_text(code: str, text: str) -> str:
     """The server's words on a refused password change; ours when the connection dropped before it answered."""
     return PASSWORD_UNANSWERED if code == Failure.NETWORK and not text else text
+
+
+def typing_text(names: list[str]) -> str:
+    """The line under a conversation saying who is typing in it (names isolated: ui/bidi.py), or nothing."""
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f"{isolate(names[0])} is typing\N{HORIZONTAL ELLIPSIS}"
+    if len(names) == 2:
+        return f"{isolate(names[0])} and {isolate(names[1])} are typing\N{HORIZONTAL ELLIPSIS}"
+    return f"{len(names)} people are typing\N{HORIZONTAL ELLIPSIS}"

@@ -11,21 +11,28 @@ from qtchat.protocol import (
     Joined,
     Left,
     Message,
+    MessageDeleted,
+    MessageEdited,
     Notice,
     Ping,
     Pong,
+    Reactions,
     RoomJoined,
     RoomList,
     RoomState,
     SearchResults,
     TopicChanged,
+    TypingChanged,
+    UserAway,
+    UserBack,
     UserList,
     Welcome,
     events,
 )
 
-SENT_BY_THE_SERVER = {AccountStatus, Bye, Error, History, Joined, Left, Message, Notice, Ping, Pong, RoomJoined,
-                      RoomList, RoomState, SearchResults, TopicChanged, UserList, Welcome}
+SENT_BY_THE_SERVER = {AccountStatus, Bye, Error, History, Joined, Left, Message, MessageDeleted, MessageEdited, Notice,
+                      Reactions, Ping, Pong, RoomJoined, RoomList, RoomState, SearchResults, TopicChanged, UserList,
+                      Welcome, UserAway, UserBack, TypingChanged}
 
 
 def test_every_server_event_has_a_handler_once_logged_in():

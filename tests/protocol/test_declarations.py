@@ -19,7 +19,9 @@ from qtchat.protocol import (
     Bye,
     ClientEvent,
     Connection,
+    DeleteMessage,
     Delivered,
+    EditMessage,
     Error,
     ErrorCode,
     Event,
@@ -32,12 +34,16 @@ from qtchat.protocol import (
     Left,
     MarkRead,
     Message,
+    MessageDeleted,
+    MessageEdited,
     Notice,
     PartRoom,
     PasswordChange,
     Ping,
     Pong,
     ProtocolError,
+    React,
+    Reactions,
     Register,
     Role,
     RoomInfo,
@@ -54,16 +60,24 @@ from qtchat.protocol import (
     SendableEvent,
     SendMessage,
     ServerEvent,
+    SetAway,
+    SetBack,
     SetTopic,
     TopicChanged,
+    Typing,
+    TypingChanged,
     UnknownEvent,
+    UserAway,
+    UserBack,
     UserList,
     UsersRequest,
     Welcome,
     encode_event,
     encode_frame,
 )
+from qtchat.protocol import away as away_module
 from qtchat.protocol import events as events_module
+from qtchat.protocol import message_events as message_events_module
 from qtchat.protocol.codec import Flat, Record, Records, declare, shape_of
 from qtchat.protocol.events import CLIENT_EVENTS, DECLARED, SERVER_EVENTS, event, search_result_wire, wire_table
 from qtchat.protocol.fields import (
@@ -75,10 +89,12 @@ from qtchat.protocol.fields import (
     ChatText,
     Int,
     Limits,
+    NameMap,
     Names,
     Query,
     Seconds,
     Str,
+    Tally,
 )
 from qtchat.protocol.framing import encode_frame_plain
 
@@ -99,6 +115,15 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (SendMessage("hello ~ world\nsecond line \U0001f600", "lobby", "7f3c-1"), b'{"type":"msg","text":"hello ~ world\\nsecond line \xf0\x9f\x98\x80","room":"lobby","cid":"7f3c-1"}\n'),
     (SendMessage("just between us", cid="7f3c-9", to="bob"), b'{"type":"msg","text":"just between us","to":"bob","cid":"7f3c-9"}\n'),
     (SendMessage("no cid"), b'{"type":"msg","text":"no cid","room":"lobby"}\n'),
+    (EditMessage(7, "fixed"), b'{"type":"edit","room":"lobby","id":7,"text":"fixed"}\n'),
+    (DeleteMessage(7, room="Dev Team"), b'{"type":"delete","room":"Dev Team","id":7}\n'),
+    (MessageEdited(7, "fixed", 9, "alice"), b'{"type":"edited","room":"lobby","id":7,"text":"fixed","edited":9,"by":"alice"}\n'),
+    (MessageDeleted(7, 9, "op", room="x"), b'{"type":"deleted","room":"x","id":7,"ts":9,"by":"op"}\n'),
+    (React(7, "\N{EYES}", on=False), b'{"type":"react","room":"lobby","id":7,"emoji":"\xf0\x9f\x91\x80","on":false}\n'),
+    (Reactions(7, reactions={"\N{EYES}": 2}), b'{"type":"reactions","room":"lobby","id":7,"reactions":{"\xf0\x9f\x91\x80":2}}\n'),
+    (Reactions(7, "x", {"\N{EYES}": 1}, ("\N{EYES}",), yours=True), b'{"type":"reactions","room":"x","id":7,"reactions":{"\xf0\x9f\x91\x80":1},"mine":["\xf0\x9f\x91\x80"],"yours":true}\n'),
+    (History((Message(id=1, ts=2, sender="a", text="b", reply_to=1, reply_from="a", reply_text="q", reactions={"\N{EYES}": 3}, mine=("\N{EYES}",)),)), b'{"type":"history","room":"lobby","messages":[{"id":1,"ts":2,"from":"a","text":"b","reply_to":1,"reply_from":"a","reply_text":"q","reactions":{"\xf0\x9f\x91\x80":3},"mine":["\xf0\x9f\x91\x80"]}],"more":false}\n'),
+    (History((Message(id=1, ts=2, sender="a", text="b"),), after=3, changed=(Message(id=2, ts=2, sender="a", text="", deleted=True), Message(id=3, ts=2, sender="a", text="c", edited=5)), changed_more=True), b'{"type":"history","room":"lobby","messages":[{"id":1,"ts":2,"from":"a","text":"b"}],"more":false,"after":3,"changed":[{"id":2,"ts":2,"from":"a","text":"","deleted":true},{"id":3,"ts":2,"from":"a","text":"c","edited":5}],"changed_more":true}\n'),
     (UsersRequest(), b'{"type":"users","room":"lobby"}\n'),
     (HistoryRequest("lobby", before=1795677099673163, limit=50), b'{"type":"history","room":"lobby","limit":50,"before":1795677099673163}\n'),
     (HistoryRequest(after=5, limit=200), b'{"type":"history","room":"lobby","limit":200,"after":5}\n'),
@@ -148,6 +173,19 @@ GOLDEN: list[tuple[SendableEvent, bytes]] = [
     (RoomState("Dev Team", "ann", ("ann", "bob"), True, "joined", "ann"), b'{"type":"room_state","room":"Dev Team","creator":"ann","operators":["ann","bob"],"invite_only":true,"history":"joined","by":"ann"}\n'),
     (RoomState("old"), b'{"type":"room_state","room":"old","operators":[],"invite_only":false,"history":"full"}\n'),
     (Left("bob", 1, "Dev Team", "kicked: spam", by="ann"), b'{"type":"left","room":"Dev Team","user":"bob","ts":1,"reason":"kicked: spam","by":"ann"}\n'),
+    # away and back (away.py)
+    (SetAway("lunch"), b'{"type":"away","message":"lunch"}\n'),
+    (SetAway(), b'{"type":"away"}\n'),
+    (SetBack(), b'{"type":"back"}\n'),
+    (UserAway("Dev Team", "ann", 1795677099673, "lunch"), b'{"type":"away","room":"Dev Team","user":"ann","message":"lunch","ts":1795677099673}\n'),
+    (UserAway("lobby", "ann", 5), b'{"type":"away","room":"lobby","user":"ann","ts":5}\n'),
+    (UserBack("lobby", "ann", 6), b'{"type":"back","room":"lobby","user":"ann","ts":6}\n'),
+    (UserList(("alice", "bob"), away={"bob": "lunch", "alice": ""}), b'{"type":"users","room":"lobby","users":["alice","bob"],"more":false,"away":{"bob":"lunch","alice":""}}\n'),
+    # typing indicators (issue 16)
+    (Typing("Dev Team"), b'{"type":"typing","room":"Dev Team","on":true}\n'),
+    (Typing(to="bob", on=False), b'{"type":"typing","to":"bob","on":false}\n'),
+    (TypingChanged(("ann", "bob"), ("cy",), "Dev Team"), b'{"type":"typing","room":"Dev Team","on":["ann","bob"],"off":["cy"]}\n'),
+    (TypingChanged(on=("ann",)), b'{"type":"typing","on":["ann"],"off":[]}\n'),
 ]
 
 
@@ -188,6 +226,9 @@ def _value(kind: Any, depth: int) -> st.SearchStrategy[Any]:
     simple: dict[type, st.SearchStrategy[Any]] = {
         Bool: st.booleans(), Names: st.lists(st.text(max_size=8), max_size=4).map(tuple),
         Limits: st.dictionaries(st.text(max_size=8), st.floats(0, 1e17), max_size=3),
+        Tally: st.dictionaries(st.text(max_size=8), st.integers(1, (1 << 31) - 1), max_size=3),
+        NameMap: st.dictionaries(st.text(st.characters(blacklist_categories=["Cs"]), max_size=8),
+                                 st.text(st.characters(blacklist_categories=["Cs"]), max_size=20), max_size=3),
         Addresses: st.lists(st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=MAX_ADDRESS),
                             max_size=4).map(tuple),
     }
@@ -208,7 +249,7 @@ def _fits(cls: type[Record], values: dict[str, Any]) -> dict[str, Any]:
     """Bring drawn values within the rules across fields: at most one of the exclusive fields, no field
     the frame would leave out because another is set, no flag without the field it needs."""
     shape = shape_of(cls)
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    defaults = {f.name: _default(f) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     seen_exclusive = [n for n in shape.exclusive if values.get(n) is not None]
     for name in seen_exclusive[1:]:
         values[name] = None
@@ -218,6 +259,10 @@ def _fits(cls: type[Record], values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(slot.kind, Bool) and slot.kind.only_with and values.get(slot.kind.only_with[0]) is None:
             values[name] = False
     return values
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 @st.composite
@@ -235,7 +280,7 @@ def valid(draw: st.DrawFn, cls: type[Record], depth: int = 0) -> Any:
         if isinstance(slot.kind, Records) and slot.kind.view is not None:
             view, inherit = slot.kind.view, slot.kind.inherit  # entries carry the view: the rest are defaults
             values[name] = tuple(
-                dataclasses.replace(item, **{f.name: values[f.name] if f.name in inherit else f.default
+                dataclasses.replace(item, **{f.name: values[f.name] if f.name in inherit else _default(f)
                                              for f in dataclasses.fields(item) if f.name not in view})
                 for item in values[name]
             )
@@ -300,9 +345,9 @@ def test_search_result_wire_is_an_entry_of_a_results_frame(results: SearchResult
 
 
 def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
-    declared_here = {
-        obj for obj in vars(events_module).values()
-        if isinstance(obj, type) and issubclass(obj, SendableEvent) and obj.__module__ == events_module.__name__
+    declared_here = {  # in events.py and the modules of frames it takes in (message_events.py, away.py)
+        obj for module in (events_module, message_events_module, away_module) for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, SendableEvent) and obj.__module__ == module.__name__
         and obj not in (SendableEvent, ClientEvent, ServerEvent)
     }
     assert declared_here == set(DECLARED) and len(DECLARED) == len(set(DECLARED))  # nothing undeclared
@@ -312,16 +357,19 @@ def test_the_tables_hold_every_declared_event_once_per_direction() -> None:
     for table in (CLIENT_EVENTS, SERVER_EVENTS):
         assert all(wire == cls.TYPE for wire, cls in table.items())
     assert {Ping, Pong, Bye} == set(CLIENT_EVENTS.values()) & set(SERVER_EVENTS.values())
+    assert CLIENT_EVENTS["away"] is SetAway and SERVER_EVENTS["away"] is UserAway
+    assert CLIENT_EVENTS["back"] is SetBack and SERVER_EVENTS["back"] is UserBack
     assert CLIENT_EVENTS["msg"] is SendMessage and SERVER_EVENTS["msg"] is Message
     assert CLIENT_EVENTS["users"] is UsersRequest and SERVER_EVENTS["users"] is UserList
 
 
 def test_the_event_types_are_what_the_unions_were() -> None:
-    client_sent = {Hello, SendMessage, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
+    client_sent = {Hello, SendMessage, EditMessage, DeleteMessage, React, UsersRequest, HistoryRequest, JoinRoom, PartRoom, RoomsRequest, SetTopic,
                    MarkRead, Delivered, SearchRequest, Register, PasswordChange, KickRequest, BanRequest, Ping, Pong,
-                   Bye, RoomMode, RoomOp, RoomInvite, RoomKick}
-    server_sent = {Welcome, Message, History, Joined, Left, UserList, Error, Notice, RoomJoined, RoomList,
-                   TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState}
+                   Bye, RoomMode, RoomOp, RoomInvite, RoomKick, SetAway, SetBack, Typing}
+    server_sent = {Welcome, Message, MessageEdited, MessageDeleted, Reactions, History, Joined, Left, UserList, Error,
+                   Notice, RoomJoined, RoomList, TopicChanged, SearchResults, AccountStatus, Ping, Pong, Bye, RoomState,
+                   UserAway, UserBack, TypingChanged}
     assert set(CLIENT_EVENTS.values()) == client_sent and set(SERVER_EVENTS.values()) == server_sent
     assert all(issubclass(c, ClientEvent) and issubclass(c, SendableEvent) for c in client_sent)
     assert all(issubclass(c, ServerEvent) and issubclass(c, SendableEvent) for c in server_sent)

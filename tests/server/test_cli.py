@@ -98,8 +98,19 @@ def test_mailbox_size_reaches_the_config():
     assert config_from_args(build_parser().parse_args(["--mailbox-per-sender", "7"])).mailbox_per_sender == 7
 
 
+def test_typing_max_members_reaches_the_config_and_welcome():
+    from qtchat.server.cli import build_parser, config_from_args
+    from qtchat.server.config import announced_limits
+
+    assert config_from_args(build_parser().parse_args([])).typing_max_members == 50
+    cfg = config_from_args(build_parser().parse_args(["--typing-max-members", "0"]))  # 0: every room
+    assert cfg.typing_max_members == 0 and announced_limits(cfg)["typing_members"] == 0
+    assert announced_limits(config_from_args(build_parser().parse_args(["--typing-max-members", "7"])))[
+        "typing_members"] == 7
+
+
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--max-clients", "0"], ["--max-frame", "x"],
-                                  ["--mailbox-size", "-1"]])
+                                  ["--mailbox-size", "-1"], ["--typing-max-members", "-3"]])
 def test_bad_arguments_exit_2_with_a_message(args):
     out = run(*args)
     assert out.returncode == 2

@@ -289,3 +289,35 @@ def test_the_ascii_shortcut_of_fold_folds_as_the_general_way():
     for text in [every, every[::-1], "", "E-Mail_Address  x", *("".join(rng.choices(every, k=40)) for _ in range(500))]:
         assert text.isascii() and fold(text) == general(text)
     assert fold("Crème Brûlée") == " creme brulee" and fold("ǅemal") == general("ǅemal")
+
+
+def test_edits_deletions_replies_and_reactions_come_along(qtbot, make_server, postgres_server, node, tmp_path):
+    from qtchat.protocol import REACTIONS, DeleteMessage, EditMessage, MessageDeleted, MessageEdited, React, Reactions
+
+    server = make_server(data_dir=tmp_path)
+    ann = RawClient(server.port, qtbot)
+    ann.login("ann")
+    ann.say("first draft", cid="a")
+    first = ann.wait_event(Message, cid="a")
+    ann.say("oops", cid="b")
+    gone = ann.wait_event(Message, cid="b")
+    ann.send(SendMessage("answering it", cid="c", reply_to=first.id))
+    ann.wait_event(Message, cid="c")
+    ann.send(EditMessage(first.id, "final text"))
+    ann.wait_event(MessageEdited, id=first.id)
+    ann.send(DeleteMessage(gone.id))
+    ann.wait_event(MessageDeleted, id=gone.id)
+    ann.send(React(first.id, REACTIONS[0]))
+    ann.wait_event(Reactions, yours=True)
+    stop(qtbot, server)
+    db = postgres_server.new_database()
+    migrate(tmp_path, postgres_server.dsn(db))
+    again = RawClient(node(db).port, qtbot)
+    again.login("ann")
+    page = history(again, "lobby", limit=10).messages
+    assert [(m.text, bool(m.edited), m.deleted) for m in page] == [("final text", True, False), ("", False, True),
+                                                                 ("answering it", False, False)]
+    assert (page[2].reply_to, page[2].reply_from, page[2].reply_text) == (first.id, "ann", "final text")
+    assert page[0].reactions == {REACTIONS[0]: 1}
+    again.send(SearchRequest("draft"))
+    assert again.wait_event(SearchResults).results == ()  # the old text is not found on the node either

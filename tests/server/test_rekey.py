@@ -53,7 +53,8 @@ def test_the_update_happens_once(tmp_path):
     make_old_folder(tmp_path)
     MessageStore(tmp_path / "messages.db").close()
     con = sqlite3.connect(tmp_path / "messages.db")
-    con.execute("INSERT INTO messages VALUES (2000000, 'κλειδί', 1, 'x', 'κλειδί', NULL, 'new row, new key')")
+    con.execute("INSERT INTO messages (id, room, ts, sender, sender_key, cid, text) "
+                "VALUES (2000000, 'κλειδί', 1, 'x', 'κλειδί', NULL, 'new row, new key')")
     con.commit()
     con.close()
     MessageStore(tmp_path / "messages.db").close()  # version 2 already: nothing is rewritten again

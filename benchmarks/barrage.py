@@ -128,7 +128,7 @@ class Bystander:
             writer.write(encode_event(SendMessage(f"bystander message {self.n}", cid=cid)) + encode_event(Ping(cid)))
             await asyncio.sleep(0.1)
         for _ in range(100):  # the echoes still on their way are measured too (for at most 2 s)
-            if not self.sent and not self.pinged or reading.done():
+            if (not self.sent and not self.pinged) or reading.done():
                 break
             await asyncio.sleep(0.02)
         reading.cancel()

@@ -78,6 +78,7 @@ class Conversation(QObject):
         self.told_held = False  # said that the other person is offline and gets our messages later
         self.away: str | None = None  # a private conversation's other person is away, with this message
         self._pending_presence: dict[str, list[str]] = {}
+        self._answered: set[int] = set()  # ids replies shown here answer (their quotes follow those messages)
         self._presence_timer = QTimer(self)
         self._presence_timer.setSingleShot(True)
         self._presence_timer.setInterval(1500)
@@ -221,6 +222,8 @@ class Conversation(QObject):
 
     def _stored_line(self, m: Message) -> ChatLine:
         me = self.client.me
+        if m.reply_to:
+            self._answered.add(m.reply_to)
         return ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid,
                         mention=m.sender != me and self.client.is_mention(m.text), edited=m.edited, deleted=m.deleted,
                         reply_to=m.reply_to, reply_from=m.reply_from, reply_text=m.reply_text,
@@ -250,6 +253,8 @@ class Conversation(QObject):
         line = ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid,
                         edited=msg.edited, deleted=msg.deleted, reply_to=msg.reply_to, reply_from=msg.reply_from,
                         reply_text=msg.reply_text, reactions=dict(msg.reactions), mine=msg.mine)
+        if msg.reply_to:
+            self._answered.add(msg.reply_to)
         parent = self.log.by_id(msg.reply_to) if msg.reply_to and not msg.reply_from else None
         if parent is not None and not parent.deleted:  # a private reply: the server quotes none, we have it
             line.reply_from, line.reply_text = parent.sender, reply_quote(parent.text)
@@ -273,10 +278,14 @@ class Conversation(QObject):
             line = log.by_id(mid)
             if line is not None:
                 line.text, line.deleted = ("", True) if deleted else (text, False)
+                if deleted:
+                    line.reactions, line.mine = {}, ()
                 line.edited = edited or line.edited
                 line.mention = not line.own and not deleted and self.client.is_mention(line.text)
                 log.changed(line)
                 found = True
+            if mid not in self._answered:
+                continue
             for reply in [ln for ln in log.lines if ln.reply_to == mid]:  # their quotes follow it
                 reply.reply_text = "" if deleted else reply_quote(text)
                 reply.reply_from = "" if deleted else reply.reply_from

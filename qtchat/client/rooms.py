@@ -289,7 +289,8 @@ class ChatRooms(ClientLink):
 
     def _on_reactions(self, event: Reactions) -> None:
         mine = event.mine if event.yours else None
-        self._change_held(event.room, event.id, lambda m: replace(m, reactions=event.reactions, mine=mine or m.mine))
+        self._change_held(event.room, event.id,
+                          lambda m: replace(m, reactions=event.reactions, mine=m.mine if mine is None else mine))
         self.reactions_changed.emit(event.room, event.id, dict(event.reactions), mine)
 
     def _change_held(self, room: str, mid: int, change: Callable[[Message], Message]) -> None:

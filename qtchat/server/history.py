@@ -236,7 +236,7 @@ class HistoryService:
 
 
 def _message(r: StoredMessage, room: Room, tallies: Tallies) -> Message:
-    counts, mine = tallies.get(r.id, ({}, ()))
+    counts, mine = tallies.get(r.id, ({}, ())) if not r.deleted else ({}, ())  # (kept, but not shown)
     return Message(id=r.id, ts=r.ts, sender=r.sender, text=r.text, room=room.name, cid=r.cid, edited=r.edited,
                    deleted=r.deleted, reply_to=r.reply_to, reply_from=r.reply_from, reply_text=r.reply_text,
                    reactions=counts, mine=mine)

@@ -41,6 +41,8 @@ REFUSALS = {
 
 
 def reaction_refusal(r: Reaction) -> ProtocolError:
+    if r.result == "unknown":
+        return ProtocolError(ErrorCode.INTERNAL, NOT_CHANGED, ref=f"react:{r.id}")
     if r.result == "too_many_reactions":
         return ProtocolError(ErrorCode.TOO_MANY_REACTIONS, "That message has as many reactions as it can hold.",
                              ref=f"react:{r.id}")
@@ -253,9 +255,10 @@ class Journal:
                 for user in work.resends.get(i, ()):
                     self.connections.write(user.peer, frame)
                 self._stored(posted, msg)
-                work.senders[i].mine[posted.id] = None
-                if len(work.senders[i].mine) > MINE_KEPT:
-                    del work.senders[i].mine[next(iter(work.senders[i].mine))]
+                if not posted.again:  # (a resend of someone's stored message does not make it this connection's)
+                    work.senders[i].mine[posted.id] = None
+                    if len(work.senders[i].mine) > MINE_KEPT:
+                        del work.senders[i].mine[next(iter(work.senders[i].mine))]
         if work.batch.changes:
             self._changed(work, batches)
         if work.batch.reactions:

@@ -48,7 +48,7 @@ from .bans import BanList
 from .cluster import Cluster
 from .room_state import RoomRecord
 from .sqlite_backend import PRUNE_INTERVAL_MS, SEARCH_BUDGET_S, MessageIds
-from .store import SearchTooCostly, change_refused, fold, query_words
+from .store import CHANGES_SCANNED, SearchTooCostly, change_refused, fold, query_words
 
 T = TypeVar("T")
 Row = tuple[int, int, str, str, str | None, str]  # id, ts, sender, sender key, cid, text
@@ -220,7 +220,17 @@ class MemoryBackend(QObject):
         return False
 
     def _unindex(self, room: str, rows: list[Row]) -> None:
-        """Deleted rows (trimmed, pruned) are no longer found as the first copy of a resend."""
+        """Deleted rows (trimmed, pruned) are no longer found as the first copy of a resend; their edits, replies
+        and reactions go with them (a room's list of changes is cut to those of messages still kept)."""
+        for row in rows:
+            self._edits.pop(row[0], None)
+            self._replies.pop(row[0], None)
+            self._reactions.pop(row[0], None)
+        if rows and room in self._changes:
+            gone = {row[0] for row in rows}
+            seqs, ids = self._changes[room]
+            left = [(q, i) for q, i in zip(seqs, ids, strict=True) if i not in gone]
+            self._changes[room] = ([q for q, _ in left], [i for _, i in left])
         for row in rows:
             if row[4] is not None:
                 key = (row[3], row[4])
@@ -272,12 +282,13 @@ class MemoryBackend(QObject):
         def read() -> Page:
             seqs, ids = self._changes.get(room_key, ([], []))
             last: dict[int, None] = {}  # the ids changed after ``after``, in the order of their last change
-            for mid in ids[bisect.bisect_right(seqs, after):]:
+            start = bisect.bisect_right(seqs, after)
+            for mid in ids[start:start + CHANGES_SCANNED]:  # a bounded read, as the store's (store.py)
                 if mid <= after:
                     last.pop(mid, None)
                     last[mid] = None
             rows = [row for mid in last if (row := self._row(room_key, mid)) is not None]
-            return Page(self._stored(room_key, rows[:limit]), len(rows) > limit)
+            return Page(self._stored(room_key, rows[:limit]), len(rows) > limit or len(ids) - start > CHANGES_SCANNED)
 
         return self._answer(read)
 

@@ -84,7 +84,7 @@ from .pg_schema import COLS, FROM, SCHEMA, SCHEMA_LOCK, TALLIES, post_answer, ts
 from .pgloop import PgConnectionLost, PgError, PgLink, Rows
 from .redis_cluster import RedisCluster
 from .room_state import RoomRecord
-from .store import RESEND_WINDOW_S, SearchTooCostly
+from .store import CHANGES_SCANNED, RESEND_WINDOW_S, SearchTooCostly
 
 log = logging.getLogger("qtchat.server.pg")
 U = TypeVar("U")
@@ -246,8 +246,10 @@ class PostgresBackend(QObject):
                 stamp(plan.answered(f.result()))
             elif isinstance(exc, PgConnectionLost) and exc.sent:
                 log.warning("the connection to PostgreSQL broke after a pass was sent; asking whether it was stored")
-                for c in batch.changes:
-                    c.result = "unknown"  # stored or not, its editor is told it may not be (refusal: internal)
+                for change in batch.changes:  # stored or not: its asker is told it may not be (internal)
+                    change.result = "unknown"
+                for reaction in batch.reactions:
+                    reaction.result = "unknown"
                 self._check_pass(token, exc, stamp, result)
             else:
                 result.set_exception(exc)
@@ -340,9 +342,13 @@ class PostgresBackend(QObject):
     def changed(self, room_key: str, after: int, limit: int) -> Future[Page]:
         if not self.history:
             return done(Page([], False))
-        return self._rows(self._read, f"SELECT {COLS} FROM {FROM} WHERE m.room = $1 AND m.changed > $2 AND m.id <= $2 "
-                          "ORDER BY m.changed LIMIT $3", [room_key, after, limit + 1],
-                          lambda rows: Page(_stored(rows[:limit]), len(rows) > limit))
+        return mapped(self._read.transaction([  # among the first CHANGES_SCANNED changes after it (store.py)
+            (f"SELECT {COLS} FROM (SELECT * FROM messages WHERE room = $1 AND changed > $2 ORDER BY changed LIMIT $4) "
+             "AS m LEFT JOIN messages AS p ON p.id = m.reply_to AND p.room = m.room WHERE m.id <= $2 "
+             "ORDER BY m.changed LIMIT $3", [room_key, after, limit + 1, CHANGES_SCANNED]),
+            ("SELECT 1 FROM messages WHERE room = $1 AND changed > $2 ORDER BY changed LIMIT 1 OFFSET $3",
+             [room_key, after, CHANGES_SCANNED]),
+        ]), lambda rows: Page(_stored(rows[0][:limit]), len(rows[0]) > limit or bool(rows[1])))
 
     def around(self, room_key: str, mid: int, limit: int) -> Future[Around]:
         if not self.history:

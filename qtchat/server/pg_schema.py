@@ -171,6 +171,14 @@ SCHEMA = [
         message_id bigint NOT NULL, user_key text NOT NULL, emoji text NOT NULL,
         PRIMARY KEY (message_id, user_key, emoji)
     )""",
+    # a message deleted (retention) takes its reactions with it
+    """CREATE OR REPLACE FUNCTION qtchat_unreact() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        DELETE FROM reactions WHERE message_id = OLD.id;
+        RETURN NULL;
+    END $fn$""",
+    "DROP TRIGGER IF EXISTS messages_reactions_delete ON messages",
+    """CREATE TRIGGER messages_reactions_delete AFTER DELETE ON messages FOR EACH ROW EXECUTE FUNCTION qtchat_unreact()""",
     # a room's reactions of one pass, each [id, user key, emoji, on]: per reaction [refusal or '', the message's
     # counts once it is applied (an object), the user's own (a list)]; p_cap: MAX_REACTIONS
     """CREATE OR REPLACE FUNCTION qtchat_react(p_room text, p_rows jsonb, p_cap int) RETURNS jsonb
@@ -180,6 +188,9 @@ SCHEMA = [
         mid bigint;
         answer jsonb := '[]'::jsonb;
     BEGIN
+        -- the room's counter row first, as qtchat_post() and qtchat_change() lock it: no deadlock between nodes
+        INSERT INTO room_seq (room, last_seq) VALUES (p_room, 0) ON CONFLICT (room) DO NOTHING;
+        PERFORM 1 FROM room_seq WHERE room = p_room FOR UPDATE;
         FOR r IN SELECT e FROM jsonb_array_elements(p_rows) AS e LOOP
             mid := (r->>0)::bigint;
             PERFORM 1 FROM messages WHERE id = mid AND room = p_room AND NOT deleted FOR UPDATE;

@@ -34,6 +34,10 @@ class ReactionsPart:
         if event.emoji not in REACTIONS:
             raise ProtocolError(ErrorCode.BAD_REACTION, f"A reaction is one of {' '.join(REACTIONS)}.", ref=ref)
         room = self.rooms.member_room(user, event.room, ref=ref)
+        floor = self.rooms.records.floor(user.key, room.key)  # history "joined": nothing from before they came
+        if floor is not None and event.id <= floor:
+            raise ProtocolError(ErrorCode.NO_SUCH_MESSAGE, "That message is not in this room (or was deleted).",
+                                ref=ref)
         if user.key in self.muted:
             raise ProtocolError(ErrorCode.MUTED, "You are muted on this server.", ref=ref)
         self.journal.react(user, room, Reaction(room.key, room.name, event.id, user.key, event.emoji, event.on))

@@ -112,6 +112,7 @@ END;
 CHANGE_COLUMNS = (("edited", "INTEGER NOT NULL DEFAULT 0"), ("deleted", "INTEGER NOT NULL DEFAULT 0"),
                   ("changed", "INTEGER"), ("reply_to", "INTEGER"))
 
+CHANGES_SCANNED = 1000  # changes a catch-up page looks through at most (the rest: ``changed_more``)
 INDEX_BATCH = 2000  # rows per indexing transaction (about 7 ms here)
 
 # a message with its reply's parent as it is now (backend.py, point 10): read with _stored
@@ -375,11 +376,15 @@ class MessageStore:
                 raise
 
     def changed(self, room: str, after: int, limit: int) -> tuple[list[StoredMessage], bool]:
-        """The room's messages up to ``after`` changed after it, in the order of their changes."""
+        """The room's messages up to ``after`` changed after it, in the order of their changes: among the first
+        CHANGES_SCANNED changes after it at most (a bounded read, however many were made; more: ``more``)."""
         rows = self.db.execute(
-            f"SELECT {_COLS} FROM {_FROM} WHERE m.room = ? AND m.changed > ? AND m.id <= ? ORDER BY m.changed LIMIT ?",
-            (room, after, after, limit + 1)).fetchall()
-        return [_stored(r) for r in rows[:limit]], len(rows) > limit
+            f"SELECT {_COLS} FROM (SELECT * FROM messages WHERE room = ? AND changed > ? ORDER BY changed LIMIT ?) "
+            f"AS m LEFT JOIN messages AS p ON p.id = m.reply_to AND p.room = m.room WHERE m.id <= ? "
+            f"ORDER BY m.changed LIMIT ?", (room, after, CHANGES_SCANNED, after, limit + 1)).fetchall()
+        beyond = self.db.execute("SELECT 1 FROM messages WHERE room = ? AND changed > ? ORDER BY changed "
+                                 "LIMIT 1 OFFSET ?", (room, after, CHANGES_SCANNED)).fetchone() is not None
+        return [_stored(r) for r in rows[:limit]], len(rows) > limit or beyond
 
     def forget(self, ids: list[int]) -> None:
         """Delete the messages (history or mailbox) with these ids: those of a pass whose sync failed, so

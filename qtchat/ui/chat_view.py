@@ -75,6 +75,7 @@ class ChatView(QAbstractScrollArea):
         super().__init__(parent)
         self.may_edit: Callable[[ChatLine], bool] = lambda line: False  # editing.py sets them
         self.may_delete: Callable[[ChatLine], bool] = lambda line: False
+        self.may_answer: Callable[[ChatLine], bool] = lambda line: False  # reply, react (the server knows them)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # always on: a scroll bar that appears would narrow the text and re-measure every row
@@ -552,7 +553,7 @@ class ChatView(QAbstractScrollArea):
         link = self._link_under(event.pos())
         if link:
             menu.addAction("Copy link", lambda: QGuiApplication.clipboard().setText(link))
-        if line.kind == "msg" and line.id is not None and not line.deleted:  # (editing.py says what is allowed)
+        if line.kind == "msg" and line.id is not None and not line.deleted and self.may_answer(line):
             menu.addAction("Reply", lambda: self.reply_requested.emit(line))
             react = menu.addMenu("React")
             for emoji in REACTIONS:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 EDITING = "Editing your message \N{MIDDLE DOT} Enter saves \N{MIDDLE DOT} Esc cancels"
 REPLYING = "Replying to {who}: {text} \N{MIDDLE DOT} Esc cancels"
-DEFAULT_WINDOW_S = 900.0  # the edit window when the server does not say (welcome.limits.edit_window)
 
 
 class MessageEditing(QObject):
@@ -50,6 +49,7 @@ class MessageEditing(QObject):
     def attach(self, conv: Conversation, view: ChatView) -> None:
         view.may_edit = lambda line: self.may_edit(conv, line)
         view.may_delete = lambda line: self.may_delete(conv, line)
+        view.may_answer = lambda line: conv.is_room and self.knows_edits()
         view.edit_requested.connect(lambda line: self.start(conv, line))
         view.delete_requested.connect(lambda line: self.delete(conv, line))
         view.reply_requested.connect(lambda line: self.reply(conv, line))
@@ -60,17 +60,22 @@ class MessageEditing(QObject):
 
     def _window_s(self) -> float:
         welcome = self.window.client.welcome
-        return float(welcome.limits.get("edit_window", DEFAULT_WINDOW_S)) if welcome is not None else 0.0
+        return float(welcome.limits.get("edit_window", 0.0)) if welcome is not None else 0.0
 
     def may_edit(self, conv: Conversation, line: ChatLine) -> bool:
         """Ours, stored, not deleted, in a room, and still within the server's edit window."""
         return (conv.is_room and line.kind == "msg" and line.own and line.id is not None and not line.deleted
                 and time.time() * 1000 - line.ts < self._window_s() * 1000)
 
+    def knows_edits(self) -> bool:
+        """Does the server take edits, deletions, replies and reactions (it announces ``edit_window``)?"""
+        welcome = self.window.client.welcome
+        return welcome is not None and "edit_window" in welcome.limits
+
     def may_delete(self, conv: Conversation, line: ChatLine) -> bool:
         """Ours, or anyone's in a room we are an operator of (or on a server we are an operator of)."""
         client = self.window.client
-        if not conv.is_room or line.kind != "msg" or line.id is None or line.deleted:
+        if not conv.is_room or line.kind != "msg" or line.id is None or line.deleted or not self.knows_edits():
             return False
         return line.own or client.operator or client.is_room_operator(conv.name, client.me or "")
 
@@ -109,6 +114,8 @@ class MessageEditing(QObject):
         if self.answering is not None:
             conv, parent = self.answering
             self._end()
+            if text.startswith("/"):
+                return False  # a command (or "//..."), as typed: not a reply
             conv.send(text, reply_to=parent)
             return True
         if self.target is None:

@@ -209,3 +209,24 @@ def test_edits_and_deletions_outlive_a_restart_and_the_index_follows_them(make_s
     assert {m.id for m in caught_up.changed} == set()  # both changed messages are newer than that id...
     caught_up = page(bob, after=gone.id)
     assert [(m.id, m.deleted) for m in caught_up.changed] == [(kept.id, False), (gone.id, True)]  # ...these not
+
+
+def test_resending_someone_elses_stored_message_does_not_make_it_yours(server: Any, connect: Any,
+                                                                        backend_kind: str) -> None:
+    if backend_kind == "sqlite":
+        pytest.skip("one machine's SQLite recognises a resend among the sender's newest 64 only (backend.py, point 8)")
+    first = connect()
+    first.login("guest")
+    theirs = posted(first, "the first guest's words", "g1")
+    for n in range(70):  # past the server's own cache of the name's newest 64: the store recognises the resend
+        first.say(f"filler {n}", cid=f"f{n}")
+    first.wait_event(Message, cid="f69")
+    first.close()
+    again = connect()
+    again.login("guest")  # someone else takes the name, and sends the first one's cid and text again
+    ack = posted(again, "the first guest's words", "g1")
+    assert ack.id == theirs.id  # recognised as that message...
+    again.send(EditMessage(theirs.id, "put in their mouth"))
+    assert again.wait_event(Error, ref=f"edit:{theirs.id}").code == "not_author"  # ...but it is not theirs
+    again.send(DeleteMessage(theirs.id))
+    assert again.wait_event(Error, ref=f"delete:{theirs.id}").code == "not_author"

@@ -95,3 +95,17 @@ def test_reactions_outlive_a_restart(make_server: Any, connect: Any, tmp_path: A
     again.login("alice")
     (kept,) = newest(again)
     assert (kept.reactions, kept.mine) == ({PARTY: 1}, (PARTY,))
+
+
+def test_a_deleted_message_shows_no_reactions(server: Any, connect: Any) -> None:
+    alice, bob = connect(), connect()
+    alice.login("alice")
+    bob.login("bob")
+    alice.say("short-lived", cid="a1")
+    msg = alice.wait_event(Message, cid="a1")
+    bob.send(React(msg.id, UP))
+    alice.wait_event(Reactions, reactions={UP: 1})
+    alice.send(DeleteMessage(msg.id))
+    bob.wait_event(MessageDeleted, id=msg.id)
+    (gone,) = newest(bob)
+    assert gone.deleted and gone.reactions == {} and gone.mine == ()

@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QProcess
 from . import search_agent
 from .backend import Page, StoredMessage, then
 from .store import SearchTooCostly
-from .syncer import agent_command, start_agent, stop_agent
+from .syncer import agent_command, drop_agent, start_agent, stop_agent
 
 log = logging.getLogger("qtchat.server")
 
@@ -99,9 +99,7 @@ class Searcher(QObject):
                                                QProcess.ProcessError.WriteError):
             return
         self._process = None
-        process.blockSignals(True)
-        process.kill()
-        process.deleteLater()
+        drop_agent(process)
         self._given_up = self._restarts >= RESTARTS
         self._restarts += 1
         log.warning("the search agent stopped (%s): %s", process.errorString(),

@@ -64,6 +64,15 @@ def stop_agent(process: QProcess) -> None:
         process.waitForFinished(1000)
 
 
+def drop_agent(process: QProcess) -> None:
+    """An agent that failed: killed and reaped before it goes (a QProcess destroyed while its process still runs
+    leaves it behind; after SIGKILL, which it cannot refuse, the wait is a reap, not a sync or a search)."""
+    process.blockSignals(True)
+    process.kill()
+    process.waitForFinished(200)
+    process.deleteLater()
+
+
 class Syncer(QObject):
     """Syncs the ``-wal`` logs of ``databases`` (SQLite files in WAL mode with synchronous=OFF and no
     automatic checkpoints), by the agent process, or here if it cannot run."""
@@ -135,9 +144,7 @@ class Syncer(QObject):
                                                QProcess.ProcessError.WriteError):
             return  # a timeout of a wait nobody made, or the like
         self._process = None
-        process.blockSignals(True)
-        process.kill()
-        process.deleteLater()
+        drop_agent(process)
         pending, self._flight, self._waiting = self._flight + self._waiting, [], []
         log.warning("the sync agent stopped (%s): syncing on the event loop%s", process.errorString(),
                     "" if self._restarts >= RESTARTS else "; starting it again")

@@ -10,31 +10,18 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-from PySide6.QtCore import QCoreApplication, QSettings
-from PySide6.QtWidgets import QApplication
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT))  # this checkout's qtchat (a worktree's), not the one the venv has installed
+sys.path.insert(0, str(ROOT / "tools"))
 
-
-def pump(app: QCoreApplication, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.005)
+from screenshots import make_app, pump  # noqa: E402  (the README screenshots' setup)
 
 
 def main() -> int:
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
-    app = QApplication(sys.argv[:1])
-    app.setOrganizationName("qtchat-screenshots")
-    app.setApplicationName("qtchat")
-    app.setStyle("Fusion")
+    app = make_app()
     from qtchat.client import ChatClient
     from qtchat.client.settings import ClientSettings
     from qtchat.server import ChatServer, ServerConfig

@@ -76,8 +76,8 @@ def earlier_days(app: QCoreApplication, bots: dict[str, ChatClient]) -> None:
         setattr(messages, clock, real)
 
 
-def main() -> int:
-    dark = "--dark" in sys.argv
+def make_app(dark: bool = False) -> QApplication:
+    """The screenshots' application: settings in a fresh temporary folder, the Fusion style (and dark)."""
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     app = QApplication(sys.argv[:1])
@@ -86,6 +86,12 @@ def main() -> int:
     app.setStyle("Fusion")
     if dark:
         app.setPalette(dark_palette())
+    return app
+
+
+def main() -> int:
+    dark = "--dark" in sys.argv
+    app = make_app(dark)
     from qtchat.client import ChatClient
     from qtchat.client.settings import ClientSettings
     from qtchat.server import ChatServer, ServerConfig

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QProcess
+from shiboken6 import isValid
 
 from . import search_agent
 from .backend import Page, StoredMessage, then
@@ -93,7 +94,7 @@ class Searcher(QObject):
 
     def _failed(self, error: QProcess.ProcessError | None) -> None:
         process = self._process
-        if process is None:
+        if process is None or not isValid(process):  # (destroyed with its owner: nothing to do)
             return
         if error is not None and error not in (QProcess.ProcessError.Crashed, QProcess.ProcessError.ReadError,
                                                QProcess.ProcessError.WriteError):

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 from PySide6.QtCore import QObject, QProcess
+from shiboken6 import isValid
 
 from . import sync_agent
 from .sync_agent import Agent
@@ -138,7 +139,7 @@ class Syncer(QObject):
 
     def _failed(self, error: QProcess.ProcessError | None) -> None:
         process = self._process
-        if process is None or self._closing:
+        if process is None or self._closing or not isValid(process):  # (destroyed with its owner: nothing to do)
             return
         if error is not None and error not in (QProcess.ProcessError.Crashed, QProcess.ProcessError.ReadError,
                                                QProcess.ProcessError.WriteError):

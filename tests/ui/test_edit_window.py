@@ -126,11 +126,11 @@ def test_a_quote_opens_a_parent_that_is_not_loaded_with_the_messages_around_it(s
     bob.login("bob")
     bob.say("the original question", cid="q")
     parent = bob.wait_event(Message, cid="q")
-    for n in range(80):
+    for n in range(400):  # pages of 50 load as the view nears its top: the parent stays far beyond them
         bob.say(f"chatter {n}", cid=f"c{n}")
-    bob.wait_event(Message, cid="c79")
+    bob.wait_event(Message, cid="c399")
     online(qtbot, window, server.port)
-    qtbot.waitUntil(lambda: any(ln.text == "chatter 79" for ln in lines(window)))
+    qtbot.waitUntil(lambda: any(ln.text == "chatter 399" for ln in lines(window)))
     assert not any(ln.id == parent.id for ln in lines(window))  # only the newest page is loaded
     bob.send(SendMessage("answering it, much later", cid="r", reply_to=parent.id))
     qtbot.waitUntil(lambda: any(ln.text == "answering it, much later" for ln in lines(window)))

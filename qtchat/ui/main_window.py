@@ -181,6 +181,7 @@ class MainWindow(QMainWindow):
         self.users_label, self.user_filter = self.user_panel.label, self.user_panel.filter
         self.user_proxy, self.user_list = self.user_panel.proxy, self.user_panel.list
         self.search_panel = SearchPanel(self.workspace.search)
+        self.search_panel.set_hours(self.settings.hours)  # its times as the views write them
         self.side_stack = QStackedWidget()
         self.side_stack.addWidget(self.user_panel)
         self.side_stack.addWidget(self.search_panel)

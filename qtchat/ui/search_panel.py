@@ -23,6 +23,7 @@ from qtchat.client.search import SearchModel, match_spans
 from qtchat.protocol import Message
 
 from .bidi import isolate, mark_overrides
+from .dates import Dates
 from .message_delegate import utf16_ranges
 from .sidebar import draw_item_base
 
@@ -44,13 +45,17 @@ def snippet(text: str, spans: list[tuple[int, int]]) -> tuple[str, list[tuple[in
     return "\N{HORIZONTAL ELLIPSIS}" + flat[cut:end], [(s - cut + 1, min(e, end) - cut + 1) for s, e in spans if s < end]
 
 
-def result_meta(msg: Message) -> str:
+def result_meta(msg: Message, dates: Dates | None = None) -> str:
     """A result's first line: "#room · sender · when", the room and the name each isolated."""
-    return f"#{isolate(msg.room)} \N{MIDDLE DOT} {isolate(msg.sender)} \N{MIDDLE DOT} {when(msg.ts)}"
+    return f"#{isolate(msg.room)} \N{MIDDLE DOT} {isolate(msg.sender)} \N{MIDDLE DOT} {when(msg.ts, dates)}"
 
 
-def when(ts: int) -> str:
-    """The date when it is not today, and the time."""
+def when(ts: int, dates: Dates | None = None) -> str:
+    """The date when it is not today, and the time (as the conversation views write it, 12 or 24 hours: ``dates``)."""
+    if dates is not None:
+        day = time.strftime("%Y-%m-%d", time.localtime(max(0, ts) / 1000))
+        today = time.strftime("%Y-%m-%d")
+        return dates.stamp(ts) if day == today else f"{day} {dates.stamp(ts)}"
     t = time.localtime(ts / 1000)
     if time.strftime("%Y-%m-%d", t) == time.strftime("%Y-%m-%d"):
         return time.strftime("%H:%M", t)
@@ -63,6 +68,7 @@ class ResultDelegate(QStyledItemDelegate):
     def __init__(self, model: SearchModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.search = model
+        self.dates = Dates()  # the times, as the conversation views write them (set_hours)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         fm = QFontMetrics(option.font)
@@ -85,7 +91,7 @@ class ResultDelegate(QStyledItemDelegate):
         dim.setAlpha(150)
         p.setPen(dim)
         p.setFont(font)
-        meta = fm.elidedText(result_meta(msg), Qt.TextElideMode.ElideRight, width)
+        meta = fm.elidedText(result_meta(msg, self.dates), Qt.TextElideMode.ElideRight, width)
         p.drawText(rect.left() + PAD, rect.top() + PAD + fm.ascent(), meta)
         # the text: laid out as plain text, never parsed as markup; the matches in bold
         text, spans = snippet(msg.text, match_spans(msg.text, self.search.query))
@@ -153,7 +159,8 @@ class SearchPanel(QWidget):
         self.status.setContentsMargins(6, 0, 6, 0)
         self.list = QListView()
         self.list.setModel(model)
-        self.list.setItemDelegate(ResultDelegate(model, self.list))
+        self.delegate = ResultDelegate(model, self.list)
+        self.list.setItemDelegate(self.delegate)
         self.list.setUniformItemSizes(True)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setAccessibleName("Search results")
@@ -178,6 +185,11 @@ class SearchPanel(QWidget):
             return False
         in_room = self.scope.currentIndex() == 1 and self.active_room is not None
         return self.model.start(query, self.active_room if in_room else None)
+
+    def set_hours(self, hours: str) -> None:
+        """Times in 12 or 24 hours, or as the locale writes them (View > Time of day), as the views do."""
+        self.delegate.dates = Dates(hours)
+        self.list.viewport().update()
 
     def set_active_room(self, room: str | None) -> None:
         self.active_room = room

@@ -44,6 +44,7 @@ def _show_presence(window: MainWindow, on: bool) -> None:
 def _hours(window: MainWindow, hours: str) -> None:
     for view in window.views.values():
         view.set_hours(hours)
+    window.search_panel.set_hours(hours)
 
 
 def _send_typing(window: MainWindow, on: bool) -> None:

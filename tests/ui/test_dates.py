@@ -22,6 +22,7 @@ from qtchat.ui.chat_view import ChatView
 from qtchat.ui.dates import Dates, without_year
 from qtchat.ui.main_window import MainWindow
 from qtchat.ui.message_delegate import PAD_X
+from qtchat.ui.search_panel import result_meta
 
 from .test_client_window import lines, online
 
@@ -311,9 +312,12 @@ def test_the_hours_setting_changes_the_times_drawn_and_is_remembered(english, wi
     window.workspace.open_private("carol")  # a view made later follows the setting too
     carol = window.workspace.private("carol")
     assert carol is not None and window.views[carol].delegate.dates.hours == "24"
+    result = Message(id=1, ts=line.ts, sender="bob", text="hello", room="lobby")  # a search result's time too
+    assert result_meta(result, window.search_panel.delegate.dates).endswith("14:05")
     actions["hours:12"].trigger()
     assert ClientSettings().hours == "12"
     assert {v.delegate.dates.hours for v in window.views.values()} == {"12"}
+    assert result_meta(result, window.search_panel.delegate.dates).replace("\u202f", " ").endswith("2:05 PM")
     again = MainWindow(window.client, ClientSettings())
     qtbot.addWidget(again)
     assert again.view_actions["hours:12"].isChecked() and again.view.delegate.dates.hours == "12"

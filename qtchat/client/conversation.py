@@ -220,14 +220,15 @@ class Conversation(QObject):
             self.read_marker = None
         self.log.prepend(lines)
 
-    def _stored_line(self, m: Message) -> ChatLine:
-        me = self.client.me
+    def _stored_line(self, m: Message, mention: bool | None = None) -> ChatLine:
+        """A stored message's line (``mention``: whether it ranks as one; by default, when it names us)."""
+        own = m.sender == self.client.me
         if m.reply_to:
             self._answered.add(m.reply_to)
-        return ChatLine("msg", m.text, m.ts, sender=m.sender, own=m.sender == me, id=m.id, cid=m.cid,
-                        mention=m.sender != me and self.client.is_mention(m.text), edited=m.edited, deleted=m.deleted,
-                        reply_to=m.reply_to, reply_from=m.reply_from, reply_text=m.reply_text,
-                        reactions=dict(m.reactions), mine=m.mine)
+        return ChatLine("msg", m.text, m.ts, sender=m.sender, own=own, id=m.id, cid=m.cid,
+                        mention=not own and self.client.is_mention(m.text) if mention is None else mention,
+                        edited=m.edited, deleted=m.deleted, reply_to=m.reply_to, reply_from=m.reply_from,
+                        reply_text=m.reply_text, reactions=dict(m.reactions), mine=m.mine)
 
     def newest_id(self) -> int:
         return self.log.newest_id() or 0
@@ -250,11 +251,7 @@ class Conversation(QObject):
             self.held_received += 1
         # a private message to you ranks like a mention
         mention = not own and (not self.is_room or self.client.is_mention(msg.text))
-        line = ChatLine("msg", msg.text, msg.ts, sender=msg.sender, own=own, mention=mention, id=msg.id, cid=msg.cid,
-                        edited=msg.edited, deleted=msg.deleted, reply_to=msg.reply_to, reply_from=msg.reply_from,
-                        reply_text=msg.reply_text, reactions=dict(msg.reactions), mine=msg.mine)
-        if msg.reply_to:
-            self._answered.add(msg.reply_to)
+        line = self._stored_line(msg, mention)
         parent = self.log.by_id(msg.reply_to) if msg.reply_to and not msg.reply_from else None
         if parent is not None and not parent.deleted:  # a private reply: the server quotes none, we have it
             line.reply_from, line.reply_text = parent.sender, reply_quote(parent.text)

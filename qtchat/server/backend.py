@@ -102,7 +102,7 @@ cluster, whose ``publish``/``RemoteSink`` carry each room's passes in one order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -188,6 +188,11 @@ def ordered(counts: dict[str, int]) -> dict[str, int]:
     """Reactions in the order clients offer them (REACTIONS), any other after."""
     rank = {e: i for i, e in enumerate(REACTIONS)}
     return {e: counts[e] for e in sorted(counts, key=lambda e: (rank.get(e, len(rank)), e)) if counts[e] > 0}
+
+
+def own(emojis: Iterable[str]) -> tuple[str, ...]:
+    """A user's own reactions to a message, in the order clients offer them (``ordered``'s)."""
+    return tuple(ordered(dict.fromkeys(emojis, 1)))
 
 
 MailRow = tuple[int, str, int, str, str, str | None, str]  # id, recipient key, ts, sender, sender key, cid, text
@@ -498,6 +503,7 @@ __all__ = [
     "failed",
     "mapped",
     "ordered",
+    "own",
     "quoted",
     "then",
 ]

@@ -22,7 +22,7 @@ from .backend import Backend, Change
 from .config import ServerConfig
 from .journal import Journal
 from .peer import User, now_ms
-from .rooms import Rooms
+from .rooms import Room, Rooms
 
 NOBODY = "\x1f"  # an author key no name has (names have no control characters)
 
@@ -43,7 +43,8 @@ class Edits:
         if self.config.edit_window <= 0:
             raise ProtocolError(ErrorCode.TOO_LATE, "This server does not allow editing messages.", ref=ref)
         now = now_ms()
-        self._accept(user, event.room, Change(
+        room = self.rooms.member_room(user, event.room, ref=ref)
+        self._accept(user, room, Change(
             "", "", event.id, event.text, now, user.name, author_key=user.key,
             not_before=now - int(self.config.edit_window * 1000)), ref)
 
@@ -53,11 +54,10 @@ class Edits:
         records = self.rooms.records
         record = records.get(room.key)
         operator = records.is_admin(user.key) or (record is not None and records.is_operator(record, user.key))
-        self._accept(user, event.room, Change("", "", event.id, None, now_ms(), user.name,
-                                              author_key=None if operator else user.key), ref)
+        self._accept(user, room, Change("", "", event.id, None, now_ms(), user.name,
+                                        author_key=None if operator else user.key), ref)
 
-    def _accept(self, user: User, room_name: str, change: Change, ref: str) -> None:
-        room = self.rooms.member_room(user, room_name, ref=ref)
+    def _accept(self, user: User, room: Room, change: Change, ref: str) -> None:
         if user.key in self.muted:
             raise ProtocolError(ErrorCode.MUTED, "You are muted on this server.", ref=ref)
         if change.author_key is not None and self.backend.account(user.key) is None and change.id not in user.mine:

@@ -239,8 +239,8 @@ class Journal:
 
     def _sent(self, work: _Pass, batches: list[Batch]) -> None:
         self._in_flight = None
+        by_room = {id(b.room): b for b in batches}  # where the pass's stored frames take their slots
         if work.batch.messages:
-            by_room = {id(b.room): b for b in batches}
             for i, posted in enumerate(work.batch.messages):
                 msg = Message(id=posted.id, ts=posted.ts, sender=posted.sender, text=posted.text, room=posted.room,
                               cid=posted.cid, reply_to=posted.reply_to, reply_from=posted.reply_from,
@@ -260,9 +260,9 @@ class Journal:
                     if len(work.senders[i].mine) > MINE_KEPT:
                         del work.senders[i].mine[next(iter(work.senders[i].mine))]
         if work.batch.changes:
-            self._changed(work, batches)
+            self._changed(work, by_room)
         if work.batch.reactions:
-            self._reactions(work, batches)
+            self._reactions(work, by_room)
         self.rooms.send(batches)
         for (user, _, _), frame in _own_reactions(work).items():
             self.connections.write(user.peer, frame)
@@ -270,9 +270,8 @@ class Journal:
             self.connections.write(sender, ack)
         self._finished(work)
 
-    def _changed(self, work: _Pass, batches: list[Batch]) -> None:
+    def _changed(self, work: _Pass, by_room: dict[int, Batch]) -> None:
         """Edits and deletions the store made take their slots; the refused ones are answered to who asked."""
-        by_room = {id(b.room): b for b in batches}
         for c, user, room in zip(work.batch.changes, work.changers, work.change_rooms, strict=True):
             if c.result:
                 self.connections.fail(user.peer, refusal(c))
@@ -283,10 +282,9 @@ class Journal:
             if batch is not None:
                 batch.frames[c.slot] = frame
 
-    def _reactions(self, work: _Pass, batches: list[Batch]) -> None:
+    def _reactions(self, work: _Pass, by_room: dict[int, Batch]) -> None:
         """Each message's reactions once per pass (the last reaction's counts: the store applied them in order)
         in its slot; refusals to who gave them."""
-        by_room = {id(b.room): b for b in batches}
         final: dict[tuple[int, int], Reaction] = {}
         for r, user, key in zip(work.batch.reactions, work.reactors, work.reaction_keys, strict=True):
             if r.result:

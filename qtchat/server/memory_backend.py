@@ -42,6 +42,7 @@ from .backend import (
     answer,
     around_shares,
     ordered,
+    own,
     quoted,
 )
 from .bans import BanList
@@ -187,7 +188,7 @@ class MemoryBackend(QObject):
     def _tally(self, mid: int, user_key: str) -> tuple[dict[str, int], tuple[str, ...]]:
         given = self._reactions.get(mid, {})
         return (ordered({e: len(w) for e, w in given.items()}),
-                tuple(ordered({e: 1 for e, w in given.items() if user_key in w})))
+                own(e for e, w in given.items() if user_key in w))
 
     def tallies(self, room_key: str, ids: list[int], user_key: str) -> Future[Tallies]:
         return self._answer(lambda: {mid: self._tally(mid, user_key) for mid in ids

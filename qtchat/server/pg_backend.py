@@ -73,6 +73,7 @@ from .backend import (
     failed,
     mapped,
     ordered,
+    own,
     quoted,
 )
 from .bans import BanList
@@ -330,12 +331,12 @@ class PostgresBackend(QObject):
 
         def found(rows: Rows) -> Tallies:
             counts: dict[int, dict[str, int]] = {}
-            mine: dict[int, dict[str, int]] = {}
-            for mid, emoji, n, own in rows:
+            mine: dict[int, list[str]] = {}
+            for mid, emoji, n, theirs in rows:
                 counts.setdefault(int(mid), {})[emoji] = int(n)
-                if own:
-                    mine.setdefault(int(mid), {})[emoji] = 1
-            return {mid: (ordered(c), tuple(ordered(mine.get(mid, {})))) for mid, c in counts.items()}
+                if theirs:
+                    mine.setdefault(int(mid), []).append(emoji)
+            return {mid: (ordered(c), own(mine.get(mid, ()))) for mid, c in counts.items()}
 
         return self._rows(self._read, TALLIES, [ids, user_key], found)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from qtchat.protocol.message_events import MAX_REACTIONS
 
-from .backend import Change, PassBatch, Posted, Reaction, ordered, quoted
+from .backend import Change, PassBatch, Posted, Reaction, ordered, own, quoted
 from .pg_schema import DELIVERED, MAIL, MARKERS, PARENTS
 from .search_agent import fold
 
@@ -85,7 +85,7 @@ class PassPlan:
         for room, at in self.reacted.items():
             for r, (refused, counts, mine) in zip(self.reactions[room], rows[at][0][0], strict=True):
                 r.result, r.counts = str(refused), ordered({str(e): int(n) for e, n in counts.items()})
-                r.mine = tuple(ordered(dict.fromkeys((str(e) for e in mine), 1)))
+                r.mine = own(str(e) for e in mine)
         return {room: list(rows[at][0][0]) for room, at in self.posts.items()}
 
 

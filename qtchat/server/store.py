@@ -29,7 +29,7 @@ from typing import Any
 
 from qtchat.protocol.message_events import MAX_REACTIONS
 
-from .backend import Change, HeldMessage, MailRow, Reaction, StoredMessage, Tallies, around_shares, ordered, quoted
+from .backend import Change, HeldMessage, MailRow, Reaction, StoredMessage, Tallies, around_shares, ordered, own, quoted
 from .rekey import rekey_messages
 from .search_agent import Row, TooCostly, fold, fts_query, query_words, search_rows, within
 
@@ -346,7 +346,7 @@ class MessageStore:
                                       (mid,)).fetchall())
         mine = [str(e) for (e,) in self.db.execute(
             "SELECT emoji FROM reactions WHERE message_id = ? AND user_key = ?", (mid, user_key))]
-        return ordered(counts), tuple(e for e in ordered(dict.fromkeys(mine, 1)))
+        return ordered(counts), own(mine)
 
     def tallies(self, ids: list[int], user_key: str) -> Tallies:
         """The reactions of those messages that have any."""
